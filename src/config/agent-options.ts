@@ -1,0 +1,25 @@
+import type { ConfigOf, OptionTable } from './option.js';
+
+/** Every option of `cloudrest agent`. */
+export const agentOptions = {
+  hub: { type: 'list', required: true, description: 'Hub URL(s): tcp://, tls://, ws:// or wss://; repeat or comma-separate for several' },
+  deviceId: { type: 'string', required: true, description: 'Device id (from `cloudrest devices add`)' },
+  secret: { type: 'string', required: true, description: 'Device secret (from `cloudrest devices add`)' },
+  api: { type: 'string', default: 'http://127.0.0.1:80', description: "Base URL of the device's local REST service" },
+  infoPath: { type: 'string', default: '/device', description: 'Path of the device-info JSON on the REST service' },
+  tlsCa: { type: 'string', description: 'PEM CA file trusted for tls:// and wss:// hubs (system CAs otherwise)' },
+  concurrency: { type: 'int', default: 64, min: 1, max: 4096, description: 'Relayed requests sent to the REST service at once' },
+  notifyPipe: { type: 'string', description: 'Named pipe (created with mkfifo) whose lines become notifications' },
+  notifySocket: { type: 'string', description: 'Unix socket path whose lines become notifications' },
+  notifyPort: { type: 'int', min: 0, max: 65535, description: 'Local port for POST /notify (127.0.0.1 only); 0 = any free port' },
+  notifyQueue: { type: 'int', default: 1000, min: 1, description: 'Notifications kept while the hub is unreachable' },
+  maxNotificationBytes: { type: 'int', default: 65_536, min: 16, description: 'Longest notification line' },
+  backoffMinMs: { type: 'int', default: 500, min: 1, description: 'First reconnect delay' },
+  backoffMaxMs: { type: 'int', default: 30_000, min: 1, description: 'Longest reconnect delay' },
+  maxFrameBytes: { type: 'int', default: 65_536, min: 1024, max: 16 * 1024 * 1024, description: 'Largest tunnel frame payload the agent accepts' },
+  windowBytes: { type: 'int', default: 262_144, min: 1024, description: 'Per-stream flow-control window' },
+  requestTimeoutMs: { type: 'int', default: 60_000, min: 1, description: 'Time the REST service has to answer' },
+  logLevel: { type: 'string', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'Log level' },
+} as const satisfies OptionTable;
+
+export type AgentConfig = ConfigOf<typeof agentOptions>;

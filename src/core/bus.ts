@@ -1,0 +1,13 @@
+/**
+ * Pub/sub between the hub's parts (and, scaled out, between nodes): device notifications,
+ * device up/down, later MQTT routing. Topics are `/`-separated; filters use MQTT wildcards `+` and `#`.
+ * Payloads are bytes: no JSON on the hot path.
+ */
+export type BusHandler = (topic: string, payload: Buffer) => void;
+
+export interface Bus {
+  publish(topic: string, payload: Buffer): void;
+  /** Returns a function that removes this subscription. */
+  subscribe(filter: string, handler: BusHandler): () => void;
+  close(): Promise<void>;
+}
