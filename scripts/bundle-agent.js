@@ -2,7 +2,7 @@
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: ['src/agent/main.ts'],
+  entryPoints: ['src/agent/bin.ts'],
   bundle: true,
   platform: 'node',
   target: 'node18',

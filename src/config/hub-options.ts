@@ -7,6 +7,7 @@ export const hubOptions = {
   httpPort: { type: 'int', default: 8080, min: 0, max: 65535, description: 'HTTP API, SSE and WebSocket tunnel (/v1/agent) port; 0 = any free port' },
   tunnelPort: { type: 'int', default: 7443, min: 0, max: 65535, description: 'Raw TCP (or TLS with --tls-cert/--tls-key) agent tunnel port; 0 = any free port' },
   tunnelTls: { type: 'bool', default: false, description: 'Serve the tunnel port over TLS (needs --tls-cert and --tls-key)' },
+  httpTls: { type: 'bool', default: false, description: 'Serve the HTTP port over HTTPS (needs --tls-cert and --tls-key)' },
   tlsCert: { type: 'string', description: 'PEM certificate file for TLS listeners' },
   tlsKey: { type: 'string', description: 'PEM private key file for TLS listeners' },
   publicUrl: { type: 'string', description: 'URL clients use to reach this hub (shown in the banner and links)' },

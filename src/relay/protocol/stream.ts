@@ -52,12 +52,14 @@ export class TunnelStream extends Duplex {
   respond(head: ResponseHead, end = false): void {
     if (this.#closed) return;
     this.session.sendFrame(FrameType.RESPONSE, end ? Flag.END_STREAM : 0, this.id, encodeResponseHead(head));
-    if (end) this.#markSentEnd();
+    if (end) this.markHeadEnded();
   }
 
   /** Marks the writable side as ended by the head frame itself (no body follows). */
   markHeadEnded(): void {
     this.#markSentEnd();
+    // End the writable side too, so the stream finishes (and emits 'close') once the peer's side ends.
+    if (!this.writableEnded) this.end();
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -92,9 +94,25 @@ export class TunnelStream extends Duplex {
   }
 
   override _read(): void {
+    this.#creditConsumed();
+  }
+
+  /**
+   * Every way of consuming (flowing 'data', pipe, async iteration, read()) goes through read(), so
+   * credit is returned here. _read alone is not enough: Node calls it once and then not again until
+   * the next push, and a sender waiting for credit pushes nothing, so both sides would wait forever
+   * (seen with windows below about 24 KiB, where the one _read came before the reader took the data).
+   */
+  override read(size?: number): ReturnType<Duplex['read']> {
+    const chunk: unknown = super.read(size);
+    this.#creditConsumed();
+    return chunk;
+  }
+
+  #creditConsumed(): void {
     const consumed = this.#pushed - this.readableLength - this.#credited;
     // Credit in batches, but always once the buffer is empty, so a blocked sender is released.
-    if (consumed > 0 && !this.#gotEnd && (consumed >= this.#windowBytes / 4 || this.readableLength === 0)) {
+    if (consumed > 0 && !this.#gotEnd && !this.#closed && (consumed >= this.#windowBytes / 4 || this.readableLength === 0)) {
       this.#credited += consumed;
       this.#recvWindow += consumed;
       this.session.sendFrame(FrameType.WINDOW, 0, this.id, u32(consumed));

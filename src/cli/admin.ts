@@ -1,0 +1,110 @@
+import { join } from 'node:path';
+import { hashPassword, newId, newSecret, sha256Hex } from '../core/secrets.js';
+import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { DuplicateError, type Store } from '../store/store.js';
+import { loadConfig, helpText } from '../config/load.js';
+import type { OptionTable } from '../config/option.js';
+
+const dataOption = { type: 'string', default: './data', description: 'Folder holding the hub database' } as const;
+
+export const usersAddOptions = {
+  data: dataOption,
+  email: { type: 'string', required: true, description: 'Login email (devices reporting this email belong to this user)' },
+  password: { type: 'string', required: true, description: 'Password (at least 8 characters)' },
+} as const satisfies OptionTable;
+
+export const devicesAddOptions = {
+  data: dataOption,
+  name: { type: 'string', required: true, description: 'Device name' },
+  email: { type: 'string', description: "Owner's email (otherwise taken from the device's GET /device)" },
+  id: { type: 'string', description: 'Device id to use (default: a new random id)' },
+  json: { type: 'bool', default: false, description: 'Print JSON' },
+} as const satisfies OptionTable;
+
+export const listOptions = {
+  data: dataOption,
+  json: { type: 'bool', default: false, description: 'Print JSON' },
+} as const satisfies OptionTable;
+
+async function withStore<T>(data: string, fn: (s: Store) => Promise<T>): Promise<T> {
+  const store = SqliteStore.open(join(data, 'cloudrest.db'));
+  try {
+    await store.migrate();
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
+const DEVICE_ID = /^[A-Za-z0-9._~-]{1,128}$/;
+
+export async function usersAdd(argv: string[], out: (s: string) => void): Promise<void> {
+  const { config } = loadConfig(usersAddOptions, { argv });
+  const email = config.email.trim().toLowerCase();
+  if (!EMAIL.test(email)) throw new UsageError(`not an email address: ${config.email}`);
+  if (config.password.length < 8) throw new UsageError('the password needs at least 8 characters');
+  const passwordHash = await hashPassword(config.password);
+  await withStore(config.data, async (s) => {
+    try {
+      const u = await s.createUser({ id: newId('u_'), email, passwordHash });
+      out(`user ${u.email} added (${u.id})`);
+    } catch (err) {
+      if (err instanceof DuplicateError) throw new UsageError(`a user with email ${email} already exists`);
+      throw err;
+    }
+  });
+}
+
+export async function usersList(argv: string[], out: (s: string) => void): Promise<void> {
+  const { config } = loadConfig(listOptions, { argv });
+  await withStore(config.data, async (s) => {
+    const users = await s.listUsers();
+    if (config.json) out(JSON.stringify(users.map((u) => ({ id: u.id, email: u.email, createdAt: new Date(u.createdAt).toISOString() }))));
+    else for (const u of users) out(`${u.id}  ${u.email}`);
+  });
+}
+
+export async function devicesAdd(argv: string[], out: (s: string) => void): Promise<void> {
+  const { config } = loadConfig(devicesAddOptions, { argv });
+  const id = config.id ?? newId('d_');
+  if (!DEVICE_ID.test(id)) throw new UsageError('a device id is 1-128 characters of A-Z a-z 0-9 . _ ~ -');
+  const email = config.email?.trim().toLowerCase() ?? null;
+  if (email !== null && !EMAIL.test(email)) throw new UsageError(`not an email address: ${config.email}`);
+  const secret = newSecret();
+  await withStore(config.data, async (s) => {
+    try {
+      await s.createDevice({ id, name: config.name, email, secretHash: sha256Hex(secret) });
+    } catch (err) {
+      if (err instanceof DuplicateError) throw new UsageError(`a device with id ${id} already exists`);
+      throw err;
+    }
+  });
+  if (config.json) out(JSON.stringify({ id, secret, name: config.name, email }));
+  else {
+    out(`device added: ${config.name}`);
+    out(`  id:     ${id}`);
+    out(`  secret: ${secret}   (shown once; the hub keeps only its hash)`);
+  }
+}
+
+export async function devicesList(argv: string[], out: (s: string) => void): Promise<void> {
+  const { config } = loadConfig(listOptions, { argv });
+  await withStore(config.data, async (s) => {
+    const devices = await s.listDevices();
+    const rows = devices.map((d) => ({ id: d.id, name: d.name, email: d.email, lastSeen: d.lastSeenAt ? new Date(d.lastSeenAt).toISOString() : null }));
+    if (config.json) out(JSON.stringify(rows));
+    else for (const r of rows) out(`${r.id}  ${r.name}  ${r.email ?? '-'}  last seen ${r.lastSeen ?? 'never'}`);
+  });
+}
+
+export const adminHelp = {
+  'users add': () => helpText('cloudrest users add --email E --password P [--data DIR]', usersAddOptions),
+  'users list': () => helpText('cloudrest users list [--data DIR] [--json]', listOptions),
+  'devices add': () => helpText('cloudrest devices add --name N [--email E] [--id ID] [--data DIR] [--json]', devicesAddOptions),
+  'devices list': () => helpText('cloudrest devices list [--data DIR] [--json]', listOptions),
+};

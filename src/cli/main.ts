@@ -1,0 +1,72 @@
+import { ConfigError, helpText, loadConfig } from '../config/load.js';
+import { hubOptions } from '../config/hub-options.js';
+import { createHub, PortInUseError } from '../hub.js';
+import { runAgentCli } from '../agent/main.js';
+import { adminHelp, devicesAdd, devicesList, UsageError, usersAdd, usersList } from './admin.js';
+import { startDemo } from './demo.js';
+
+const USAGE = `cloudrest: open IoT connectivity hub
+
+Usage: cloudrest <command> [options]   (--help on any command)
+
+Commands:
+  hub                 run the hub (HTTP API, relay, agent tunnel)
+  agent               run the device agent (connects a device's REST API to a hub)
+  users add|list      manage users
+  devices add|list    manage devices (add prints the id and secret)
+`;
+
+const out = (s: string): void => {
+  process.stdout.write(`${s}\n`);
+};
+
+async function runHub(argv: string[]): Promise<void> {
+  if (argv.includes('--help')) return out(helpText('cloudrest hub [options]', hubOptions));
+  const { config } = loadConfig(hubOptions, { argv });
+  const hub = await createHub(config);
+  const demo = config.demo ? await startDemo(hub) : undefined;
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    hub.log.info({ signal }, 'stopping');
+    await demo?.stop();
+    await hub.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, sub, ...rest] = argv;
+  switch (cmd) {
+    case 'hub':
+      return runHub(argv.slice(1));
+    case 'agent':
+      return runAgentCli(argv.slice(1));
+    case 'users':
+    case 'devices': {
+      const key = `${cmd} ${sub}` as keyof typeof adminHelp;
+      if (!(key in adminHelp)) throw new UsageError(`unknown command: cloudrest ${cmd} ${sub ?? ''}\n\n${USAGE}`);
+      if (rest.includes('--help')) return out(adminHelp[key]());
+      const fn = { 'users add': usersAdd, 'users list': usersList, 'devices add': devicesAdd, 'devices list': devicesList }[key];
+      return fn(rest, out);
+    }
+    case undefined:
+    case '--help':
+    case 'help':
+      return out(USAGE);
+    default:
+      throw new UsageError(`unknown command: ${cmd}\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof UsageError || err instanceof PortInUseError) {
+    process.stderr.write(`cloudrest: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`cloudrest: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

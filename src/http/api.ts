@@ -1,0 +1,105 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { HubError, ERRORS, type ErrorCode } from '../errors.js';
+import type { DeviceRecord, Store } from '../store/store.js';
+import type { TunnelServer } from '../relay/edge/tunnel-server.js';
+import { bearerToken, type Authenticator, type Session } from './auth.js';
+import type { HubMetrics } from './metrics.js';
+
+export interface ApiDeps {
+  store: Store;
+  auth: Authenticator;
+  tunnels: TunnelServer;
+  metrics: HubMetrics;
+  isReady: () => boolean;
+}
+
+const MAX_EMAIL = 254;
+const MAX_PASSWORD = 1024;
+
+function reply(res: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
+  return res.code(ERRORS[code].status).header('cache-control', 'no-store').send(new HubError(code, message).toJSON());
+}
+
+export async function requireSession(auth: Authenticator, req: FastifyRequest): Promise<Session> {
+  const token = bearerToken(req.raw, true);
+  const s = token ? await auth.session(token) : undefined;
+  if (!s) throw new HubError('CR_ERR_UNAUTHORIZED');
+  return s;
+}
+
+/** Client API v1 (JSON) and the operational endpoints. The relay and SSE streams are mounted elsewhere. */
+export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
+  const { store, auth, tunnels } = deps;
+
+  const summary = (d: DeviceRecord) => ({
+    id: d.id,
+    name: d.name,
+    online: tunnels.isOnline(d.id),
+    lastSeen: tunnels.isOnline(d.id) ? new Date().toISOString() : d.lastSeenAt ? new Date(d.lastSeenAt).toISOString() : null,
+  });
+
+  app.setErrorHandler((err, _req, res) => {
+    if (err instanceof HubError) return reply(res, err.code, err.message);
+    const e = err as { code?: string; statusCode?: number; message: string; validation?: unknown };
+    if (e.validation) return reply(res, 'CR_ERR_VALIDATION', e.message);
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply(res, 'CR_ERR_BODY_TOO_LARGE');
+    if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply(res, 'CR_ERR_BAD_REQUEST', 'expected application/json');
+    if (e.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (e.statusCode === 400 && /JSON/i.test(e.message))) return reply(res, 'CR_ERR_INVALID_JSON', e.message);
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return reply(res, 'CR_ERR_BAD_REQUEST', e.message);
+    app.log.error({ err }, 'unhandled API error');
+    return reply(res, 'CR_ERR_INTERNAL');
+  });
+  app.setNotFoundHandler((_req, res) => reply(res, 'CR_ERR_NOT_FOUND'));
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, res) => (deps.isReady() ? { status: 'ready' } : res.code(503).send({ status: 'not ready' })));
+  app.get('/metrics', async (_req, res) => {
+    res.header('content-type', deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
+
+  app.post('/v1/auth', {
+    schema: {
+      body: {
+        type: 'object',
+        required: ['email', 'password'],
+        additionalProperties: false,
+        properties: {
+          email: { type: 'string', minLength: 3, maxLength: MAX_EMAIL },
+          password: { type: 'string', minLength: 1, maxLength: MAX_PASSWORD },
+          remember: { type: 'boolean' },
+        },
+      },
+    },
+  }, async (req, res) => {
+    const { email, password, remember } = req.body as { email: string; password: string; remember?: boolean };
+    const r = await auth.login(email.trim().toLowerCase(), password, remember === true);
+    if (!r) return reply(res, 'CR_ERR_INVALID_CREDENTIALS');
+    const devices = await store.listDevicesByEmail(r.user.email);
+    res.header('cache-control', 'no-store');
+    return { access_token: r.token, token_type: 'Bearer', expires: new Date(r.expiresAt).toISOString(), devices: devices.map(summary) };
+  });
+
+  app.post('/v1/auth/logout', async (req, res) => {
+    await requireSession(auth, req);
+    await auth.logout(bearerToken(req.raw, true)!);
+    return res.code(204).send();
+  });
+
+  const listDevices = async (req: FastifyRequest) => {
+    const s = await requireSession(auth, req);
+    const devices = await store.listDevicesByEmail(s.user.email);
+    return { devices: devices.map(summary) };
+  };
+  app.get('/v1/devices', listDevices);
+  app.get('/v1/devices/list', listDevices); // the seed's name for the same list
+
+  app.get('/v1/devices/:id', async (req) => {
+    const s = await requireSession(auth, req);
+    const { id } = req.params as { id: string };
+    const d = await auth.ownedDevice(s.user, id);
+    if (!d) throw new HubError('CR_ERR_DEVICE_NOT_FOUND');
+    const t = tunnels.get(id);
+    return { ...summary(d), info: d.info ?? {}, connectedAt: t ? new Date(t.connectedAt).toISOString() : null, createdAt: new Date(d.createdAt).toISOString() };
+  });
+}

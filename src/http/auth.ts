@@ -1,0 +1,111 @@
+import type { IncomingMessage } from 'node:http';
+import { LRUCache } from 'lru-cache';
+import { hashPassword, newToken, sha256Hex, verifyPassword } from '../core/secrets.js';
+import type { DeviceRecord, Store, UserRecord } from '../store/store.js';
+
+export interface AuthOptions {
+  tokenTtlMs: number;
+  rememberTokenTtlMs: number;
+  /** How long a token or device lookup is trusted before asking the Store again. */
+  cacheTtlMs?: number;
+}
+
+export interface Session {
+  user: UserRecord;
+  expiresAt: number;
+}
+
+const MAX_TOKEN_CHARS = 256;
+
+/** The bearer token of a request: `Authorization: Bearer T`, or `access_token` in the query (for EventSource, which cannot set headers). */
+export function bearerToken(req: IncomingMessage, allowQuery: boolean): string | undefined {
+  const h = req.headers.authorization;
+  if (h) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+    return m && m[1]!.length <= MAX_TOKEN_CHARS ? m[1] : undefined;
+  }
+  if (allowQuery && req.url) {
+    const q = req.url.indexOf('?');
+    if (q >= 0) {
+      const t = new URLSearchParams(req.url.slice(q + 1)).get('access_token');
+      if (t && t.length <= MAX_TOKEN_CHARS) return t;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Users, tokens and device ownership. Lookups on the request path are cached for a few seconds so a
+ * relayed request does not touch the database; a logout or password change evicts at once.
+ */
+export class Authenticator {
+  readonly #tokens: LRUCache<string, Session | false>;
+  readonly #devices: LRUCache<string, DeviceRecord | false>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly opts: AuthOptions,
+  ) {
+    const ttl = opts.cacheTtlMs ?? 5000;
+    this.#tokens = new LRUCache({ max: 50_000, ttl });
+    this.#devices = new LRUCache({ max: 50_000, ttl });
+  }
+
+  async login(email: string, password: string, remember: boolean): Promise<{ token: string; expiresAt: number; user: UserRecord } | undefined> {
+    const user = await this.store.getUserByEmail(email);
+    // Verify against a dummy hash for unknown users too, so timing does not reveal which emails exist.
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    if (!user || !ok) return undefined;
+    const token = newToken();
+    const now = Date.now();
+    const expiresAt = now + (remember ? this.opts.rememberTokenTtlMs : this.opts.tokenTtlMs);
+    await this.store.createToken({ tokenHash: sha256Hex(token), userId: user.id, createdAt: now, expiresAt });
+    return { token, expiresAt, user };
+  }
+
+  /** The session a token belongs to, or undefined when unknown or expired. */
+  async session(token: string): Promise<Session | undefined> {
+    const hash = sha256Hex(token);
+    const now = Date.now();
+    let s = this.#tokens.get(hash);
+    if (s === undefined) {
+      const rec = await this.store.getToken(hash);
+      const user = rec ? await this.store.getUserById(rec.userId) : undefined;
+      s = rec && user ? { user, expiresAt: rec.expiresAt } : false;
+      this.#tokens.set(hash, s);
+    }
+    return s && s.expiresAt > now ? s : undefined;
+  }
+
+  async logout(token: string): Promise<void> {
+    const hash = sha256Hex(token);
+    this.#tokens.delete(hash);
+    await this.store.deleteToken(hash);
+  }
+
+  /** The device if `user` owns it (its reported email is the user's), else undefined. */
+  async ownedDevice(user: UserRecord, deviceId: string): Promise<DeviceRecord | undefined> {
+    let d = this.#devices.get(deviceId);
+    if (d === undefined) {
+      d = (await this.store.getDevice(deviceId)) ?? false;
+      this.#devices.set(deviceId, d);
+    }
+    return d && d.email !== null && d.email === user.email.toLowerCase() ? d : undefined;
+  }
+
+  /** Every device the user owns. */
+  devicesOf(user: UserRecord): Promise<DeviceRecord[]> {
+    return this.store.listDevicesByEmail(user.email);
+  }
+
+  /** Forget cached facts about a device (its info, hence owner, may have changed). */
+  forgetDevice(deviceId: string): void {
+    this.#devices.delete(deviceId);
+  }
+}
+
+let dummy: Promise<string> | undefined;
+function dummyHash(): Promise<string> {
+  dummy ??= hashPassword('not a real password');
+  return dummy;
+}

@@ -1,0 +1,128 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Bus } from '../core/bus.js';
+import { HubError } from '../errors.js';
+import type { TunnelServer } from '../relay/edge/tunnel-server.js';
+import { bearerToken, type Authenticator } from './auth.js';
+import { EventHistory, type HistoryEvent } from './event-history.js';
+import type { HubMetrics } from './metrics.js';
+import { sendError } from './reply.js';
+import { openSse, parseLastEventId, type SseStream } from './sse.js';
+
+export interface EventsServiceOptions {
+  bus: Bus;
+  auth: Authenticator;
+  tunnels: TunnelServer;
+  metrics: HubMetrics;
+  historySize: number;
+  heartbeatMs: number;
+  maxClients: number;
+  /** Bytes an SSE response may hold for a slow reader before it is cut (it resumes with Last-Event-ID). */
+  maxBufferedBytes?: number;
+}
+
+const DEVICE_EVENTS = /^\/v1\/devices\/([^/?]+)\/events(?:\?.*)?$/;
+const ALL_EVENTS = /^\/v1\/events(?:\?.*)?$/;
+
+/**
+ * Device notifications and up/down as server-sent events: `GET /v1/devices/{id}/events` for one
+ * device, `GET /v1/events` for all of the user's devices. Events come from the Bus (so on a scaled-out
+ * hub every front node sees them), go into a bounded history for Last-Event-ID resume, then out to the
+ * streams listening for that device.
+ */
+export class EventsService {
+  readonly history: EventHistory;
+  readonly #listeners = new Map<string, Set<SseStream>>();
+  readonly #streams = new Set<SseStream>();
+  readonly #unsubscribe: Array<() => void>;
+
+  constructor(private readonly o: EventsServiceOptions) {
+    this.history = new EventHistory({ eventHistory: o.historySize });
+    this.#unsubscribe = [
+      o.bus.subscribe('devices/+/events', (topic, payload) => this.#publish(topic, 'notification', payload)),
+      o.bus.subscribe('devices/+/status', (topic, payload) => this.#publish(topic, 'status', payload)),
+    ];
+  }
+
+  handles(url: string): boolean {
+    return ALL_EVENTS.test(url) || DEVICE_EVENTS.test(url);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const token = bearerToken(req, true);
+    const session = token ? await this.o.auth.session(token) : undefined;
+    if (!session) return sendError(res, 'CR_ERR_UNAUTHORIZED', undefined, { 'www-authenticate': 'Bearer' });
+    let deviceIds: string[];
+    const m = DEVICE_EVENTS.exec(url);
+    if (m) {
+      let id: string;
+      try {
+        id = decodeURIComponent(m[1]!);
+      } catch {
+        return sendError(res, 'CR_ERR_BAD_REQUEST', 'bad device id');
+      }
+      if (!(await this.o.auth.ownedDevice(session.user, id))) return sendError(res, 'CR_ERR_DEVICE_NOT_FOUND');
+      deviceIds = [id];
+    } else {
+      deviceIds = (await this.o.auth.devicesOf(session.user)).map((d) => d.id);
+    }
+    let lastId: number | undefined;
+    try {
+      lastId = parseLastEventId(req);
+    } catch (err) {
+      return sendError(res, (err as HubError).code, (err as HubError).message);
+    }
+    if (this.#streams.size >= this.o.maxClients) return sendError(res, 'CR_ERR_TOO_MANY_REQUESTS', 'too many event streams', { 'retry-after': '5' });
+
+    const sse = openSse(req, res, { heartbeatMs: this.o.heartbeatMs, maxBufferedBytes: this.o.maxBufferedBytes ?? 1024 * 1024, retryMs: 2000 });
+    this.#streams.add(sse);
+    this.o.metrics.sseClients.inc();
+    // The current state first, without an id, so it never disturbs resumption.
+    for (const id of deviceIds) {
+      sse.send({ event: 'status', data: JSON.stringify({ deviceId: id, online: this.o.tunnels.isOnline(id), snapshot: true }) });
+    }
+    if (lastId !== undefined) {
+      const { events, complete } = this.history.since(deviceIds, lastId);
+      if (!complete) sse.send({ event: 'gap', data: JSON.stringify({ after: lastId, message: 'some events after this id are no longer available' }) });
+      for (const e of events) sse.send(toSse(e));
+    }
+    for (const id of deviceIds) {
+      let set = this.#listeners.get(id);
+      if (!set) this.#listeners.set(id, (set = new Set()));
+      set.add(sse);
+    }
+    sse.onClose(() => {
+      this.#streams.delete(sse);
+      this.o.metrics.sseClients.dec();
+      for (const id of deviceIds) {
+        const set = this.#listeners.get(id);
+        set?.delete(sse);
+        if (set?.size === 0) this.#listeners.delete(id);
+      }
+    });
+  }
+
+  #publish(topic: string, type: 'notification' | 'status', payload: Buffer): void {
+    const deviceId = topic.slice('devices/'.length, topic.lastIndexOf('/'));
+    const data = type === 'status' ? withDevice(deviceId, payload) : payload.toString('utf8');
+    const e = this.history.append(deviceId, type, data);
+    const set = this.#listeners.get(deviceId);
+    if (!set) return;
+    const ev = toSse(e);
+    for (const s of set) s.send(ev);
+  }
+
+  closeAll(): void {
+    for (const u of this.#unsubscribe) u();
+    for (const s of [...this.#streams]) s.close();
+  }
+}
+
+function withDevice(deviceId: string, payload: Buffer): string {
+  const status = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
+  return JSON.stringify({ deviceId, ...status });
+}
+
+function toSse(e: HistoryEvent): { id: number; event: string; data: string } {
+  return { id: e.id, event: e.type, data: e.type === 'notification' ? JSON.stringify({ deviceId: e.deviceId, message: e.data }) : e.data };
+}

@@ -1,0 +1,198 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
+import Fastify from 'fastify';
+import { pino, type Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import type { HubConfig } from './config/hub-options.js';
+import { LocalBus } from './core/local-bus.js';
+import { MapPresence } from './core/presence.js';
+import { newId } from './core/secrets.js';
+import { registerApi } from './http/api.js';
+import { Authenticator } from './http/auth.js';
+import { EventsService } from './http/events-service.js';
+import { createMetrics } from './http/metrics.js';
+import { sendError } from './http/reply.js';
+import { TunnelServer } from './relay/edge/tunnel-server.js';
+import { createRelay, parseRelayUrl } from './relay/forward.js';
+import { wsDuplex } from './relay/protocol/ws-duplex.js';
+import { RelayCache } from './relay/relay-cache.js';
+import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import type { Store } from './store/store.js';
+
+export interface Hub {
+  readonly config: HubConfig;
+  readonly store: Store;
+  readonly tunnels: TunnelServer;
+  readonly log: Logger;
+  /** Bound ports (useful when configured as 0). */
+  readonly httpPort: number;
+  readonly tunnelPort: number;
+  /** Base URL of the HTTP API on this machine. */
+  readonly httpUrl: string;
+  readonly tunnelUrl: string;
+  /** Graceful stop: refuse new work, GOAWAY to agents, drain in flight up to shutdownGraceMs. */
+  close(): Promise<void>;
+}
+
+export class PortInUseError extends Error {
+  override readonly name = 'PortInUseError';
+}
+
+function listen(server: NetServer | HttpServer, port: number, host: string, what: string, flag: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(err.code === 'EADDRINUSE' ? new PortInUseError(`${what} port ${port} on ${host} is already in use; choose another with ${flag} (0 picks a free one)`) : err);
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Wires the parts of a hub from a validated config. The embedded default: SQLite, in-process bus. */
+export async function createHub(config: HubConfig, options: { log?: Logger } = {}): Promise<Hub> {
+  const log = options.log ?? pino({ level: config.logLevel, base: { role: 'hub' } });
+  const tls = config.tlsCert && config.tlsKey ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
+  if ((config.tunnelTls || config.httpTls) && !tls) throw new Error('--tunnel-tls and --http-tls need --tls-cert and --tls-key');
+
+  const store = SqliteStore.open(join(config.data, 'cloudrest.db'));
+  await store.migrate();
+  const bus = new LocalBus((err) => log.error({ err }, 'bus subscriber failed'));
+  const presence = new MapPresence(newId('n_'));
+  const metrics = createMetrics();
+  const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs });
+  const cache = config.cacheMaxBytes > 0 ? new RelayCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
+  let shuttingDown = false;
+  let ready = false;
+
+  const tunnels = new TunnelServer(
+    {
+      maxFrameBytes: config.tunnelMaxFrameBytes,
+      windowBytes: config.tunnelWindowBytes,
+      pingIntervalMs: config.tunnelPingIntervalMs,
+      idleTimeoutMs: config.tunnelIdleTimeoutMs,
+      handshakeTimeoutMs: config.tunnelHandshakeTimeoutMs,
+      maxTunnels: config.maxTunnels,
+      maxInflightPerDevice: config.maxInflightPerDevice,
+      maxQueuedPerDevice: config.maxQueuedPerDevice,
+    },
+    {
+      store, bus, presence, log, metrics,
+      onDeviceConnected: (id) => {
+        auth.forgetDevice(id);
+        cache?.invalidateDevice(id);
+      },
+    },
+  );
+  const events = new EventsService({ bus, auth, tunnels, metrics, historySize: config.eventHistory, heartbeatMs: config.sseHeartbeatMs, maxClients: config.maxSseClients });
+  const relay = createRelay(
+    { maxRequestBodyBytes: config.maxRequestBodyBytes, requestTimeoutMs: config.requestTimeoutMs },
+    { tunnels, auth, cache, metrics, log, isShuttingDown: () => shuttingDown },
+  );
+
+  let httpServer!: HttpServer;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 64 * 1024,
+    serverFactory: (fastifyHandler) => {
+      const route = (req: IncomingMessage, res: ServerResponse) => {
+        // The relay and SSE streams are the hot and long-lived paths: they bypass the framework.
+        const url = req.url ?? '/';
+        const r = parseRelayUrl(url);
+        if (r) {
+          relay(req, res, r.deviceId, r.target).catch((err: unknown) => {
+            log.error({ err }, 'relay failed');
+            sendError(res, 'CR_ERR_INTERNAL');
+          });
+          return;
+        }
+        if (req.method === 'GET' && events.handles(url)) {
+          events.handle(req, res).catch((err: unknown) => {
+            log.error({ err }, 'event stream failed');
+            sendError(res, 'CR_ERR_INTERNAL');
+          });
+          return;
+        }
+        fastifyHandler(req, res);
+      };
+      httpServer = config.httpTls && tls ? createHttpsServer({ ...tls }, route) : createHttpServer(route);
+      return httpServer;
+    },
+  });
+  registerApi(app, { store, auth, tunnels, metrics, isReady: () => ready && !shuttingDown });
+  await app.ready();
+  httpServer.keepAliveTimeout = 65_000;
+  httpServer.headersTimeout = 30_000;
+  httpServer.requestTimeout = 0; // relayed bodies and SSE may be long; the relay has its own timeouts
+  httpServer.on('connection', (s: Socket) => {
+    s.setNoDelay(true);
+    metrics.httpConnections.inc();
+    s.once('close', () => metrics.httpConnections.dec());
+  });
+
+  // The agent tunnel over WebSocket on the HTTP port, for networks that pass only HTTP(S).
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.tunnelMaxFrameBytes + 64 * 1024, perMessageDeflate: false });
+  httpServer.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/v1/agent' || shuttingDown) {
+      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      tunnels.accept(wsDuplex(ws), req.socket.remoteAddress ?? '', config.httpTls ? 'wss' : 'ws');
+    });
+  });
+
+  const onTunnelSocket = (s: Socket) => {
+    s.setNoDelay(true);
+    s.setKeepAlive(true, 30_000);
+    tunnels.accept(s, s.remoteAddress ?? '', config.tunnelTls ? 'tls' : 'tcp');
+  };
+  const tunnelServer: NetServer = config.tunnelTls && tls ? createTlsServer({ ...tls }, onTunnelSocket) : createNetServer(onTunnelSocket);
+  tunnelServer.on('tlsClientError', (err: Error) => log.debug({ err: err.message }, 'tunnel TLS handshake failed'));
+
+  let httpPort: number;
+  let tunnelPort: number;
+  try {
+    httpPort = await listen(httpServer, config.httpPort, config.host, 'HTTP', '--http-port');
+    tunnelPort = await listen(tunnelServer, config.tunnelPort, config.host, 'Tunnel', '--tunnel-port');
+  } catch (err) {
+    httpServer.close();
+    tunnelServer.close();
+    await store.close();
+    throw err;
+  }
+  ready = true;
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  const httpUrl = `${config.httpTls ? 'https' : 'http'}://${shownHost}:${httpPort}`;
+  const tunnelUrl = `${config.tunnelTls ? 'tls' : 'tcp'}://${shownHost}:${tunnelPort}`;
+  log.info({ httpPort, tunnelPort, httpUrl, tunnelUrl, agentWsUrl: `${httpUrl.replace(/^http/, 'ws')}/v1/agent`, data: config.data }, 'hub listening');
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      shuttingDown = true;
+      log.info('hub shutting down');
+      const httpClosed = new Promise<void>((r) => httpServer.close(() => r()));
+      tunnelServer.close();
+      httpServer.closeIdleConnections();
+      events.closeAll();
+      await tunnels.shutdown(config.shutdownGraceMs);
+      httpServer.closeAllConnections();
+      for (const ws of wss.clients) ws.terminate();
+      await httpClosed;
+      await bus.close();
+      await store.close();
+      log.info('hub stopped');
+    })();
+    return closing;
+  };
+
+  return { config, store, tunnels, log, httpPort, tunnelPort, httpUrl, tunnelUrl, close };
+}

@@ -1,0 +1,208 @@
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Bus } from '../../core/bus.js';
+import type { Presence } from '../../core/presence.js';
+import { safeEqualHex, sha256Hex } from '../../core/secrets.js';
+import type { Store } from '../../store/store.js';
+import { ErrorCode, PROTOCOL_VERSION } from '../protocol/frames.js';
+import { TunnelSession, type Hello } from '../protocol/session.js';
+import { DeviceTunnel, moveQueue } from './device-tunnel.js';
+import type { HubMetrics } from '../../http/metrics.js';
+
+export interface TunnelServerOptions {
+  maxFrameBytes: number;
+  windowBytes: number;
+  pingIntervalMs: number;
+  idleTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  maxTunnels: number;
+  maxInflightPerDevice: number;
+  maxQueuedPerDevice: number;
+}
+
+export interface TunnelServerDeps {
+  store: Store;
+  bus: Bus;
+  presence: Presence;
+  log: Logger;
+  metrics: HubMetrics;
+  /** Called when a device (re)connects, so cached responses of its old state are dropped. */
+  onDeviceConnected?: (deviceId: string) => void;
+}
+
+const MAX_ID_CHARS = 128;
+const MAX_SECRET_CHARS = 512;
+
+/** Topic names on the Bus for a device's notifications and up/down status. */
+export const deviceEventsTopic = (id: string): string => `devices/${id}/events`;
+export const deviceStatusTopic = (id: string): string => `devices/${id}/status`;
+
+/**
+ * The edge: accepts agent connections on any transport, authenticates them, keeps the registry of
+ * device tunnels (one per device; a new one takes over atomically), enforces heartbeats and turns
+ * NOTIFY frames into Bus messages.
+ */
+export class TunnelServer {
+  readonly #tunnels = new Map<string, DeviceTunnel>();
+  /** Every session, including those still in the handshake. */
+  readonly #sessions = new Set<TunnelSession>();
+  readonly #sweep: NodeJS.Timeout;
+  #shuttingDown = false;
+
+  constructor(
+    private readonly opts: TunnelServerOptions,
+    private readonly deps: TunnelServerDeps,
+  ) {
+    this.#sweep = setInterval(() => this.#sweepIdle(), Math.max(50, Math.min(1000, opts.idleTimeoutMs / 4, opts.handshakeTimeoutMs / 4)));
+    this.#sweep.unref();
+  }
+
+  get size(): number {
+    return this.#tunnels.size;
+  }
+
+  get(deviceId: string): DeviceTunnel | undefined {
+    return this.#tunnels.get(deviceId);
+  }
+
+  isOnline(deviceId: string): boolean {
+    return this.#tunnels.has(deviceId);
+  }
+
+  /** Takes a new agent connection on any transport. */
+  accept(duplex: Duplex, remoteAddress: string, transport: 'tcp' | 'tls' | 'ws' | 'wss'): void {
+    const { log, metrics } = this.deps;
+    const session = new TunnelSession(duplex, 'hub', { maxFrameBytes: this.opts.maxFrameBytes, windowBytes: this.opts.windowBytes });
+    if (this.#shuttingDown || this.#sessions.size >= this.opts.maxTunnels) {
+      session.close(ErrorCode.SHUTTING_DOWN, this.#shuttingDown ? 'hub is shutting down' : 'too many tunnels');
+      return;
+    }
+    this.#sessions.add(session);
+    metrics.tunnelConnections.inc({ transport });
+    let tunnel: DeviceTunnel | undefined;
+    session.on('hello', (hello: Hello) => {
+      this.#authenticate(session, hello, remoteAddress).then(
+        (t) => {
+          tunnel = t;
+        },
+        (err: unknown) => {
+          log.error({ err }, 'tunnel handshake failed');
+          session.close(ErrorCode.INTERNAL_ERROR, 'internal error');
+        },
+      );
+    });
+    session.on('notify', (seq: number, text: Buffer) => {
+      if (tunnel) this.#onNotify(tunnel, seq, text);
+    });
+    session.on('protocolError', (err: Error) => {
+      metrics.tunnelProtocolErrors.inc();
+      log.warn({ deviceId: tunnel?.deviceId, remoteAddress, err: err.message }, 'tunnel protocol error; connection closed');
+    });
+    session.on('internalError', (err: unknown) => log.error({ err, deviceId: tunnel?.deviceId }, 'tunnel internal error'));
+    session.once('close', () => {
+      this.#sessions.delete(session);
+      metrics.tunnelConnections.dec({ transport });
+      if (tunnel) this.#onTunnelClosed(tunnel);
+    });
+  }
+
+  async #authenticate(session: TunnelSession, hello: Hello, remoteAddress: string): Promise<DeviceTunnel | undefined> {
+    const { store, log } = this.deps;
+    const { deviceId, secret, bootId, info, maxStreams } = hello;
+    if (typeof deviceId !== 'string' || deviceId.length === 0 || deviceId.length > MAX_ID_CHARS
+      || typeof secret !== 'string' || secret.length > MAX_SECRET_CHARS
+      || (bootId !== undefined && typeof bootId !== 'string')
+      || (info !== undefined && (typeof info !== 'object' || info === null || Array.isArray(info)))
+      || (maxStreams !== undefined && (!Number.isInteger(maxStreams) || maxStreams < 1))) {
+      log.warn({ remoteAddress }, 'tunnel refused: malformed HELLO');
+      session.close(ErrorCode.PROTOCOL_ERROR, 'malformed HELLO: deviceId, secret, bootId, info, maxStreams');
+      return undefined;
+    }
+    const device = await store.getDevice(deviceId);
+    if (!device || !safeEqualHex(sha256Hex(secret), device.secretHash)) {
+      log.warn({ deviceId, remoteAddress, reason: device ? 'wrong secret' : 'unknown device' }, 'tunnel refused: authentication failed');
+      this.deps.metrics.tunnelAuthFailures.inc();
+      session.close(ErrorCode.AUTH_FAILED, 'unknown device id or wrong secret');
+      return undefined;
+    }
+    // Save what the device reports (its email decides who owns it) before it is reachable.
+    const now = Date.now();
+    await store.updateDeviceInfo(deviceId, info ?? {}, now);
+    if (session.closed) return undefined;
+    session.sendWelcome(
+      { version: PROTOCOL_VERSION, pingIntervalMs: this.opts.pingIntervalMs, idleTimeoutMs: this.opts.idleTimeoutMs, maxFrameBytes: this.opts.maxFrameBytes, windowBytes: this.opts.windowBytes },
+      hello,
+    );
+    const maxInflight = Math.min(this.opts.maxInflightPerDevice, maxStreams ?? this.opts.maxInflightPerDevice);
+    const tunnel = new DeviceTunnel(deviceId, session, bootId ?? '', now, remoteAddress, maxInflight, this.opts.maxQueuedPerDevice);
+    this.deps.onDeviceConnected?.(deviceId);
+    const old = this.#tunnels.get(deviceId);
+    // Take-over: the registry points at the new tunnel before the old one is told to go, so a request
+    // arriving in between finds a tunnel either way.
+    this.#tunnels.set(deviceId, tunnel);
+    this.deps.presence.set(deviceId);
+    if (old) {
+      if (old.bootId === tunnel.bootId) tunnel.lastNotifySeq = old.lastNotifySeq;
+      moveQueue(old, tunnel);
+      old.session.goaway(ErrorCode.TAKEN_OVER, 'another connection for this device took over');
+      log.info({ deviceId, remoteAddress, previous: old.remoteAddress }, 'device tunnel taken over');
+    } else {
+      this.deps.metrics.devicesOnline.set(this.#tunnels.size);
+      this.#publishStatus(deviceId, true, now);
+    }
+    log.info({ deviceId, remoteAddress, bootId }, 'device connected');
+    return tunnel;
+  }
+
+  #onNotify(tunnel: DeviceTunnel, seq: number, text: Buffer): void {
+    // Resent after a reconnect and already published: acknowledge again, publish once.
+    if (seq > tunnel.lastNotifySeq || seq === 0) {
+      if (seq !== 0) tunnel.lastNotifySeq = seq;
+      this.deps.bus.publish(deviceEventsTopic(tunnel.deviceId), text);
+      this.deps.metrics.notifications.inc();
+    }
+    tunnel.session.sendNotifyAck(seq);
+  }
+
+  #onTunnelClosed(tunnel: DeviceTunnel): void {
+    tunnel.failQueued(new Error('device disconnected'));
+    if (this.#tunnels.get(tunnel.deviceId) !== tunnel) return; // replaced: the device never went offline
+    this.#tunnels.delete(tunnel.deviceId);
+    this.deps.presence.delete(tunnel.deviceId);
+    this.deps.metrics.devicesOnline.set(this.#tunnels.size);
+    const now = Date.now();
+    this.#publishStatus(tunnel.deviceId, false, now);
+    this.deps.store.touchDevice(tunnel.deviceId, now).catch((err: unknown) => this.deps.log.error({ err }, 'saving lastSeen failed'));
+    this.deps.log.info({ deviceId: tunnel.deviceId }, 'device disconnected');
+  }
+
+  #publishStatus(deviceId: string, online: boolean, at: number): void {
+    this.deps.bus.publish(deviceStatusTopic(deviceId), Buffer.from(JSON.stringify({ online, at: new Date(at).toISOString() })));
+  }
+
+  #sweepIdle(): void {
+    const now = Date.now();
+    for (const s of this.#sessions) {
+      if (!s.established) {
+        if (now - s.lastReceivedAt > this.opts.handshakeTimeoutMs) s.close(ErrorCode.TIMEOUT, 'no HELLO in time');
+      } else if (now - s.lastReceivedAt > this.opts.idleTimeoutMs) {
+        s.destroy(new Error('tunnel idle timeout'));
+      }
+    }
+  }
+
+  /**
+   * Graceful stop: GOAWAY SHUTTING_DOWN to every agent, wait for in-flight requests up to the
+   * deadline, then close whatever is left.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.#shuttingDown = true;
+    clearInterval(this.#sweep);
+    for (const s of this.#sessions) s.goaway(ErrorCode.SHUTTING_DOWN, 'hub is shutting down');
+    const deadline = Date.now() + graceMs;
+    while (this.#sessions.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    for (const s of [...this.#sessions]) s.close(ErrorCode.SHUTTING_DOWN, 'hub is shutting down');
+  }
+}

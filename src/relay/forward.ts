@@ -1,0 +1,199 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { ErrorCode } from '../errors.js';
+import type { Authenticator } from '../http/auth.js';
+import { bearerToken } from '../http/auth.js';
+import type { HubMetrics } from '../http/metrics.js';
+import { sendError } from '../http/reply.js';
+import type { TunnelServer } from './edge/tunnel-server.js';
+import { requestHeadersForDevice, responseHeadersForClient } from './headers.js';
+import type { ResponseHead } from './protocol/heads.js';
+import type { TunnelStream } from './protocol/stream.js';
+import type { CacheSink, RelayCache } from './relay-cache.js';
+
+export interface RelayOptions {
+  maxRequestBodyBytes: number;
+  requestTimeoutMs: number;
+}
+
+export interface RelayDeps {
+  tunnels: TunnelServer;
+  auth: Authenticator;
+  cache: RelayCache | undefined;
+  metrics: HubMetrics;
+  log: Logger;
+  /** True while the hub drains for shutdown: new requests get 503. */
+  isShuttingDown: () => boolean;
+}
+
+const PREFIX = '/v1/devices/';
+const API = '/api';
+
+/** Splits `/v1/devices/{id}/api/{rest}` into id and the device-side target (`/{rest}` with query). */
+export function parseRelayUrl(url: string): { deviceId: string; target: string } | undefined {
+  if (!url.startsWith(PREFIX)) return undefined;
+  const slash = url.indexOf('/', PREFIX.length);
+  if (slash < 0) return undefined;
+  if (!url.startsWith(API, slash) ) return undefined;
+  const after = slash + API.length;
+  const c = url.charCodeAt(after);
+  // `/api`, `/api/...` or `/api?...`; not `/apix`.
+  if (after < url.length && c !== 47 /* / */ && c !== 63 /* ? */) return undefined;
+  let deviceId: string;
+  try {
+    deviceId = decodeURIComponent(url.slice(PREFIX.length, slash));
+  } catch {
+    return undefined;
+  }
+  const rest = url.slice(after);
+  const target = rest === '' ? '/' : rest.charCodeAt(0) === 63 ? `/${rest}` : rest;
+  return { deviceId, target };
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  if (cl !== undefined) return cl !== '0';
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+/**
+ * The relay: `ANY /v1/devices/{id}/api/{path}` goes to the device's REST service through its tunnel,
+ * bodies streamed both ways under the tunnel's flow control.
+ */
+export function createRelay(opts: RelayOptions, deps: RelayDeps) {
+  const { tunnels, auth, metrics, log } = deps;
+
+  function fail(res: ServerResponse, code: ErrorCode, started: bigint, message?: string, headers?: Record<string, string>): void {
+    sendError(res, code, message, headers);
+    metrics.relayRequests.inc({ status: String(res.statusCode), cache: 'none' });
+    metrics.relayDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  return async function relay(req: IncomingMessage, res: ServerResponse, deviceId: string, target: string): Promise<void> {
+    const started = process.hrtime.bigint();
+    if (deps.isShuttingDown()) return fail(res, 'CR_ERR_SHUTTING_DOWN', started, undefined, { connection: 'close' });
+    const token = bearerToken(req, false);
+    const session = token ? await auth.session(token) : undefined;
+    if (!session) return fail(res, 'CR_ERR_UNAUTHORIZED', started, undefined, { 'www-authenticate': 'Bearer' });
+    const device = await auth.ownedDevice(session.user, deviceId);
+    if (!device) return fail(res, 'CR_ERR_DEVICE_NOT_FOUND', started);
+
+    const withBody = hasBody(req);
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > opts.maxRequestBodyBytes) {
+      // The body is not read; closing the connection keeps the client from sending it for nothing.
+      return fail(res, 'CR_ERR_BODY_TOO_LARGE', started, `limit is ${opts.maxRequestBodyBytes} bytes`, { connection: 'close' });
+    }
+
+    const tunnel = tunnels.get(deviceId);
+    const cache = deps.cache;
+    const method = req.method ?? 'GET';
+    const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const clientHeaders = requestHeadersForDevice(req, `${PREFIX}${encodeURIComponent(deviceId)}${API}`, secure);
+    const plan = cache ? await cache.plan(deviceId, method, target, clientHeaders) : undefined;
+    if (plan && cache!.tryServe(plan, method, res)) {
+      metrics.relayRequests.inc({ status: String(res.statusCode), cache: 'hit' });
+      metrics.relayDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      return;
+    }
+    if (!tunnel) return fail(res, 'CR_ERR_DEVICE_OFFLINE', started);
+    const headers = plan?.forwardHeaders ?? clientHeaders;
+    const abort = new AbortController();
+    let clientGone = false;
+    res.once('close', () => {
+      if (!res.writableFinished) {
+        clientGone = true;
+        abort.abort();
+      }
+    });
+
+    const opening = tunnel.open({ method, target, headers }, !withBody, abort.signal);
+    if (!opening) return fail(res, 'CR_ERR_TOO_MANY_REQUESTS', started, undefined, { 'retry-after': '1' });
+    let stream: TunnelStream;
+    try {
+      stream = await opening;
+    } catch {
+      if (clientGone) return;
+      return fail(res, tunnels.isOnline(deviceId) ? 'CR_ERR_DEVICE_DISCONNECTED' : 'CR_ERR_DEVICE_OFFLINE', started);
+    }
+    if (clientGone) {
+      stream.destroy();
+      return;
+    }
+
+    const timer = setTimeout(() => {
+      stream.destroy();
+      fail(res, 'CR_ERR_DEVICE_TIMEOUT', started, `no answer within ${opts.requestTimeoutMs} ms`);
+    }, opts.requestTimeoutMs);
+
+    if (withBody) {
+      let seen = 0;
+      req.on('data', (chunk: Buffer) => {
+        seen += chunk.length;
+        if (seen > opts.maxRequestBodyBytes) {
+          req.unpipe(stream);
+          clearTimeout(timer);
+          stream.destroy();
+          fail(res, 'CR_ERR_BODY_TOO_LARGE', started, `limit is ${opts.maxRequestBodyBytes} bytes`, { connection: 'close' });
+          req.resume();
+        }
+      });
+      req.pipe(stream);
+      req.once('end', () => metrics.relayBytes.inc({ direction: 'up' }, seen));
+    }
+
+    stream.once('response', (head: ResponseHead) => {
+      clearTimeout(timer);
+      if (res.headersSent || res.destroyed) {
+        stream.destroy();
+        return;
+      }
+      metrics.relayDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      const flat = responseHeadersForClient(head.headers);
+      const pending = plan ? cache!.onResponse(plan, deviceId, method, target, head, res, flat) : undefined;
+      if (pending) pending.then((sink) => respond(head, flat, sink), (err: unknown) => {
+        log.error({ err }, 'relay cache failed');
+        respond(head, flat, undefined);
+      });
+      else respond(head, flat, undefined);
+    });
+
+    function respond(head: ResponseHead, flat: string[], sink: CacheSink | 'served' | undefined): void {
+      if (sink === 'served') {
+        // The device confirmed our cached copy with 304: the cache answered.
+        stream.resume();
+        metrics.relayRequests.inc({ status: String(res.statusCode), cache: 'revalidated' });
+        return;
+      }
+      if (res.destroyed) return;
+      res.writeHead(head.status, flat);
+      metrics.relayRequests.inc({ status: String(head.status), cache: sink ? 'miss' : 'none' });
+      let down = 0;
+      stream.on('data', (chunk: Buffer) => {
+        down += chunk.length;
+        sink?.chunk(chunk);
+        if (!res.write(chunk)) {
+          stream.pause();
+          res.once('drain', () => stream.resume());
+        }
+      });
+      stream.once('end', () => {
+        metrics.relayBytes.inc({ direction: 'down' }, down);
+        sink?.end();
+        res.end();
+      });
+    }
+
+    stream.once('error', (err: Error) => {
+      clearTimeout(timer);
+      if (clientGone) return;
+      if (!res.headersSent) {
+        fail(res, 'CR_ERR_DEVICE_DISCONNECTED', started, err.message);
+      } else {
+        // Mid-body: the only honest signal left is to cut the response short.
+        res.destroy(err);
+      }
+      log.debug({ deviceId, err: err.message }, 'relayed request failed');
+    });
+  };
+}

@@ -1,0 +1,125 @@
+import type { ServerResponse } from 'node:http';
+import { hitHeaders, MemoryResponseCache, notModifiedHeaders, revalidationHeaders, X_CACHE, type CachedResponse, type ResponseCache } from './cache.js';
+import { createEntry, freshen, invalidatingMethod, isCacheableResponse, isNotModified, lookup, type CacheDecision } from './cache-policy.js';
+import type { HeaderList, ResponseHead } from './protocol/heads.js';
+
+/** What the cache decided for one relayed request, carried from before forwarding to the response. */
+export interface CachePlan {
+  decision: CacheDecision | 'write' | 'none';
+  entry: CachedResponse | undefined;
+  fillToken: number;
+  /** Headers as the client sent them (after hop-by-hop removal): the client's conditions live here. */
+  clientHeaders: HeaderList;
+  /** Headers to send to the device (with the entry's validators when revalidating). */
+  forwardHeaders: HeaderList;
+  requestTime: number;
+}
+
+/** Receives the body of a response that may be stored; stops copying past the entry limit. */
+export interface CacheSink {
+  chunk(b: Buffer): void;
+  end(): void;
+}
+
+function flatten(headers: HeaderList): string[] {
+  const flat: string[] = [];
+  for (const [k, v] of headers) flat.push(k, v);
+  return flat;
+}
+
+/**
+ * The relay's use of a ResponseCache (seed "Caching"): GET answers cached per device + URI, served
+ * fresh with X-Cache: HIT, revalidated with the device when stale, dropped by writes to the URI and by
+ * the device reconnecting. The policy itself is in cache-policy.ts.
+ */
+export class RelayCache {
+  readonly #cache: ResponseCache;
+  readonly #maxEntryBytes: number;
+
+  constructor(opts: { maxBytes: number; maxEntryBytes: number }) {
+    this.#cache = new MemoryResponseCache(opts);
+    this.#maxEntryBytes = opts.maxEntryBytes;
+  }
+
+  invalidateDevice(deviceId: string): void {
+    void this.#cache.invalidateDevice(deviceId);
+  }
+
+  async plan(deviceId: string, method: string, target: string, headers: HeaderList): Promise<CachePlan> {
+    const base = { entry: undefined, fillToken: 0, clientHeaders: headers, forwardHeaders: headers, requestTime: Date.now() };
+    if (invalidatingMethod(method)) return { ...base, decision: 'write' };
+    if (method !== 'GET' && method !== 'HEAD') return { ...base, decision: 'none' };
+    const { entry, fillToken } = await this.#cache.get(deviceId, target);
+    const decision = lookup(entry, headers, base.requestTime);
+    const forwardHeaders = decision === 'revalidate' && entry ? revalidationHeaders(entry, headers) : headers;
+    return { ...base, decision, entry, fillToken, forwardHeaders };
+  }
+
+  /** Answers from the cache when the plan allows; true if it did. */
+  tryServe(plan: CachePlan, method: string, res: ServerResponse): boolean {
+    const e = plan.entry;
+    if (!e) return false;
+    if (plan.decision === 'fresh') {
+      res.writeHead(e.status, flatten(hitHeaders(e, Date.now())));
+      res.end(method === 'HEAD' ? undefined : e.body);
+      return true;
+    }
+    if (plan.decision === 'not-modified') {
+      res.writeHead(304, flatten(notModifiedHeaders(e, Date.now())));
+      res.end();
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Called with the device's response head. Returns 'served' when the cache answered (the device
+   * confirmed our copy with 304), else a sink for the body (or undefined), and adds X-Cache to `flat`.
+   */
+  async onResponse(plan: CachePlan, deviceId: string, method: string, target: string, head: ResponseHead, res: ServerResponse, flat: string[]): Promise<CacheSink | 'served' | undefined> {
+    const cache = this.#cache;
+    const responseTime = Date.now();
+    if (plan.decision === 'write') {
+      await cache.invalidateUri(deviceId, target); // RFC 9111 §4.4
+      return undefined;
+    }
+    if (plan.decision === 'none') return undefined;
+    if (plan.decision === 'revalidate' && plan.entry && head.status === 304) {
+      const u = freshen(plan.entry, head.headers, plan.requestTime, responseTime);
+      if (u) {
+        if (isCacheableResponse('GET', 200, u.headers, plan.clientHeaders, responseTime)) await cache.set(deviceId, target, u, plan.fillToken);
+        else await cache.delete(deviceId, target);
+        if (isNotModified(u, plan.clientHeaders)) {
+          res.writeHead(304, flatten(notModifiedHeaders(u, responseTime)));
+          res.end();
+        } else {
+          res.writeHead(u.status, flatten(hitHeaders(u, responseTime)));
+          res.end(method === 'HEAD' ? undefined : u.body);
+        }
+        return 'served';
+      }
+      await cache.delete(deviceId, target);
+    }
+    flat.push(X_CACHE, 'MISS');
+    if (method !== 'GET' || plan.decision === 'bypass' || !isCacheableResponse(method, head.status, head.headers, plan.clientHeaders, responseTime)) {
+      if (plan.entry) await cache.delete(deviceId, target);
+      return undefined;
+    }
+    const parts: Buffer[] = [];
+    let size = 0;
+    const limit = this.#maxEntryBytes;
+    return {
+      chunk(b) {
+        if (size > limit) return;
+        size += b.length;
+        if (size <= limit) parts.push(b);
+        else parts.length = 0;
+      },
+      end() {
+        if (size > limit) return;
+        const e = createEntry({ requestHeaders: plan.clientHeaders, status: head.status, headers: head.headers, body: Buffer.concat(parts, size), requestTime: plan.requestTime, responseTime });
+        if (e) void cache.set(deviceId, target, e, plan.fillToken);
+      },
+    };
+  }
+}

@@ -1,0 +1,146 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+export const CLI = join(ROOT, 'bin/cloudrest.js');
+export const AGENT_BUNDLE = join(ROOT, 'dist/cloudrest-agent.mjs');
+const run = promisify(execFile);
+
+/** A child process whose stdout lines (JSON logs or text) can be awaited. */
+export class Proc {
+  readonly lines: string[] = [];
+  readonly #waiters: Array<{ test: (l: string) => boolean; resolve: (l: string) => void }> = [];
+  readonly exited: Promise<number | null>;
+
+  constructor(readonly child: ChildProcess, readonly name: string) {
+    for (const stream of [child.stdout!, child.stderr!]) {
+      createInterface({ input: stream }).on('line', (l) => {
+        this.lines.push(l);
+        if (process.env.CLOUDREST_TEST_VERBOSE) process.stderr.write(`[${name}] ${l}\n`);
+        for (const w of [...this.#waiters]) {
+          if (w.test(l)) {
+            this.#waiters.splice(this.#waiters.indexOf(w), 1);
+            w.resolve(l);
+          }
+        }
+      });
+    }
+    this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
+  }
+
+  /** Resolves with the first line (already seen or future) that passes `test`. */
+  waitFor(test: (l: string) => boolean, timeoutMs = 15_000, what = 'line'): Promise<string> {
+    const seen = this.lines.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms; output:\n${this.lines.slice(-30).join('\n')}`)), timeoutMs);
+      this.#waiters.push({ test, resolve: (l) => { clearTimeout(t); resolve(l); } });
+    });
+  }
+
+  /** Resolves with the parsed JSON log line whose msg is `msg` (and that matches `where`). */
+  async waitForLog(msg: string, where: (o: Record<string, unknown>) => boolean = () => true, timeoutMs?: number): Promise<Record<string, unknown>> {
+    const l = await this.waitFor((line) => {
+      const o = parseJson(line);
+      return o !== undefined && o.msg === msg && where(o);
+    }, timeoutMs, `log "${msg}"`);
+    return parseJson(l)!;
+  }
+
+  /** Log lines with this msg seen so far. */
+  logs(msg: string): Array<Record<string, unknown>> {
+    return this.lines.map(parseJson).filter((o): o is Record<string, unknown> => o?.msg === msg);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
+    this.child.kill(signal);
+    const t = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const code = await this.exited;
+    clearTimeout(t);
+    return code;
+  }
+}
+
+function parseJson(l: string): Record<string, unknown> | undefined {
+  if (!l.startsWith('{')) return undefined;
+  try {
+    return JSON.parse(l) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+export function tempDir(prefix = 'cloudrest-test-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export async function cli(args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, [CLI, ...args], { cwd: ROOT });
+  return stdout;
+}
+
+export interface HubProc extends Proc {
+  httpPort: number;
+  tunnelPort: number;
+  url: string;
+}
+
+/** Starts `cloudrest hub` on free ports and waits until it listens. */
+export async function startHub(data: string, extra: string[] = [], fixedPorts?: { http: number; tunnel: number }): Promise<HubProc> {
+  const args = [CLI, 'hub', '--data', data, '--host', '127.0.0.1', '--http-port', String(fixedPorts?.http ?? 0), '--tunnel-port', String(fixedPorts?.tunnel ?? 0), ...extra];
+  const p = new Proc(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'hub');
+  const l = await p.waitForLog('hub listening');
+  return Object.assign(p, { httpPort: l.httpPort as number, tunnelPort: l.tunnelPort as number, url: `http://127.0.0.1:${l.httpPort as number}` });
+}
+
+/** Starts the simulated device REST service as its own process. */
+export async function startDevice(email: string | null): Promise<Proc & { port: number; url: string }> {
+  const args = ['--import', 'tsx', join(ROOT, 'test/fixtures/device.ts'), ...(email ? [email] : [])];
+  const p = new Proc(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'device');
+  const l = await p.waitFor((x) => x.startsWith('{"port"'));
+  const port = (JSON.parse(l) as { port: number }).port;
+  return Object.assign(p, { port, url: `http://127.0.0.1:${port}` });
+}
+
+/** Starts the bundled agent (dist/cloudrest-agent.mjs, as shipped to devices) and waits for it to connect. */
+export async function startAgent(opts: { hub: string | string[]; deviceId: string; secret: string; api: string; extra?: string[]; waitConnected?: boolean }): Promise<Proc> {
+  const hubs = Array.isArray(opts.hub) ? opts.hub : [opts.hub];
+  const args = [AGENT_BUNDLE, ...hubs.flatMap((h) => ['--hub', h]), '--device-id', opts.deviceId, '--secret', opts.secret, '--api', opts.api, '--backoff-min-ms', '50', '--backoff-max-ms', '500', ...(opts.extra ?? [])];
+  const p = new Proc(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'agent');
+  if (opts.waitConnected !== false) await p.waitForLog('connected');
+  return p;
+}
+
+export async function addUser(data: string, email: string, password: string): Promise<void> {
+  await cli(['users', 'add', '--data', data, '--email', email, '--password', password]);
+}
+
+export async function addDevice(data: string, name: string, email?: string): Promise<{ id: string; secret: string }> {
+  const out = await cli(['devices', 'add', '--data', data, '--name', name, '--json', ...(email ? ['--email', email] : [])]);
+  return JSON.parse(out) as { id: string; secret: string };
+}
+
+export async function login(url: string, email: string, password: string, remember = false): Promise<string> {
+  const r = await fetch(`${url}/v1/auth`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password, remember }) });
+  if (r.status !== 200) throw new Error(`login failed: ${r.status} ${await r.text()}`);
+  return ((await r.json()) as { access_token: string }).access_token;
+}
+
+/** Resident set size of a process in bytes, from /proc. */
+export async function rssBytes(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Runs curl (a real peer nobody here wrote). */
+export async function curl(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run('curl', ['-sS', ...args], { maxBuffer: 64 * 1024 * 1024 });
+}

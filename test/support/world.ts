@@ -1,0 +1,40 @@
+import { addDevice, addUser, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './procs.js';
+
+/** A hub with one user, one device (REST service + agent) connected, ready for relayed requests. */
+export interface World {
+  data: { path: string; remove(): void };
+  hub: HubProc;
+  device: Proc & { port: number; url: string };
+  agent: Proc;
+  deviceId: string;
+  secret: string;
+  email: string;
+  password: string;
+  token: string;
+  api: string;
+  auth: { authorization: string };
+  stop(): Promise<void>;
+}
+
+export async function startWorld(opts: { hubArgs?: string[]; agentArgs?: string[]; transport?: 'tcp' | 'ws' } = {}): Promise<World> {
+  const data = tempDir();
+  const email = 'owner@example.com';
+  const password = 'correct horse battery';
+  await addUser(data.path, email, password);
+  const { id, secret } = await addDevice(data.path, 'Test device');
+  const hub = await startHub(data.path, opts.hubArgs);
+  const device = await startDevice(email);
+  const hubUrl = opts.transport === 'ws' ? `ws://127.0.0.1:${hub.httpPort}` : `tcp://127.0.0.1:${hub.tunnelPort}`;
+  const agent = await startAgent({ hub: hubUrl, deviceId: id, secret, api: device.url, extra: opts.agentArgs });
+  const token = await login(hub.url, email, password);
+  return {
+    data, hub, device, agent, deviceId: id, secret, email, password, token,
+    api: `${hub.url}/v1/devices/${id}/api`,
+    auth: { authorization: `Bearer ${token}` },
+    async stop() {
+      await Promise.all([agent.stop(), device.stop()]);
+      await hub.stop();
+      data.remove();
+    },
+  };
+}
