@@ -58,6 +58,7 @@ export class Agent extends EventEmitter {
   #bootId = newBootId();
   #ca: string | undefined;
   #info: Record<string, unknown> = {};
+  #infoError: string | undefined;
   #conn: HubConnection | undefined;
   #loop: Promise<void> | undefined;
   #stopping = false;
@@ -193,21 +194,17 @@ export class Agent extends EventEmitter {
     let duplex: Duplex;
     let lostEarly: Error | undefined;
     try {
-      // The device info is fetched while the connection opens; HELLO needs both.
-      [duplex] = await Promise.all([
-        connectHub(ep, { ca: this.#ca, timeoutMs: this.#timings.connectTimeoutMs, signal: abort.signal }).then((d) => {
-          // Until the session listens, an error must not go unheard (it would crash the process).
-          d.on('error', (err: Error) => (lostEarly ??= err));
-          return d;
-        }),
-        this.#refreshInfo(),
-      ]);
+      duplex = await connectHub(ep, { ca: this.#ca, timeoutMs: this.#timings.connectTimeoutMs, signal: abort.signal });
     } catch (err) {
       if (!this.#stopping) this.#log.warn('hub unreachable', { hub: ep.url, err: describeError(err) });
       return undefined;
     } finally {
       this.#connectAbort = undefined;
     }
+    // Until the session listens, an error must not go unheard (it would crash the process).
+    duplex.on('error', (err: Error) => (lostEarly ??= err));
+    // Fresh device info for HELLO, fetched once the hub is reachable (the hub waits for HELLO longer).
+    if (!this.#stopping) await this.#refreshInfo();
     if (this.#stopping || duplex.destroyed) {
       if (!this.#stopping) this.#log.warn('hub unreachable', { hub: ep.url, err: lostEarly ? describeError(lostEarly) : 'connection closed before HELLO' });
       duplex.destroy();
@@ -259,8 +256,13 @@ export class Agent extends EventEmitter {
   async #refreshInfo(): Promise<void> {
     try {
       this.#info = await this.#forwarder.fetchInfo(this.#config.infoPath, this.#timings.infoTimeoutMs);
+      this.#infoError = undefined;
     } catch (err) {
-      this.#log.warn('device info unavailable; using the last known', { api: this.#config.api, path: this.#config.infoPath, err: describeError(err) });
+      const why = describeError(err);
+      // Warn when the failure is new; the same failure on every reconnect is not news.
+      const level = why === this.#infoError ? 'debug' : 'warn';
+      this.#infoError = why;
+      this.#log[level]('device info unavailable; using the last known', { api: this.#config.api, path: this.#config.infoPath, err: why });
     }
   }
 

@@ -250,6 +250,22 @@ describe('connecting to the hub', () => {
     assert.equal(JSON.parse(r.body.toString()).body.length, 200_000);
   });
 
+  test('many large answers at once over ws:// stay within the hub websocket message limit', async () => {
+    const hub = await startHub({ transport: 'ws' });
+    const big = Buffer.alloc(1024 * 1024, 0x62);
+    api.routes.set('GET /big', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end(big);
+    });
+    const agent = agentFor([hub.url]);
+    const connected = once(agent, 'connected');
+    await agent.start();
+    await connected;
+    const results = await Promise.all(Array.from({ length: 16 }, () => hub.request('GET', '/big')));
+    for (const r of results) assert.equal(r.body.length, big.length);
+    assert.equal(hub.established.length, 1, 'the tunnel never dropped');
+  });
+
   test('tls:// and wss:// hubs are verified against --tls-ca, and refused without it', async () => {
     const c = selfSignedCert();
     for (const transport of ['tls', 'wss'] as const) {

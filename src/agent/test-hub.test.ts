@@ -18,7 +18,7 @@ import { ErrorCode, PROTOCOL_VERSION } from '../relay/protocol/frames.js';
 import type { HeaderList } from '../relay/protocol/heads.js';
 import { TunnelSession, type Hello, type Welcome } from '../relay/protocol/session.js';
 import type { TunnelStream } from '../relay/protocol/stream.js';
-import { wsDuplex } from '../relay/protocol/ws-duplex.js';
+import { WS_MAX_MESSAGE_BYTES, wsDuplex } from '../relay/protocol/ws-duplex.js';
 import { Agent, type AgentTimings } from './agent.js';
 import { createLogger } from './log.js';
 
@@ -77,7 +77,8 @@ export class TestHub extends EventEmitter {
     } else {
       const server = transport === 'ws' ? createHttpServer() : (await import('node:https')).createServer({ cert: this.opts.tls!.cert, key: this.opts.tls!.key });
       server.on('connection', track);
-      this.#wss = new WebSocketServer({ server, path: '/v1/agent' });
+      // The real hub's limit: its maxFrameBytes plus WS_MAX_MESSAGE_BYTES.
+      this.#wss = new WebSocketServer({ server, path: '/v1/agent', maxPayload: 65_536 + WS_MAX_MESSAGE_BYTES, perMessageDeflate: false });
       this.#wss.on('connection', (ws) => this.accept(wsDuplex(ws)));
       this.#server = server;
     }

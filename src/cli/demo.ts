@@ -41,7 +41,7 @@ export async function startDemo(hub: Hub): Promise<{ stop(): Promise<void> }> {
   const device = await startDemoDevice({ info: { email: DEMO_EMAIL } });
   const socketPath = join(hub.config.data, 'demo-notify.sock');
   const { config } = loadConfig(agentOptions, {
-    argv: ['--hub', `tcp://127.0.0.1:${hub.tunnelPort}`, '--device-id', creds.id, '--secret', creds.secret, '--api', device.url, '--notify-socket', socketPath, '--log-level', 'warn'],
+    argv: ['--hub', `tcp://127.0.0.1:${hub.tunnelPort}`, `--device-id=${creds.id}`, `--secret=${creds.secret}`, '--api', device.url, '--notify-socket', socketPath, '--log-level', 'warn'],
     env: {},
   });
   const agent = new Agent(config);

@@ -13,7 +13,7 @@ export const agentOptions = {
   notifySocket: { type: 'string', description: 'Unix socket path whose lines become notifications' },
   notifyPort: { type: 'int', min: 0, max: 65535, description: 'Local port for POST /notify (127.0.0.1 only); 0 = any free port' },
   notifyQueue: { type: 'int', default: 1000, min: 1, description: 'Notifications kept while the hub is unreachable' },
-  maxNotificationBytes: { type: 'int', default: 65_536, min: 16, description: 'Longest notification line' },
+  maxNotificationBytes: { type: 'int', default: 65_000, min: 16, max: 16 * 1024 * 1024 - 4, description: "Longest notification line (must fit the hub's frame limit, 64 KiB by default)" },
   backoffMinMs: { type: 'int', default: 500, min: 1, description: 'First reconnect delay' },
   backoffMaxMs: { type: 'int', default: 30_000, min: 1, description: 'Longest reconnect delay' },
   maxFrameBytes: { type: 'int', default: 65_536, min: 1024, max: 16 * 1024 * 1024, description: 'Largest tunnel frame payload the agent accepts' },

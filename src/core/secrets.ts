@@ -34,12 +34,23 @@ export function newId(prefix = ''): string {
 
 /** A device secret: 32 random bytes, base64url (43 characters). */
 export function newSecret(): string {
-  return randomBytes(32).toString('base64url');
+  return randomOpaque();
+}
+
+/**
+ * 32 random bytes, base64url, never starting with '-': a secret is typed after `--secret` on command
+ * lines, where a leading dash reads as another option.
+ */
+function randomOpaque(): string {
+  for (;;) {
+    const s = randomBytes(32).toString('base64url');
+    if (s[0] !== '-') return s;
+  }
 }
 
 /** An access token: 32 random bytes, base64url (43 characters). */
 export function newToken(): string {
-  return randomBytes(32).toString('base64url');
+  return randomOpaque();
 }
 
 /** Lower-case hex SHA-256 of the UTF-8 string; how device secrets and tokens are stored. */

@@ -111,7 +111,7 @@ export async function startDevice(email: string | null): Promise<Proc & { port: 
 /** Starts the bundled agent (dist/cloudrest-agent.mjs, as shipped to devices) and waits for it to connect. */
 export async function startAgent(opts: { hub: string | string[]; deviceId: string; secret: string; api: string; extra?: string[]; waitConnected?: boolean }): Promise<Proc> {
   const hubs = Array.isArray(opts.hub) ? opts.hub : [opts.hub];
-  const args = [AGENT_BUNDLE, ...hubs.flatMap((h) => ['--hub', h]), '--device-id', opts.deviceId, '--secret', opts.secret, '--api', opts.api, '--backoff-min-ms', '50', '--backoff-max-ms', '500', ...(opts.extra ?? [])];
+  const args = [AGENT_BUNDLE, ...hubs.flatMap((h) => ['--hub', h]), `--device-id=${opts.deviceId}`, `--secret=${opts.secret}`, '--api', opts.api, '--backoff-min-ms', '50', '--backoff-max-ms', '500', ...(opts.extra ?? [])];
   const p = new Proc(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'agent');
   if (opts.waitConnected !== false) await p.waitForLog('connected');
   return p;

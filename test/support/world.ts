@@ -27,14 +27,16 @@ export async function startWorld(opts: { hubArgs?: string[]; agentArgs?: string[
   const hubUrl = opts.transport === 'ws' ? `ws://127.0.0.1:${hub.httpPort}` : `tcp://127.0.0.1:${hub.tunnelPort}`;
   const agent = await startAgent({ hub: hubUrl, deviceId: id, secret, api: device.url, extra: opts.agentArgs });
   const token = await login(hub.url, email, password);
-  return {
+  const world: World = {
     data, hub, device, agent, deviceId: id, secret, email, password, token,
     api: `${hub.url}/v1/devices/${id}/api`,
     auth: { authorization: `Bearer ${token}` },
+    // Tests may replace the hub or agent (restarts); stop whatever is current.
     async stop() {
-      await Promise.all([agent.stop(), device.stop()]);
-      await hub.stop();
+      await Promise.all([world.agent.stop(), world.device.stop()]);
+      await world.hub.stop();
       data.remove();
     },
   };
+  return world;
 }

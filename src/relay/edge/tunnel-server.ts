@@ -46,6 +46,8 @@ export class TunnelServer {
   readonly #tunnels = new Map<string, DeviceTunnel>();
   /** Every session, including those still in the handshake. */
   readonly #sessions = new Set<TunnelSession>();
+  /** Per device, the last NOTIFY seq published and the agent process (bootId) it came from. */
+  readonly #notifySeen = new Map<string, { bootId: string; seq: number }>();
   readonly #sweep: NodeJS.Timeout;
   #shuttingDown = false;
 
@@ -141,8 +143,10 @@ export class TunnelServer {
     // arriving in between finds a tunnel either way.
     this.#tunnels.set(deviceId, tunnel);
     this.deps.presence.set(deviceId);
+    // An agent that reconnects resends what we had not acknowledged; drop what was already published.
+    const seen = this.#notifySeen.get(deviceId);
+    if (seen && seen.bootId === tunnel.bootId) tunnel.lastNotifySeq = seen.seq;
     if (old) {
-      if (old.bootId === tunnel.bootId) tunnel.lastNotifySeq = old.lastNotifySeq;
       moveQueue(old, tunnel);
       old.session.goaway(ErrorCode.TAKEN_OVER, 'another connection for this device took over');
       log.info({ deviceId, remoteAddress, previous: old.remoteAddress }, 'device tunnel taken over');
@@ -157,7 +161,10 @@ export class TunnelServer {
   #onNotify(tunnel: DeviceTunnel, seq: number, text: Buffer): void {
     // Resent after a reconnect and already published: acknowledge again, publish once.
     if (seq > tunnel.lastNotifySeq || seq === 0) {
-      if (seq !== 0) tunnel.lastNotifySeq = seq;
+      if (seq !== 0) {
+        tunnel.lastNotifySeq = seq;
+        this.#notifySeen.set(tunnel.deviceId, { bootId: tunnel.bootId, seq });
+      }
       this.deps.bus.publish(deviceEventsTopic(tunnel.deviceId), text);
       this.deps.metrics.notifications.inc();
     }

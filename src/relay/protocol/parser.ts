@@ -7,6 +7,8 @@ import { HEADER_BYTES, ErrorCode, FRAME_TYPE_NAMES, ProtocolError, type Frame } 
 export class FrameParser {
   #chunks: Buffer[] = [];
   #buffered = 0;
+  /** Size the held bytes must reach before parsing can make progress (header, then whole frame). */
+  #needed = 0;
 
   constructor(private maxFrameBytes: number) {}
 
@@ -20,8 +22,12 @@ export class FrameParser {
     if (this.#buffered === 0) {
       buf = chunk;
     } else {
+      // Hold chunks until the frame they start is complete, then join once: a large frame split over
+      // many socket reads is copied once, not once per read.
       this.#chunks.push(chunk);
-      buf = Buffer.concat(this.#chunks, this.#buffered + chunk.length);
+      this.#buffered += chunk.length;
+      if (this.#buffered < this.#need()) return;
+      buf = Buffer.concat(this.#chunks, this.#buffered);
       this.#chunks = [];
       this.#buffered = 0;
     }
@@ -41,16 +47,21 @@ export class FrameParser {
       onFrame({ type, flags, stream, payload });
     }
     if (off < buf.length) {
-      // Keep the tail; a frame's payload is never larger than maxFrameBytes, so neither is this.
       const rest = buf.subarray(off);
-      if (rest.length >= HEADER_BYTES) {
-        const length = rest.readUInt32BE(1);
-        if (length > this.maxFrameBytes) throw new ProtocolError(`frame of ${length} bytes exceeds the limit`, ErrorCode.FRAME_TOO_LARGE);
-      }
-      // Copy so a large socket chunk is not pinned by a small tail.
-      this.#chunks.push(Buffer.from(rest));
+      // Copy a small tail so it does not pin a large socket chunk; a large one is kept as it is.
+      this.#chunks.push(rest.length < 4096 ? Buffer.from(rest) : rest);
       this.#buffered = rest.length;
     }
+  }
+
+  /** Bytes needed to complete the frame whose start is buffered (header size until the header is in). */
+  #need(): number {
+    if (this.#buffered < HEADER_BYTES) return HEADER_BYTES;
+    const head = this.#chunks[0]!.length >= HEADER_BYTES ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#buffered);
+    if (!(head[0]! in FRAME_TYPE_NAMES)) return 0; // let push() report it
+    const length = head.readUInt32BE(1);
+    if (length > this.maxFrameBytes) return 0;
+    return HEADER_BYTES + length;
   }
 
   /** Bytes of an incomplete frame held; nonzero when the peer stopped mid-frame. */

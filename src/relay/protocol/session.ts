@@ -93,6 +93,8 @@ export class TunnelSession extends EventEmitter {
   #goawaySent = false;
   #goawayReceived = false;
   #closeError: Error | undefined;
+  /** HELLO (hub) or WELCOME (agent) has arrived; the hub is established only once it answers. */
+  #handshakeSeen = false;
 
   constructor(
     readonly duplex: Duplex,
@@ -105,7 +107,7 @@ export class TunnelSession extends EventEmitter {
     duplex.on('drain', () => this.#onDrain());
     duplex.on('error', (err) => this.#teardown(err));
     duplex.on('close', () => this.#teardown(this.#closeError ?? new Error('tunnel connection closed')));
-    duplex.on('end', () => duplex.end());
+    duplex.on('end', () => this.#onEnd());
   }
 
   get closed(): boolean {
@@ -203,7 +205,8 @@ export class TunnelSession extends EventEmitter {
       this.#goawaySent = true;
       this.sendFrame(FrameType.GOAWAY, 0, 0, encodeGoaway(this.#highestPeerStream, code, reason));
     }
-    this.#closeError = new StreamResetError(code, reason || 'tunnel closed');
+    // Keep the peer's reason when it spoke first (a GOAWAY with AUTH_FAILED or TAKEN_OVER).
+    this.#closeError ??= new StreamResetError(code, reason || 'tunnel closed');
     this.duplex.end();
     // A peer that never reads must not keep the socket open.
     const t = setTimeout(() => this.duplex.destroy(), 2000);
@@ -257,7 +260,10 @@ export class TunnelSession extends EventEmitter {
     switch (f.type) {
       case FrameType.HELLO:
       case FrameType.WELCOME: {
-        if (this.established) throw new ProtocolError(`second ${name}`);
+        // Checked apart from `established`: the hub stays unestablished while it checks the HELLO, and
+        // a second HELLO in that time must not start a second authentication.
+        if (this.established || this.#handshakeSeen) throw new ProtocolError(`second ${name}`);
+        this.#handshakeSeen = true;
         let msg: unknown;
         try {
           msg = JSON.parse(f.payload.toString('utf8'));
@@ -276,6 +282,9 @@ export class TunnelSession extends EventEmitter {
           this.#parser.setMaxFrameBytes(this.options.maxFrameBytes);
           this.emit('welcome', w);
         } else {
+          // Refuse impossible limits now, as a protocol error, not later when sendWelcome adopts them
+          // (after an asynchronous credentials check, where a throw is no longer a protocol error).
+          this.#adoptPeerLimits(msg as Hello);
           this.emit('hello', msg as Hello);
         }
         return;
@@ -359,6 +368,17 @@ export class TunnelSession extends EventEmitter {
     if (typeof wb !== 'number' || !Number.isInteger(wb) || wb < 1024 || wb > 0x7fffffff) throw new ProtocolError('windowBytes must be an integer from 1024 to 2147483647');
     this.peerMaxFrameBytes = mf;
     this.peerWindowBytes = wb;
+  }
+
+  #onEnd(): void {
+    // The peer stopped sending in the middle of a frame: its framing is broken, say so before closing.
+    if (!this.#closed && this.#parser.pending > 0) {
+      const err = new ProtocolError(`connection ended inside a frame (${this.#parser.pending} bytes of it received)`);
+      this.emit('protocolError', err);
+      this.close(err.code, err.message);
+      return;
+    }
+    this.duplex.end();
   }
 
   #onDrain(): void {

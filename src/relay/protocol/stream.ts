@@ -170,8 +170,10 @@ export class TunnelStream extends Duplex {
 
   /** @internal */
   onReset(code: number): void {
-    if (this.#gotEnd) {
-      // The peer has said all it will say and asks us to stop sending: keep what was received.
+    if (this.#gotEnd && this.session.role === 'hub') {
+      // The device answered in full and asks us to stop sending the request body: the response
+      // stands (as RFC 9113 §8.1 lets a server do). On the agent a RESET always means the request
+      // was abandoned, so it falls through and fails the stream: the agent must stop its work.
       this.#closed = true;
       this.#sentEnd = true;
       this.session.forgetStream(this.id);

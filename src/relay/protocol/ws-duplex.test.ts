@@ -89,8 +89,8 @@ describe('wsDuplex', () => {
     const p = await pair();
     const sizes: number[] = [];
     p.serverWs.on('message', (data: Buffer) => sizes.push(data.length));
-    const chunk = Buffer.alloc(300 * 1024);
-    const total = 10;
+    const chunk = Buffer.alloc(20 * 1024);
+    const total = 20;
     const all = readBytes(p.server, total * chunk.length);
     p.client.cork();
     for (let i = 0; i < total; i++) p.client.write(Buffer.alloc(chunk.length, i));

@@ -7,11 +7,12 @@ const OPEN = 1;
 const CLOSED = 3;
 
 /**
- * Writes batched into one websocket message stop growing at this size, so a receiver can bound its
- * `maxPayload` at max(WS_MAX_MESSAGE_BYTES, its maxFrameBytes + HEADER_BYTES): a single chunk is never
- * larger than one frame's payload.
+ * Writes batched into one websocket message stop growing at this size. A single chunk is never larger
+ * than one frame's payload (the session writes a large payload apart from its header), so no message
+ * exceeds max(WS_MAX_MESSAGE_BYTES, the receiver's maxFrameBytes): a receiver's `maxPayload` of
+ * maxFrameBytes + WS_MAX_MESSAGE_BYTES is always enough.
  */
-export const WS_MAX_MESSAGE_BYTES = 1024 * 1024;
+export const WS_MAX_MESSAGE_BYTES = 64 * 1024;
 
 /** RFC 6455 §7.4.1: 1000 normal closure, 1001 going away, 1005 no status (a close frame without a code). */
 const CLEAN_CLOSE = new Set([1000, 1001, 1005]);

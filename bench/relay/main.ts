@@ -1,0 +1,178 @@
+// Relay throughput and latency: a 1 KB JSON GET through hub + agent, against the device server hit
+// directly (the ceiling) and a one-hop keep-alive Node proxy (the baseline), all measured in this run.
+//
+//   npm run bench                                         10 s per case after a 2 s warm-up
+//   BENCH_DURATION_S=3 BENCH_WARMUP_S=1 npm run bench     quick run
+//   BENCH_CONNECTIONS=10,100 (default)    BENCH_TARGETS=direct,proxy,relay (default: all three)
+//   BENCH_TRANSPORT=tcp|ws                agent tunnel transport (default tcp)
+//   BENCH_AGENT_ARGS="--concurrency 16"   extra agent flags (what-if runs; defaults otherwise)
+//   BENCH_PROFILE=DIR                     hub and agent under --cpu-prof, profiles in DIR/hub, DIR/agent
+//                                         (summarise with bench/support/cpuprofile-top.ts)
+//
+// Target: at 100 connections the relay reaches at least the proxy's throughput, with p99 under 10 ms.
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { addDevice, addUser, AGENT_BUNDLE, CLI, login, Proc, startDevice, tempDir } from '../../test/support/procs.js';
+import { tcpPassiveOpens, usageWindow, type UsageReport } from '../support/procfs.js';
+import type { LoadResult } from './load.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
+const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 2);
+const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '10,100').split(',').map(Number);
+const TARGETS = new Set((process.env.BENCH_TARGETS ?? 'direct,proxy,relay').split(','));
+const TRANSPORT = process.env.BENCH_TRANSPORT === 'ws' ? 'ws' : 'tcp';
+const AGENT_ARGS = (process.env.BENCH_AGENT_ARGS ?? '').split(' ').filter(Boolean);
+const PROFILE_DIR = process.env.BENCH_PROFILE;
+const P99_TARGET_MS = 10;
+const EMAIL = 'bench@example.com';
+const PASSWORD = 'bench password 1';
+const SERVERS = ['hub', 'agent', 'proxy', 'device'];
+
+interface Row {
+  target: string;
+  connections: number;
+  load: LoadResult;
+  /** CPU and system calls over the measured run, per process and machine-wide. */
+  usage: UsageReport;
+  /** TCP connections accepted machine-wide during the measured run: new connections to the device. */
+  tcpOpens: number;
+}
+
+function node(args: string[], name: string): Proc {
+  return new Proc(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), name);
+}
+
+/** Node flags for a process to profile: --cpu-prof writes DIR/name/*.cpuprofile when it exits. */
+function profiled(name: string): string[] {
+  return PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(resolve(PROFILE_DIR), name)}`] : [];
+}
+
+const parse = <T>(line: string): T => JSON.parse(line) as T;
+const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+
+/** Runs the load generator (its own process) and samples CPU of `pids` over the measured part only. */
+async function measure(url: string, connections: number, headers: Record<string, string>, pids: Record<string, number>): Promise<Omit<Row, 'target' | 'connections'>> {
+  const spec = { url, connections, warmupS: WARMUP_S, durationS: DURATION_S, headers };
+  const gen = node(['--import', 'tsx', join(ROOT, 'bench/relay/load.ts'), JSON.stringify(spec)], 'load');
+  const limitMs = (WARMUP_S + DURATION_S) * 1000 + 30_000;
+  try {
+    await gen.waitFor((l) => l.startsWith('{"phase":"measure"'), limitMs, 'measured run');
+    const window = usageWindow({ ...pids, loadgen: gen.child.pid! });
+    const opens = tcpPassiveOpens();
+    const line = await gen.waitFor((l) => l.startsWith('{"result"'), limitMs, 'result');
+    const usage = window.stop();
+    return { load: parse<{ result: LoadResult }>(line).result, usage, tcpOpens: tcpPassiveOpens() - opens };
+  } finally {
+    await gen.stop('SIGKILL');
+  }
+}
+
+/** CPU time per request of some processes together, in µs. */
+function usPerReq(r: Row, names: string[]): number {
+  const pct = names.reduce((sum, k) => sum + (r.usage.processes[k]?.cpuPct ?? 0), 0);
+  return ((pct / 100) * 1e6) / r.load.requestsPerS;
+}
+
+function tables(rows: Row[]): string {
+  const speed = [
+    '| target | conns | req/s | p50 ms | p99 ms | max ms | errors / non-2xx | new TCP conns | machine CPU % (of 200) | not ours % | steal % |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.target} | ${r.connections} | ${fmt(r.load.requestsPerS)} | ${fmt(r.load.p50Ms, 2)} | ${fmt(r.load.p99Ms, 2)} | ${fmt(r.load.maxMs, 1)} | ${r.load.errors} / ${r.load.non2xx} | ${r.tcpOpens} | ${fmt(r.usage.machinePct)} | ${fmt(r.usage.otherPct)} | ${fmt(r.usage.stealPct)} |`),
+  ];
+  const cost = [
+    '| target | conns | process | CPU % of a core | of which kernel | CPU µs / request | syscalls / request | sleeps / request |',
+    '|---|---:|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    for (const k of [...SERVERS, 'loadgen']) {
+      const u = r.usage.processes[k];
+      if (!u) continue;
+      const perReq = (n: number, digits = 1): string => fmt(n / r.load.ok, digits);
+      cost.push(`| ${r.target} | ${r.connections} | ${k} | ${fmt(u.cpuPct)} | ${fmt(u.sysPct)} | ${fmt(usPerReq(r, [k]))} | ${perReq(u.reads + u.writes)} | ${perReq(u.sleeps, 2)} |`);
+    }
+    cost.push(`| ${r.target} | ${r.connections} | **all servers** | | | **${fmt(usPerReq(r, SERVERS))}** | | |`);
+  }
+  return `${speed.join('\n')}\n\nCost per request (measured part only; sleeps = voluntary context switches of the main thread):\n\n${cost.join('\n')}`;
+}
+
+/** The comparison with the target, one line per connection count. */
+function verdicts(rows: Row[]): string[] {
+  const lines: string[] = [];
+  for (const c of CONNECTIONS) {
+    const proxy = rows.find((r) => r.connections === c && r.target === 'one-hop proxy');
+    const relay = rows.find((r) => r.connections === c && r.target.startsWith('relay'));
+    if (!proxy || !relay) continue;
+    const ratio = relay.load.requestsPerS / proxy.load.requestsPerS;
+    const met = ratio >= 1 && relay.load.p99Ms < P99_TARGET_MS;
+    lines.push(`- ${c} connections: relay at ${fmt(ratio * 100)} % of the proxy's req/s, p99 ${fmt(relay.load.p99Ms, 2)} ms`
+      + ` (target: >= 100 %, p99 < ${P99_TARGET_MS} ms)${c === 100 ? `: ${met ? 'MET' : 'MISSED'}` : ''}.`
+      + ` CPU per request: hub ${fmt(usPerReq(relay, ['hub']))} µs + agent ${fmt(usPerReq(relay, ['agent']))} µs, proxy ${fmt(usPerReq(proxy, ['proxy']))} µs`);
+  }
+  return lines;
+}
+
+const procs: Proc[] = [];
+const data = tempDir('cloudrest-bench-');
+const stopAll = async (): Promise<void> => {
+  // Newest first: the agent stops before the hub, so the hub's shutdown does not wait on a live tunnel.
+  for (const p of procs.reverse()) await p.stop('SIGTERM', 5000).catch(() => undefined);
+  data.remove();
+};
+process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+
+try {
+  await addUser(data.path, EMAIL, PASSWORD);
+  const { id, secret } = await addDevice(data.path, 'Bench device');
+
+  const device = await startDevice(EMAIL);
+  procs.push(device);
+  const proxy = node(['--import', 'tsx', join(ROOT, 'bench/relay/proxy.ts'), String(device.port)], 'proxy');
+  procs.push(proxy);
+  const proxyPort = parse<{ port: number }>(await proxy.waitFor((l) => l.startsWith('{"port"'))).port;
+
+  const hub = node([...profiled('hub'), CLI, 'hub', '--data', data.path, '--host', '127.0.0.1', '--http-port', '0', '--tunnel-port', '0', '--log-level', 'info'], 'hub');
+  procs.push(hub);
+  const listening = await hub.waitForLog('hub listening');
+  const hubUrl = `http://127.0.0.1:${listening.httpPort as number}`;
+  const tunnelUrl = TRANSPORT === 'ws' ? `ws://127.0.0.1:${listening.httpPort as number}` : `tcp://127.0.0.1:${listening.tunnelPort as number}`;
+
+  const agent = node([...profiled('agent'), AGENT_BUNDLE, '--hub', tunnelUrl, '--device-id', id, '--secret', secret, '--api', device.url, '--log-level', 'info', ...AGENT_ARGS], 'agent');
+  procs.push(agent);
+  await agent.waitForLog('connected');
+
+  const token = await login(hubUrl, EMAIL, PASSWORD);
+  const auth = { authorization: `Bearer ${token}` };
+  const relayUrl = `${hubUrl}/v1/devices/${id}/api/json1k`;
+
+  // The relay must go to the device on every request: a cache hit would flatter it.
+  const direct = await fetch(`${device.url}/json1k`).then((r) => r.text());
+  for (let i = 0; i < 2; i++) {
+    const r = await fetch(relayUrl, { headers: auth });
+    const body = await r.text();
+    if (r.status !== 200 || body !== direct) throw new Error(`relay answered ${r.status} with a different body`);
+    if (r.headers.get('x-cache') !== 'MISS') throw new Error(`expected X-Cache: MISS from the relay, got ${r.headers.get('x-cache')}`);
+  }
+  process.stderr.write('relay checked: 200, same body as the device, X-Cache: MISS on two requests in a row\n');
+
+  const pids = { hub: hub.child.pid!, agent: agent.child.pid!, proxy: proxy.child.pid!, device: device.child.pid! };
+  const relayName = `relay (hub+agent, ${TRANSPORT}${AGENT_ARGS.length ? `, agent ${AGENT_ARGS.join(' ')}` : ''})`;
+  const all: Array<{ key: string; target: string; url: string; headers: Record<string, string>; watch: Record<string, number> }> = [
+    { key: 'direct', target: 'device direct', url: `${device.url}/json1k`, headers: {}, watch: { device: pids.device } },
+    { key: 'proxy', target: 'one-hop proxy', url: `http://127.0.0.1:${proxyPort}/json1k`, headers: {}, watch: { proxy: pids.proxy, device: pids.device } },
+    { key: 'relay', target: relayName, url: relayUrl, headers: auth, watch: { hub: pids.hub, agent: pids.agent, device: pids.device } },
+  ];
+  const cases = all.filter((c) => TARGETS.has(c.key));
+  const rows: Row[] = [];
+  for (const connections of CONNECTIONS) {
+    for (const c of cases) {
+      process.stderr.write(`${c.target}, ${connections} connections: ${WARMUP_S} s warm-up + ${DURATION_S} s\n`);
+      rows.push({ target: c.target, connections, ...(await measure(c.url, connections, c.headers, c.watch)) });
+    }
+  }
+
+  process.stdout.write(`\n## Relay benchmark (node ${process.version}, ${DURATION_S} s per case after ${WARMUP_S} s warm-up, 1 KB JSON GET)\n\n${tables(rows)}\n\n`);
+  process.stdout.write(`${verdicts(rows).join('\n')}\n`);
+} finally {
+  await stopAll();
+}
