@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus } from '../core/bus.js';
-import { HubError } from '../errors.js';
+import type { HubError } from '../errors.js';
 import type { TunnelServer } from '../relay/edge/tunnel-server.js';
 import { bearerToken, type Authenticator } from './auth.js';
 import { EventHistory, type HistoryEvent } from './event-history.js';

@@ -43,7 +43,10 @@ export class SseClient {
             const c = line.indexOf(':');
             const field = c < 0 ? line : line.slice(0, c);
             const value = c < 0 ? '' : line.slice(c + 1).replace(/^ /, '');
-            if (field === 'data') data.push(value), (any = true);
+            if (field === 'data') {
+              data.push(value);
+              any = true;
+            }
             else if (field === 'event') e.event = value;
             else if (field === 'id') e.id = value;
           }

@@ -7,8 +7,6 @@ import { HEADER_BYTES, ErrorCode, FRAME_TYPE_NAMES, ProtocolError, type Frame } 
 export class FrameParser {
   #chunks: Buffer[] = [];
   #buffered = 0;
-  /** Size the held bytes must reach before parsing can make progress (header, then whole frame). */
-  #needed = 0;
 
   constructor(private maxFrameBytes: number) {}
 
