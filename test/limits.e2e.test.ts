@@ -5,12 +5,18 @@ import { encodeFrame, FrameType, HEADER_BYTES, PROTOCOL_VERSION, decodeGoaway, E
 import { curl } from './support/procs.js';
 import { startWorld, type World } from './support/world.js';
 
-/** Opens a raw TCP connection to the tunnel port, sends bytes, and collects what the hub answers until it closes. */
-function rawTunnel(port: number, bytes: Buffer[]): Promise<Buffer> {
+/**
+ * Opens a raw TCP connection to the tunnel port, sends bytes, and collects what the hub answers until
+ * it closes. `afterWelcome` is sent once the hub's first answer (WELCOME) arrives.
+ */
+function rawTunnel(port: number, bytes: Buffer[], afterWelcome: Buffer[] = []): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1');
     const got: Buffer[] = [];
-    s.on('data', (b) => got.push(b));
+    s.on('data', (b) => {
+      if (got.length === 0) for (const x of afterWelcome) s.write(x);
+      got.push(b);
+    });
     s.on('error', reject);
     s.on('close', () => resolve(Buffer.concat(got)));
     s.on('connect', () => {
@@ -87,7 +93,7 @@ describe('limits: bad input gets a clear error and the hub carries on', () => {
   it('closes an authenticated tunnel that sends DATA for a stream never opened, or a truncated frame, and nobody else is affected', async () => {
     const hello = encodeFrame(FrameType.HELLO, 0, 0, Buffer.from(JSON.stringify({ version: PROTOCOL_VERSION, deviceId: w.deviceId, secret: w.secret, bootId: 'intruder', info: { email: w.email }, maxFrameBytes: 65536, windowBytes: 65536, maxStreams: 4 })));
     // A second connection with the device's credentials takes over, then misbehaves.
-    const answer = await rawTunnel(w.hub.tunnelPort, [...hello, ...encodeFrame(FrameType.DATA, 0, 77, Buffer.from('junk'))]);
+    const answer = await rawTunnel(w.hub.tunnelPort, hello, encodeFrame(FrameType.DATA, 0, 77, Buffer.from('junk')));
     assert.equal(goawayIn(answer).code, ErrorCode.PROTOCOL_ERROR);
     assert.match(goawayIn(answer).reason, /never opened/);
     // A truncated frame followed by a close: the hub drops the connection and stays up.
@@ -104,5 +110,14 @@ describe('limits: bad input gets a clear error and the hub carries on', () => {
     assert.equal(status, 200);
     const health = await fetch(`${w.hub.url}/healthz`);
     assert.equal(health.status, 200);
+  });
+
+  it('answers 502 CR_ERR_DEVICE_API_UNREACHABLE when the agent cannot reach the device REST service', async () => {
+    await w.device.stop();
+    const r = await fetch(`${w.api}/device`, { headers: w.auth });
+    assert.equal(r.status, 502);
+    assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'CR_ERR_DEVICE_API_UNREACHABLE');
+    const list = (await (await fetch(`${w.hub.url}/v1/devices`, { headers: w.auth })).json()) as { devices: Array<{ online: boolean }> };
+    assert.equal(list.devices[0]!.online, true, 'the tunnel itself is fine');
   });
 });

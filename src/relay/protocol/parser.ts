@@ -55,7 +55,10 @@ export class FrameParser {
   /** Bytes needed to complete the frame whose start is buffered (header size until the header is in). */
   #need(): number {
     if (this.#buffered < HEADER_BYTES) return HEADER_BYTES;
-    const head = this.#chunks[0]!.length >= HEADER_BYTES ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#buffered);
+    // Join a header split over chunks once, keeping the result: joining it afresh on every call would
+    // copy everything held on every read again (quadratic when a large frame's header straddles reads).
+    if (this.#chunks[0]!.length < HEADER_BYTES) this.#chunks = [Buffer.concat(this.#chunks, this.#buffered)];
+    const head = this.#chunks[0]!;
     if (!(head[0]! in FRAME_TYPE_NAMES)) return 0; // let push() report it
     const length = head.readUInt32BE(1);
     if (length > this.maxFrameBytes) return 0;

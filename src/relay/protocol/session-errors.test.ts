@@ -45,7 +45,7 @@ const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
 const welcome = { version: PROTOCOL_VERSION, pingIntervalMs: 1000, idleTimeoutMs: 5000, maxFrameBytes: MAX_FRAME, windowBytes: WINDOW };
 
 /** A `role` session whose peer is the test. A hub session welcomes every HELLO unless `welcomes` is false. */
-async function rawPeer(t: TestContext, role: Role, welcomes = true): Promise<RawPeer> {
+async function rawPeer(t: TestContext, role: Role, welcomes = true, maxFrameBytes = MAX_FRAME): Promise<RawPeer> {
   const server = net.createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -57,7 +57,7 @@ async function rawPeer(t: TestContext, role: Role, welcomes = true): Promise<Raw
     socket.destroy();
     sessionSide.destroy();
   });
-  const session = new TunnelSession(sessionSide, role, { maxFrameBytes: MAX_FRAME, windowBytes: WINDOW });
+  const session = new TunnelSession(sessionSide, role, { maxFrameBytes, windowBytes: WINDOW });
   if (role === 'hub' && welcomes) session.on('hello', (h: Hello) => session.sendWelcome(welcome, h));
   const frames: Frame[] = [];
   const parser = new FrameParser(1 << 24);
@@ -145,10 +145,20 @@ test('a frame larger than maxFrameBytes is refused from its header alone with FR
 });
 
 test('before the handshake a frame over 64 KiB is refused even if maxFrameBytes is higher', async (t) => {
-  const p = await rawPeer(t, 'hub');
-  p.session.options.maxFrameBytes = 1 << 20; // what the session would accept after WELCOME
+  const p = await rawPeer(t, 'hub', true, 1 << 20);
   p.sendBytes(encodeHeader(FrameType.HELLO, 0, 0, 64 * 1024 + 1));
   assert.equal((await p.closed()).code, ErrorCode.FRAME_TOO_LARGE);
+});
+
+test('after WELCOME the hub accepts frames up to the maxFrameBytes it announced', async (t) => {
+  const p = await rawPeer(t, 'hub', true, 1 << 20);
+  p.send(FrameType.HELLO, 0, 0, json(hello()));
+  await p.receive(FrameType.WELCOME);
+  const notified = once(p.session, 'notify');
+  const line = Buffer.alloc(200 * 1024, 0x61);
+  p.send(FrameType.NOTIFY, 0, 0, Buffer.concat([u32(1), line]));
+  const [, text] = (await notified) as [number, Buffer];
+  assert.equal(text.length, line.length);
 });
 
 test('an unknown frame type closes the connection with PROTOCOL_ERROR', async (t) => {

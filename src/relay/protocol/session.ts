@@ -250,7 +250,10 @@ export class TunnelSession extends EventEmitter {
     if (!RECEIVES[this.role].has(f.type)) throw new ProtocolError(`${name} frame not allowed towards the ${this.role}`);
     const handshake = this.role === 'hub' ? FrameType.HELLO : FrameType.WELCOME;
     if (!this.established && f.type !== handshake && f.type !== FrameType.GOAWAY) {
-      throw new ProtocolError(`${name} frame before ${this.role === 'hub' ? 'HELLO' : 'WELCOME'}`);
+      if (this.role === 'agent') throw new ProtocolError(`${name} frame before WELCOME`);
+      throw new ProtocolError(this.#handshakeSeen
+        ? `${name} frame before WELCOME: an agent sends nothing after HELLO until the hub answers`
+        : `${name} frame before HELLO`);
     }
     const connectionLevel = f.type === FrameType.HELLO || f.type === FrameType.WELCOME || f.type === FrameType.PING
       || f.type === FrameType.PONG || f.type === FrameType.GOAWAY || f.type === FrameType.NOTIFY || f.type === FrameType.NOTIFY_ACK;
