@@ -109,7 +109,8 @@ export function u32(n: number): Buffer {
 }
 
 export function encodeGoaway(lastStream: number, code: number, reason: string): Buffer {
-  const r = Buffer.from(reason.slice(0, 512), 'utf8');
+  // Bounded in bytes, so a peer with the smallest frame limit (1 KiB) can always take it.
+  const r = Buffer.from(reason, 'utf8').subarray(0, 512);
   const b = Buffer.allocUnsafe(8 + r.length);
   b.writeUInt32BE(lastStream, 0);
   b.writeUInt32BE(code, 4);
