@@ -1,0 +1,17 @@
+// Public API of the cloudrest package: what embedders and other tools may import. Everything else is internal.
+export { createHub, PortInUseError, type Hub } from './hub.js';
+export { hubOptions, type HubConfig } from './config/hub-options.js';
+export { agentOptions, type AgentConfig } from './config/agent-options.js';
+export { loadConfig, helpText, ConfigError } from './config/load.js';
+export { Agent } from './agent/agent.js';
+export { ERRORS, HubError, type ErrorCode } from './errors.js';
+export type { Store, UserRecord, DeviceRecord, TokenRecord } from './store/store.js';
+export { SqliteStore } from './store/sqlite/sqlite-store.js';
+export type { Bus, BusHandler } from './core/bus.js';
+export { LocalBus } from './core/local-bus.js';
+export type { Presence } from './core/presence.js';
+export { TopicTree, validateTopicFilter, validateTopicName } from './core/topic-tree.js';
+export { TunnelSession, type Hello, type Welcome } from './relay/protocol/session.js';
+export { TunnelStream, StreamResetError } from './relay/protocol/stream.js';
+export { FrameType, ErrorCode as TunnelErrorCode, PROTOCOL_VERSION, ProtocolError } from './relay/protocol/frames.js';
+export { startDemoDevice } from './demo/device-server.js';
