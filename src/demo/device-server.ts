@@ -49,6 +49,17 @@ function query(req: IncomingMessage): URLSearchParams {
   return new URLSearchParams(q >= 0 ? req.url!.slice(q + 1) : '');
 }
 
+/** Reads a body of any size without keeping it: its length and SHA-256. */
+function digestBody(req: IncomingMessage, done: (size: number, sha256: string) => void): void {
+  const hash = createHash('sha256');
+  let size = 0;
+  req.on('data', (c: Buffer) => {
+    size += c.length;
+    hash.update(c);
+  });
+  req.on('end', () => done(size, hash.digest('hex')));
+}
+
 function boundedInt(v: string | null, def: number, max: number): number {
   const n = v === null ? def : Number(v);
   return Number.isInteger(n) && n >= 0 ? Math.min(n, max) : def;
@@ -102,26 +113,10 @@ export async function startDemoDevice(opts: { port?: number; host?: string; info
         });
         return;
       }
-      case '/echo': {
-        const hash = createHash('sha256');
-        let size = 0;
-        req.on('data', (c: Buffer) => {
-          size += c.length;
-          hash.update(c);
-        });
-        req.on('end', () => json(res, 200, { method: req.method, url: req.url, headers: req.headers, size, sha256: hash.digest('hex') }, { 'x-device-echo': '1' }));
-        return;
-      }
-      case '/sink': {
-        const hash = createHash('sha256');
-        let size = 0;
-        req.on('data', (c: Buffer) => {
-          size += c.length;
-          hash.update(c);
-        });
-        req.on('end', () => json(res, 200, { size, sha256: hash.digest('hex') }));
-        return;
-      }
+      case '/echo':
+        return digestBody(req, (size, sha256) => json(res, 200, { method: req.method, url: req.url, headers: req.headers, size, sha256 }, { 'x-device-echo': '1' }));
+      case '/sink':
+        return digestBody(req, (size, sha256) => json(res, 200, { size, sha256 }));
       case '/bytes': {
         const total = boundedInt(query(req).get('n'), 1024, 2 ** 32);
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total });
