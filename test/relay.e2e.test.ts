@@ -52,6 +52,13 @@ describe('relay: a device REST API reached through the hub', () => {
     assert.match(head, /x-device-echo: 1/i);
   });
 
+  it('handles Expect: 100-continue at the hub and does not pass it on to the device', async () => {
+    const { stdout } = await curl(['-H', `Authorization: Bearer ${w.token}`, '-H', 'Expect: 100-continue', '--data-binary', 'x'.repeat(5000), `${w.api}/echo`]);
+    const echo = JSON.parse(stdout) as { size: number; headers: Record<string, string> };
+    assert.equal(echo.size, 5000);
+    assert.equal(echo.headers.expect, undefined);
+  });
+
   it('serves 1,000 concurrent requests on one device, each answered correctly', async () => {
     const results = await Promise.all(Array.from({ length: 1000 }, async (_, i) => {
       const r = await fetch(`${w.api}/echo?i=${i}`, { headers: w.auth });

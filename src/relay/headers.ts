@@ -20,7 +20,8 @@ export function requestHeadersForDevice(req: IncomingMessage, prefix: string, se
   let xff: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || listed?.has(name) || name === 'authorization' || name === 'host') continue;
+    // `expect`: the hub already answered 100-continue to the client; the body follows regardless.
+    if (HOP_BY_HOP.has(name) || listed?.has(name) || name === 'authorization' || name === 'host' || name === 'expect') continue;
     if (name === 'x-forwarded-for') {
       xff = xff ? `${xff}, ${raw[i + 1]!}` : raw[i + 1]!;
       continue;
