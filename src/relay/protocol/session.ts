@@ -5,7 +5,6 @@ import {
   Flag,
   FrameType,
   FRAME_TYPE_NAMES,
-  PROTOCOL_VERSION,
   ProtocolError,
   decodeGoaway,
   decodeNotify,
@@ -18,31 +17,10 @@ import {
 } from './frames.js';
 import { decodeRequestHead, decodeResponseHead, encodeRequestHead, type RequestHead } from './heads.js';
 import { FrameParser } from './parser.js';
+import { parseHandshake, peerLimits, type Hello, type Welcome } from './handshake.js';
 import { StreamResetError, TunnelStream } from './stream.js';
 
-/** HELLO: the agent's first frame. JSON: connect-time only, never on the request path. */
-export interface Hello {
-  version: number;
-  deviceId: string;
-  secret: string;
-  /** Random per agent process; lets the hub drop notifications resent after a reconnect. */
-  bootId: string;
-  /** The JSON the device's REST service returns at GET /device. */
-  info: Record<string, unknown>;
-  maxFrameBytes: number;
-  windowBytes: number;
-  /** Streams the agent serves at once; the hub queues beyond this. */
-  maxStreams: number;
-}
-
-/** WELCOME: the hub's answer to a valid HELLO. */
-export interface Welcome {
-  version: number;
-  pingIntervalMs: number;
-  idleTimeoutMs: number;
-  maxFrameBytes: number;
-  windowBytes: number;
-}
+export type { Hello, Welcome } from './handshake.js';
 
 export interface SessionOptions {
   /** Largest payload accepted from the peer. */
@@ -267,17 +245,7 @@ export class TunnelSession extends EventEmitter {
         // a second HELLO in that time must not start a second authentication.
         if (this.established || this.#handshakeSeen) throw new ProtocolError(`second ${name}`);
         this.#handshakeSeen = true;
-        let msg: unknown;
-        try {
-          msg = JSON.parse(f.payload.toString('utf8'));
-        } catch {
-          throw new ProtocolError(`${name} payload is not JSON`);
-        }
-        if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw new ProtocolError(`${name} payload is not a JSON object`);
-        const version = (msg as { version?: unknown }).version;
-        if (version !== PROTOCOL_VERSION) {
-          throw new ProtocolError(`unsupported protocol version ${JSON.stringify(version)} (this side speaks ${PROTOCOL_VERSION})`, ErrorCode.UNSUPPORTED_VERSION);
-        }
+        const msg = parseHandshake<Hello | Welcome>(name, f.payload);
         if (f.type === FrameType.WELCOME) {
           const w = msg as Welcome;
           this.#adoptPeerLimits(w);
@@ -365,12 +333,9 @@ export class TunnelSession extends EventEmitter {
   }
 
   #adoptPeerLimits(peer: { maxFrameBytes?: unknown; windowBytes?: unknown }): void {
-    const mf = peer.maxFrameBytes;
-    const wb = peer.windowBytes;
-    if (typeof mf !== 'number' || !Number.isInteger(mf) || mf < 1024 || mf > 16 * 1024 * 1024) throw new ProtocolError('maxFrameBytes must be an integer from 1024 to 16777216');
-    if (typeof wb !== 'number' || !Number.isInteger(wb) || wb < 1024 || wb > 0x7fffffff) throw new ProtocolError('windowBytes must be an integer from 1024 to 2147483647');
-    this.peerMaxFrameBytes = mf;
-    this.peerWindowBytes = wb;
+    const limits = peerLimits(peer);
+    this.peerMaxFrameBytes = limits.maxFrameBytes;
+    this.peerWindowBytes = limits.windowBytes;
   }
 
   #onEnd(): void {

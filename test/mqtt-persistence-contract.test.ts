@@ -1,0 +1,58 @@
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Migrator } from 'kysely';
+import { MemoryMqttPersistence } from '../src/mqtt/memory-persistence.js';
+import { SqliteMqttPersistence } from '../src/mqtt/sqlite-persistence.js';
+import { migrationProvider } from '../src/store/migrations/index.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { mqttPersistenceContract } from './mqtt-persistence-contract.js';
+
+const root = mkdtempSync(join(tmpdir(), 'cloudrest-mqtt-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let files = 0;
+const tempFile = (): string => join(root, `case-${++files}`, 'hub.db');
+
+mqttPersistenceContract('MemoryMqttPersistence', () => Promise.resolve({ p: new MemoryMqttPersistence() }));
+mqttPersistenceContract('SqliteMqttPersistence on a file', async () => {
+  const file = tempFile();
+  return { p: await SqliteMqttPersistence.open(file), reopen: () => SqliteMqttPersistence.open(file) };
+});
+
+describe('SqliteMqttPersistence', () => {
+  it("shares the hub store's database, and closing it leaves the store open", async () => {
+    const store = SqliteStore.open(tempFile());
+    try {
+      await store.migrate();
+      const p = await SqliteMqttPersistence.on(store.db);
+      await store.createUser({ id: 'u_1', email: 'ada@example.com', passwordHash: 'h' });
+      await p.enqueue('c1', [{ topic: 't', payload: Buffer.from('x'), qos: 1, retain: false }]);
+      await p.close();
+      assert.equal((await store.getUserById('u_1'))?.email, 'ada@example.com');
+      assert.equal(await (await SqliteMqttPersistence.on(store.db)).countQueued('c1'), 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('adds its tables to a hub database created before the broker existed', async () => {
+    const file = tempFile();
+    const old = SqliteStore.open(file);
+    await new Migrator({ db: old.db, provider: migrationProvider }).migrateTo('0001_initial');
+    await old.createUser({ id: 'u_1', email: 'ada@example.com', passwordHash: 'h' });
+    await old.close();
+
+    const p = await SqliteMqttPersistence.open(file);
+    await p.setRetained({ topic: 'r', payload: Buffer.from('x'), qos: 0, retain: true });
+    await p.close();
+    const store = SqliteStore.open(file);
+    try {
+      await store.migrate();
+      assert.equal((await store.getUserById('u_1'))?.email, 'ada@example.com');
+    } finally {
+      await store.close();
+    }
+  });
+});
