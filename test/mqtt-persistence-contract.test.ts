@@ -15,11 +15,11 @@ after(() => rmSync(root, { recursive: true, force: true }));
 let files = 0;
 const tempFile = (): string => join(root, `case-${++files}`, 'hub.db');
 
-mqttPersistenceContract('MemoryMqttPersistence', () => Promise.resolve({ p: new MemoryMqttPersistence() }));
+mqttPersistenceContract('MemoryMqttPersistence', () => Promise.resolve({ p: new MemoryMqttPersistence() }), { durable: false });
 mqttPersistenceContract('SqliteMqttPersistence on a file', async () => {
   const file = tempFile();
   return { p: await SqliteMqttPersistence.open(file), reopen: () => SqliteMqttPersistence.open(file) };
-});
+}, { durable: true });
 
 describe('SqliteMqttPersistence', () => {
   it("shares the hub store's database, and closing it leaves the store open", async () => {
@@ -35,6 +35,16 @@ describe('SqliteMqttPersistence', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('a failed write rejects only its caller, and later operations still run', async (t) => {
+    const p = await SqliteMqttPersistence.open(tempFile());
+    t.after(() => p.close());
+    const bad = { topic: 't', payload: {} as Buffer, qos: 1 as const, retain: false };
+    const results = await Promise.allSettled([p.enqueue('c1', [bad]), p.addIncomingQos2('c1', 1)]);
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'fulfilled']);
+    await p.enqueue('c1', [{ ...bad, payload: Buffer.from('ok') }]);
+    assert.deepEqual((await p.queued('c1', 10)).map((m) => m.payload.toString()), ['ok']);
   });
 
   it('adds its tables to a hub database created before the broker existed', async () => {

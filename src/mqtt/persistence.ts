@@ -60,8 +60,11 @@ export interface MqttPersistence {
   /** Sessions whose expiry has passed at `now`; the broker deletes them. */
   expiredSessions(now: number): Promise<string[]>;
 
-  /** Appends messages to a session's queue; returns their seqs. Bounded by the broker, not here. */
-  enqueue(clientId: string, messages: StoredMessage[]): Promise<number[]>;
+  /**
+   * Appends messages, each with the subscription identifiers it matched, to a session's queue in one
+   * transaction; returns their seqs, which increase and are not reused. Bounded by the broker, not here.
+   */
+  enqueue(clientId: string, messages: Array<StoredMessage & Pick<QueuedMessage, 'subscriptionIds'>>): Promise<number[]>;
   /** The session's queue in order (in-flight first), up to `limit`. */
   queued(clientId: string, limit: number): Promise<QueuedMessage[]>;
   /** Marks a queued message as sent with `packetId` (or as released for QoS 2). */

@@ -8,7 +8,7 @@
  *
  * Never edit a migration that has shipped; add the next one (`0002_...`). Kysely runs them in name order.
  */
-import { Migrator } from 'kysely';
+import { Migrator, PostgresAdapter } from 'kysely';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
 
 const m0001Initial: Migration = {
@@ -54,9 +54,76 @@ const m0001Initial: Migration = {
   },
 };
 
+/** PostgreSQL has no `blob`; in SQLite `bytea` would get NUMERIC affinity, so each gets its own name. */
+function binaryType(db: Kysely<unknown>): 'blob' | 'bytea' {
+  return db.getExecutor().adapter instanceof PostgresAdapter ? 'bytea' : 'blob';
+}
+
+/** The MQTT broker's session state (src/mqtt/persistence.ts). JSON columns are `text`. */
+const m0002Mqtt: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    const binary = binaryType(db);
+    await db.schema
+      .createTable('mqtt_sessions')
+      .addColumn('client_id', 'text', (c) => c.primaryKey())
+      .addColumn('owner', 'text', (c) => c.notNull())
+      .addColumn('protocol_version', 'integer', (c) => c.notNull())
+      // `bigint`: 0xFFFFFFFF ("never expires") overflows a PostgreSQL `integer`.
+      .addColumn('expiry_interval_s', 'bigint', (c) => c.notNull())
+      .addColumn('disconnected_at', 'bigint')
+      .addColumn('subscriptions', 'text', (c) => c.notNull())
+      .execute();
+    // The expiry sweep looks only at disconnected sessions.
+    await db.schema.createIndex('mqtt_sessions_disconnected_at_idx').on('mqtt_sessions').column('disconnected_at').execute();
+
+    // `seq` is assigned by the application (monotonic per persistence instance). The primary key's index
+    // (client_id, seq) serves every per-client query, so no separate client_id index: on the QoS 1
+    // fan-out path each extra index is one more B-tree write per message.
+    await db.schema
+      .createTable('mqtt_queue')
+      .addColumn('client_id', 'text', (c) => c.notNull())
+      .addColumn('seq', 'bigint', (c) => c.notNull())
+      .addColumn('topic', 'text', (c) => c.notNull())
+      .addColumn('payload', binary, (c) => c.notNull())
+      .addColumn('qos', 'integer', (c) => c.notNull())
+      .addColumn('retain', 'integer', (c) => c.notNull())
+      .addColumn('properties', 'text')
+      .addColumn('expires_at', 'bigint')
+      .addColumn('packet_id', 'integer')
+      .addColumn('released', 'integer', (c) => c.notNull())
+      .addColumn('subscription_ids', 'text')
+      .addPrimaryKeyConstraint('mqtt_queue_pk', ['client_id', 'seq'])
+      .execute();
+
+    await db.schema
+      .createTable('mqtt_incoming_qos2')
+      .addColumn('client_id', 'text', (c) => c.notNull())
+      .addColumn('packet_id', 'integer', (c) => c.notNull())
+      .addPrimaryKeyConstraint('mqtt_incoming_qos2_pk', ['client_id', 'packet_id'])
+      .execute();
+
+    await db.schema
+      .createTable('mqtt_retained')
+      .addColumn('topic', 'text', (c) => c.primaryKey())
+      .addColumn('payload', binary, (c) => c.notNull())
+      .addColumn('qos', 'integer', (c) => c.notNull())
+      .addColumn('properties', 'text')
+      .addColumn('expires_at', 'bigint')
+      .execute();
+  },
+
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('mqtt_retained').execute();
+    await db.schema.dropTable('mqtt_incoming_qos2').execute();
+    await db.schema.dropTable('mqtt_queue').execute();
+    await db.schema.dropTable('mqtt_sessions').execute();
+  },
+};
+
 /** Every migration, by name. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': m0001Initial,
+  '0002_mqtt': m0002Mqtt,
 });
 
 export const migrationProvider: MigrationProvider = {

@@ -119,6 +119,15 @@ export class SqliteStore implements Store {
     return new SqliteStore(new Kysely<Tables>({ dialect: new SqliteDialect({ database: sqlite }) }));
   }
 
+  /**
+   * The database, for other subsystems that keep their tables in the same file (the MQTT broker's
+   * SqliteMqttPersistence): one connection, so their statements and ours never contend for the lock.
+   * This store owns it: migrate() creates every subsystem's tables and close() closes it.
+   */
+  get db(): Kysely<unknown> {
+    return this.#db as Kysely<unknown>;
+  }
+
   async migrate(): Promise<void> {
     await migrateToLatest(this.#db);
   }
