@@ -30,6 +30,11 @@ async function runHub(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     hub.log.info({ signal }, 'stopping');
+    // Whatever happens in the drain, the process ends: a stuck shutdown must not outlive its deadline.
+    setTimeout(() => {
+      hub.log.error({ graceMs: config.shutdownGraceMs }, 'shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs + 5000).unref();
     await demo?.stop();
     await hub.close();
     process.exit(0);

@@ -10,6 +10,12 @@ export const CLI = join(ROOT, 'bin/cloudrest.js');
 export const AGENT_BUNDLE = join(ROOT, 'dist/cloudrest-agent.mjs');
 const run = promisify(execFile);
 
+/** Every child started by the tests; killed when the test process exits, even on a timeout. */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
 /** A child process whose stdout lines (JSON logs or text) can be awaited. */
 export class Proc {
   readonly lines: string[] = [];
@@ -29,7 +35,11 @@ export class Proc {
         }
       });
     }
-    this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
+    children.add(child);
+    this.exited = new Promise((r) => child.once('exit', (code) => {
+      children.delete(child);
+      r(code);
+    }));
   }
 
   /** Resolves with the first line (already seen or future) that passes `test`. */
