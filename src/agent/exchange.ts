@@ -1,5 +1,4 @@
 import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
-import { pipeline } from 'node:stream';
 import { ERRORS, errorBody, type ErrorCode as HubErrorCode } from '../errors.js';
 import type { RequestHead } from '../relay/protocol/heads.js';
 import type { TunnelStream } from '../relay/protocol/stream.js';
@@ -125,9 +124,15 @@ export class Exchange {
       stream.end();
       return;
     }
-    // pipeline: a local failure resets the stream; a reset stream (client gone) aborts the response.
-    pipeline(res, stream, (err) => {
-      if (err) client.log.debug('relayed response ended early', { stream: stream.id, err: describeError(err) });
+    // pipe() with explicit ends, not pipeline(): on Node 20 every pipeline() builds and aborts an
+    // AbortController (a DOMException with a stack trace per response), measured at 14 % of agent CPU.
+    // A local failure resets the stream; a reset stream (client gone) aborts the response (#onStreamClosed).
+    res.pipe(stream);
+    res.once('error', () => undefined); // reported through 'close' below
+    res.once('close', () => {
+      if (res.complete || stream.destroyed) return;
+      client.log.debug('relayed response ended early', { stream: stream.id });
+      stream.destroy(new Error('the REST service response ended early'));
     });
   }
 

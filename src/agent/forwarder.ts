@@ -37,7 +37,9 @@ export class Forwarder extends EventEmitter {
     super();
     this.#base = new URL(opts.api);
     const https = this.#base.protocol === 'https:';
-    const agentOptions = { keepAlive: true, maxSockets: opts.concurrency, maxFreeSockets: Math.min(opts.concurrency, 16) };
+    // Idle sockets up to the concurrency limit: a smaller pool closes and reopens connections to the
+    // REST service whenever more requests than that are in flight (measured: half the device's CPU).
+    const agentOptions = { keepAlive: true, maxSockets: opts.concurrency, maxFreeSockets: opts.concurrency };
     this.#agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
     this.#request = https ? httpsRequest : httpRequest;
     this.#prefix = this.#base.pathname.replace(/\/+$/, '');

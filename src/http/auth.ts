@@ -64,33 +64,35 @@ export class Authenticator {
   }
 
   /** The session a token belongs to, or undefined when unknown or expired. */
-  async session(token: string): Promise<Session | undefined> {
-    const hash = sha256Hex(token);
-    const now = Date.now();
-    let s = this.#tokens.get(hash);
-    if (s === undefined) {
-      const rec = await this.store.getToken(hash);
-      const user = rec ? await this.store.getUserById(rec.userId) : undefined;
-      s = rec && user ? { user, expiresAt: rec.expiresAt } : false;
-      this.#tokens.set(hash, s);
-    }
-    return s && s.expiresAt > now ? s : undefined;
+  /** Synchronous when the answer is cached (the relay's hot path), else asks the Store. */
+  session(token: string): Session | undefined | Promise<Session | undefined> {
+    // Keyed by the token itself (memory only; the Store keeps hashes): no hashing on a cache hit.
+    const s = this.#tokens.get(token);
+    if (s !== undefined) return s && s.expiresAt > Date.now() ? s : undefined;
+    return this.#loadSession(token);
+  }
+
+  async #loadSession(token: string): Promise<Session | undefined> {
+    const rec = await this.store.getToken(sha256Hex(token));
+    const user = rec ? await this.store.getUserById(rec.userId) : undefined;
+    const s = rec && user ? { user, expiresAt: rec.expiresAt } : false;
+    this.#tokens.set(token, s);
+    return s && s.expiresAt > Date.now() ? s : undefined;
   }
 
   async logout(token: string): Promise<void> {
-    const hash = sha256Hex(token);
-    this.#tokens.delete(hash);
-    await this.store.deleteToken(hash);
+    this.#tokens.delete(token);
+    await this.store.deleteToken(sha256Hex(token));
   }
 
-  /** The device if `user` owns it (its reported email is the user's), else undefined. */
-  async ownedDevice(user: UserRecord, deviceId: string): Promise<DeviceRecord | undefined> {
-    let d = this.#devices.get(deviceId);
-    if (d === undefined) {
-      d = (await this.store.getDevice(deviceId)) ?? false;
-      this.#devices.set(deviceId, d);
-    }
-    return d && d.email !== null && d.email === user.email.toLowerCase() ? d : undefined;
+  /** The device if `user` owns it (its reported email is theirs); synchronous when cached. */
+  ownedDevice(user: UserRecord, deviceId: string): DeviceRecord | undefined | Promise<DeviceRecord | undefined> {
+    const d = this.#devices.get(deviceId);
+    if (d !== undefined) return owned(d, user);
+    return this.store.getDevice(deviceId).then((rec) => {
+      this.#devices.set(deviceId, rec ?? false);
+      return owned(rec ?? false, user);
+    });
   }
 
   /** Every device the user owns. */
@@ -102,6 +104,10 @@ export class Authenticator {
   forgetDevice(deviceId: string): void {
     this.#devices.delete(deviceId);
   }
+}
+
+function owned(d: DeviceRecord | false, user: UserRecord): DeviceRecord | undefined {
+  return d && d.email !== null && d.email === user.email.toLowerCase() ? d : undefined;
 }
 
 let dummy: Promise<string> | undefined;

@@ -8,7 +8,7 @@ import { sendError } from '../http/reply.js';
 import type { TunnelServer } from './edge/tunnel-server.js';
 import { requestHeadersForDevice, responseHeadersForClient } from './headers.js';
 import type { ResponseHead } from './protocol/heads.js';
-import type { TunnelStream } from './protocol/stream.js';
+import { TunnelStream } from './protocol/stream.js';
 import type { CacheSink, RelayCache } from './relay-cache.js';
 
 export interface RelayOptions {
@@ -73,9 +73,11 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
     const started = process.hrtime.bigint();
     if (deps.isShuttingDown()) return fail(res, 'CR_ERR_SHUTTING_DOWN', started, undefined, { connection: 'close' });
     const token = bearerToken(req, false);
-    const session = token ? await auth.session(token) : undefined;
+    let session = token ? auth.session(token) : undefined;
+    if (session instanceof Promise) session = await session;
     if (!session) return fail(res, 'CR_ERR_UNAUTHORIZED', started, undefined, { 'www-authenticate': 'Bearer' });
-    const device = await auth.ownedDevice(session.user, deviceId);
+    let device = auth.ownedDevice(session.user, deviceId);
+    if (device instanceof Promise) device = await device;
     if (!device) return fail(res, 'CR_ERR_DEVICE_NOT_FOUND', started);
 
     const withBody = hasBody(req);
@@ -90,7 +92,8 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
     const method = req.method ?? 'GET';
     const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
     const clientHeaders = requestHeadersForDevice(req, `${PREFIX}${encodeURIComponent(deviceId)}${API}`, secure);
-    const plan = cache ? await cache.plan(deviceId, method, target, clientHeaders) : undefined;
+    let plan = cache?.plan(deviceId, method, target, clientHeaders);
+    if (plan instanceof Promise) plan = await plan;
     if (plan && cache!.tryServe(plan, method, res)) {
       metrics.relayRequests.inc({ status: String(res.statusCode), cache: 'hit' });
       metrics.relayDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -98,28 +101,36 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
     }
     if (!tunnel) return fail(res, 'CR_ERR_DEVICE_OFFLINE', started);
     const headers = plan?.forwardHeaders ?? clientHeaders;
-    const abort = new AbortController();
+
+    const opened = tunnel.open({ method, target, headers }, !withBody);
+    if (opened === null) return fail(res, 'CR_ERR_TOO_MANY_REQUESTS', started, undefined, { 'retry-after': '1' });
+    let stream: TunnelStream;
+    if (opened instanceof TunnelStream) {
+      stream = opened;
+    } else {
+      // Queued behind the device's in-flight limit: leave the queue if the client goes away.
+      const cancel = () => opened.cancel();
+      res.once('close', cancel);
+      try {
+        stream = await opened.promise;
+      } catch {
+        if (res.destroyed) return;
+        return fail(res, tunnels.isOnline(deviceId) ? 'CR_ERR_DEVICE_DISCONNECTED' : 'CR_ERR_DEVICE_OFFLINE', started);
+      } finally {
+        res.off('close', cancel);
+      }
+      if (res.destroyed) {
+        stream.destroy();
+        return;
+      }
+    }
     let clientGone = false;
     res.once('close', () => {
       if (!res.writableFinished) {
         clientGone = true;
-        abort.abort();
+        stream.destroy();
       }
     });
-
-    const opening = tunnel.open({ method, target, headers }, !withBody, abort.signal);
-    if (!opening) return fail(res, 'CR_ERR_TOO_MANY_REQUESTS', started, undefined, { 'retry-after': '1' });
-    let stream: TunnelStream;
-    try {
-      stream = await opening;
-    } catch {
-      if (clientGone) return;
-      return fail(res, tunnels.isOnline(deviceId) ? 'CR_ERR_DEVICE_DISCONNECTED' : 'CR_ERR_DEVICE_OFFLINE', started);
-    }
-    if (clientGone) {
-      stream.destroy();
-      return;
-    }
 
     const timer = setTimeout(() => {
       stream.destroy();
@@ -150,12 +161,15 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
       }
       metrics.relayDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
       const flat = responseHeadersForClient(head.headers);
-      const pending = plan ? cache!.onResponse(plan, deviceId, method, target, head, res, flat) : undefined;
-      if (pending) pending.then((sink) => respond(head, flat, sink), (err: unknown) => {
-        log.error({ err }, 'relay cache failed');
-        respond(head, flat, undefined);
-      });
-      else respond(head, flat, undefined);
+      const sink = plan ? cache!.onResponse(plan, deviceId, method, target, head, res, flat) : undefined;
+      if (sink instanceof Promise) {
+        sink.then((s) => respond(head, flat, s), (err: unknown) => {
+          log.error({ err }, 'relay cache failed');
+          respond(head, flat, undefined);
+        });
+      } else {
+        respond(head, flat, sink);
+      }
     });
 
     function respond(head: ResponseHead, flat: string[], sink: CacheSink | 'served' | undefined): void {

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { hitHeaders, MemoryResponseCache, notModifiedHeaders, revalidationHeaders, X_CACHE, type CachedResponse, type ResponseCache } from './cache.js';
+import { hitHeaders, MemoryResponseCache, notModifiedHeaders, revalidationHeaders, X_CACHE, type CachedResponse, type CacheRead, type ResponseCache } from './cache.js';
 import { createEntry, freshen, invalidatingMethod, isCacheableResponse, isNotModified, lookup, type CacheDecision } from './cache-policy.js';
 import type { HeaderList, ResponseHead } from './protocol/heads.js';
 
@@ -19,6 +19,11 @@ export interface CachePlan {
 export interface CacheSink {
   chunk(b: Buffer): void;
   end(): void;
+}
+
+/** Runs a cache write whose result the response does not wait for. */
+function settle(r: unknown): void {
+  if (r instanceof Promise) r.catch(() => undefined);
 }
 
 function flatten(headers: HeaderList): string[] {
@@ -45,14 +50,19 @@ export class RelayCache {
     void this.#cache.invalidateDevice(deviceId);
   }
 
-  async plan(deviceId: string, method: string, target: string, headers: HeaderList): Promise<CachePlan> {
-    const base = { entry: undefined, fillToken: 0, clientHeaders: headers, forwardHeaders: headers, requestTime: Date.now() };
+  /** The cache's decision for a request: synchronous when the cache answers synchronously (memory). */
+  plan(deviceId: string, method: string, target: string, headers: HeaderList): CachePlan | Promise<CachePlan> {
+    const requestTime = Date.now();
+    const base = { entry: undefined, fillToken: 0, clientHeaders: headers, forwardHeaders: headers, requestTime };
     if (invalidatingMethod(method)) return { ...base, decision: 'write' };
     if (method !== 'GET' && method !== 'HEAD') return { ...base, decision: 'none' };
-    const { entry, fillToken } = await this.#cache.get(deviceId, target);
-    const decision = lookup(entry, headers, base.requestTime);
-    const forwardHeaders = decision === 'revalidate' && entry ? revalidationHeaders(entry, headers) : headers;
-    return { ...base, decision, entry, fillToken, forwardHeaders };
+    const read = this.#cache.get(deviceId, target);
+    const decide = ({ entry, fillToken }: CacheRead): CachePlan => {
+      const decision = lookup(entry, headers, requestTime);
+      const forwardHeaders = decision === 'revalidate' && entry ? revalidationHeaders(entry, headers) : headers;
+      return { ...base, decision, entry, fillToken, forwardHeaders };
+    };
+    return read instanceof Promise ? read.then(decide) : decide(read);
   }
 
   /** Answers from the cache when the plan allows; true if it did. */
@@ -76,33 +86,43 @@ export class RelayCache {
    * Called with the device's response head. Returns 'served' when the cache answered (the device
    * confirmed our copy with 304), else a sink for the body (or undefined), and adds X-Cache to `flat`.
    */
-  async onResponse(plan: CachePlan, deviceId: string, method: string, target: string, head: ResponseHead, res: ServerResponse, flat: string[]): Promise<CacheSink | 'served' | undefined> {
+  onResponse(plan: CachePlan, deviceId: string, method: string, target: string, head: ResponseHead, res: ServerResponse, flat: string[]): CacheSink | 'served' | undefined | Promise<CacheSink | 'served' | undefined> {
     const cache = this.#cache;
-    const responseTime = Date.now();
     if (plan.decision === 'write') {
-      await cache.invalidateUri(deviceId, target); // RFC 9111 §4.4
+      settle(cache.invalidateUri(deviceId, target)); // RFC 9111 §4.4
       return undefined;
     }
     if (plan.decision === 'none') return undefined;
-    if (plan.decision === 'revalidate' && plan.entry && head.status === 304) {
-      const u = freshen(plan.entry, head.headers, plan.requestTime, responseTime);
-      if (u) {
-        if (isCacheableResponse('GET', 200, u.headers, plan.clientHeaders, responseTime)) await cache.set(deviceId, target, u, plan.fillToken);
-        else await cache.delete(deviceId, target);
-        if (isNotModified(u, plan.clientHeaders)) {
-          res.writeHead(304, flatten(notModifiedHeaders(u, responseTime)));
-          res.end();
-        } else {
-          res.writeHead(u.status, flatten(hitHeaders(u, responseTime)));
-          res.end(method === 'HEAD' ? undefined : u.body);
-        }
-        return 'served';
+    if (plan.decision === 'revalidate' && plan.entry && head.status === 304) return this.#revalidated(plan, deviceId, method, target, head, res, flat);
+    return this.#miss(plan, deviceId, method, target, head, flat);
+  }
+
+  async #revalidated(plan: CachePlan, deviceId: string, method: string, target: string, head: ResponseHead, res: ServerResponse, flat: string[]): Promise<CacheSink | 'served' | undefined> {
+    const cache = this.#cache;
+    const responseTime = Date.now();
+    const u = freshen(plan.entry!, head.headers, plan.requestTime, responseTime);
+    if (u) {
+      if (isCacheableResponse('GET', 200, u.headers, plan.clientHeaders, responseTime)) await cache.set(deviceId, target, u, plan.fillToken);
+      else await cache.delete(deviceId, target);
+      if (isNotModified(u, plan.clientHeaders)) {
+        res.writeHead(304, flatten(notModifiedHeaders(u, responseTime)));
+        res.end();
+      } else {
+        res.writeHead(u.status, flatten(hitHeaders(u, responseTime)));
+        res.end(method === 'HEAD' ? undefined : u.body);
       }
-      await cache.delete(deviceId, target);
+      return 'served';
     }
+    await cache.delete(deviceId, target);
+    return this.#miss({ ...plan, entry: undefined }, deviceId, method, target, head, flat);
+  }
+
+  #miss(plan: CachePlan, deviceId: string, method: string, target: string, head: ResponseHead, flat: string[]): CacheSink | undefined {
+    const cache = this.#cache;
+    const responseTime = Date.now();
     flat.push(X_CACHE, 'MISS');
     if (method !== 'GET' || plan.decision === 'bypass' || !isCacheableResponse(method, head.status, head.headers, plan.clientHeaders, responseTime)) {
-      if (plan.entry) await cache.delete(deviceId, target);
+      if (plan.entry) settle(cache.delete(deviceId, target));
       return undefined;
     }
     const parts: Buffer[] = [];

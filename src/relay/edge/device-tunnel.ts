@@ -1,6 +1,13 @@
 import type { TunnelSession } from '../protocol/session.js';
-import type { TunnelStream } from '../protocol/stream.js';
+import { TunnelStream } from '../protocol/stream.js';
 import type { RequestHead } from '../protocol/heads.js';
+
+/** A relayed request waiting for a free slot on its device's tunnel. */
+export interface QueuedRequest {
+  promise: Promise<TunnelStream>;
+  /** Drops the request from the queue (its promise rejects); no effect once it has started. */
+  cancel(): void;
+}
 
 interface Waiter {
   resolve: (s: TunnelStream) => void;
@@ -39,25 +46,28 @@ export class DeviceTunnel {
   }
 
   /**
-   * Opens a stream now, or once a slot frees. Returns null when the queue is full.
-   * The promise rejects if the tunnel closes first, or `signal` aborts (client went away).
+   * Opens a stream now when a slot is free (returned directly: no promise on the fast path), else
+   * queues the request and returns it, to await and to cancel if the client goes away. Returns null
+   * when the queue is full. A queued request rejects if the tunnel closes first.
    */
-  open(head: RequestHead, end: boolean, signal?: AbortSignal): Promise<TunnelStream> | null {
-    if (this.#inflight < this.maxInflight && this.#queue.length === 0) {
-      return Promise.resolve(this.#start(head, end));
-    }
+  open(head: RequestHead, end: boolean): TunnelStream | QueuedRequest | null {
+    if (this.#inflight < this.maxInflight && this.#queue.length === 0) return this.#start(head, end);
     if (this.#queue.length >= this.maxQueued) return null;
-    return new Promise<TunnelStream>((resolve, reject) => {
-      const w: Waiter = { resolve, reject, head, end };
-      this.#queue.push(w);
-      signal?.addEventListener('abort', () => {
-        const i = this.#queue.indexOf(w);
+    let waiter!: Waiter;
+    const promise = new Promise<TunnelStream>((resolve, reject) => {
+      waiter = { resolve, reject, head, end };
+    });
+    this.#queue.push(waiter);
+    return {
+      promise,
+      cancel: () => {
+        const i = this.#queue.indexOf(waiter);
         if (i >= 0) {
           this.#queue.splice(i, 1);
-          reject(new Error('request aborted while queued'));
+          waiter.reject(new Error('request cancelled while queued'));
         }
-      }, { once: true });
-    });
+      },
+    };
   }
 
   /** Rejects every queued request (the tunnel closed or was replaced). */
@@ -66,11 +76,12 @@ export class DeviceTunnel {
   }
 
   /** Re-issues every queued request through `open` (used on take-over). */
-  transferQueued(open: (head: RequestHead, end: boolean) => Promise<TunnelStream> | null): void {
+  transferQueued(open: (head: RequestHead, end: boolean) => TunnelStream | QueuedRequest | null): void {
     for (const w of this.#queue.splice(0)) {
-      const p = open(w.head, w.end);
-      if (p) p.then(w.resolve, w.reject);
-      else w.reject(new Error('queue full after take-over'));
+      const r = open(w.head, w.end);
+      if (r === null) w.reject(new Error('queue full after take-over'));
+      else if (r instanceof TunnelStream) w.resolve(r);
+      else r.promise.then(w.resolve, w.reject);
     }
   }
 
