@@ -62,7 +62,7 @@ export interface UsageReport {
   processes: Record<string, ProcessUsage>;
   /** Busy CPU of the whole machine, % of one core (200 = both cores of a 2-core box). */
   machinePct: number;
-  /** Machine CPU not used by the watched processes: other work on the box, kernel threads. */
+  /** Process CPU (user + system) of the machine not used by the watched processes: other work on the box. */
   otherPct: number;
   /** CPU the hypervisor took away, % of one core. */
   stealPct: number;
@@ -85,17 +85,22 @@ export function usageWindow(pids: Record<string, number>): { stop(): UsageReport
       }));
       const machinePct = pct(m1.busy - m0.busy);
       const ours = Object.values(processes).reduce((sum, u) => sum + u.cpuPct, 0);
-      return { processes, machinePct, otherPct: Math.max(0, machinePct - ours), stealPct: pct(m1.steal - m0.steal) };
+      return { processes, machinePct, otherPct: Math.max(0, pct(m1.tasks - m0.tasks) - ours), stealPct: pct(m1.steal - m0.steal) };
     },
   };
 }
 
-/** Busy CPU time of the whole machine so far, in seconds summed over cores; `steal` is time the hypervisor took. */
-export function machineCpuSeconds(): { busy: number; steal: number } {
+/**
+ * CPU time of the whole machine so far, in seconds summed over cores: `busy` is all of it, `tasks` the
+ * part charged to processes (user + system, which is what /proc/PID/stat can account for; interrupt
+ * and softirq time, such as loopback packet delivery, is charged to no process), `steal` what the
+ * hypervisor took.
+ */
+export function machineCpuSeconds(): { busy: number; tasks: number; steal: number } {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal (proc(5)); guest time is already in user.
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = f;
-  return { busy: (user + nice + system + irq + softirq) / CLK_TCK, steal: steal / CLK_TCK };
+  return { busy: (user + nice + system + irq + softirq) / CLK_TCK, tasks: (user + nice + system) / CLK_TCK, steal: steal / CLK_TCK };
 }
 
 /** TCP connections accepted so far, machine-wide (Tcp: PassiveOpens in /proc/net/snmp). */
