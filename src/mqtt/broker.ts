@@ -1,0 +1,128 @@
+/**
+ * The MQTT 3.1.1 / 5.0 broker, as a library: fed duplex streams (TCP, TLS, WebSocket, in-memory), it
+ * never owns a server. The hub wires listeners, credentials, ACLs, $SYS and metrics around it.
+ *
+ *   const broker = new Broker({ allowAnonymous: true }, {});
+ *   net.createServer((socket) => broker.handle(socket, { remoteAddress: socket.remoteAddress ?? '', transport: 'tcp' }));
+ */
+import type { Duplex } from 'node:stream';
+import type { QoS } from 'mqtt-packet';
+import { validateTopicName } from '../core/topic-tree.js';
+import type { ConnectionMeta } from './channel.js';
+import { Connection } from './connection.js';
+import { BrokerCore } from './core.js';
+import type { BrokerHooks } from './hooks.js';
+import type { MessageProperties } from './message.js';
+import type { BrokerOptions, ResolvedOptions } from './options.js';
+import { RC } from './reason-codes.js';
+import type { StatsSnapshot } from './stats.js';
+
+/** A message the hub publishes itself (REST bridge, device status, $SYS). */
+export interface ServerMessage {
+  topic: string;
+  payload: Buffer | string;
+  /** Default 0. */
+  qos?: QoS;
+  /** Default false. */
+  retain?: boolean;
+  /** MQTT 5 properties passed to v5 subscribers. */
+  properties?: MessageProperties;
+  /** Message Expiry Interval, in seconds. */
+  messageExpiryIntervalS?: number;
+}
+
+export class Broker {
+  readonly #core: BrokerCore;
+  readonly #connections = new Set<Connection>();
+
+  constructor(options: BrokerOptions = {}, hooks: BrokerHooks = {}) {
+    this.#core = new BrokerCore(options, hooks);
+  }
+
+  /** Resolves when state kept in persistence (retained messages) is loaded; connections wait for it anyway. */
+  get ready(): Promise<void> {
+    return this.#core.ready;
+  }
+
+  get options(): ResolvedOptions {
+    return this.#core.options;
+  }
+
+  /** Serves one client connection on `stream` until either side closes it. */
+  handle(stream: Duplex, meta: ConnectionMeta): void {
+    if (this.#core.closing) {
+      stream.destroy();
+      return;
+    }
+    const connection = new Connection(this.#core, stream, meta, () => this.#connections.delete(connection));
+    this.#connections.add(connection);
+  }
+
+  /**
+   * Publishes as the server: to every matching subscription, and stored if retained. Resolves once
+   * persistent copies are stored. Throws TypeError on an invalid topic name. Not subject to the ACL hooks.
+   */
+  publish(msg: ServerMessage): Promise<void> {
+    const problem = validateTopicName(msg.topic);
+    if (problem !== null) throw new TypeError(`invalid topic ${JSON.stringify(msg.topic)}: ${problem}`);
+    const core = this.#core;
+    const payload = typeof msg.payload === 'string' ? Buffer.from(msg.payload) : msg.payload;
+    const qos = msg.qos ?? 0;
+    core.stats.messagesIn[qos]++;
+    core.stats.bytesIn[qos] += payload.length;
+    const { stored } = core.route({
+      topic: msg.topic,
+      payload,
+      qos,
+      retain: msg.retain === true,
+      properties: msg.properties,
+      expiresAt: msg.messageExpiryIntervalS === undefined ? undefined : core.now() + msg.messageExpiryIntervalS * 1000,
+      senderId: undefined,
+    });
+    return stored ?? Promise.resolve();
+  }
+
+  /**
+   * Disconnects every client (5.0: DISCONNECT 0x8B), without publishing wills, and waits for the
+   * persistence writes in flight. Persistent sessions stay in the store.
+   */
+  async close(): Promise<void> {
+    const core = this.#core;
+    core.closing = true;
+    for (const c of this.#connections) c.channel.disconnect(RC.SERVER_SHUTTING_DOWN, 'server shutting down', false);
+    await core.stop();
+  }
+
+  /** Open connections that completed CONNECT. */
+  get connections(): number {
+    return this.#core.stats.connections;
+  }
+
+  /** Sessions in memory, connected or not. */
+  get sessions(): number {
+    return this.#core.registry.sessions.size;
+  }
+
+  get subscriptions(): number {
+    return this.#core.router.size;
+  }
+
+  get retainedCount(): number {
+    return this.#core.retained.size;
+  }
+
+  /** QoS 1/2 messages sent to clients and not yet acknowledged. */
+  get inflight(): number {
+    return this.#core.stats.inflight;
+  }
+
+  /** Messages waiting in session queues. */
+  get queued(): number {
+    return this.#core.stats.queued;
+  }
+
+  /** Every counter and gauge at once (messages and bytes in/out per QoS, dropped, expired...). */
+  get stats(): StatsSnapshot {
+    return this.#core.stats.snapshot();
+  }
+}

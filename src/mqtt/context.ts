@@ -1,0 +1,56 @@
+/**
+ * What the broker's parts share: the channel, the handlers and the sessions reach the broker only
+ * through this interface, so they do not depend on the Broker class itself.
+ */
+import type { Channel } from './channel.js';
+import type { ResolvedHooks } from './hooks.js';
+import type { Message } from './message.js';
+import type { ResolvedOptions } from './options.js';
+import type { MqttPersistence } from './persistence.js';
+import type { RetainedStore } from './retained.js';
+import type { Router } from './router.js';
+import type { Session } from './session.js';
+import type { BrokerStats } from './stats.js';
+
+export interface PublishOutcome {
+  /** Sessions the message was given to. */
+  readonly deliveries: number;
+  /** Resolves once every persistent copy (queued messages, the retained message) is stored. */
+  readonly stored: Promise<void> | undefined;
+}
+
+export interface OpenRequest {
+  clientId: string;
+  principal: string;
+  protocolVersion: 3 | 4 | 5;
+  cleanStart: boolean;
+  /** Granted Session Expiry Interval, in seconds. */
+  expiryIntervalS: number;
+}
+
+export interface BrokerContext {
+  readonly options: ResolvedOptions;
+  readonly hooks: ResolvedHooks;
+  readonly stats: BrokerStats;
+  readonly router: Router;
+  readonly retained: RetainedStore;
+  readonly persistence: MqttPersistence | undefined;
+  now(): number;
+  /** Follows a persistence write: failures go to hooks.onError (resolving undefined); close() waits for it. */
+  track<T>(p: Promise<T>, context: string): Promise<T | undefined>;
+  /** Routes a message to its subscribers and, if it is retained, stores it ([MQTT-3.3.1-5]). */
+  route(m: Message): PublishOutcome;
+  /**
+   * Takes over or creates the session for a CONNECT that passed authentication. `onOpen` runs at the
+   * moment the session is the channel's, before any message can reach it (so CONNACK goes first).
+   * 'refused': the client id is another principal's session; 'closed': the channel closed meanwhile.
+   */
+  openSession(ch: Channel, req: OpenRequest, onOpen: (session: Session, present: boolean) => void): Promise<'opened' | 'refused' | 'closed'>;
+  /** The channel's transport closed; `sendWill` unless it ended with a normal DISCONNECT. */
+  channelClosed(ch: Channel, sendWill: boolean): void;
+  /** Saves a persistent session's subscriptions and expiry. */
+  saveSession(session: Session): Promise<void> | undefined;
+  readonly connectedCount: number;
+  readonly closing: boolean;
+  readonly ready: Promise<void>;
+}

@@ -1,0 +1,114 @@
+/**
+ * PUBLISH from a client (3.1.1 §3.3, 5.0 §3.3): topic (or alias), checks, authorization, routing, then
+ * PUBACK (QoS 1) or PUBREC (QoS 2) once every persistent copy is stored (4.3.2, 4.3.3).
+ */
+import { isUtf8 } from 'node:buffer';
+import type { IPublishPacket } from 'mqtt-packet';
+import { validateTopicName } from '../../core/topic-tree.js';
+import type { Channel } from '../channel.js';
+import { MqttError, malformed, protocolError } from '../errors.js';
+import { messageProperties, type Message } from '../message.js';
+import { RC } from '../reason-codes.js';
+
+export function handlePublish(ch: Channel, p: IPublishPacket): void {
+  const { ctx } = ch;
+  const { options, stats } = ctx;
+  const v5 = ch.version === 5;
+  const qos = p.qos;
+  const id = p.messageId ?? 0;
+  // [MQTT-3.3.1-2] DUP is 0 on QoS 0; [MQTT-2.2.1-3] 5.0 / [MQTT-2.3.1-1] 3.1.1 a non-zero packet id otherwise.
+  if (qos === 0 && p.dup) throw malformed('DUP set on a QoS 0 PUBLISH');
+  if (qos > 0 && id === 0) throw malformed('packet identifier 0');
+  const props = p.properties;
+  // [MQTT-3.3.4-6] a Subscription Identifier is for the server to send, not the client.
+  if (props?.subscriptionIdentifier !== undefined) throw protocolError('Subscription Identifier in a PUBLISH from a client');
+
+  let topic = p.topic;
+  const alias = props?.topicAlias;
+  if (alias !== undefined) {
+    // [MQTT-3.3.2-8] 0 is not an alias; [MQTT-3.3.2-9/10] nor is anything above our Topic Alias Maximum.
+    if (alias === 0 || alias > options.topicAliasMaximum) throw new MqttError(RC.TOPIC_ALIAS_INVALID, `topic alias ${alias} out of range`);
+    if (topic === '') {
+      const known = ch.aliasesIn.get(alias);
+      if (known === undefined) throw protocolError(`topic alias ${alias} was never set`);
+      topic = known;
+    }
+  } else if (topic === '') {
+    throw v5 ? protocolError('empty topic name without a topic alias') : malformed('empty topic name'); // [MQTT-4.7.3-1]
+  }
+  const problem = validateTopicName(topic);
+  // [MQTT-3.3.2-2] no wildcards in a topic name.
+  if (problem !== null) throw new MqttError(RC.TOPIC_NAME_INVALID, `topic ${problem}`);
+  if (alias !== undefined && p.topic !== '') ch.aliasesIn.set(alias, topic);
+  // 5.0 §3.3.1.3: a retained PUBLISH when Retain Available is 0 ends the connection with 0x9A.
+  if (p.retain && !options.retainAvailable) throw new MqttError(RC.RETAIN_NOT_SUPPORTED);
+
+  const payload = p.payload as Buffer;
+  stats.messagesIn[qos]++;
+  stats.bytesIn[qos] += payload.length;
+  const session = ch.session!;
+
+  if (qos === 2 && session.incomingQos2.has(id)) {
+    // [MQTT-4.3.3-9] 5.0: a PUBLISH again before PUBREL is not delivered again; PUBREC again.
+    ch.ackAfter(undefined, () => ({ cmd: 'pubrec', messageId: id }));
+    return;
+  }
+  // 5.0 §3.3.4 / §4.9: more unacknowledged QoS 1/2 than our Receive Maximum ends the connection.
+  if (qos > 0 && ++ch.incomingInflight > options.receiveMaximum) throw new MqttError(RC.RECEIVE_MAXIMUM_EXCEEDED);
+
+  let refusal: number | undefined;
+  // 5.0 §3.3.2.3.2: the server may check a payload marked as UTF-8.
+  if (v5 && props?.payloadFormatIndicator === true && !isUtf8(payload)) refusal = RC.PAYLOAD_FORMAT_INVALID;
+  // `$SYS/` belongs to the broker; the hook decides the rest.
+  else if (topic.startsWith('$SYS') || !ctx.hooks.authorizePublish(ch.principal, topic, ch.clientId)) refusal = RC.NOT_AUTHORIZED;
+
+  if (refusal !== undefined) {
+    if (qos === 0) {
+      if (v5 && refusal === RC.PAYLOAD_FORMAT_INVALID) throw new MqttError(refusal, 'payload is not UTF-8');
+      return;
+    }
+    if (v5) {
+      // 5.0 §3.4.2.1 / §3.5.2.1: the failure code ends the exchange (no PUBREL follows a failed PUBREC).
+      ch.ackAfter(undefined, () => {
+        ch.incomingInflight--;
+        return { cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, reasonCode: refusal };
+      });
+      return;
+    }
+    // 3.1.1 cannot say no: the message is acknowledged and dropped.
+  }
+
+  let deliveries = 0;
+  let stored: Promise<void> | undefined;
+  if (refusal === undefined) {
+    const m: Message = {
+      topic,
+      payload,
+      qos,
+      retain: p.retain,
+      properties: v5 ? messageProperties(props) : undefined,
+      expiresAt: props?.messageExpiryInterval === undefined ? undefined : ctx.now() + props.messageExpiryInterval * 1000,
+      senderId: ch.clientId,
+    };
+    ({ deliveries, stored } = ctx.route(m));
+  }
+  if (qos === 0) return;
+  // 5.0 §3.4.2.1: 0x10 tells the publisher nobody was subscribed.
+  const reasonCode = v5 && deliveries === 0 && refusal === undefined ? RC.NO_MATCHING_SUBSCRIBERS : RC.SUCCESS;
+  if (qos === 1) {
+    ch.ackAfter(stored, () => {
+      ch.incomingInflight--;
+      return { cmd: 'puback', messageId: id, ...(v5 ? { reasonCode } : {}) };
+    });
+    return;
+  }
+  // QoS 2, method B of 4.3.3: the message is delivered now; the packet id is held until PUBREL.
+  session.incomingQos2.add(id);
+  ch.qos2Here.add(id);
+  const persistence = ctx.persistence;
+  if (session.persistent && persistence !== undefined) {
+    const held = ctx.track(persistence.addIncomingQos2(session.clientId, id), 'persist a QoS 2 packet id');
+    stored = stored === undefined ? held.then(() => undefined) : Promise.all([stored, held]).then(() => undefined);
+  }
+  ch.ackAfter(stored, () => ({ cmd: 'pubrec', messageId: id, ...(v5 ? { reasonCode } : {}) }));
+}

@@ -1,0 +1,78 @@
+/**
+ * SUBSCRIBE (3.1.1 §3.8, 5.0 §3.8): each filter is checked, authorized and added (or replaces the
+ * client's subscription with the same filter, [MQTT-3.8.4-3]); SUBACK carries one code per filter
+ * ([MQTT-3.8.4-6]); retained messages follow, per Retain Handling.
+ */
+import type { ISubackPacket, ISubscribePacket, QoS } from 'mqtt-packet';
+import type { Channel } from '../channel.js';
+import { malformed, protocolError } from '../errors.js';
+import { RC } from '../reason-codes.js';
+import { createSubscription, parseFilter, type Subscription } from '../subscription.js';
+
+/** 3.1.1 SUBACK failure code (3.1.1 §3.9.3). */
+const FAILURE_V3 = 0x80;
+
+export function handleSubscribe(ch: Channel, p: ISubscribePacket): void {
+  const { ctx } = ch;
+  const v5 = ch.version === 5;
+  const session = ch.session!;
+  const id = p.messageId ?? 0;
+  if (id === 0) throw malformed('packet identifier 0');
+  // [MQTT-3.8.3-3] at least one topic filter.
+  if (p.subscriptions.length === 0) throw protocolError('SUBSCRIBE without a topic filter');
+  const subscriptionId = p.properties?.subscriptionIdentifier;
+  // 5.0 §3.8.2.1.2: 0 is a Protocol Error.
+  if (subscriptionId === 0) throw protocolError('Subscription Identifier 0');
+
+  const codes: number[] = [];
+  const fresh: Array<{ sub: Subscription; isNew: boolean }> = [];
+  for (const s of p.subscriptions) {
+    const parsed = parseFilter(s.topic);
+    if ('problem' in parsed) {
+      codes.push(v5 ? RC.TOPIC_FILTER_INVALID : FAILURE_V3);
+      continue;
+    }
+    if (parsed.group !== undefined) {
+      if (!ctx.options.sharedSubscriptionAvailable) {
+        codes.push(v5 ? RC.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED : FAILURE_V3);
+        continue;
+      }
+      // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
+      if (s.nl === true) throw protocolError('No Local on a shared subscription');
+    }
+    if (!ctx.hooks.authorizeSubscribe(ch.principal, s.topic, ch.clientId)) {
+      codes.push(v5 ? RC.NOT_AUTHORIZED : FAILURE_V3);
+      continue;
+    }
+    const options = { qos: s.qos as QoS, noLocal: s.nl === true, retainAsPublished: s.rap === true, retainHandling: (s.rh ?? 0) as 0 | 1 | 2, subscriptionId };
+    const existing = session.subscriptions.get(s.topic);
+    if (existing !== undefined) {
+      Object.assign(existing, options);
+      fresh.push({ sub: existing, isNew: false });
+    } else {
+      const sub = createSubscription(session, s.topic, parsed, options);
+      session.subscriptions.set(s.topic, sub);
+      ctx.router.add(sub);
+      fresh.push({ sub, isNew: true });
+    }
+    codes.push(options.qos);
+  }
+
+  const suback: ISubackPacket = { cmd: 'suback', messageId: id, granted: codes };
+  ch.ackAfter(ctx.saveSession(session), () => suback, () => sendRetained(ch, fresh));
+}
+
+/** Retained messages for new subscriptions (3.1.1 [MQTT-3.3.1-6], 5.0 §3.3.1.3 Retain Handling), sent with RETAIN 1 ([MQTT-3.3.1-8] 3.1.1). */
+function sendRetained(ch: Channel, subs: Array<{ sub: Subscription; isNew: boolean }>): void {
+  const { ctx } = ch;
+  if (ctx.retained.size === 0) return;
+  const now = ctx.now();
+  for (const { sub, isNew } of subs) {
+    // Not for shared subscriptions (5.0 §4.8.2); Retain Handling 1: only for a new one; 2: never.
+    if (sub.group !== undefined || sub.retainHandling === 2 || (sub.retainHandling === 1 && !isNew)) continue;
+    const ids = sub.subscriptionId === undefined ? undefined : [sub.subscriptionId];
+    for (const m of ctx.retained.match(sub.topicFilter, now)) {
+      void sub.session.deliver(m, Math.min(m.qos, sub.qos) as QoS, true, ids);
+    }
+  }
+}

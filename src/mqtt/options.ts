@@ -1,0 +1,106 @@
+/**
+ * Broker options: one table with each default, validated once by resolveOptions() and frozen. Units are
+ * in the names. The hub maps its config (flags, file, CLOUDREST_* variables) onto these.
+ */
+import type { MqttPersistence } from './persistence.js';
+
+export type DropPolicy = 'drop-oldest' | 'drop-new';
+
+export interface BrokerOptions {
+  /** Accept clients that send neither user name nor password. Default false. */
+  allowAnonymous?: boolean;
+  /** Largest packet accepted from a client, in bytes; told to v5 clients as Maximum Packet Size. Default 1 MiB. */
+  maxPacketBytes?: number;
+  /** QoS 1/2 PUBLISHes a v5 client may have unacknowledged towards the broker (CONNACK Receive Maximum). Default 65,535. */
+  receiveMaximum?: number;
+  /** QoS 1/2 messages in flight to one client; the client's own Receive Maximum lowers it further. Default 100. */
+  maxInflightPerClient?: number;
+  /** Messages waiting for one client (offline, beyond its inflight window, or behind a full socket). Default 1,000. */
+  maxQueuedPerClient?: number;
+  /** What a full queue does with one more message. Default 'drop-oldest'. */
+  dropPolicy?: DropPolicy;
+  /** Keep QoS 0 messages for offline persistent sessions too (MQTT allows either). Default false. */
+  queueQos0Offline?: boolean;
+  /**
+   * Largest Keep Alive accepted, in seconds; 0 = no limit. A v5 client asking for more, or for 0, is told
+   * this value as Server Keep Alive; a 3.1.1 client asking for more is refused (as Mosquitto does). Default 0.
+   */
+  keepaliveMaxS?: number;
+  /** Server Keep Alive imposed on every v5 client, in seconds; unset = the client's own choice. */
+  serverKeepAliveS?: number;
+  /** Topic aliases a v5 client may define towards the broker (CONNACK Topic Alias Maximum). Default 64. */
+  topicAliasMaximum?: number;
+  /** Topic aliases the broker assigns per v5 client on outgoing PUBLISH, within the client's maximum. Default 64. */
+  topicAliasMaximumOut?: number;
+  /** Cap on the Session Expiry Interval, in seconds; also the expiry of 3.1.1 sessions with clean session 0. Default 86,400. */
+  maxSessionExpiryS?: number;
+  /** Time allowed between the TCP connection and a CONNECT, in milliseconds. Default 10,000. */
+  connectTimeoutMs?: number;
+  /** Whether retained messages are supported (CONNACK Retain Available). Default true. */
+  retainAvailable?: boolean;
+  /** Whether `$share/group/filter` subscriptions are supported. Default true. */
+  sharedSubscriptionAvailable?: boolean;
+  /** Connections at once; more are refused with CONNACK 0x97 (v5) or 3 (3.1.1). 0 = no limit. Default 0. */
+  maxConnections?: number;
+  /** Prefix of the client identifiers the broker assigns ([MQTT-3.1.3-6]). Default 'auto-'. */
+  assignedClientIdPrefix?: string;
+  /** Where sessions, queued messages and retained messages are kept; unset = memory only. */
+  persistence?: MqttPersistence;
+  /** Clock, in ms since epoch; tests replace it. Default Date.now. */
+  now?: () => number;
+}
+
+export type ResolvedOptions = Readonly<Required<Omit<BrokerOptions, 'persistence' | 'serverKeepAliveS'>>> & {
+  readonly persistence: MqttPersistence | undefined;
+  readonly serverKeepAliveS: number | undefined;
+};
+
+const DEFAULTS = {
+  allowAnonymous: false,
+  maxPacketBytes: 1_048_576,
+  receiveMaximum: 65_535,
+  maxInflightPerClient: 100,
+  maxQueuedPerClient: 1_000,
+  dropPolicy: 'drop-oldest',
+  queueQos0Offline: false,
+  keepaliveMaxS: 0,
+  topicAliasMaximum: 64,
+  topicAliasMaximumOut: 64,
+  maxSessionExpiryS: 86_400,
+  connectTimeoutMs: 10_000,
+  retainAvailable: true,
+  sharedSubscriptionAvailable: true,
+  maxConnections: 0,
+  assignedClientIdPrefix: 'auto-',
+  now: Date.now,
+} as const satisfies Omit<ResolvedOptions, 'persistence' | 'serverKeepAliveS'>;
+
+/** Integer ranges: protocol limits (5.0 §3.1.2, §3.2.2) or what makes sense. */
+const RANGES: Partial<Record<keyof BrokerOptions, [number, number]>> = {
+  maxPacketBytes: [64, 268_435_460],
+  receiveMaximum: [1, 65_535],
+  maxInflightPerClient: [1, 65_535],
+  maxQueuedPerClient: [0, 10_000_000],
+  keepaliveMaxS: [0, 65_535],
+  serverKeepAliveS: [0, 65_535],
+  topicAliasMaximum: [0, 65_535],
+  topicAliasMaximumOut: [0, 65_535],
+  maxSessionExpiryS: [0, 0xffff_ffff],
+  connectTimeoutMs: [1, 3_600_000],
+  maxConnections: [0, 100_000_000],
+};
+
+export function resolveOptions(o: BrokerOptions = {}): ResolvedOptions {
+  for (const [key, [min, max]] of Object.entries(RANGES)) {
+    const v = o[key as keyof BrokerOptions];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw new RangeError(`broker option ${key} must be an integer from ${min} to ${max}, got ${String(v)}`);
+    }
+  }
+  if (o.dropPolicy !== undefined && o.dropPolicy !== 'drop-oldest' && o.dropPolicy !== 'drop-new') {
+    throw new RangeError(`broker option dropPolicy must be 'drop-oldest' or 'drop-new', got ${String(o.dropPolicy)}`);
+  }
+  const defined = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  return Object.freeze({ ...DEFAULTS, persistence: undefined, serverKeepAliveS: undefined, ...defined }) as ResolvedOptions;
+}

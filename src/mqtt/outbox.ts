@@ -1,0 +1,260 @@
+/**
+ * Messages on their way to one client (5.0 §4.3, §4.4, §4.9): a bounded queue of messages not sent
+ * yet, and the inflight window of QoS 1/2 messages sent and not yet acknowledged, keyed by packet id.
+ * For a persistent session every QoS 1/2 entry is mirrored in the persistence store, so that a restart
+ * finds it (queued, in flight, or released).
+ */
+import type { QoS } from 'mqtt-packet';
+import type { BrokerContext } from './context.js';
+import { fromStored, isExpired, toStored, type Message } from './message.js';
+import type { QueuedMessage } from './persistence.js';
+import type { SharedGroup } from './router.js';
+
+export interface Outgoing {
+  readonly message: Message;
+  readonly qos: QoS;
+  readonly retain: boolean;
+  readonly subscriptionIds: number[] | undefined;
+  /** The shared subscription group it was picked for, if any. */
+  readonly group: SharedGroup | undefined;
+  /** Packet identifier once sent at QoS 1/2; 0 before. */
+  packetId: number;
+  /** QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP. */
+  released: boolean;
+  /** Persistence sequence number, or the promise of it while the store writes. */
+  seq: number | Promise<number> | undefined;
+}
+
+/** What the outbox needs of a connection: the channel implements it. */
+export interface OutboxTarget {
+  /** False while the transport is not draining: nothing more is written until it is. */
+  readonly canWrite: boolean;
+  /** QoS 1/2 messages that may be in flight at once: min(client's Receive Maximum, maxInflightPerClient). */
+  readonly sendWindow: number;
+  /** False when the PUBLISH would exceed the client's Maximum Packet Size. */
+  fits(o: Outgoing): boolean;
+  writePublish(o: Outgoing, dup: boolean): void;
+  writePubrel(packetId: number, reasonCode?: number): void;
+}
+
+export class Outbox {
+  #queue: Outgoing[] = [];
+  #head = 0;
+  readonly #inflight = new Map<number, Outgoing>();
+  #nextId = 1;
+  /** Mirror QoS 1/2 entries in the persistence store. */
+  persistent = false;
+
+  constructor(
+    private readonly ctx: BrokerContext,
+    private readonly clientId: string,
+  ) {}
+
+  get queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  get inflight(): number {
+    return this.#inflight.size;
+  }
+
+  /** True when a message given now would be written at once. */
+  canSendNow(target: OutboxTarget | undefined): boolean {
+    return target !== undefined && target.canWrite && this.#head === this.#queue.length && this.#inflight.size < target.sendWindow;
+  }
+
+  /**
+   * Sends `o` now if it can, else queues it (bounded: the drop policy decides who goes when full).
+   * Returns the persistence write to wait for before acknowledging the publisher, if any.
+   */
+  add(o: Outgoing, target: OutboxTarget | undefined): Promise<void> | undefined {
+    const { options, stats } = this.ctx;
+    if (target !== undefined && target.canWrite && this.#head === this.#queue.length && (o.qos === 0 || this.#inflight.size < target.sendWindow)) {
+      const stored = this.#store(o);
+      this.#send(o, target);
+      return stored;
+    }
+    if (this.queued >= options.maxQueuedPerClient) {
+      if (options.dropPolicy === 'drop-new' || this.queued === 0) {
+        stats.dropped++;
+        return undefined;
+      }
+      const oldest = this.#queue[this.#head]!;
+      this.#queue[this.#head++] = undefined as unknown as Outgoing;
+      stats.queued--;
+      stats.dropped++;
+      this.#forget(oldest);
+    }
+    this.#queue.push(o);
+    stats.queued++;
+    return this.#store(o);
+  }
+
+  /** Sends queued messages while the transport drains and the inflight window has room. */
+  pump(target: OutboxTarget | undefined): void {
+    if (target === undefined) return;
+    const now = this.ctx.now();
+    const q = this.#queue;
+    while (this.#head < q.length && target.canWrite) {
+      const o = q[this.#head]!;
+      if (o.qos > 0 && this.#inflight.size >= target.sendWindow) break;
+      q[this.#head++] = undefined as unknown as Outgoing;
+      this.ctx.stats.queued--;
+      if (isExpired(o.message, now)) {
+        // 5.0 [MQTT-3.3.2-5]: not delivered once the expiry interval has passed.
+        this.ctx.stats.expired++;
+        this.#forget(o);
+        continue;
+      }
+      this.#send(o, target);
+    }
+    if (this.#head === q.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > q.length) {
+      this.#queue = q.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** On a resumed session: every unacknowledged PUBLISH again with DUP, every PUBREL again ([MQTT-4.4.0-1]). */
+  resend(target: OutboxTarget): void {
+    for (const o of this.#inflight.values()) {
+      if (o.released) target.writePubrel(o.packetId);
+      else target.writePublish(o, true);
+    }
+    this.pump(target);
+  }
+
+  /** PUBACK: the QoS 1 delivery is complete ([MQTT-4.3.2-?] 5.0 §4.3.2). False if no such message. */
+  puback(packetId: number): boolean {
+    const o = this.#inflight.get(packetId);
+    if (o === undefined || o.qos !== 1) return false;
+    this.#complete(o);
+    return true;
+  }
+
+  /** PUBREC: 'release' to answer with PUBREL, 'unknown' for a packet id not in flight, 'aborted' for a failure code. */
+  pubrec(packetId: number, reasonCode: number): 'release' | 'unknown' | 'aborted' {
+    const o = this.#inflight.get(packetId);
+    if (o === undefined || o.qos !== 2) return 'unknown';
+    if (reasonCode >= 0x80) {
+      // 5.0 §4.3.3: a PUBREC with a failure code ends the exchange; no PUBREL.
+      this.#complete(o);
+      return 'aborted';
+    }
+    if (!o.released) {
+      o.released = true;
+      this.#update(o, { released: true });
+    }
+    return 'release';
+  }
+
+  /** PUBCOMP: the QoS 2 delivery is complete. False if no such message was released. */
+  pubcomp(packetId: number): boolean {
+    const o = this.#inflight.get(packetId);
+    if (o === undefined || o.qos !== 2 || !o.released) return false;
+    this.#complete(o);
+    return true;
+  }
+
+  /** Drops QoS 0 messages waiting for a client that has gone (unless configured to keep them). */
+  dropQos0(): void {
+    if (this.ctx.options.queueQos0Offline) return;
+    const before = this.queued;
+    this.#queue = this.#queue.slice(this.#head).filter((o) => o.qos > 0);
+    this.#head = 0;
+    this.ctx.stats.queued -= before - this.#queue.length;
+  }
+
+  /** Empties the outbox (session ended), returning what was neither delivered nor acknowledged. */
+  clear(): Outgoing[] {
+    const pending = [...this.#inflight.values(), ...this.#queue.slice(this.#head)];
+    this.ctx.stats.inflight -= this.#inflight.size;
+    this.ctx.stats.queued -= this.queued;
+    this.#inflight.clear();
+    this.#queue = [];
+    this.#head = 0;
+    return pending;
+  }
+
+  /** Rebuilds the outbox from the persistence store, in order: in-flight messages keep their packet ids. */
+  restore(stored: QueuedMessage[]): void {
+    for (const s of stored) {
+      const o: Outgoing = {
+        message: fromStored(s),
+        qos: s.qos,
+        retain: s.retain,
+        subscriptionIds: s.subscriptionIds,
+        group: undefined,
+        packetId: s.packetId ?? 0,
+        released: s.released === true,
+        seq: s.seq,
+      };
+      if (o.packetId !== 0 && o.qos > 0 && !this.#inflight.has(o.packetId)) {
+        this.#inflight.set(o.packetId, o);
+        this.ctx.stats.inflight++;
+        this.#nextId = (o.packetId % 65_535) + 1;
+      } else {
+        o.packetId = 0;
+        this.#queue.push(o);
+        this.ctx.stats.queued++;
+      }
+    }
+  }
+
+  #send(o: Outgoing, target: OutboxTarget): void {
+    if (!target.fits(o)) {
+      // [MQTT-3.1.2-25] discarded, as if it had been delivered.
+      this.ctx.stats.dropped++;
+      this.#forget(o);
+      return;
+    }
+    if (o.qos > 0) {
+      o.packetId = this.#allocateId();
+      this.#inflight.set(o.packetId, o);
+      this.ctx.stats.inflight++;
+      this.#update(o, { packetId: o.packetId });
+    }
+    target.writePublish(o, false);
+  }
+
+  #complete(o: Outgoing): void {
+    this.#inflight.delete(o.packetId);
+    this.ctx.stats.inflight--;
+    this.#forget(o);
+  }
+
+  /** A free packet id ([MQTT-2.2.1-3]: non-zero, not in use). The window keeps fewer than 65,535 in use. */
+  #allocateId(): number {
+    for (;;) {
+      const id = this.#nextId;
+      this.#nextId = id === 65_535 ? 1 : id + 1;
+      if (!this.#inflight.has(id)) return id;
+    }
+  }
+
+  #store(o: Outgoing): Promise<void> | undefined {
+    const p = this.ctx.persistence;
+    if (!this.persistent || p === undefined || o.qos === 0) return undefined;
+    const stored = { ...toStored(o.message, o.qos, o.retain), subscriptionIds: o.subscriptionIds };
+    const seq = p.enqueue(this.clientId, [stored]).then(([n]) => (o.seq = n!));
+    o.seq = seq;
+    return this.ctx.track(seq, 'persist a queued message').then(() => undefined);
+  }
+
+  #update(o: Outgoing, change: { packetId?: number; released?: boolean }): void {
+    this.#withSeq(o, (p, seq) => p.updateQueued(this.clientId, seq, change), 'update a queued message');
+  }
+
+  #forget(o: Outgoing): void {
+    this.#withSeq(o, (p, seq) => p.removeQueued(this.clientId, seq), 'remove a queued message');
+  }
+
+  #withSeq(o: Outgoing, op: (p: NonNullable<BrokerContext['persistence']>, seq: number) => Promise<void>, context: string): void {
+    const p = this.ctx.persistence;
+    const seq = o.seq;
+    if (p === undefined || seq === undefined) return;
+    void this.ctx.track(typeof seq === 'number' ? op(p, seq) : seq.then((n) => op(p, n)), context);
+  }
+}

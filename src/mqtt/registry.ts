@@ -1,0 +1,184 @@
+/**
+ * Which session each client id has and which connection holds it (EMQX's emqx_cm): opening sessions
+ * with take-over and clean start, their expiry, wills, and restoring sessions from persistence.
+ */
+import type { Channel, Will } from './channel.js';
+import type { BrokerContext, OpenRequest } from './context.js';
+import { RC } from './reason-codes.js';
+import { Session } from './session.js';
+import { createSubscription, parseFilter } from './subscription.js';
+
+/** setTimeout's limit; longer expiry intervals are waited for in steps. */
+const MAX_TIMER_MS = 2_147_483_647;
+const NEVER_EXPIRES = 0xffff_ffff;
+
+export class SessionRegistry {
+  readonly sessions = new Map<string, Session>();
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly ctx: BrokerContext) {}
+
+  /** See BrokerContext.openSession. Opens for one client id run one after another. */
+  open(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<'opened' | 'refused' | 'closed'> {
+    const prev = this.#locks.get(req.clientId) ?? Promise.resolve();
+    const run = prev.then(() => this.#open(ch, req, onOpen));
+    const tail = run.catch(() => undefined);
+    this.#locks.set(req.clientId, tail);
+    void tail.then(() => {
+      if (this.#locks.get(req.clientId) === tail) this.#locks.delete(req.clientId);
+    });
+    return run;
+  }
+
+  async #open(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<'opened' | 'refused' | 'closed'> {
+    const { persistence } = this.ctx;
+    if (!this.sessions.has(req.clientId) && persistence !== undefined) {
+      if (req.cleanStart) void this.ctx.track(persistence.deleteSession(req.clientId), 'delete a session');
+      else await this.#load(req.clientId);
+    }
+    if (ch.state === 'closed') return 'closed';
+    let s = this.sessions.get(req.clientId);
+    if (s !== undefined && s.owner !== req.principal) return 'refused';
+    // [MQTT-3.1.4-3] take-over: the existing connection is closed (5.0: DISCONNECT 0x8E first).
+    if (s?.channel !== undefined) {
+      const old = s.channel;
+      old.takenOver = true;
+      old.disconnect(RC.SESSION_TAKEN_OVER, 'another connection took the session over');
+    }
+    let present = false;
+    // [MQTT-3.1.2-4] 5.0 / [MQTT-3.1.2-6] 3.1.1: clean start discards any existing session.
+    if (s !== undefined && req.cleanStart) {
+      this.end(s);
+      s = undefined;
+    }
+    const wasPersistent = s?.persistent === true;
+    if (s === undefined) {
+      s = new Session(this.ctx, req.clientId, req.principal, req.protocolVersion, req.expiryIntervalS);
+      this.sessions.set(req.clientId, s);
+    } else {
+      present = true;
+      clearTimeout(s.expiryTimer);
+      s.expiryTimer = undefined;
+      // [MQTT-3.1.3-9] a will still waiting for its delay is not sent once the session resumes.
+      if (s.pendingWill !== undefined) clearTimeout(s.pendingWill.timer);
+      s.pendingWill = undefined;
+      s.protocolVersion = req.protocolVersion;
+      s.expiryIntervalS = req.expiryIntervalS;
+    }
+    s.disconnectedAt = null;
+    this.ctx.stats.connections++;
+    this.ctx.stats.connectionsTotal++;
+    onOpen(s, present);
+    if (s.persistent) void this.ctx.saveSession(s);
+    else if (wasPersistent && persistence !== undefined) void this.ctx.track(persistence.deleteSession(s.clientId), 'delete a session');
+    return 'opened';
+  }
+
+  /** The connection holding `ch.session` ended. */
+  closed(ch: Channel, sendWill: boolean): void {
+    const s = ch.session;
+    if (s === undefined || s.channel !== ch) return;
+    s.channel = undefined;
+    s.disconnectedAt = this.ctx.now();
+    this.ctx.stats.connections--;
+    s.outbox.dropQos0();
+    if (sendWill && ch.will !== undefined) this.#will(s, ch.will, ch.principal);
+    // A take-over hands the session to the new connection, which decides about clean start.
+    if (ch.takenOver) return;
+    if (s.expiryIntervalS === 0) {
+      this.end(s);
+      return;
+    }
+    this.#armExpiry(s, s.expiryIntervalS * 1000);
+    if (s.persistent) void this.ctx.saveSession(s);
+  }
+
+  /** Ends a session: its subscriptions go, messages picked for it from shared groups go to other members. */
+  end(s: Session): void {
+    clearTimeout(s.expiryTimer);
+    s.expiryTimer = undefined;
+    const { router, persistence } = this.ctx;
+    for (const sub of s.subscriptions.values()) router.remove(sub);
+    s.subscriptions.clear();
+    for (const o of s.outbox.clear()) {
+      if (o.group === undefined) continue;
+      // 5.0 §4.8.2: a shared subscription's message not acknowledged by a member that left goes to another.
+      const d = router.redeliveryTarget(o.group, s);
+      if (d !== undefined) void d.session.deliver(o.message, Math.min(o.message.qos, d.qos) as 0 | 1 | 2, o.message.retain && d.retainAsPublished, d.subscriptionIds, o.group);
+    }
+    // [MQTT-3.1.3-9] the will is sent when the session ends, if its delay has not passed yet.
+    const will = s.pendingWill;
+    if (will !== undefined) {
+      clearTimeout(will.timer);
+      s.pendingWill = undefined;
+      this.#publishWill(s.clientId, will.message, will.principal);
+    }
+    if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
+    if (persistence !== undefined && s.persistent) void this.ctx.track(persistence.deleteSession(s.clientId), 'delete a session');
+  }
+
+  /** Stops every timer (broker shutdown); sessions stay as they are in persistence. */
+  stop(): void {
+    for (const s of this.sessions.values()) {
+      clearTimeout(s.expiryTimer);
+      if (s.pendingWill !== undefined) clearTimeout(s.pendingWill.timer);
+    }
+  }
+
+  #will(s: Session, will: Will, principal: string): void {
+    const message = will.expiryS === undefined ? will.message : { ...will.message, expiresAt: this.ctx.now() + will.expiryS * 1000 };
+    // 5.0 §3.1.3.2.2: after the Will Delay Interval, or when the session ends if that is sooner.
+    if (will.delayS === 0 || s.expiryIntervalS === 0) return this.#publishWill(s.clientId, message, principal);
+    const timer = setTimeout(() => {
+      s.pendingWill = undefined;
+      this.#publishWill(s.clientId, message, principal);
+    }, Math.min(will.delayS * 1000, MAX_TIMER_MS)).unref();
+    s.pendingWill = { message, principal, timer };
+  }
+
+  #publishWill(clientId: string, message: Will['message'], principal: string): void {
+    const { hooks } = this.ctx;
+    if (message.topic.startsWith('$SYS') || !hooks.authorizePublish(principal, message.topic, clientId)) return;
+    this.ctx.stats.messagesIn[message.qos]++;
+    this.ctx.stats.bytesIn[message.qos] += message.payload.length;
+    this.ctx.route(message);
+  }
+
+  #armExpiry(s: Session, ms: number): void {
+    clearTimeout(s.expiryTimer);
+    if (s.expiryIntervalS === NEVER_EXPIRES) return;
+    s.expiryTimer = setTimeout(() => {
+      if (s.connected) return;
+      if (ms > MAX_TIMER_MS) this.#armExpiry(s, ms - MAX_TIMER_MS);
+      else this.end(s);
+    }, Math.min(ms, MAX_TIMER_MS)).unref();
+  }
+
+  /** Brings a persistent session back from the store (after a restart), unless it has expired. */
+  async #load(clientId: string): Promise<void> {
+    const p = this.ctx.persistence!;
+    const stored = await p.getSession(clientId);
+    if (stored === undefined || this.sessions.has(clientId)) return;
+    const now = this.ctx.now();
+    const leftMs = stored.disconnectedAt === null ? stored.expiryIntervalS * 1000 : stored.disconnectedAt + stored.expiryIntervalS * 1000 - now;
+    if (stored.expiryIntervalS !== NEVER_EXPIRES && leftMs <= 0) {
+      void this.ctx.track(p.deleteSession(clientId), 'delete an expired session');
+      return;
+    }
+    const [queued, qos2] = await Promise.all([p.queued(clientId, this.ctx.options.maxQueuedPerClient + this.ctx.options.maxInflightPerClient), p.incomingQos2(clientId)]);
+    if (this.sessions.has(clientId)) return;
+    const s = new Session(this.ctx, clientId, stored.owner, stored.protocolVersion, stored.expiryIntervalS);
+    s.disconnectedAt = stored.disconnectedAt ?? now;
+    for (const sub of stored.subscriptions) {
+      const parsed = parseFilter(sub.filter);
+      if ('problem' in parsed) continue;
+      const subscription = createSubscription(s, sub.filter, parsed, sub);
+      s.subscriptions.set(sub.filter, subscription);
+      this.ctx.router.add(subscription);
+    }
+    s.outbox.restore(queued);
+    for (const id of qos2) s.incomingQos2.add(id);
+    this.sessions.set(clientId, s);
+    this.#armExpiry(s, leftMs);
+  }
+}

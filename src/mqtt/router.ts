@@ -1,0 +1,147 @@
+/**
+ * Which sessions a message goes to, and how (5.0 §4.7, §4.8; 3.1.1 §4.7). Ordinary subscriptions sit in
+ * one topic tree; shared subscriptions (`$share/group/filter`) in another, one entry per group, each
+ * message going to one member of each matching group, round-robin.
+ */
+import type { QoS } from 'mqtt-packet';
+import { TopicTree } from '../core/topic-tree.js';
+import type { Message } from './message.js';
+import type { Session } from './session.js';
+import type { Subscription } from './subscription.js';
+
+/** One delivery to one session: what its matching subscriptions add up to. */
+export interface Delivery {
+  readonly session: Session;
+  /** Highest Maximum QoS among the matching subscriptions; the message goes at min(its QoS, this). */
+  qos: QoS;
+  retainAsPublished: boolean;
+  subscriptionIds: number[] | undefined;
+  /** The shared subscription group it was picked for, so it can move to another member if this one leaves. */
+  readonly group: SharedGroup | undefined;
+}
+
+export class SharedGroup {
+  readonly members: Subscription[] = [];
+  #next = 0;
+
+  constructor(
+    readonly name: string,
+    readonly topicFilter: string,
+  ) {}
+
+  /**
+   * The next member, round-robin: first one whose session can take the message now, else one that is
+   * connected, else any (an offline persistent session queues it). `exclude` leaves one session out.
+   */
+  pick(exclude?: Session): Subscription | undefined {
+    const n = this.members.length;
+    let connected = -1;
+    let any = -1;
+    for (let k = 0; k < n; k++) {
+      const i = (this.#next + k) % n;
+      const s = this.members[i]!.session;
+      if (s === exclude) continue;
+      if (s.readyForDelivery) {
+        this.#next = (i + 1) % n;
+        return this.members[i];
+      }
+      if (connected === -1 && s.connected) connected = i;
+      if (any === -1) any = i;
+    }
+    const i = connected !== -1 ? connected : any;
+    if (i === -1) return undefined;
+    this.#next = (i + 1) % n;
+    return this.members[i];
+  }
+}
+
+export class Router {
+  readonly #direct = new TopicTree<Subscription>();
+  readonly #shared = new TopicTree<SharedGroup>();
+  readonly #groups = new Map<string, SharedGroup>();
+  #sharedCount = 0;
+  #generation = 0;
+
+  /** Subscriptions held, shared ones included. */
+  get size(): number {
+    return this.#direct.size + this.#sharedCount;
+  }
+
+  add(sub: Subscription): void {
+    if (sub.group === undefined) {
+      this.#direct.add(sub.topicFilter, sub);
+      return;
+    }
+    const key = `${sub.group}\u0000${sub.topicFilter}`;
+    let group = this.#groups.get(key);
+    if (group === undefined) {
+      group = new SharedGroup(sub.group, sub.topicFilter);
+      this.#groups.set(key, group);
+      this.#shared.add(sub.topicFilter, group);
+    }
+    group.members.push(sub);
+    this.#sharedCount++;
+  }
+
+  remove(sub: Subscription): void {
+    if (sub.group === undefined) {
+      this.#direct.remove(sub.topicFilter, sub);
+      return;
+    }
+    const key = `${sub.group}\u0000${sub.topicFilter}`;
+    const group = this.#groups.get(key);
+    const i = group?.members.indexOf(sub) ?? -1;
+    if (group === undefined || i === -1) return;
+    group.members.splice(i, 1);
+    this.#sharedCount--;
+    if (group.members.length === 0) {
+      this.#groups.delete(key);
+      this.#shared.remove(sub.topicFilter, group);
+    }
+  }
+
+  /**
+   * The deliveries for `m`: one per session with matching ordinary subscriptions ([MQTT-3.3.4-2]: the
+   * highest QoS of them, every Subscription Identifier in one PUBLISH, [MQTT-3.3.4-3/4/5]), plus one per
+   * matching shared group.
+   */
+  match(m: Message): Delivery[] {
+    const out: Delivery[] = [];
+    const generation = ++this.#generation;
+    const sender = m.senderId;
+    this.#direct.forEach(m.topic, (sub) => {
+      const s = sub.session;
+      // [MQTT-3.8.3-3] No Local: not back to the connection that published it.
+      if (sub.noLocal && sender !== undefined && s.clientId === sender) return;
+      if (s.routeMark !== generation) {
+        s.routeMark = generation;
+        s.routeIndex = out.length;
+        const ids = sub.subscriptionId === undefined ? undefined : [sub.subscriptionId];
+        out.push({ session: s, qos: sub.qos, retainAsPublished: sub.retainAsPublished, subscriptionIds: ids, group: undefined });
+        return;
+      }
+      const d = out[s.routeIndex]!;
+      if (sub.qos > d.qos) d.qos = sub.qos;
+      if (sub.retainAsPublished) d.retainAsPublished = true;
+      if (sub.subscriptionId !== undefined) (d.subscriptionIds ??= []).push(sub.subscriptionId);
+    });
+    if (this.#sharedCount > 0) {
+      this.#shared.forEach(m.topic, (group) => {
+        const sub = group.pick();
+        if (sub !== undefined) out.push(sharedDelivery(sub, group));
+      });
+    }
+    return out;
+  }
+
+  /** Another member of `group` than `leaving`, for a message `leaving` will not acknowledge (5.0 §4.8.2). */
+  redeliveryTarget(group: SharedGroup, leaving: Session): Delivery | undefined {
+    const sub = group.pick(leaving);
+    return sub === undefined ? undefined : sharedDelivery(sub, group);
+  }
+}
+
+function sharedDelivery(sub: Subscription, group: SharedGroup): Delivery {
+  const ids = sub.subscriptionId === undefined ? undefined : [sub.subscriptionId];
+  return { session: sub.session, qos: sub.qos, retainAsPublished: sub.retainAsPublished, subscriptionIds: ids, group };
+}

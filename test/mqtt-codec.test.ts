@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { generate, parser, type IPublishPacket, type Packet } from 'mqtt-packet';
+import { encode, PacketDecoder } from '../src/mqtt/codec.js';
+import type { Message } from '../src/mqtt/message.js';
+import { encodePublish } from '../src/mqtt/publish-encoder.js';
+
+const connect = (version: 4 | 5): Buffer => generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId: 'codec', clean: true, keepalive: 30 }, { protocolVersion: version });
+const publish = (topic: string, payload: string, version: 4 | 5 = 4): Buffer => generate({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, messageId: 9, dup: false, retain: false }, { protocolVersion: version });
+
+function parseAs(version: 4 | 5, bytes: Buffer): Packet[] {
+  const out: Packet[] = [];
+  const p = parser({ protocolVersion: version });
+  p.on('packet', (x) => out.push(x));
+  p.on('error', (e) => assert.fail(e));
+  p.parse(bytes);
+  return out;
+}
+
+describe('MQTT codec', () => {
+  it('decodes packets split at every byte, and several packets in one chunk', () => {
+    const stream = Buffer.concat([connect(5), publish('a/b', 'one', 5), publish('c', 'two', 5), Buffer.from([0xc0, 0x00])]);
+    const split = new PacketDecoder(1 << 20);
+    const bytewise: Packet[] = [];
+    for (const byte of stream) {
+      const r = split.push(Buffer.from([byte]));
+      assert.equal(r.error, null);
+      bytewise.push(...r.packets);
+    }
+    const whole = new PacketDecoder(1 << 20).push(stream);
+    assert.equal(whole.error, null);
+    for (const packets of [bytewise, whole.packets]) {
+      assert.deepEqual(packets.map((p) => p.cmd), ['connect', 'publish', 'publish', 'pingreq']);
+      assert.deepEqual(packets.filter((p): p is IPublishPacket => p.cmd === 'publish').map((p) => [p.topic, p.payload.toString()]), [['a/b', 'one'], ['c', 'two']]);
+    }
+  });
+
+  it('refuses a packet over the maximum size from its fixed header alone', () => {
+    const d = new PacketDecoder(100);
+    d.push(connect(4));
+    const r = d.push(Buffer.from([0x30, 0xe8, 0x07])); // remaining length 1000, no body
+    assert.equal(r.error?.reasonCode, 0x95);
+  });
+
+  it('keeps decoding other connections after one sends a malformed packet', () => {
+    const bad = new PacketDecoder(1 << 20);
+    assert.equal(bad.push(Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x09, 0x02, 0x00, 0x3c, 0x00, 0x00])).error?.reasonCode, 0x84);
+    const half = new PacketDecoder(1 << 20);
+    half.push(connect(4));
+    assert.equal(half.push(Buffer.from([0x30, 0x03, 0x00, 0x09, 0x61])).error?.reasonCode, 0x81); // topic longer than the packet
+    const good = new PacketDecoder(1 << 20);
+    const r = good.push(Buffer.concat([connect(4), publish('x', 'fine')]));
+    assert.equal(r.error, null);
+    assert.deepEqual(r.packets.map((p) => p.cmd), ['connect', 'publish']);
+  });
+
+  it('gives a small payload its own buffer rather than a view of the whole read', () => {
+    const d = new PacketDecoder(1 << 20);
+    // One 60 KB read: CONNECT, a PUBLISH with 5 bytes of payload, then 15,000 PINGREQs.
+    const pings = Buffer.from(Array.from({ length: 30_000 }, (_, i) => (i % 2 === 0 ? 0xc0 : 0x00)));
+    const big = Buffer.concat([connect(4), publish('t', 'small'), pings]);
+    const r = d.push(big);
+    const p = r.packets.find((x): x is IPublishPacket => x.cmd === 'publish')!;
+    assert.equal(p.payload.toString(), 'small');
+    assert.ok((p.payload as Buffer).buffer.byteLength < 10_000);
+  });
+
+  it('encodes PUBLISH as mqtt-packet parses it, with every MQTT 5 property', () => {
+    const m: Message = {
+      topic: 'devices/é/x',
+      payload: Buffer.from('payload'),
+      qos: 2,
+      retain: true,
+      properties: { payloadFormatIndicator: true, contentType: 'text/plain', responseTopic: 'r/t', correlationData: Buffer.from('c'), userProperties: { a: '1', b: ['2', '3'] } },
+      expiresAt: undefined,
+      senderId: undefined,
+    };
+    const v5 = encodePublish(m, { qos: 1, retain: true, dup: true, packetId: 300, topicAlias: 2, omitTopic: false, subscriptionIds: [1, 268_435_455], expiryS: 60 }, 5);
+    const [p5] = parseAs(5, v5) as IPublishPacket[];
+    assert.deepEqual([p5!.topic, p5!.payload.toString(), p5!.qos, p5!.retain, p5!.dup, p5!.messageId], ['devices/é/x', 'payload', 1, true, true, 300]);
+    const props = p5!.properties!;
+    assert.deepEqual([props.topicAlias, props.messageExpiryInterval, props.subscriptionIdentifier, props.contentType, props.responseTopic], [2, 60, [1, 268_435_455], 'text/plain', 'r/t']);
+    assert.deepEqual({ ...props.userProperties }, { a: '1', b: ['2', '3'] });
+    const aliased = encodePublish(m, { qos: 0, retain: false, dup: false, packetId: 0, topicAlias: 2, omitTopic: true, subscriptionIds: undefined, expiryS: undefined }, 5);
+    assert.equal((parseAs(5, aliased)[0] as IPublishPacket).topic, '');
+    const v4 = encodePublish(m, { qos: 0, retain: false, dup: false, packetId: 0, topicAlias: 0, omitTopic: false, subscriptionIds: undefined, expiryS: undefined }, 4);
+    const [p4] = parseAs(4, v4) as IPublishPacket[];
+    assert.deepEqual([p4!.topic, p4!.payload.toString(), p4!.properties], ['devices/é/x', 'payload', undefined]);
+  });
+
+  it('encodes acknowledgements in four bytes when nothing more is needed', () => {
+    assert.deepEqual([...encode({ cmd: 'puback', messageId: 258 }, 4)], [0x40, 0x02, 0x01, 0x02]);
+    assert.deepEqual([...encode({ cmd: 'pubrel', messageId: 1, reasonCode: 0 }, 5)], [0x62, 0x02, 0x00, 0x01]);
+    assert.deepEqual([...encode({ cmd: 'pubrec', messageId: 1, reasonCode: 0x10 }, 5)], [0x50, 0x04, 0x00, 0x01, 0x10, 0x00]);
+  });
+});
