@@ -36,6 +36,17 @@ describe('MQTT CONNECT: versions, sessions, keep alive, take-over, authenticatio
     assert.equal(ack.returnCode, 0);
   });
 
+  it('exchanges messages with MQTT 3.1 clients: mqtt.js and mosquitto_pub -V mqttv31', async () => {
+    const old = await b.client({ protocolId: 'MQIsdp', protocolVersion: 3, clientId: 'old-31' });
+    await old.subscribeAsync('v31/#', { qos: 1 });
+    const v5 = await b.client({ protocolVersion: 5 });
+    const got = collect(old, 2);
+    await v5.publishAsync('v31/a', 'from v5', { qos: 1 });
+    const pub = mosquitto('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(b.port), '-V', 'mqttv31', '-q', '1', '-t', 'v31/b', '-m', 'from mosquitto 3.1']);
+    assert.equal(await pub.exited, 0, pub.lines.join('\n'));
+    assert.deepEqual((await got).map((g) => [g.topic, g.payload]), [['v31/a', 'from v5'], ['v31/b', 'from mosquitto 3.1']]);
+  });
+
   it('answers an unknown protocol level with CONNACK 0x01 and closes', async () => {
     const raw = await b.raw();
     // CONNECT "MQTT" level 9.
