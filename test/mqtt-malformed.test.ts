@@ -52,6 +52,17 @@ describe('MQTT malformed input closes only the offending connection', () => {
     await expectDisconnect(rel, 0x81);
   });
 
+  it('closes on SUBSCRIBE options with reserved bits set (0x81) or Retain Handling 3 (0x82)', async () => {
+    const reserved = await b.raw();
+    await reserved.handshake(5);
+    reserved.write([0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 0x61, 0xc0]);
+    await expectDisconnect(reserved, 0x81);
+    const rh3 = await b.raw();
+    await rh3.handshake(5);
+    rh3.write([0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 0x61, 0x30]);
+    await expectDisconnect(rh3, 0x82);
+  });
+
   it('closes on a CONNECT whose reserved flag is set', async () => {
     const raw = await b.raw();
     raw.write([0x10, 0x0d, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x03, 0x00, 0x3c, 0x00, 0x01, 0x61]);
