@@ -97,6 +97,28 @@ describe('MQTT QoS 0, 1 and 2', () => {
     assert.deepEqual(seen, ['one', 'two']);
   });
 
+  it('keeps incoming QoS 2 state across reconnects: a PUBLISH sent again after reconnecting is not delivered twice', async () => {
+    const sub = await b.client({ protocolVersion: 5 });
+    await sub.subscribeAsync('exactly/across', { qos: 2 });
+    const seen: string[] = [];
+    sub.on('message', (_t, p) => seen.push(p.toString()));
+    const raw = await b.raw();
+    await raw.handshake(4, { clientId: 'q2-in', clean: false });
+    raw.send({ cmd: 'publish', topic: 'exactly/across', payload: Buffer.from('once'), qos: 2, messageId: 9, dup: false, retain: false });
+    assert.equal((await raw.next()).cmd, 'pubrec');
+    // The connection drops before PUBREL; the client resends the PUBLISH on its resumed session.
+    raw.socket.destroy();
+    await raw.closed;
+    const again = await b.raw();
+    assert.equal((await again.handshake(4, { clientId: 'q2-in', clean: false })).sessionPresent, true);
+    again.send({ cmd: 'publish', topic: 'exactly/across', payload: Buffer.from('once'), qos: 2, messageId: 9, dup: true, retain: false });
+    assert.equal((await again.next()).cmd, 'pubrec');
+    again.send({ cmd: 'pubrel', messageId: 9 });
+    assert.equal((await again.next()).cmd, 'pubcomp');
+    await sleep(200);
+    assert.deepEqual(seen, ['once']);
+  });
+
   it('keeps outgoing QoS 2 state across reconnects: PUBREL is sent again, not the PUBLISH', async () => {
     const raw = await b.raw();
     await raw.handshake(4, { clientId: 'q2-out', clean: false });
