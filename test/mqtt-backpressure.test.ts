@@ -14,7 +14,7 @@ async function until(test: () => boolean, what: string, timeoutMs = 10_000): Pro
 }
 
 describe('MQTT backpressure: slow and killed subscribers', () => {
-  it('does not let a subscriber that stops reading delay the others, and bounds its queue and its socket buffer', async () => {
+  it('does not let a subscriber that stops reading delay the others, and bounds its queue and its socket buffer', async (t) => {
     const b = await startBroker({ allowAnonymous: true, maxQueuedPerClient: 100 });
     try {
       const slow = await b.raw();
@@ -38,6 +38,7 @@ describe('MQTT backpressure: slow and killed subscribers', () => {
         await until(() => received >= (i + 1) * 50, `the fast subscriber to get ${(i + 1) * 50} (it has ${received})`);
         maxBuffered = Math.max(maxBuffered, slowAtBroker.writableLength);
       }
+      t.diagnostic(`slow subscriber: broker socket buffer peaked at ${maxBuffered} bytes; queued ${b.broker.queued}; dropped ${b.broker.stats.dropped}`);
       assert.equal(received, 4_000);
       assert.ok(b.broker.queued <= 100, `queued ${b.broker.queued}`);
       assert.ok(b.broker.stats.dropped > 0, 'the slow subscriber reached its queue limit');

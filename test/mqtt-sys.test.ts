@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { MemoryMqttPersistence } from '../src/mqtt/memory-persistence.js';
 import { startSysTopics, type SysTopics } from '../src/mqtt/sys-topics.js';
-import { collect, sleep, startBroker, type TestBroker } from './mqtt-harness.js';
+import { collect, mosquitto, sleep, startBroker, type TestBroker } from './mqtt-harness.js';
 
 const INTERVAL_MS = 40;
 
@@ -56,6 +56,15 @@ describe('MQTT $SYS statistics topics', () => {
     }
     await c.endAsync();
     await pub.endAsync();
+  });
+
+  it('serves them to mosquitto_sub, as it would read them from Mosquitto', async () => {
+    const sub = mosquitto('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(b.port), '-V', 'mqttv5', '-v', '-C', '2', '-t', '$SYS/broker/version', '-t', '$SYS/broker/messages/received/qos2']);
+    try {
+      assert.deepEqual((await sub.waitForLines(2)).sort(), ['$SYS/broker/messages/received/qos2 0', '$SYS/broker/version cloudrest version 9.8.7']);
+    } finally {
+      sub.kill();
+    }
   });
 
   it('publishes a value again only when it changed', async () => {
