@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { IPublishPacket, QoS } from 'mqtt-packet';
+import { parser, type IPublishPacket, type QoS } from 'mqtt-packet';
 import { collect, mosquitto, sleep, startBroker, type TestBroker } from './mqtt-harness.js';
 
 const isPublish = (p: { cmd: string }): boolean => p.cmd === 'publish';
@@ -173,6 +173,43 @@ describe('MQTT QoS 0, 1 and 2', () => {
       assert.deepEqual(await sub.waitForLines(1), ['via mosquitto']);
     } finally {
       sub.kill();
+    }
+  });
+});
+
+describe('MQTT packet identifiers', () => {
+  it('uses packet ids 1 to 65,535 in turn, then wraps around past one still in flight', async () => {
+    const b = await startBroker({ allowAnonymous: true, maxInflightPerClient: 2 });
+    try {
+      const raw = await b.raw();
+      await raw.handshake(4, { clientId: 'ids' });
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'ids/t', qos: 1 }] });
+      await raw.next((p) => p.cmd === 'suback');
+      const total = 65_537;
+      const ids: number[] = [];
+      const payload = Buffer.from('x');
+      // Lock step: each PUBLISH is acknowledged (except the first, left in flight) and the next published.
+      const done = new Promise<void>((resolve) => {
+        const p = parser({ protocolVersion: 4 });
+        p.on('packet', (packet) => {
+          if (packet.cmd !== 'publish') return;
+          ids.push(packet.messageId!);
+          if (ids.length > 1) raw.write([0x40, 0x02, packet.messageId! >> 8, packet.messageId! & 0xff]);
+          if (ids.length === total) resolve();
+          else void b.broker.publish({ topic: 'ids/t', payload, qos: 1 });
+        });
+        raw.socket.on('data', (d: Buffer) => p.parse(d));
+      });
+      void b.broker.publish({ topic: 'ids/t', payload, qos: 1 });
+      await done;
+      assert.ok(
+        ids.slice(0, 65_535).every((id, i) => id === i + 1),
+        'ids 1..65,535 in order',
+      );
+      // [MQTT-2.2.1-3] 5.0 / [MQTT-2.3.1-2] 3.1.1: never 0, never one in use: 1 is still unacknowledged.
+      assert.deepEqual(ids.slice(65_535), [2, 3]);
+    } finally {
+      await b.stop();
     }
   });
 });
