@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { IConnackPacket, IDisconnectPacket } from 'mqtt-packet';
+import type { IConnackPacket, IDisconnectPacket, IPubackPacket } from 'mqtt-packet';
 import { collect, mosquitto, sleep, startBroker, type TestBroker } from './mqtt-harness.js';
 
 describe('MQTT CONNECT: versions, sessions, keep alive, take-over, authentication', () => {
@@ -34,6 +34,17 @@ describe('MQTT CONNECT: versions, sessions, keep alive, take-over, authenticatio
     raw.send({ cmd: 'connect', protocolId: 'MQIsdp', protocolVersion: 3, clientId: 'old-311', clean: true, keepalive: 30 }, 4);
     const ack = (await raw.next()) as IConnackPacket;
     assert.equal(ack.returnCode, 0);
+  });
+
+  it('exchanges messages with MQTT 3.1 clients: mqtt.js and mosquitto_pub -V mqttv31', async () => {
+    const old = await b.client({ protocolId: 'MQIsdp', protocolVersion: 3, clientId: 'old-31' });
+    await old.subscribeAsync('v31/#', { qos: 1 });
+    const v5 = await b.client({ protocolVersion: 5 });
+    const got = collect(old, 2);
+    await v5.publishAsync('v31/a', 'from v5', { qos: 1 });
+    const pub = mosquitto('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(b.port), '-V', 'mqttv31', '-q', '1', '-t', 'v31/b', '-m', 'from mosquitto 3.1']);
+    assert.equal(await pub.exited, 0, pub.lines.join('\n'));
+    assert.deepEqual((await got).map((g) => [g.topic, g.payload]), [['v31/a', 'from v5'], ['v31/b', 'from mosquitto 3.1']]);
   });
 
   it('answers an unknown protocol level with CONNACK 0x01 and closes', async () => {
@@ -90,6 +101,27 @@ describe('MQTT CONNECT: versions, sessions, keep alive, take-over, authenticatio
     const raw2 = await b.raw();
     const ack2 = await raw2.handshake(5, { clientId: 'persist-v5-zero', clean: false });
     assert.equal(ack2.sessionPresent, false);
+  });
+
+  it('ends a v5 session once its Session Expiry Interval has passed: its subscriptions and queue go with it', async () => {
+    const c = await b.client({ protocolVersion: 5, clientId: 'expires', clean: false, properties: { sessionExpiryInterval: 1 } });
+    await c.subscribeAsync('expires/t', { qos: 1 });
+    await c.endAsync();
+    const pub = await b.raw();
+    await pub.handshake(5);
+    const sessions = b.broker.sessions;
+    pub.send({ cmd: 'publish', topic: 'expires/t', payload: Buffer.from('queued'), qos: 1, messageId: 1, dup: false, retain: false }, 5);
+    assert.equal(((await pub.next()) as IPubackPacket).reasonCode, 0);
+    assert.ok(b.broker.queued >= 1);
+    await sleep(1_300);
+    assert.equal(b.broker.sessions, sessions - 1);
+    // Nobody subscribes to it any more: 0x10 No matching subscribers.
+    pub.send({ cmd: 'publish', topic: 'expires/t', payload: Buffer.from('late'), qos: 1, messageId: 2, dup: false, retain: false }, 5);
+    assert.equal(((await pub.next()) as IPubackPacket).reasonCode, 0x10);
+    const raw = await b.raw();
+    const ack = await raw.handshake(5, { clientId: 'expires', clean: false, properties: { sessionExpiryInterval: 1 } });
+    assert.equal(ack.sessionPresent, false);
+    await assert.rejects(raw.next((p) => p.cmd === 'publish', 300));
   });
 
   it('closes a connection silent for 1.5 times its keep alive, with DISCONNECT 0x8D in v5', async () => {

@@ -19,6 +19,8 @@ export interface TestBroker {
   /** An mqtt.js client not yet connected (call connect()), to attach listeners before CONNACK. */
   unconnected(opts?: IClientOptions): MqttClient;
   raw(): Promise<RawClient>;
+  /** The broker's ends of the open TCP connections. */
+  serverSockets(): Socket[];
 }
 
 export async function startBroker(options: BrokerOptions = { allowAnonymous: true }, hooks: BrokerHooks = {}): Promise<TestBroker> {
@@ -52,6 +54,9 @@ export async function startBroker(options: BrokerOptions = { allowAnonymous: tru
       const r = await RawClient.connect(port);
       raws.push(r);
       return r;
+    },
+    serverSockets() {
+      return [...sockets];
     },
     async stop() {
       await broker.close();

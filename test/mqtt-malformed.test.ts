@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import type { IDisconnectPacket } from 'mqtt-packet';
+import { generate, type IDisconnectPacket } from 'mqtt-packet';
 import { collect, startBroker, type RawClient, type TestBroker } from './mqtt-harness.js';
 
 /** PUBLISH QoS 0 with `topic` given as raw bytes. */
@@ -52,6 +52,17 @@ describe('MQTT malformed input closes only the offending connection', () => {
     await expectDisconnect(rel, 0x81);
   });
 
+  it('closes on SUBSCRIBE options with reserved bits set (0x81) or Retain Handling 3 (0x82)', async () => {
+    const reserved = await b.raw();
+    await reserved.handshake(5);
+    reserved.write([0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 0x61, 0xc0]);
+    await expectDisconnect(reserved, 0x81);
+    const rh3 = await b.raw();
+    await rh3.handshake(5);
+    rh3.write([0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 0x61, 0x30]);
+    await expectDisconnect(rh3, 0x82);
+  });
+
   it('closes on a CONNECT whose reserved flag is set', async () => {
     const raw = await b.raw();
     raw.write([0x10, 0x0d, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x03, 0x00, 0x3c, 0x00, 0x01, 0x61]);
@@ -97,6 +108,37 @@ describe('MQTT malformed input closes only the offending connection', () => {
     // A PUBLISH announcing 10 MB; only the header is sent.
     raw.write([0x30, 0x80, 0xad, 0xe2, 0x04]);
     await expectDisconnect(raw, 0x95);
+  });
+
+  it('closes a connection that sends anything before CONNECT, and routes none of it', async () => {
+    const leaked: string[] = [];
+    const onMessage = (_t: string, payload: Buffer): void => void leaked.push(payload.toString());
+    bystander.on('message', onMessage);
+    try {
+      const early: Array<[string, Buffer | number[]]> = [
+        ['PUBLISH', generate({ cmd: 'publish', topic: 'alive', payload: Buffer.from('before connect'), qos: 1, messageId: 1, dup: false, retain: false })],
+        ['SUBSCRIBE', generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '#', qos: 0 }] })],
+        ['PINGREQ', [0xc0, 0x00]],
+        ['DISCONNECT', [0xe0, 0x00]],
+      ];
+      for (const [name, bytes] of early) {
+        const raw = await b.raw();
+        raw.write(bytes);
+        assert.ok(await raw.closesWithin(), `${name} before CONNECT closes the connection`);
+        assert.deepEqual(raw.packets, [], `nothing answers ${name} before CONNECT`);
+      }
+    } finally {
+      bystander.off('message', onMessage);
+    }
+    assert.deepEqual(leaked, []);
+  });
+
+  it('closes a 3.1.1 connection that sends a packet above the maximum size', async () => {
+    const raw = await b.raw();
+    await raw.handshake(4);
+    raw.write([0x30, 0x80, 0x10]); // remaining length 2,048 > 1,024
+    assert.ok(await raw.closesWithin());
+    assert.deepEqual(raw.packets, []);
   });
 
   it('closes a connection that sends CONNECT twice (DISCONNECT 0x82)', async () => {

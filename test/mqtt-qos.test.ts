@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { IPublishPacket, QoS } from 'mqtt-packet';
+import { parser, type IPublishPacket, type QoS } from 'mqtt-packet';
 import { collect, mosquitto, sleep, startBroker, type TestBroker } from './mqtt-harness.js';
 
 const isPublish = (p: { cmd: string }): boolean => p.cmd === 'publish';
@@ -97,6 +97,28 @@ describe('MQTT QoS 0, 1 and 2', () => {
     assert.deepEqual(seen, ['one', 'two']);
   });
 
+  it('keeps incoming QoS 2 state across reconnects: a PUBLISH sent again after reconnecting is not delivered twice', async () => {
+    const sub = await b.client({ protocolVersion: 5 });
+    await sub.subscribeAsync('exactly/across', { qos: 2 });
+    const seen: string[] = [];
+    sub.on('message', (_t, p) => seen.push(p.toString()));
+    const raw = await b.raw();
+    await raw.handshake(4, { clientId: 'q2-in', clean: false });
+    raw.send({ cmd: 'publish', topic: 'exactly/across', payload: Buffer.from('once'), qos: 2, messageId: 9, dup: false, retain: false });
+    assert.equal((await raw.next()).cmd, 'pubrec');
+    // The connection drops before PUBREL; the client resends the PUBLISH on its resumed session.
+    raw.socket.destroy();
+    await raw.closed;
+    const again = await b.raw();
+    assert.equal((await again.handshake(4, { clientId: 'q2-in', clean: false })).sessionPresent, true);
+    again.send({ cmd: 'publish', topic: 'exactly/across', payload: Buffer.from('once'), qos: 2, messageId: 9, dup: true, retain: false });
+    assert.equal((await again.next()).cmd, 'pubrec');
+    again.send({ cmd: 'pubrel', messageId: 9 });
+    assert.equal((await again.next()).cmd, 'pubcomp');
+    await sleep(200);
+    assert.deepEqual(seen, ['once']);
+  });
+
   it('keeps outgoing QoS 2 state across reconnects: PUBREL is sent again, not the PUBLISH', async () => {
     const raw = await b.raw();
     await raw.handshake(4, { clientId: 'q2-out', clean: false });
@@ -155,6 +177,43 @@ describe('MQTT QoS 0, 1 and 2', () => {
   });
 });
 
+describe('MQTT packet identifiers', () => {
+  it('uses packet ids 1 to 65,535 in turn, then wraps around past one still in flight', async () => {
+    const b = await startBroker({ allowAnonymous: true, maxInflightPerClient: 2 });
+    try {
+      const raw = await b.raw();
+      await raw.handshake(4, { clientId: 'ids' });
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'ids/t', qos: 1 }] });
+      await raw.next((p) => p.cmd === 'suback');
+      const total = 65_537;
+      const ids: number[] = [];
+      const payload = Buffer.from('x');
+      // Lock step: each PUBLISH is acknowledged (except the first, left in flight) and the next published.
+      const done = new Promise<void>((resolve) => {
+        const p = parser({ protocolVersion: 4 });
+        p.on('packet', (packet) => {
+          if (packet.cmd !== 'publish') return;
+          ids.push(packet.messageId!);
+          if (ids.length > 1) raw.write([0x40, 0x02, packet.messageId! >> 8, packet.messageId! & 0xff]);
+          if (ids.length === total) resolve();
+          else void b.broker.publish({ topic: 'ids/t', payload, qos: 1 });
+        });
+        raw.socket.on('data', (d: Buffer) => p.parse(d));
+      });
+      void b.broker.publish({ topic: 'ids/t', payload, qos: 1 });
+      await done;
+      assert.ok(
+        ids.slice(0, 65_535).every((id, i) => id === i + 1),
+        'ids 1..65,535 in order',
+      );
+      // [MQTT-2.2.1-3] 5.0 / [MQTT-2.3.1-2] 3.1.1: never 0, never one in use: 1 is still unacknowledged.
+      assert.deepEqual(ids.slice(65_535), [2, 3]);
+    } finally {
+      await b.stop();
+    }
+  });
+});
+
 describe('MQTT offline queues: limits and drop policies', () => {
   for (const [policy, expected] of [['drop-oldest', ['m3', 'm4', 'm5']], ['drop-new', ['m1', 'm2', 'm3']]] as const) {
     it(`keeps maxQueuedPerClient messages for an offline client, with ${policy}`, async () => {
@@ -176,36 +235,4 @@ describe('MQTT offline queues: limits and drop policies', () => {
       }
     });
   }
-
-  it('does not let a subscriber that stops reading delay the others, and bounds what is kept for it', async () => {
-    const b = await startBroker({ allowAnonymous: true, maxQueuedPerClient: 100 });
-    try {
-      const slow = await b.raw();
-      await slow.handshake(4, { clientId: 'slow' });
-      slow.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'flood/t', qos: 0 }] });
-      await slow.next((p) => p.cmd === 'suback');
-      slow.socket.pause();
-      const fast = await b.client();
-      await fast.subscribeAsync('flood/t', { qos: 0 });
-      let received = 0;
-      fast.on('message', () => received++);
-      const pub = await b.client();
-      const payload = Buffer.alloc(8_192, 7);
-      // In batches that the (in-process) fast subscriber keeps up with; the slow one reads nothing.
-      const started = Date.now();
-      for (let i = 0; i < 40; i++) {
-        for (let j = 0; j < 50; j++) pub.publish('flood/t', payload, { qos: 0 });
-        const target = (i + 1) * 50;
-        while (received < target) {
-          assert.ok(Date.now() - started < 10_000, `fast subscriber stalled at ${received} of ${target}`);
-          await sleep(2);
-        }
-      }
-      assert.equal(received, 2_000);
-      assert.ok(b.broker.queued <= 100, `queued ${b.broker.queued}`);
-      assert.ok(b.broker.stats.dropped > 0);
-    } finally {
-      await b.stop();
-    }
-  });
 });

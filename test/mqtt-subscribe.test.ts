@@ -38,6 +38,25 @@ describe('MQTT SUBSCRIBE, UNSUBSCRIBE and retained messages', () => {
     assert.deepEqual(ack.granted, [0x80, 0x80, 1]);
   });
 
+  it('refuses subscriptions beyond maxSubscriptionsPerClient (0x97 in v5, 0x80 in 3.1.1) and still replaces existing ones', async () => {
+    const small = await startBroker({ allowAnonymous: true, maxSubscriptionsPerClient: 2 });
+    try {
+      const v5 = await small.raw();
+      await v5.handshake(5);
+      v5.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'q/1', qos: 0 }, { topic: 'q/2', qos: 0 }, { topic: 'q/3', qos: 0 }] }, 5);
+      assert.deepEqual(((await v5.next()) as ISubackPacket).granted, [0, 0, 0x97]);
+      v5.send({ cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: 'q/2', qos: 1 }] }, 5);
+      assert.deepEqual(((await v5.next()) as ISubackPacket).granted, [1]);
+      const v4 = await small.raw();
+      await v4.handshake(4);
+      v4.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'q/1', qos: 1 }, { topic: 'q/2', qos: 1 }, { topic: 'q/3', qos: 1 }] });
+      assert.deepEqual(((await v4.next()) as ISubackPacket).granted, [1, 1, 0x80]);
+      assert.equal(small.broker.subscriptions, 4);
+    } finally {
+      await small.stop();
+    }
+  });
+
   it('stops delivering after UNSUBSCRIBE, with 0x11 for a filter that was not subscribed (v5)', async () => {
     const raw = await b.raw();
     await raw.handshake(5);

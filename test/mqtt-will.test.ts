@@ -26,6 +26,39 @@ describe('MQTT last will', () => {
     assert.deepEqual(seen, ['gone']);
   });
 
+  it('passes a v5 will on with its properties, and with the expiry left, to a v5 subscriber', async () => {
+    const c = await b.client({ protocolVersion: 5 });
+    await c.subscribeAsync('will/props', { qos: 1 });
+    const got = collect(c, 1);
+    const raw = await b.raw();
+    await raw.handshake(5, {
+      will: {
+        topic: 'will/props',
+        payload: Buffer.from('{"state":"offline"}'),
+        qos: 1,
+        retain: false,
+        properties: {
+          contentType: 'application/json',
+          payloadFormatIndicator: true,
+          responseTopic: 'will/reply',
+          correlationData: Buffer.from([1, 2, 3]),
+          userProperties: { device: 'd-42' },
+          messageExpiryInterval: 600,
+        },
+      },
+    });
+    raw.socket.destroy();
+    const [m] = await got;
+    const props = m!.packet.properties!;
+    assert.equal(m!.payload, '{"state":"offline"}');
+    assert.equal(props.contentType, 'application/json');
+    assert.equal(props.payloadFormatIndicator, true);
+    assert.equal(props.responseTopic, 'will/reply');
+    assert.deepEqual(props.correlationData, Buffer.from([1, 2, 3]));
+    assert.deepEqual({ ...props.userProperties }, { device: 'd-42' });
+    assert.ok(props.messageExpiryInterval! > 595 && props.messageExpiryInterval! <= 600, String(props.messageExpiryInterval));
+  });
+
   it('discards the will on a normal DISCONNECT, and sends it on DISCONNECT 0x04 (v5)', async () => {
     const seen = await watch('will/disconnect');
     const normal = await b.raw();

@@ -17,6 +17,8 @@ import type { BrokerOptions, ResolvedOptions } from './options.js';
 import { RC } from './reason-codes.js';
 import type { StatsSnapshot } from './stats.js';
 
+const SYS_PREFIX = '$SYS/';
+
 /** A message the hub publishes itself (REST bridge, device status, $SYS). */
 export interface ServerMessage {
   topic: string;
@@ -68,8 +70,11 @@ export class Broker {
     const core = this.#core;
     const payload = typeof msg.payload === 'string' ? Buffer.from(msg.payload) : msg.payload;
     const qos = msg.qos ?? 0;
-    core.stats.messagesIn[qos]++;
-    core.stats.bytesIn[qos] += payload.length;
+    // The broker's own statistics are not traffic: counting them would change them at every round.
+    if (!msg.topic.startsWith(SYS_PREFIX)) {
+      core.stats.messagesIn[qos]++;
+      core.stats.bytesIn[qos] += payload.length;
+    }
     const { stored } = core.route({
       topic: msg.topic,
       payload,

@@ -216,6 +216,8 @@ function compactPayload(p: IPublishPacket): void {
 /** Maps mqtt-packet's error messages onto reason codes. */
 function classify(err: Error): MqttError {
   if (/Invalid protocol version/.test(err.message)) return new MqttError(RC.UNSUPPORTED_PROTOCOL_VERSION, err.message, { cause: err });
+  // 5.0 §3.8.3.1: Retain Handling 3 is a Protocol Error (the reserved bits are Malformed, [MQTT-3.8.3-5]).
+  if (/Invalid retain handling/.test(err.message)) return new MqttError(RC.PROTOCOL_ERROR, err.message, { cause: err });
   return new MqttError(RC.MALFORMED_PACKET, err.message, { cause: err });
 }
 

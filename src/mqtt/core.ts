@@ -65,7 +65,8 @@ export class BrokerCore implements BrokerContext {
     if (m.retain && this.options.retainAvailable) {
       // [MQTT-3.3.1-5] stored, replacing the topic's previous one; an empty payload clears it.
       this.retained.set(m);
-      if (this.persistence !== undefined) (stored ??= []).push(this.track(this.persistence.setRetained(toStored(m)), 'store a retained message'));
+      // `$SYS/` values describe this run of the broker: kept in memory only.
+      if (this.persistence !== undefined && !m.topic.startsWith('$SYS/')) (stored ??= []).push(this.track(this.persistence.setRetained(toStored(m)), 'store a retained message'));
     }
     const deliveries = this.router.match(m);
     for (const d of deliveries) {

@@ -17,6 +17,8 @@ export interface BrokerOptions {
   maxInflightPerClient?: number;
   /** Messages waiting for one client (offline, beyond its inflight window, or behind a full socket). Default 1,000. */
   maxQueuedPerClient?: number;
+  /** Subscriptions one session may hold; more are refused in SUBACK (0x97 in v5, 0x80 in 3.1.1). Default 10,000. */
+  maxSubscriptionsPerClient?: number;
   /** What a full queue does with one more message. Default 'drop-oldest'. */
   dropPolicy?: DropPolicy;
   /** Keep QoS 0 messages for offline persistent sessions too (MQTT allows either). Default false. */
@@ -61,6 +63,7 @@ const DEFAULTS = {
   receiveMaximum: 65_535,
   maxInflightPerClient: 100,
   maxQueuedPerClient: 1_000,
+  maxSubscriptionsPerClient: 10_000,
   dropPolicy: 'drop-oldest',
   queueQos0Offline: false,
   keepaliveMaxS: 0,
@@ -81,6 +84,7 @@ const RANGES: Partial<Record<keyof BrokerOptions, [number, number]>> = {
   receiveMaximum: [1, 65_535],
   maxInflightPerClient: [1, 65_535],
   maxQueuedPerClient: [0, 10_000_000],
+  maxSubscriptionsPerClient: [1, 10_000_000],
   keepaliveMaxS: [0, 65_535],
   serverKeepAliveS: [0, 65_535],
   topicAliasMaximum: [0, 65_535],

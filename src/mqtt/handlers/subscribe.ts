@@ -46,6 +46,10 @@ export function handleSubscribe(ch: Channel, p: ISubscribePacket): void {
     }
     const options = { qos: s.qos as QoS, noLocal: s.nl === true, retainAsPublished: s.rap === true, retainHandling: (s.rh ?? 0) as 0 | 1 | 2, subscriptionId };
     const existing = session.subscriptions.get(s.topic);
+    if (existing === undefined && session.subscriptions.size >= ctx.options.maxSubscriptionsPerClient) {
+      codes.push(v5 ? RC.QUOTA_EXCEEDED : FAILURE_V3);
+      continue;
+    }
     if (existing !== undefined) {
       Object.assign(existing, options);
       fresh.push({ sub: existing, isNew: false });
