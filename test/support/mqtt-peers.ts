@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
+import { connect as mqttConnect, connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 
 const PAHO_SCRIPT = resolve(import.meta.dirname, '../fixtures/paho-roundtrip.py');
 
@@ -14,6 +14,19 @@ export class MqttClients {
     const c = await connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5_000, ...opts });
     this.#all.push(c);
     return c;
+  }
+
+  /** Connects with a message listener in place before the CONNACK, for messages a session had queued. */
+  async connectCollecting(url: string, opts: IClientOptions): Promise<{ client: MqttClient; messages: Array<{ topic: string; payload: string }>; sessionPresent: boolean }> {
+    const client = mqttConnect(url, { reconnectPeriod: 0, connectTimeout: 5_000, ...opts });
+    this.#all.push(client);
+    const messages: Array<{ topic: string; payload: string }> = [];
+    client.on('message', (topic, payload) => messages.push({ topic, payload: payload.toString() }));
+    const connack = await new Promise<{ sessionPresent: boolean }>((resolveConnack, reject) => {
+      client.once('connect', resolveConnack);
+      client.once('error', reject);
+    });
+    return { client, messages, sessionPresent: connack.sessionPresent };
   }
 
   /** The error a refused CONNECT ends with (its code is the CONNACK reason code). */
