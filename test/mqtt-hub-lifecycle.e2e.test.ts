@@ -6,7 +6,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MqttClients, nextMessage, runClient, selfSignedCert, subackCodes } from './support/mqtt-peers.js';
-import { addDevice, addUser, CLI, login, Proc, startHub, tempDir, type HubProc } from './support/procs.js';
+import { addDevice, addUser, CLI, login, Proc, startAgent, startDevice, startHub, tempDir, type HubProc } from './support/procs.js';
 
 const EMAIL = 'keeper@example.com';
 const PASSWORD = 'keeper password 1';
@@ -15,6 +15,7 @@ describe('MQTT hub lifecycle: restart, anonymous access, client certificates', (
   let data: { path: string; remove(): void };
   let hub: HubProc;
   let deviceId: string;
+  let deviceSecret: string;
   let tls: { cert: string; key: string };
   let ca: { ca: string; clientCert: string; clientKey: string };
   const clients = new MqttClients();
@@ -26,7 +27,7 @@ describe('MQTT hub lifecycle: restart, anonymous access, client certificates', (
     ca = clientCa(join(data.path, 'ca'));
     writeFileSync(join(data.path, 'acl.txt'), 'allow all anonymous public/#\n');
     await addUser(data.path, EMAIL, PASSWORD);
-    deviceId = (await addDevice(data.path, 'Lamp', EMAIL)).id;
+    ({ id: deviceId, secret: deviceSecret } = await addDevice(data.path, 'Lamp', EMAIL));
     hub = await startHub(data.path, hubArgs());
   });
   after(async () => {
@@ -79,6 +80,31 @@ describe('MQTT hub lifecycle: restart, anonymous access, client certificates', (
     await fresh.subscribeAsync(`devices/${deviceId}/config`, { qos: 1 });
     const r = await retained;
     assert.deepEqual([r.payload, r.retain], ['{"interval":30}', true]);
+  });
+
+  it('a hub killed while a device was online says "offline" for it after the restart, not a stale "online"', async () => {
+    const token = await login(hub.url, EMAIL, PASSWORD);
+    const rest = await startDevice(EMAIL);
+    const agent = await startAgent({ hub: `tcp://127.0.0.1:${hub.tunnelPort}`, deviceId, secret: deviceSecret, api: rest.url });
+    try {
+      const topic = `devices/${deviceId}/status`;
+      const watcher = await clients.connect(`mqtt://127.0.0.1:${hub.mqttPort}`, { protocolVersion: 5, username: EMAIL, password: token });
+      const online = nextMessage(watcher, (t) => t === topic);
+      await watcher.subscribeAsync(topic, { qos: 1 });
+      assert.equal((JSON.parse((await online).payload) as { online: boolean }).online, true);
+      await hub.stop('SIGKILL');
+      // The agent cannot reach the new hub (another tunnel port): the device stays offline.
+      hub = await startHub(data.path, hubArgs());
+      const late = await clients.connect(`mqtt://127.0.0.1:${hub.mqttPort}`, { protocolVersion: 5, username: EMAIL, password: token });
+      const retained = nextMessage(late, (t) => t === topic);
+      await late.subscribeAsync(topic, { qos: 1 });
+      const r = await retained;
+      assert.equal(r.retain, true);
+      assert.equal((JSON.parse(r.payload) as { online: boolean }).online, false);
+    } finally {
+      await agent.stop();
+      await rest.stop();
+    }
   });
 });
 

@@ -32,3 +32,18 @@ export function bridgeDeviceEvents(bus: Bus, broker: Broker, ownership: DeviceOw
     for (const u of unsubscribe) u();
   };
 }
+
+/**
+ * At start, before any tunnel is up: a retained `"online":true` left by a hub that stopped without
+ * publishing its devices' offline status (a crash, a kill) is corrected to offline. A device that
+ * connects publishes online again. (Embedded hub: this process holds every tunnel.)
+ */
+export async function correctStaleStatus(broker: Broker, log: Logger): Promise<void> {
+  const stale: string[] = [];
+  broker.subscribeLocal('devices/+/status', (m) => {
+    if (m.payload.includes('"online":true')) stale.push(m.topic);
+  }, { retained: true })();
+  const at = new Date().toISOString();
+  for (const topic of stale) await broker.publish({ topic, payload: `{"online":false,"at":"${at}"}`, qos: 1, retain: true });
+  if (stale.length > 0) log.info({ devices: stale.length }, 'mqtt: stale online statuses set to offline');
+}

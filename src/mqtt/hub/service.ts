@@ -22,7 +22,7 @@ import { Broker } from '../broker.js';
 import { SqliteMqttPersistence } from '../sqlite-persistence.js';
 import { Acl, parseAcl } from './acl.js';
 import { MqttIdentities } from './authenticate.js';
-import { bridgeDeviceEvents } from './bridge.js';
+import { bridgeDeviceEvents, correctStaleStatus } from './bridge.js';
 import { listenMqtt, mqttTcpServer, mqttTlsServer } from './listeners.js';
 import { registerMqttMetrics } from './metrics.js';
 import { DeviceOwnership } from './ownership.js';
@@ -93,9 +93,10 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     },
   );
   await broker.ready;
+  await correctStaleStatus(broker, log);
   const unbridge = bridgeDeviceEvents(d.bus, broker, ownership, log);
   const topics = new TopicsApi({
-    broker, acl, auth: d.auth, ownership, log,
+    broker, acl, auth: d.auth, ownership, log, metrics: d.metrics,
     maxBodyBytes: config.mqttMaxPacketBytes,
     heartbeatMs: config.sseHeartbeatMs,
     maxStreams: config.maxSseClients,

@@ -8,7 +8,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { validateTopicFilter, validateTopicName } from '../../core/topic-tree.js';
 import { HubError } from '../../errors.js';
+import { LRUCache } from 'lru-cache';
 import type { Authenticator } from '../../http/auth.js';
+import type { HubMetrics } from '../../http/metrics.js';
 import { requireSession } from '../../http/api.js';
 import { openSse, type SseStream } from '../../http/sse.js';
 import type { Broker } from '../broker.js';
@@ -22,6 +24,7 @@ export interface TopicsApiDeps {
   auth: Authenticator;
   ownership: DeviceOwnership;
   log: Logger;
+  metrics: HubMetrics;
   maxBodyBytes: number;
   heartbeatMs: number;
   maxStreams: number;
@@ -31,6 +34,8 @@ export interface TopicsApiDeps {
 
 export class TopicsApi {
   readonly #streams = new Set<SseStream>();
+  /** Owners whose devices were re-read lately: a burst of requests costs one query. */
+  readonly #freshOwners = new LRUCache<string, true>({ max: 10_000, ttl: 5_000 });
 
   constructor(private readonly d: TopicsApiDeps) {}
 
@@ -51,10 +56,12 @@ export class TopicsApi {
         res.hijack();
         const sse = openSse(req.raw, res.raw, { heartbeatMs: d.heartbeatMs, maxBufferedBytes: d.maxBufferedBytes, retryMs: 2000 });
         this.#streams.add(sse);
+        d.metrics.sseClients.inc();
         const unsubscribe = d.broker.subscribeLocal(filter, (m) => sse.send({ event: 'message', data: messageJson(m) }), { retained: true });
         sse.onClose((reason) => {
           unsubscribe();
           this.#streams.delete(sse);
+          d.metrics.sseClients.dec();
           if (reason === 'overflow') d.log.warn({ filter }, 'topic event stream closed: the client read too slowly');
         });
       });
@@ -84,7 +91,10 @@ export class TopicsApi {
   async #authorize(req: FastifyRequest, action: AclAction, name: string): Promise<void> {
     const { user } = await requireSession(this.d.auth, req);
     const email = user.email.toLowerCase();
-    await this.d.ownership.refreshOwner(email);
+    if (!this.#freshOwners.has(email)) {
+      await this.d.ownership.refreshOwner(email);
+      this.#freshOwners.set(email, true);
+    }
     const identity: Identity = { kind: 'user', id: user.id, email };
     // No MQTT client id here: rules with %c do not grant anything over HTTP.
     if (!this.d.acl.allows(identity, action, name, '')) throw new HubError('CR_ERR_TOPIC_FORBIDDEN', `${action} on ${JSON.stringify(name)} is not allowed`);
