@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { addDevice, tempDir } from './support/procs.js';
@@ -156,6 +157,23 @@ describe('MQTT in the hub: credentials, ACLs, transports, REST bridge', () => {
     const denied = await fetch(`${w.hub.url}/v1/topics/events?filter=${encodeURIComponent('devices/+/events')}`, { headers: w.auth });
     assert.equal(denied.status, 403);
     assert.equal(((await denied.json()) as { error: { code: string } }).error.code, 'CR_ERR_TOPIC_FORBIDDEN');
+  });
+
+  it('a topic event stream whose client does not read is closed, and the hub carries on', async () => {
+    const filter = `devices/${w.deviceId}/bulk`;
+    const sock = connect(w.hub.httpPort, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(`GET /v1/topics/events?filter=${encodeURIComponent(filter)} HTTP/1.1\r\nhost: x\r\nauthorization: ${w.auth.authorization}\r\n\r\n`);
+    const head = await new Promise<string>((r) => sock.once('data', (b: Buffer) => r(b.toString())));
+    assert.match(head, /^HTTP\/1\.1 200/);
+    sock.pause(); // never read again: the response piles up in the hub until it gives up
+    const dev = await clients.connect(mqttUrl, { protocolVersion: 5, ...device() });
+    const chunk = 'x'.repeat(64 * 1024);
+    for (let i = 0; i < 400 && w.hub.logs('topic event stream closed: the client read too slowly').length === 0; i++) await dev.publishAsync(filter, chunk, { qos: 1 });
+    await w.hub.waitForLog('topic event stream closed: the client read too slowly');
+    sock.destroy();
+    const r = await fetch(`${w.hub.url}/healthz`);
+    assert.equal(r.status, 200);
   });
 
   it('/metrics shows the broker: connections, subscriptions, retained, messages and bytes per QoS', async () => {
