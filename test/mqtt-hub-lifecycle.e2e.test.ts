@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
 import { MqttClients, nextMessage, runClient, selfSignedCert, subackCodes } from './support/mqtt-peers.js';
 import { addDevice, addUser, CLI, login, Proc, startAgent, startDevice, startHub, tempDir, type HubProc } from './support/procs.js';
 
@@ -167,3 +168,49 @@ function clientCa(dir: string): { ca: string; clientCert: string; clientKey: str
   execFileSync('openssl', ['x509', '-req', '-in', f('client.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-out', f('client.pem')], { stdio: 'ignore' });
   return { ca: f('ca.pem'), clientCert: f('client.pem'), clientKey: f('client.key') };
 }
+
+describe('MQTT over secure WebSocket, and --no-mqtt', () => {
+  let data: { path: string; remove(): void };
+  const clients = new MqttClients();
+  before(() => {
+    data = tempDir('cloudrest-mqtt-wss-');
+    writeFileSync(join(data.path, 'acl.txt'), 'allow all anonymous public/#\n');
+  });
+  after(async () => {
+    await clients.closeAll();
+    data?.remove();
+  });
+
+  it('serves wss://…/mqtt when the HTTP port runs HTTPS (--http-tls)', async () => {
+    const tls = selfSignedCert(data.path);
+    const hub = await startHub(data.path, ['--http-tls', '--tls-cert', tls.cert, '--tls-key', tls.key, '--mqtt-allow-anonymous', '--acl', join(data.path, 'acl.txt')]);
+    try {
+      const c = await clients.connect(`wss://127.0.0.1:${hub.httpPort}/mqtt`, { protocolVersion: 5, ca: readFileSync(tls.cert) });
+      await c.subscribeAsync('public/wss', { qos: 1 });
+      const got = nextMessage(c, (t) => t === 'public/wss');
+      await c.publishAsync('public/wss', 'over wss', { qos: 1 });
+      assert.equal((await got).payload, 'over wss');
+      await c.endAsync();
+    } finally {
+      await hub.stop();
+    }
+  });
+
+  it('--no-mqtt: no MQTT listener, no /mqtt, no /v1/topics', async () => {
+    const hub = await startHub(join(data.path, 'off'), ['--no-mqtt']);
+    try {
+      const listening = await hub.waitForLog('hub listening');
+      assert.equal(listening.mqttPort, undefined);
+      assert.equal(listening.mqttWsUrl, undefined);
+      const ws = new WebSocket(`ws://127.0.0.1:${hub.httpPort}/mqtt`, 'mqtt');
+      ws.on('error', () => undefined); // terminate() below reports the aborted handshake as an error
+      const [, res] = (await once(ws, 'unexpected-response')) as [unknown, { statusCode: number }];
+      assert.equal(res.statusCode, 404);
+      ws.terminate();
+      const r = await fetch(`${hub.url}/v1/topics/public/x`, { method: 'POST', body: 'x' });
+      assert.equal(r.status, 404);
+    } finally {
+      await hub.stop();
+    }
+  });
+});

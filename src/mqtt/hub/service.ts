@@ -78,8 +78,8 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     {
       allowAnonymous: config.mqttAllowAnonymous,
       maxPacketBytes: config.mqttMaxPacketBytes,
-      maxInflightPerClient: config.mqttMaxInflightPerClient,
-      maxQueuedPerClient: config.mqttMaxQueuedPerClient,
+      maxInflightPerClient: config.mqttMaxInflight,
+      maxQueuedPerClient: config.mqttMaxQueued,
       dropPolicy: config.mqttDropPolicy as 'drop-oldest' | 'drop-new',
       maxConnections: config.mqttMaxConnections,
       maxSessionExpiryS: config.mqttMaxSessionExpiryS,
