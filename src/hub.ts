@@ -20,6 +20,7 @@ import { TunnelServer } from './relay/edge/tunnel-server.js';
 import { createRelay, parseRelayUrl } from './relay/forward.js';
 import { wsDuplex } from './relay/protocol/ws-duplex.js';
 import { RelayCache } from './relay/relay-cache.js';
+import { createMqtt, type MqttService } from './mqtt/hub/service.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 
@@ -28,6 +29,8 @@ export interface Hub {
   readonly store: Store;
   readonly tunnels: TunnelServer;
   readonly log: Logger;
+  /** The MQTT broker and its listeners; undefined with --no-mqtt. */
+  readonly mqtt: MqttService | undefined;
   /** Bound ports (useful when configured as 0). */
   readonly httpPort: number;
   readonly tunnelPort: number;
@@ -126,6 +129,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
     },
   });
   registerApi(app, { store, auth, tunnels, metrics, isReady: () => ready && !shuttingDown });
+  // MQTT broker (src/mqtt/hub/): its listeners, /mqtt upgrades, /v1/topics routes, metrics; one block.
+  const mqtt = await createMqtt({ config, store, db: store.db, bus, auth, metrics, log, app, tls });
   await app.ready();
   httpServer.keepAliveTimeout = 65_000;
   httpServer.headersTimeout = 30_000;
@@ -139,6 +144,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   // The agent tunnel over WebSocket on the HTTP port, for networks that pass only HTTP(S).
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.tunnelMaxFrameBytes + 64 * 1024, perMessageDeflate: false });
   httpServer.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    if (!shuttingDown && mqtt?.handleUpgrade(req, socket, head)) return;
     const path = (req.url ?? '').split('?')[0];
     if (path !== '/v1/agent' || shuttingDown) {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
@@ -162,9 +168,11 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   try {
     httpPort = await listen(httpServer, config.httpPort, config.host, 'HTTP', '--http-port');
     tunnelPort = await listen(tunnelServer, config.tunnelPort, config.host, 'Tunnel', '--tunnel-port');
+    await mqtt?.listen();
   } catch (err) {
     httpServer.close();
     tunnelServer.close();
+    await mqtt?.close();
     await store.close();
     throw err;
   }
@@ -172,7 +180,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const httpUrl = `${config.httpTls ? 'https' : 'http'}://${shownHost}:${httpPort}`;
   const tunnelUrl = `${config.tunnelTls ? 'tls' : 'tcp'}://${shownHost}:${tunnelPort}`;
-  log.info({ httpPort, tunnelPort, httpUrl, tunnelUrl, agentWsUrl: `${httpUrl.replace(/^http/, 'ws')}/v1/agent`, data: config.data }, 'hub listening');
+  const mqttPorts = mqtt ? { mqttPort: mqtt.mqttPort, mqttsPort: mqtt.mqttsPort, mqttWsUrl: `${httpUrl.replace(/^http/, 'ws')}/mqtt` } : {};
+  log.info({ httpPort, tunnelPort, httpUrl, tunnelUrl, agentWsUrl: `${httpUrl.replace(/^http/, 'ws')}/v1/agent`, ...mqttPorts, data: config.data }, 'hub listening');
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -184,6 +193,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       httpServer.closeIdleConnections();
       events.closeAll();
       await tunnels.shutdown(config.shutdownGraceMs);
+      await mqtt?.close(); // after the tunnels: their last offline statuses are published and stored
       httpServer.closeAllConnections();
       for (const ws of wss.clients) ws.terminate();
       await httpClosed;
@@ -194,5 +204,5 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
     return closing;
   };
 
-  return { config, store, tunnels, log, httpPort, tunnelPort, httpUrl, tunnelUrl, close };
+  return { config, store, tunnels, log, mqtt, httpPort, tunnelPort, httpUrl, tunnelUrl, close };
 }

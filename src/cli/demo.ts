@@ -29,6 +29,14 @@ async function demoDevice(hub: Hub): Promise<DemoCredentials> {
   return c;
 }
 
+/** The MQTT URLs that actually listen, and why a listener is off. */
+function mqttLines(hub: Hub): string[] {
+  if (!hub.mqtt) return ['  MQTT             off (--no-mqtt)'];
+  const shownHost = new URL(hub.httpUrl).hostname;
+  const [urls, ...off] = hub.mqtt.describe(shownHost, hub.httpUrl);
+  return [`  MQTT             ${urls}  (user ${DEMO_EMAIL}, password = an access token)`, ...off.map((o) => `                   ${o}`)];
+}
+
 /**
  * `cloudrest hub --demo` (what `npm start` runs): a demo user, a simulated thermostat with its own REST
  * service on 127.0.0.1, and an agent connecting it to this hub through the real tunnel, so a newcomer
@@ -68,6 +76,7 @@ export async function startDemo(hub: Hub): Promise<{ stop(): Promise<void> }> {
     '',
     `  HTTP API         ${base}            (client API, SSE, metrics)`,
     `  Agent tunnel     ${hub.tunnelUrl}  and  ${base.replace(/^http/, 'ws')}/v1/agent`,
+    ...mqttLines(hub),
     `  Data             ${hub.config.data}`,
     `  Demo login       ${DEMO_EMAIL} / ${DEMO_PASSWORD}`,
     `  Demo device      ${creds.id}  (simulated thermostat, online)`,

@@ -30,6 +30,18 @@ export const hubOptions = {
   maxSseClients: { type: 'int', default: 10_000, min: 1, description: 'Most SSE streams open at once' },
   tokenTtlMs: { type: 'int', default: 24 * 3600_000, min: 1000, description: 'Life of an access token' },
   rememberTokenTtlMs: { type: 'int', default: 30 * 24 * 3600_000, min: 1000, description: 'Life of an access token asked with remember: true' },
+  mqtt: { type: 'bool', default: true, description: 'Run the MQTT broker; --no-mqtt turns it off (no MQTT listeners, no /mqtt, no /v1/topics)' },
+  mqttPort: { type: 'int', min: 0, max: 65535, description: 'MQTT over TCP port [default: 1883; if it is taken, a warning and no MQTT over TCP]; 0 = any free port' },
+  mqttsPort: { type: 'int', min: 0, max: 65535, description: 'MQTT over TLS port, served when --tls-cert and --tls-key are given [default: 8883; if taken, a warning]; 0 = any free port' },
+  tlsCa: { type: 'string', description: 'PEM CA certificates for MQTTS client certificates: one is asked for, and verified if presented' },
+  mqttAllowAnonymous: { type: 'bool', default: false, description: 'Accept MQTT clients without user name and password (the ACL decides what they may do)' },
+  acl: { type: 'string', description: 'MQTT ACL file (format in docs/mqtt.md); without it, the default rules only' },
+  mqttMaxPacketBytes: { type: 'int', default: 1_048_576, min: 64, max: 268_435_460, description: 'Largest MQTT packet accepted (also the largest POST /v1/topics body)' },
+  mqttMaxInflight: { type: 'int', default: 100, min: 1, max: 65_535, description: 'QoS 1/2 messages in flight to each MQTT client' },
+  mqttMaxQueued: { type: 'int', default: 1000, min: 0, max: 10_000_000, description: 'Messages waiting for each MQTT client (offline or slow) before the drop policy applies' },
+  mqttDropPolicy: { type: 'string', default: 'drop-oldest', choices: ['drop-oldest', 'drop-new'], description: 'What a full MQTT client queue does with one more message' },
+  mqttMaxConnections: { type: 'int', default: 100_000, min: 0, description: 'MQTT connections at once (0 = no limit); more get CONNACK 0x97 / 3' },
+  mqttMaxSessionExpiryS: { type: 'int', default: 86_400, min: 0, max: 0xffff_ffff, description: 'Longest an MQTT session is kept after its client disconnects' },
   shutdownGraceMs: { type: 'int', default: 10_000, min: 0, description: 'Time in-flight requests get to finish on shutdown' },
 } as const satisfies OptionTable;
 

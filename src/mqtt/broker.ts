@@ -7,12 +7,12 @@
  */
 import type { Duplex } from 'node:stream';
 import type { QoS } from 'mqtt-packet';
-import { validateTopicName } from '../core/topic-tree.js';
+import { validateTopicFilter, validateTopicName } from '../core/topic-tree.js';
 import type { ConnectionMeta } from './channel.js';
 import { Connection } from './connection.js';
 import { BrokerCore } from './core.js';
 import type { BrokerHooks } from './hooks.js';
-import type { MessageProperties } from './message.js';
+import { isExpired, type Message, type MessageProperties } from './message.js';
 import type { BrokerOptions, ResolvedOptions } from './options.js';
 import { RC } from './reason-codes.js';
 import type { StatsSnapshot } from './stats.js';
@@ -44,6 +44,11 @@ export class Broker {
   /** Resolves when state kept in persistence (retained messages) is loaded; connections wait for it anyway. */
   get ready(): Promise<void> {
     return this.#core.ready;
+  }
+
+  /** True once close() was called: new connections are refused. */
+  get closing(): boolean {
+    return this.#core.closing;
   }
 
   get options(): ResolvedOptions {
@@ -85,6 +90,32 @@ export class Broker {
       senderId: undefined,
     });
     return stored ?? Promise.resolve();
+  }
+
+  /**
+   * Calls `onMessage` in-process for every message routed to a topic matching `filter` (client PUBLISHes
+   * and server publishes alike), after any matching retained messages when `retained` is set. Not subject
+   * to the ACL hooks: the caller checks. `onMessage` must not block; it may unsubscribe. Throws TypeError
+   * on an invalid filter or a shared subscription.
+   */
+  subscribeLocal(filter: string, onMessage: (m: Message) => void, o: { retained?: boolean } = {}): () => void {
+    const problem = filter.startsWith('$share/') ? 'shared subscriptions are for clients' : validateTopicFilter(filter);
+    if (problem !== null) throw new TypeError(`invalid filter ${JSON.stringify(filter)}: ${problem}`);
+    const core = this.#core;
+    let active = true;
+    const fn = (m: Message): void => {
+      if (active) onMessage(m);
+    };
+    core.local.add(filter, fn);
+    if (o.retained === true) {
+      const now = core.now();
+      for (const m of core.retained.match(filter, now)) if (active && !isExpired(m, now)) onMessage(m);
+    }
+    return () => {
+      if (!active) return;
+      active = false;
+      core.local.remove(filter, fn);
+    };
   }
 
   /**

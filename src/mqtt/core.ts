@@ -14,6 +14,7 @@ import { RetainedStore } from './retained.js';
 import { Router } from './router.js';
 import type { Session } from './session.js';
 import { BrokerStats } from './stats.js';
+import { TopicTree } from '../core/topic-tree.js';
 
 /** How often sessions that expired in the store (never loaded since a restart) are deleted. */
 const EXPIRY_SWEEP_MS = 60_000;
@@ -25,6 +26,8 @@ export class BrokerCore implements BrokerContext {
   readonly router = new Router();
   readonly retained = new RetainedStore();
   readonly registry: SessionRegistry;
+  /** In-process listeners (Broker.subscribeLocal): the hub's SSE bridge, $SYS readers... */
+  readonly local = new TopicTree<(m: Message) => void>();
   readonly persistence: MqttPersistence | undefined;
   readonly ready: Promise<void>;
   closing = false;
@@ -68,6 +71,8 @@ export class BrokerCore implements BrokerContext {
       // `$SYS/` values describe this run of the broker: kept in memory only.
       if (this.persistence !== undefined && !m.topic.startsWith('$SYS/')) (stored ??= []).push(this.track(this.persistence.setRetained(toStored(m)), 'store a retained message'));
     }
+    // A snapshot: a listener may unsubscribe (its SSE stream overflowed) while it is called.
+    if (this.local.size > 0) for (const fn of this.local.match(m.topic)) fn(m);
     const deliveries = this.router.match(m);
     for (const d of deliveries) {
       // [MQTT-3.8.4-8] 5.0: at most the QoS granted; [MQTT-3.3.1-12] RETAIN kept only with Retain As Published.

@@ -98,15 +98,21 @@ export async function cli(args: string[]): Promise<string> {
 export interface HubProc extends Proc {
   httpPort: number;
   tunnelPort: number;
+  /** MQTT ports, when those listeners are on. */
+  mqttPort: number | undefined;
+  mqttsPort: number | undefined;
   url: string;
 }
 
 /** Starts `cloudrest hub` on free ports and waits until it listens. */
 export async function startHub(data: string, extra: string[] = [], fixedPorts?: { http: number; tunnel: number }): Promise<HubProc> {
-  const args = [CLI, 'hub', '--data', data, '--host', '127.0.0.1', '--http-port', String(fixedPorts?.http ?? 0), '--tunnel-port', String(fixedPorts?.tunnel ?? 0), ...extra];
+  // MQTT on free ports too, unless the test says otherwise (Mosquitto holds 1883 on dev machines).
+  const mqtt = extra.some((a) => a.startsWith('--mqtt-port') || a === '--no-mqtt') ? [] : ['--mqtt-port', '0'];
+  const mqtts = extra.includes('--tls-cert') && !extra.some((a) => a.startsWith('--mqtts-port') || a === '--no-mqtt') ? ['--mqtts-port', '0'] : [];
+  const args = [CLI, 'hub', '--data', data, '--host', '127.0.0.1', '--http-port', String(fixedPorts?.http ?? 0), '--tunnel-port', String(fixedPorts?.tunnel ?? 0), ...mqtt, ...mqtts, ...extra];
   const p = new Proc(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'hub');
   const l = await p.waitForLog('hub listening');
-  return Object.assign(p, { httpPort: l.httpPort as number, tunnelPort: l.tunnelPort as number, url: `http://127.0.0.1:${l.httpPort as number}` });
+  return Object.assign(p, { httpPort: l.httpPort as number, tunnelPort: l.tunnelPort as number, mqttPort: l.mqttPort as number | undefined, mqttsPort: l.mqttsPort as number | undefined, url: `http://127.0.0.1:${l.httpPort as number}` });
 }
 
 /** Starts the simulated device REST service as its own process. */

@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Bus } from '../../core/bus.js';
 import type { Presence } from '../../core/presence.js';
-import { safeEqualHex, sha256Hex } from '../../core/secrets.js';
+import { deviceSecretMatches } from '../../core/device-credentials.js';
 import type { Store } from '../../store/store.js';
 import { ErrorCode, PROTOCOL_VERSION } from '../protocol/frames.js';
 import { TunnelSession, type Hello } from '../protocol/session.js';
@@ -121,7 +121,7 @@ export class TunnelServer {
       return undefined;
     }
     const device = await store.getDevice(deviceId);
-    if (!device || !safeEqualHex(sha256Hex(secret), device.secretHash)) {
+    if (!deviceSecretMatches(device, secret)) {
       log.warn({ deviceId, remoteAddress, reason: device ? 'wrong secret' : 'unknown device' }, 'tunnel refused: authentication failed');
       this.deps.metrics.tunnelAuthFailures.inc();
       session.close(ErrorCode.AUTH_FAILED, 'unknown device id or wrong secret');

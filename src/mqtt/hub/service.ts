@@ -1,0 +1,162 @@
+/**
+ * The MQTT broker inside the hub: the hub's credentials and ACLs as its hooks, the hub's SQLite database
+ * as its persistence, listeners on TCP, TLS and WebSocket (`/mqtt` on the HTTP port), the REST bridge
+ * (device events on MQTT topics, POST /v1/topics, GET /v1/topics/events) and Prometheus metrics.
+ * hub.ts creates it before the HTTP API is ready, calls listen() with its other listeners, and close()
+ * after the tunnels have drained (their last "offline" statuses are published and stored).
+ */
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Server as NetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import { ConfigError } from '../../config/load.js';
+import type { HubConfig } from '../../config/hub-options.js';
+import type { Bus } from '../../core/bus.js';
+import type { Authenticator } from '../../http/auth.js';
+import type { HubMetrics } from '../../http/metrics.js';
+import type { Store } from '../../store/store.js';
+import { Broker } from '../broker.js';
+import { SqliteMqttPersistence } from '../sqlite-persistence.js';
+import { Acl, parseAcl } from './acl.js';
+import { MqttIdentities } from './authenticate.js';
+import { bridgeDeviceEvents, correctStaleStatus } from './bridge.js';
+import { listenMqtt, mqttTcpServer, mqttTlsServer } from './listeners.js';
+import { registerMqttMetrics } from './metrics.js';
+import { DeviceOwnership } from './ownership.js';
+import { TopicsApi } from './topics-api.js';
+import { MQTT_WS_PATH, MqttWebSockets } from './ws-upgrade.js';
+
+export const DEFAULT_MQTT_PORT = 1883;
+export const DEFAULT_MQTTS_PORT = 8883;
+
+export interface MqttDeps {
+  config: HubConfig;
+  store: Store;
+  /** The hub's SQLite database (SqliteStore#db), migrated: sessions, queues and retained messages go there. */
+  db: Kysely<unknown>;
+  bus: Bus;
+  auth: Authenticator;
+  metrics: HubMetrics;
+  log: Logger;
+  /** The HTTP API, to add /v1/topics to; must not be ready yet. */
+  app: FastifyInstance;
+  tls: { cert: Buffer; key: Buffer } | undefined;
+}
+
+export interface MqttService {
+  readonly broker: Broker;
+  /** Bound ports after listen(); undefined when that listener is off (not configured, or default port taken). */
+  readonly mqttPort: number | undefined;
+  readonly mqttsPort: number | undefined;
+  /** What the banner shows: URLs that listen, and why a listener is off. */
+  describe(shownHost: string, httpUrl: string): string[];
+  listen(): Promise<void>;
+  /** Takes an HTTP upgrade to `/mqtt`; false for any other path. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  close(): Promise<void>;
+}
+
+/** The broker, configured from the hub's config; undefined with --no-mqtt. */
+export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> {
+  const { config, log } = d;
+  if (!config.mqtt) return undefined;
+  if (!d.tls && (config.mqttsPort !== undefined || config.tlsCa !== undefined)) throw new ConfigError('--mqtts-port and --tls-ca need --tls-cert and --tls-key');
+  const rules = config.acl === undefined ? [] : parseAcl(readAcl(config.acl), config.acl);
+  const ownership = new DeviceOwnership(d.store);
+  await ownership.load();
+  const acl = new Acl(rules, (user, deviceId) => ownership.owns(user.email, deviceId));
+  const identities = new MqttIdentities({ store: d.store, auth: d.auth, ownership, log });
+  const allowed = (principal: string, action: 'publish' | 'subscribe', name: string, clientId: string): boolean => {
+    const id = identities.identity(principal);
+    return id !== undefined && acl.allows(id, action, name, clientId);
+  };
+  const persistence = await SqliteMqttPersistence.on(d.db);
+  const broker = new Broker(
+    {
+      allowAnonymous: config.mqttAllowAnonymous,
+      maxPacketBytes: config.mqttMaxPacketBytes,
+      maxInflightPerClient: config.mqttMaxInflight,
+      maxQueuedPerClient: config.mqttMaxQueued,
+      dropPolicy: config.mqttDropPolicy as 'drop-oldest' | 'drop-new',
+      maxConnections: config.mqttMaxConnections,
+      maxSessionExpiryS: config.mqttMaxSessionExpiryS,
+      persistence,
+    },
+    {
+      authenticate: (req) => identities.authenticate(req),
+      authorizePublish: (principal, topic, clientId) => allowed(principal, 'publish', topic, clientId),
+      authorizeSubscribe: (principal, filter, clientId) => allowed(principal, 'subscribe', filter, clientId),
+      onError: (err, context) => log.error({ err }, `mqtt: ${context}`),
+    },
+  );
+  await broker.ready;
+  await correctStaleStatus(broker, log);
+  const unbridge = bridgeDeviceEvents(d.bus, broker, ownership, log);
+  const topics = new TopicsApi({
+    broker, acl, auth: d.auth, ownership, log, metrics: d.metrics,
+    maxBodyBytes: config.mqttMaxPacketBytes,
+    heartbeatMs: config.sseHeartbeatMs,
+    maxStreams: config.maxSseClients,
+    maxBufferedBytes: 1024 * 1024,
+  });
+  topics.register(d.app);
+  registerMqttMetrics(d.metrics.registry, broker);
+  const websockets = new MqttWebSockets(broker, config.httpTls, config.mqttMaxPacketBytes);
+  log.info({ aclRules: acl.size, allowAnonymous: config.mqttAllowAnonymous }, 'mqtt broker ready');
+
+  const tcp = mqttTcpServer(broker);
+  const tlsServer: NetServer | undefined = d.tls ? mqttTlsServer(broker, { ...d.tls, ca: config.tlsCa === undefined ? undefined : readFileSync(config.tlsCa) }, log) : undefined;
+  let mqttPort: number | undefined;
+  let mqttsPort: number | undefined;
+  const off: string[] = [];
+  let closing: Promise<void> | undefined;
+
+  return {
+    broker,
+    get mqttPort() {
+      return mqttPort;
+    },
+    get mqttsPort() {
+      return mqttsPort;
+    },
+    async listen() {
+      const host = config.host;
+      mqttPort = await listenMqtt(tcp, { what: 'MQTT', flag: '--mqtt-port', port: config.mqttPort ?? DEFAULT_MQTT_PORT, explicit: config.mqttPort !== undefined, host }, log);
+      if (mqttPort === undefined) off.push(`MQTT over TCP off: port ${DEFAULT_MQTT_PORT} is in use by another process (set --mqtt-port)`);
+      if (tlsServer) {
+        mqttsPort = await listenMqtt(tlsServer, { what: 'MQTTS', flag: '--mqtts-port', port: config.mqttsPort ?? DEFAULT_MQTTS_PORT, explicit: config.mqttsPort !== undefined, host }, log);
+        if (mqttsPort === undefined) off.push(`MQTT over TLS off: port ${DEFAULT_MQTTS_PORT} is in use by another process (set --mqtts-port)`);
+      }
+    },
+    describe(shownHost, httpUrl) {
+      const urls = [`${httpUrl.replace(/^http/, 'ws')}${MQTT_WS_PATH}`];
+      if (mqttPort !== undefined) urls.unshift(`mqtt://${shownHost}:${mqttPort}`);
+      if (mqttsPort !== undefined) urls.splice(1, 0, `mqtts://${shownHost}:${mqttsPort}`);
+      return [urls.join('  '), ...off];
+    },
+    handleUpgrade: (req, socket, head) => websockets.handleUpgrade(req, socket, head),
+    close() {
+      closing ??= (async () => {
+        tcp.close();
+        tlsServer?.close();
+        unbridge();
+        topics.closeAll();
+        await broker.close();
+        websockets.terminateAll();
+        await persistence.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function readAcl(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--acl ${file}: ${(err as Error).message}`);
+  }
+}

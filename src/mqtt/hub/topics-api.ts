@@ -1,0 +1,108 @@
+/**
+ * MQTT over HTTP (docs/api.md "MQTT topics"): `POST /v1/topics/{topic}` publishes the body as the
+ * payload, `GET /v1/topics/events?filter=F` streams matching messages as server-sent events. Both act as
+ * the token's user and go through the same ACL as an MQTT client of that user.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { validateTopicFilter, validateTopicName } from '../../core/topic-tree.js';
+import { HubError } from '../../errors.js';
+import { LRUCache } from 'lru-cache';
+import type { Authenticator } from '../../http/auth.js';
+import type { HubMetrics } from '../../http/metrics.js';
+import { requireSession } from '../../http/api.js';
+import { openSse, type SseStream } from '../../http/sse.js';
+import type { Broker } from '../broker.js';
+import type { Message } from '../message.js';
+import type { Acl, AclAction, Identity } from './acl.js';
+import type { DeviceOwnership } from './ownership.js';
+
+export interface TopicsApiDeps {
+  broker: Broker;
+  acl: Acl;
+  auth: Authenticator;
+  ownership: DeviceOwnership;
+  log: Logger;
+  metrics: HubMetrics;
+  maxBodyBytes: number;
+  heartbeatMs: number;
+  maxStreams: number;
+  /** Bytes an event stream may hold for a slow reader before it is closed. */
+  maxBufferedBytes: number;
+}
+
+export class TopicsApi {
+  readonly #streams = new Set<SseStream>();
+  /** Owners whose devices were re-read lately: a burst of requests costs one query. */
+  readonly #freshOwners = new LRUCache<string, true>({ max: 10_000, ttl: 5_000 });
+
+  constructor(private readonly d: TopicsApiDeps) {}
+
+  register(app: FastifyInstance): void {
+    const d = this.d;
+    // In a scope of its own: any content type is the payload, as raw bytes.
+    void app.register(async (scope) => {
+      scope.removeAllContentTypeParsers();
+      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: d.maxBodyBytes }, (_req, body, done) => done(null, body));
+
+      scope.get('/v1/topics/events', async (req, res) => {
+        const { filter } = req.query as { filter?: string };
+        if (typeof filter !== 'string' || filter === '') throw new HubError('CR_ERR_VALIDATION', 'query parameter filter is required');
+        const problem = filter.startsWith('$share/') ? 'shared subscriptions are for MQTT clients' : validateTopicFilter(filter);
+        if (problem !== null) throw new HubError('CR_ERR_TOPIC_INVALID', `filter: ${problem}`);
+        await this.#authorize(req, 'subscribe', filter);
+        if (this.#streams.size >= d.maxStreams) throw new HubError('CR_ERR_TOO_MANY_REQUESTS', 'too many event streams');
+        res.hijack();
+        const sse = openSse(req.raw, res.raw, { heartbeatMs: d.heartbeatMs, maxBufferedBytes: d.maxBufferedBytes, retryMs: 2000 });
+        this.#streams.add(sse);
+        d.metrics.sseClients.inc();
+        const unsubscribe = d.broker.subscribeLocal(filter, (m) => sse.send({ event: 'message', data: messageJson(m) }), { retained: true });
+        sse.onClose((reason) => {
+          unsubscribe();
+          this.#streams.delete(sse);
+          d.metrics.sseClients.dec();
+          if (reason === 'overflow') d.log.warn({ filter }, 'topic event stream closed: the client read too slowly');
+        });
+      });
+
+      scope.post('/v1/topics/*', async (req, res) => {
+        const topic = (req.params as { '*': string })['*'];
+        const problem = validateTopicName(topic);
+        if (problem !== null) throw new HubError('CR_ERR_TOPIC_INVALID', `topic: ${problem}`);
+        const { qos: qosText, retain: retainText } = req.query as { qos?: string; retain?: string };
+        if (qosText !== undefined && qosText !== '0' && qosText !== '1') throw new HubError('CR_ERR_VALIDATION', 'qos must be 0 or 1');
+        if (retainText !== undefined && retainText !== 'true' && retainText !== 'false') throw new HubError('CR_ERR_VALIDATION', 'retain must be true or false');
+        await this.#authorize(req, 'publish', topic);
+        const qos = qosText === '1' ? 1 : 0;
+        const retain = retainText === 'true';
+        const payload = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        // QoS 1: answered once the persistent copies (queued for offline sessions, retained) are stored.
+        await d.broker.publish({ topic, payload, qos, retain });
+        return res.header('cache-control', 'no-store').send({ topic, qos, retain, bytes: payload.length });
+      });
+    });
+  }
+
+  closeAll(): void {
+    for (const s of [...this.#streams]) s.close();
+  }
+
+  async #authorize(req: FastifyRequest, action: AclAction, name: string): Promise<void> {
+    const { user } = await requireSession(this.d.auth, req);
+    const email = user.email.toLowerCase();
+    if (!this.#freshOwners.has(email)) {
+      await this.d.ownership.refreshOwner(email);
+      this.#freshOwners.set(email, true);
+    }
+    const identity: Identity = { kind: 'user', id: user.id, email };
+    // No MQTT client id here: rules with %c do not grant anything over HTTP.
+    if (!this.d.acl.allows(identity, action, name, '')) throw new HubError('CR_ERR_TOPIC_FORBIDDEN', `${action} on ${JSON.stringify(name)} is not allowed`);
+  }
+}
+
+/** `{"topic":..,"qos":..,"retain":..,"payload":"<UTF-8 text>"}`, or `"payloadBase64"` for other bytes. */
+function messageJson(m: Message): string {
+  const body = isUtf8(m.payload) ? `"payload":${JSON.stringify(m.payload.toString('utf8'))}` : `"payloadBase64":"${m.payload.toString('base64')}"`;
+  return `{"topic":${JSON.stringify(m.topic)},"qos":${m.qos},"retain":${m.retain},${body}}`;
+}
