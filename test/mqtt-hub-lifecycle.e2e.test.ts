@@ -20,13 +20,13 @@ describe('MQTT hub lifecycle: restart, anonymous access, client certificates', (
   let tls: { cert: string; key: string };
   let ca: { ca: string; clientCert: string; clientKey: string };
   const clients = new MqttClients();
-  const hubArgs = () => ['--mqtt-allow-anonymous', '--acl', join(data.path, 'acl.txt'), '--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-ca', ca.ca];
+  const hubArgs = () => ['--mqtt-allow-anonymous', '--acl', join(data.path, 'acl.txt'), '--tls-cert', tls.cert, '--tls-key', tls.key, '--tls-ca', ca.ca, '--mqtt-sys-interval-s', '1'];
 
   before(async () => {
     data = tempDir('cloudrest-mqtt-life-');
     tls = selfSignedCert(data.path);
     ca = clientCa(join(data.path, 'ca'));
-    writeFileSync(join(data.path, 'acl.txt'), 'allow all anonymous public/#\n');
+    writeFileSync(join(data.path, 'acl.txt'), 'allow all anonymous public/#\nallow subscribe anonymous $SYS/#\n');
     await addUser(data.path, EMAIL, PASSWORD);
     ({ id: deviceId, secret: deviceSecret } = await addDevice(data.path, 'Lamp', EMAIL));
     hub = await startHub(data.path, hubArgs());
@@ -43,6 +43,24 @@ describe('MQTT hub lifecycle: restart, anonymous access, client certificates', (
     const got = nextMessage(anon, (t) => t === 'public/hello');
     await anon.publishAsync('public/hello', 'hi', { qos: 1 });
     assert.equal((await got).payload, 'hi');
+  });
+
+  it('publishes $SYS/broker statistics to clients the ACL lets read them, and to nobody else', async () => {
+    const anon = await clients.connect(`mqtt://127.0.0.1:${hub.mqttPort}`, { protocolVersion: 5 });
+    const version = nextMessage(anon, (t) => t === '$SYS/broker/version');
+    let connected = 0;
+    anon.on('message', (topic, payload) => {
+      if (topic === '$SYS/broker/clients/connected') connected = Math.max(connected, Number(payload.toString()));
+    });
+    assert.deepEqual(await subackCodes(anon, ['$SYS/broker/#'], 0), [0]);
+    assert.match((await version).payload, /^cloudrest version \d+\.\d+\.\d+/);
+    // Every value seen, the retained one included; rounds come each second, and the value retained
+    // before this client came may not count it yet.
+    for (let i = 0; i < 60 && connected < 1; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(connected >= 1, `clients/connected is ${connected}`);
+    const token = await login(hub.url, EMAIL, PASSWORD);
+    const user = await clients.connect(`mqtt://127.0.0.1:${hub.mqttPort}`, { protocolVersion: 5, username: EMAIL, password: token });
+    assert.deepEqual(await subackCodes(user, ['$SYS/#']), [0x87]);
   });
 
   it('MQTTS with --tls-ca: no client certificate or one the CA signed is accepted; an untrusted one is not', async () => {

@@ -41,6 +41,7 @@ export const hubOptions = {
   mqttMaxQueued: { type: 'int', default: 1000, min: 0, max: 10_000_000, description: 'Messages waiting for each MQTT client (offline or slow) before the drop policy applies' },
   mqttDropPolicy: { type: 'string', default: 'drop-oldest', choices: ['drop-oldest', 'drop-new'], description: 'What a full MQTT client queue does with one more message' },
   mqttMaxConnections: { type: 'int', default: 100_000, min: 0, description: 'MQTT connections at once (0 = no limit); more get CONNACK 0x97 / 3' },
+  mqttSysIntervalS: { type: 'int', default: 10, min: 0, max: 86_400, description: 'How often $SYS/broker/... statistics are published (0 = never); who may read them is up to the ACL' },
   mqttMaxSessionExpiryS: { type: 'int', default: 86_400, min: 0, max: 0xffff_ffff, description: 'Longest an MQTT session is kept after its client disconnects' },
   shutdownGraceMs: { type: 'int', default: 10_000, min: 0, description: 'Time in-flight requests get to finish on shutdown' },
 } as const satisfies OptionTable;

@@ -19,6 +19,8 @@ import type { Authenticator } from '../../http/auth.js';
 import type { HubMetrics } from '../../http/metrics.js';
 import type { Store } from '../../store/store.js';
 import { Broker } from '../broker.js';
+import { startSysTopics } from '../sys-topics.js';
+import { VERSION } from '../../version.js';
 import { SqliteMqttPersistence } from '../sqlite-persistence.js';
 import { Acl, parseAcl } from './acl.js';
 import { MqttIdentities } from './authenticate.js';
@@ -94,6 +96,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
   );
   await broker.ready;
   await correctStaleStatus(broker, log);
+  const sys = config.mqttSysIntervalS > 0 ? startSysTopics(broker, { intervalMs: config.mqttSysIntervalS * 1000, version: VERSION }) : undefined;
   const unbridge = bridgeDeviceEvents(d.bus, broker, ownership, log);
   const topics = new TopicsApi({
     broker, acl, auth: d.auth, ownership, log, metrics: d.metrics,
@@ -143,6 +146,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
         tcp.close();
         tlsServer?.close();
         unbridge();
+        sys?.stop();
         topics.closeAll();
         await broker.close();
         websockets.terminateAll();
