@@ -31,6 +31,8 @@ export interface TunnelServerDeps {
 }
 
 const MAX_ID_CHARS = 128;
+/** GOAWAY reason text for a revoked device (docs/protocol.md). */
+export const DEVICE_REVOKED_REASON = 'device revoked';
 const MAX_SECRET_CHARS = 512;
 
 /** Topic names on the Bus for a device's notifications and up/down status. */
@@ -127,6 +129,13 @@ export class TunnelServer {
       session.close(ErrorCode.AUTH_FAILED, 'unknown device id or wrong secret');
       return undefined;
     }
+    // Checked after the secret, so only the device's own agent learns that it is revoked.
+    if (device.revokedAt !== null) {
+      log.warn({ deviceId, remoteAddress, revokedAt: new Date(device.revokedAt).toISOString() }, 'tunnel refused: device revoked');
+      this.deps.metrics.tunnelAuthFailures.inc();
+      session.close(ErrorCode.REVOKED, DEVICE_REVOKED_REASON);
+      return undefined;
+    }
     // Save what the device reports (its email decides who owns it) before it is reachable.
     const now = Date.now();
     await store.updateDeviceInfo(deviceId, info ?? {}, now);
@@ -156,6 +165,18 @@ export class TunnelServer {
     }
     log.info({ deviceId, remoteAddress, bootId }, 'device connected');
     return tunnel;
+  }
+
+  /**
+   * Closes the device's tunnel now (not a graceful GOAWAY: requests in flight fail), e.g. with REVOKED
+   * when the device was revoked. False if the device has no tunnel here.
+   */
+  closeDevice(deviceId: string, code: number, reason: string): boolean {
+    const tunnel = this.#tunnels.get(deviceId);
+    if (tunnel === undefined) return false;
+    this.deps.log.info({ deviceId, code, reason }, 'device tunnel closed by the hub');
+    tunnel.session.close(code, reason);
+    return true;
   }
 
   #onNotify(tunnel: DeviceTunnel, seq: number, text: Buffer): void {
