@@ -50,6 +50,8 @@ export class TunnelServer {
   readonly #sessions = new Set<TunnelSession>();
   /** Per device, the last NOTIFY seq published and the agent process (bootId) it came from. */
   readonly #notifySeen = new Map<string, { bootId: string; seq: number }>();
+  /** Sessions whose HELLO is being checked, by device id (bounded by the sessions, maxTunnels). */
+  readonly #checking = new Map<string, Set<TunnelSession>>();
   readonly #sweep: NodeJS.Timeout;
   #shuttingDown = false;
 
@@ -111,7 +113,7 @@ export class TunnelServer {
   }
 
   async #authenticate(session: TunnelSession, hello: Hello, remoteAddress: string): Promise<DeviceTunnel | undefined> {
-    const { store, log } = this.deps;
+    const { log } = this.deps;
     const { deviceId, secret, bootId, info, maxStreams } = hello;
     if (typeof deviceId !== 'string' || deviceId.length === 0 || deviceId.length > MAX_ID_CHARS
       || typeof secret !== 'string' || secret.length > MAX_SECRET_CHARS
@@ -122,6 +124,22 @@ export class TunnelServer {
       session.close(ErrorCode.PROTOCOL_ERROR, 'malformed HELLO: deviceId, secret, bootId, info, maxStreams');
       return undefined;
     }
+    // While its HELLO is checked the session is findable by device id, so a revocation arriving in
+    // that window (closeDevice) closes it too: admission stops at its `session.closed` check.
+    const checking = this.#checking.get(deviceId) ?? new Set<TunnelSession>();
+    checking.add(session);
+    this.#checking.set(deviceId, checking);
+    try {
+      return await this.#admit(session, hello, remoteAddress);
+    } finally {
+      checking.delete(session);
+      if (checking.size === 0 && this.#checking.get(deviceId) === checking) this.#checking.delete(deviceId);
+    }
+  }
+
+  async #admit(session: TunnelSession, hello: Hello, remoteAddress: string): Promise<DeviceTunnel | undefined> {
+    const { store, log } = this.deps;
+    const { deviceId, secret, bootId, info, maxStreams } = hello;
     const device = await store.getDevice(deviceId);
     if (!deviceSecretMatches(device, secret)) {
       log.warn({ deviceId, remoteAddress, reason: device ? 'wrong secret' : 'unknown device' }, 'tunnel refused: authentication failed');
@@ -169,9 +187,11 @@ export class TunnelServer {
 
   /**
    * Closes the device's tunnel now (not a graceful GOAWAY: requests in flight fail), e.g. with REVOKED
-   * when the device was revoked. False if the device has no tunnel here.
+   * when the device was revoked, and any of its connections still in the handshake. False if the
+   * device had no established tunnel here.
    */
   closeDevice(deviceId: string, code: number, reason: string): boolean {
+    for (const s of this.#checking.get(deviceId) ?? []) s.close(code, reason);
     const tunnel = this.#tunnels.get(deviceId);
     if (tunnel === undefined) return false;
     this.deps.log.info({ deviceId, code, reason }, 'device tunnel closed by the hub');
