@@ -8,6 +8,8 @@ import Fastify from 'fastify';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { HubConfig } from './config/hub-options.js';
+import { ADMIN_SOCKET_NAME, startAdminSocket } from './admin/admin-socket.js';
+import { applyDeviceUpdate } from './admin/device-updates.js';
 import { LocalBus } from './core/local-bus.js';
 import { MapPresence } from './core/presence.js';
 import { newId } from './core/secrets.js';
@@ -21,6 +23,8 @@ import { createRelay, parseRelayUrl } from './relay/forward.js';
 import { wsDuplex } from './relay/protocol/ws-duplex.js';
 import { RelayCache } from './relay/relay-cache.js';
 import { createMqtt, type MqttService } from './mqtt/hub/service.js';
+import { AttemptLimiter } from './factory/attempt-limiter.js';
+import { registerFactoryApi } from './factory/factory-api.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 
@@ -129,6 +133,9 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
     },
   });
   registerApi(app, { store, auth, tunnels, metrics, isReady: () => ready && !shuttingDown });
+  // Factory provisioning (src/factory/): POST /v1/factory/devices, authenticated by factory keys.
+  const limiter = new AttemptLimiter({ maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxAddresses: 10_000 });
+  registerFactoryApi(app, { store, log, metrics, limiter });
   // MQTT broker (src/mqtt/hub/): its listeners, /mqtt upgrades, /v1/topics routes, metrics; one block.
   const mqtt = await createMqtt({ config, store, db: store.db, bus, auth, metrics, log, app, tls });
   await app.ready();
@@ -165,10 +172,15 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
 
   let httpPort: number;
   let tunnelPort: number;
+  let admin: Awaited<ReturnType<typeof startAdminSocket>>;
   try {
     httpPort = await listen(httpServer, config.httpPort, config.host, 'HTTP', '--http-port');
     tunnelPort = await listen(tunnelServer, config.tunnelPort, config.host, 'Tunnel', '--tunnel-port');
     await mqtt?.listen();
+    // The local admin channel (src/admin/): `cloudrest devices revoke` tells this hub to act at once.
+    admin = config.adminSocket
+      ? await startAdminSocket(join(config.data, ADMIN_SOCKET_NAME), { deviceUpdated: (id) => applyDeviceUpdate({ store, auth, tunnels, mqtt, log }, id) }, log)
+      : undefined;
   } catch (err) {
     httpServer.close();
     tunnelServer.close();
@@ -181,13 +193,14 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const httpUrl = `${config.httpTls ? 'https' : 'http'}://${shownHost}:${httpPort}`;
   const tunnelUrl = `${config.tunnelTls ? 'tls' : 'tcp'}://${shownHost}:${tunnelPort}`;
   const mqttPorts = mqtt ? { mqttPort: mqtt.mqttPort, mqttsPort: mqtt.mqttsPort, mqttWsUrl: `${httpUrl.replace(/^http/, 'ws')}/mqtt` } : {};
-  log.info({ httpPort, tunnelPort, httpUrl, tunnelUrl, agentWsUrl: `${httpUrl.replace(/^http/, 'ws')}/v1/agent`, ...mqttPorts, data: config.data }, 'hub listening');
+  log.info({ httpPort, tunnelPort, httpUrl, tunnelUrl, agentWsUrl: `${httpUrl.replace(/^http/, 'ws')}/v1/agent`, ...mqttPorts, data: config.data, adminSocket: admin?.path }, 'hub listening');
 
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       shuttingDown = true;
       log.info('hub shutting down');
+      await admin?.close();
       const httpClosed = new Promise<void>((r) => httpServer.close(() => r()));
       tunnelServer.close();
       httpServer.closeIdleConnections();

@@ -98,6 +98,8 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
           info: null,
           createdAt: 0,
           lastSeenAt: null,
+          factoryKeyId: null,
+          revokedAt: null,
         });
         assert.ok(device.createdAt >= before && device.createdAt <= Date.now());
         assert.deepEqual(await store.getDevice('d_1'), device);
@@ -196,6 +198,93 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal(await store.deleteDevice('d_1'), true);
         assert.equal(await store.getDevice('d_1'), undefined);
         assert.equal(await store.deleteDevice('d_1'), false);
+      });
+    });
+
+    describe('factory provisioning', () => {
+      const key = (id: string, keyHash = `key-hash-${id}`) => ({ id, name: `Line ${id}`, keyHash, derivationKey: `derive-${id}` });
+
+      it('a new factory key can be found by id and by the hash of its value, and is listed', async (t) => {
+        const store = await fresh(t);
+        const before = Date.now();
+        const k = await store.createFactoryKey(key('fk_1'));
+        assert.deepEqual({ ...k, createdAt: 0 }, { id: 'fk_1', name: 'Line fk_1', keyHash: 'key-hash-fk_1', derivationKey: 'derive-fk_1', createdAt: 0, rotatedAt: null, revokedAt: null });
+        assert.ok(k.createdAt >= before && k.createdAt <= Date.now());
+        assert.deepEqual(await store.getFactoryKey('fk_1'), k);
+        assert.deepEqual(await store.getFactoryKeyByHash('key-hash-fk_1'), k);
+        assert.equal(await store.getFactoryKeyByHash('other'), undefined);
+        assert.equal(await store.getFactoryKey('fk_missing'), undefined);
+        await store.createFactoryKey(key('fk_2'));
+        assert.deepEqual((await store.listFactoryKeys()).map((x) => x.id).sort(), ['fk_1', 'fk_2']);
+      });
+
+      it('two factory keys cannot share an id or a key hash', async (t) => {
+        const store = await fresh(t);
+        await store.createFactoryKey(key('fk_1', 'h'));
+        await assert.rejects(store.createFactoryKey(key('fk_1', 'h2')), DuplicateError);
+        await assert.rejects(store.createFactoryKey(key('fk_2', 'h')), DuplicateError);
+        assert.equal((await store.listFactoryKeys()).length, 1);
+      });
+
+      it('rotating a factory key replaces its hash: the old value no longer finds it, the id stays', async (t) => {
+        const store = await fresh(t);
+        await store.createFactoryKey(key('fk_1', 'old'));
+        assert.equal(await store.rotateFactoryKey('fk_1', 'new', 5000), true);
+        assert.equal(await store.getFactoryKeyByHash('old'), undefined);
+        const k = await store.getFactoryKeyByHash('new');
+        assert.equal(k?.id, 'fk_1');
+        assert.equal(k?.rotatedAt, 5000);
+        assert.equal(k?.derivationKey, 'derive-fk_1');
+        assert.equal(await store.rotateFactoryKey('fk_missing', 'x', 1), false);
+      });
+
+      it('a revoked factory key keeps its first revocation time and cannot be rotated', async (t) => {
+        const store = await fresh(t);
+        await store.createFactoryKey(key('fk_1'));
+        assert.equal(await store.revokeFactoryKey('fk_1', 1000), true);
+        assert.equal(await store.revokeFactoryKey('fk_1', 2000), true);
+        assert.equal((await store.getFactoryKey('fk_1'))?.revokedAt, 1000);
+        assert.equal(await store.rotateFactoryKey('fk_1', 'new', 3000), false);
+        assert.equal((await store.getFactoryKey('fk_1'))?.keyHash, 'key-hash-fk_1');
+        assert.equal(await store.revokeFactoryKey('fk_missing', 1), false);
+      });
+
+      it('a device remembers the factory key that provisioned it', async (t) => {
+        const store = await fresh(t);
+        const d = await store.createDevice({ ...newDevice('d_1'), factoryKeyId: 'fk_1' });
+        assert.equal(d.factoryKeyId, 'fk_1');
+        assert.equal((await store.getDevice('d_1'))?.factoryKeyId, 'fk_1');
+      });
+
+      it('a batch of devices is added whole', async (t) => {
+        const store = await fresh(t);
+        const added = await store.createDevices([newDevice('d_1', 'Ada@Example.com'), newDevice('d_2')]);
+        assert.deepEqual(added.map((d) => [d.id, d.email, d.revokedAt]), [['d_1', 'ada@example.com', null], ['d_2', null, null]]);
+        assert.deepEqual(await store.getDevice('d_1'), added[0]);
+        assert.deepEqual(await store.createDevices([]), []);
+      });
+
+      it('a batch with an id that exists adds nothing and names that id', async (t) => {
+        const store = await fresh(t);
+        await store.createDevice(newDevice('d_2'));
+        await assert.rejects(store.createDevices([newDevice('d_1'), newDevice('d_2'), newDevice('d_3')]), (err: unknown) => err instanceof DuplicateError && err.key === 'd_2');
+        assert.deepEqual((await store.listDevices()).map((d) => d.id), ['d_2']);
+      });
+
+      it('a batch with the same id twice adds nothing and names that id', async (t) => {
+        const store = await fresh(t);
+        await assert.rejects(store.createDevices([newDevice('d_1'), newDevice('d_2'), newDevice('d_1')]), (err: unknown) => err instanceof DuplicateError && err.key === 'd_1');
+        assert.deepEqual(await store.listDevices(), []);
+      });
+
+      it('a device can be revoked and re-enabled; an unknown one reports false', async (t) => {
+        const store = await fresh(t);
+        await store.createDevice(newDevice('d_1'));
+        assert.equal(await store.setDeviceRevoked('d_1', 1234), true);
+        assert.equal((await store.getDevice('d_1'))?.revokedAt, 1234);
+        assert.equal(await store.setDeviceRevoked('d_1', null), true);
+        assert.equal((await store.getDevice('d_1'))?.revokedAt, null);
+        assert.equal(await store.setDeviceRevoked('d_missing', 1), false);
       });
     });
 

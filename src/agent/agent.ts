@@ -175,7 +175,7 @@ export class Agent extends EventEmitter {
           this.#log.error('connection attempt failed unexpectedly', { hub: ep.url, err: describeError(err) });
         }
         // Unreachable, or the handshake failed: the next hub of this round may do better.
-        if (!outcome || (!outcome.established && outcome.goawayCode !== ErrorCode.AUTH_FAILED)) continue;
+        if (!outcome || (!outcome.established && !refusesDevice(outcome.goawayCode))) continue;
         delay = this.#delayAfter(outcome);
         break;
       }
@@ -246,7 +246,7 @@ export class Agent extends EventEmitter {
 
   /** The wait before the next round, from how the last connection ended. */
   #delayAfter(outcome: ConnectionOutcome): number {
-    if (outcome.goawayCode === ErrorCode.AUTH_FAILED) return this.#backoff.longest();
+    if (refusesDevice(outcome.goawayCode)) return this.#backoff.longest();
     // A connection that held resets the backoff, unless another agent keeps taking the device over.
     if (outcome.established && outcome.heldMs >= this.#timings.stableAfterMs && outcome.goawayCode !== ErrorCode.TAKEN_OVER) this.#backoff.reset();
     return this.#backoff.next();
@@ -273,6 +273,11 @@ export class Agent extends EventEmitter {
     this.#log.info('notification sequence wrapped; reconnecting with a new bootId', { bootId: this.#bootId });
     this.#conn?.session.goaway(ErrorCode.NO_ERROR, 'new bootId');
   }
+}
+
+/** The hub refused this device's credentials, or revoked it: retrying soon will not help. */
+function refusesDevice(code: number | undefined): boolean {
+  return code === ErrorCode.AUTH_FAILED || code === ErrorCode.REVOKED;
 }
 
 function newBootId(): string {

@@ -142,6 +142,9 @@ export class HubConnection {
       case ErrorCode.AUTH_FAILED:
         log.error('hub refused the device credentials; retrying at the longest backoff', fields);
         return;
+      case ErrorCode.REVOKED:
+        log.error('hub says this device is revoked; retrying at the longest backoff', fields);
+        return;
       case ErrorCode.TAKEN_OVER:
         log.warn('another connection with this device id took over; is a second agent running with these credentials?', fields);
         return;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:tls';
 import { WebSocketServer } from 'ws';
-import { agentOptions, type AgentConfig } from '../config/agent-options.js';
+import { agentOptions, resolveAgentConfig, type AgentConfig } from '../config/agent-options.js';
 import { loadConfig } from '../config/load.js';
 import { ErrorCode, PROTOCOL_VERSION } from '../relay/protocol/frames.js';
 import type { HeaderList } from '../relay/protocol/heads.js';
@@ -237,7 +237,7 @@ export class DeviceApi {
 
 /** A config as `cloudrest agent` would build it from these flags. */
 export function agentConfig(args: string[]): AgentConfig {
-  return loadConfig(agentOptions, { argv: args, env: {} }).config;
+  return resolveAgentConfig(loadConfig(agentOptions, { argv: args, env: {} }).config);
 }
 
 export const FAST: Partial<AgentTimings> = { connectTimeoutMs: 2000, handshakeTimeoutMs: 2000, infoTimeoutMs: 1000, stableAfterMs: 300, stopGraceMs: 1500 };

@@ -5,7 +5,7 @@ import { DuplicateError, type Store } from '../store/store.js';
 import { loadConfig, helpText } from '../config/load.js';
 import type { OptionTable } from '../config/option.js';
 
-const dataOption = { type: 'string', default: './data', description: 'Folder holding the hub database' } as const;
+export const dataOption = { type: 'string', default: './data', description: 'Folder holding the hub database' } as const;
 
 export const usersAddOptions = {
   data: dataOption,
@@ -26,7 +26,7 @@ export const listOptions = {
   json: { type: 'bool', default: false, description: 'Print JSON' },
 } as const satisfies OptionTable;
 
-async function withStore<T>(data: string, fn: (s: Store) => Promise<T>): Promise<T> {
+export async function withStore<T>(data: string, fn: (s: Store) => Promise<T>): Promise<T> {
   const store = SqliteStore.open(join(data, 'cloudrest.db'));
   try {
     await store.migrate();
@@ -96,9 +96,10 @@ export async function devicesList(argv: string[], out: (s: string) => void): Pro
   const { config } = loadConfig(listOptions, { argv });
   await withStore(config.data, async (s) => {
     const devices = await s.listDevices();
-    const rows = devices.map((d) => ({ id: d.id, name: d.name, email: d.email, lastSeen: d.lastSeenAt ? new Date(d.lastSeenAt).toISOString() : null }));
+    const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+    const rows = devices.map((d) => ({ id: d.id, name: d.name, email: d.email, lastSeen: iso(d.lastSeenAt), factoryKeyId: d.factoryKeyId, revokedAt: iso(d.revokedAt) }));
     if (config.json) out(JSON.stringify(rows));
-    else for (const r of rows) out(`${r.id}  ${r.name}  ${r.email ?? '-'}  last seen ${r.lastSeen ?? 'never'}`);
+    else for (const r of rows) out(`${r.id}  ${r.name}  ${r.email ?? '-'}  last seen ${r.lastSeen ?? 'never'}${r.revokedAt ? `  REVOKED ${r.revokedAt}` : ''}`);
   });
 }
 

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Agent } from '../agent/agent.js';
-import { agentOptions } from '../config/agent-options.js';
+import { agentOptions, resolveAgentConfig } from '../config/agent-options.js';
 import { loadConfig } from '../config/load.js';
 import { hashPassword, newId, newSecret, newToken, sha256Hex } from '../core/secrets.js';
 import { startDemoDevice } from '../demo/device-server.js';
@@ -52,7 +52,7 @@ export async function startDemo(hub: Hub): Promise<{ stop(): Promise<void> }> {
     argv: ['--hub', `tcp://127.0.0.1:${hub.tunnelPort}`, `--device-id=${creds.id}`, `--secret=${creds.secret}`, '--api', device.url, '--notify-socket', socketPath, '--log-level', 'warn'],
     env: {},
   });
-  const agent = new Agent(config);
+  const agent = new Agent(resolveAgentConfig(config));
   const connected = new Promise<void>((resolve) => agent.once('connected', () => resolve()));
   await agent.start();
   await Promise.race([connected, new Promise((r) => setTimeout(r, 5000))]);

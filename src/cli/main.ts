@@ -4,6 +4,7 @@ import { createHub, PortInUseError } from '../hub.js';
 import { runAgentCli } from '../agent/main.js';
 import { adminHelp, devicesAdd, devicesList, UsageError, usersAdd, usersList } from './admin.js';
 import { startDemo } from './demo.js';
+import { factoryCommands } from './factory-commands.js';
 
 const USAGE = `cloudrest: open IoT connectivity hub
 
@@ -12,8 +13,12 @@ Usage: cloudrest <command> [options]   (--help on any command)
 Commands:
   hub                 run the hub (HTTP API, relay, agent tunnel)
   agent               run the device agent (connects a device's REST API to a hub)
+  agent provision     register this device through the hub's factory API, write its credentials
   users add|list      manage users
   devices add|list    manage devices (add prints the id and secret)
+  devices import      add devices from a CSV file, all or none (prints ids and secrets)
+  devices revoke|unrevoke   refuse a device from now on (a running hub closes its tunnel at once)
+  factory-keys add|list|revoke|rotate   keys factories use to provision devices
 `;
 
 const out = (s: string): void => {
@@ -51,7 +56,10 @@ async function main(argv: string[]): Promise<void> {
     case 'agent':
       return runAgentCli(argv.slice(1));
     case 'users':
-    case 'devices': {
+    case 'devices':
+    case 'factory-keys': {
+      const command = factoryCommands[`${cmd} ${sub}`];
+      if (command) return rest.includes('--help') ? out(command.help()) : command.run(rest, out);
       const key = `${cmd} ${sub}` as keyof typeof adminHelp;
       if (!(key in adminHelp)) throw new UsageError(`unknown command: cloudrest ${cmd} ${sub ?? ''}\n\n${USAGE}`);
       if (rest.includes('--help')) return out(adminHelp[key]());

@@ -1,10 +1,13 @@
 import type { ConfigOf, OptionTable } from './option.js';
+import { ConfigError } from './load.js';
+import { envName } from './option.js';
 
 /** Every option of `cloudrest agent`. */
 export const agentOptions = {
-  hub: { type: 'list', required: true, description: 'Hub URL(s): tcp://, tls://, ws:// or wss://; repeat or comma-separate for several' },
-  deviceId: { type: 'string', required: true, description: 'Device id (from `cloudrest devices add`)' },
-  secret: { type: 'string', required: true, description: 'Device secret (from `cloudrest devices add`)' },
+  hub: { type: 'list', description: 'Hub URL(s): tcp://, tls://, ws:// or wss://; repeat or comma-separate for several (required unless --credentials gives them)' },
+  deviceId: { type: 'string', description: 'Device id (from `cloudrest devices add`; required unless --credentials gives it)' },
+  secret: { type: 'string', description: 'Device secret (from `cloudrest devices add`; required unless --credentials gives it)' },
+  credentials: { type: 'string', description: 'Folder written by `cloudrest agent provision`: device id, secret and hub URLs (flags above win over it)' },
   api: { type: 'string', default: 'http://127.0.0.1:80', description: "Base URL of the device's local REST service" },
   infoPath: { type: 'string', default: '/device', description: 'Path of the device-info JSON on the REST service' },
   tlsCa: { type: 'string', description: 'PEM CA file trusted for tls:// and wss:// hubs (system CAs otherwise)' },
@@ -22,4 +25,29 @@ export const agentOptions = {
   logLevel: { type: 'string', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'Log level' },
 } as const satisfies OptionTable;
 
-export type AgentConfig = ConfigOf<typeof agentOptions>;
+/** The options as given: id, secret and hubs may still come from a --credentials folder. */
+export type AgentOptionValues = ConfigOf<typeof agentOptions>;
+
+/** What the agent runs with: every option, id, secret and hubs settled. */
+export type AgentConfig = Omit<AgentOptionValues, 'hub' | 'deviceId' | 'secret'> & {
+  readonly hub: readonly string[];
+  readonly deviceId: string;
+  readonly secret: string;
+};
+
+const missing = (key: 'hub' | 'deviceId' | 'secret', flag: string): ConfigError =>
+  new ConfigError(`missing required option --${flag} (or ${envName(key)}, or "${key}" in the config file, or a --credentials folder)`);
+
+/**
+ * Settles the agent's config: id, secret and hubs from the options, else from the credentials folder
+ * (`cloudrest agent provision`). Throws ConfigError naming the first one missing.
+ */
+export function resolveAgentConfig(o: AgentOptionValues, fromFolder?: { deviceId: string; secret: string; hub: readonly string[] }): AgentConfig {
+  const hub = o.hub !== undefined && o.hub.length > 0 ? o.hub : fromFolder?.hub;
+  const deviceId = o.deviceId ?? fromFolder?.deviceId;
+  const secret = o.secret ?? fromFolder?.secret;
+  if (hub === undefined) throw missing('hub', 'hub');
+  if (deviceId === undefined) throw missing('deviceId', 'device-id');
+  if (secret === undefined) throw missing('secret', 'secret');
+  return Object.freeze({ ...o, hub, deviceId, secret });
+}

@@ -43,6 +43,9 @@ export const hubOptions = {
   mqttMaxConnections: { type: 'int', default: 100_000, min: 0, description: 'MQTT connections at once (0 = no limit); more get CONNACK 0x97 / 3' },
   mqttSysIntervalS: { type: 'int', default: 10, min: 0, max: 86_400, description: 'How often $SYS/broker/... statistics are published (0 = never); who may read them is up to the ACL' },
   mqttMaxSessionExpiryS: { type: 'int', default: 86_400, min: 0, max: 0xffff_ffff, description: 'Longest an MQTT session is kept after its client disconnects' },
+  factoryMaxFailures: { type: 'int', default: 10, min: 1, description: 'Failed factory-key attempts allowed per client address per window (POST /v1/factory/devices); then 429' },
+  factoryFailureWindowMs: { type: 'int', default: 60_000, min: 1000, description: 'Window over which failed factory-key attempts are counted' },
+  adminSocket: { type: 'bool', default: true, description: 'Listen on DATA/hub.sock (mode 0600) so `cloudrest devices revoke` closes a revoked device\'s connections at once' },
   shutdownGraceMs: { type: 'int', default: 10_000, min: 0, description: 'Time in-flight requests get to finish on shutdown' },
 } as const satisfies OptionTable;
 

@@ -13,9 +13,13 @@ export function deviceSecretMatches(device: DeviceRecord | undefined, secret: st
   return device !== undefined && safeEqualHex(sha256Hex(secret), device.secretHash);
 }
 
-/** The device whose id and secret these are, or undefined (unknown id, wrong secret, oversized input). */
-export async function verifyDevice(store: Store, deviceId: string, secret: string): Promise<DeviceRecord | undefined> {
+/**
+ * The device whose id and secret these are; 'revoked' when they are right but the device is revoked
+ * (`cloudrest devices revoke`); undefined for an unknown id, a wrong secret or oversized input.
+ */
+export async function verifyDevice(store: Store, deviceId: string, secret: string): Promise<DeviceRecord | 'revoked' | undefined> {
   if (deviceId.length === 0 || deviceId.length > MAX_DEVICE_ID_CHARS || secret.length > MAX_DEVICE_SECRET_CHARS) return undefined;
   const device = await store.getDevice(deviceId);
-  return deviceSecretMatches(device, secret) ? device : undefined;
+  if (!deviceSecretMatches(device, secret)) return undefined;
+  return device.revokedAt === null ? device : 'revoked';
 }

@@ -119,6 +119,20 @@ export class Broker {
   }
 
   /**
+   * Disconnects the clients authenticated as `principal` (5.0: DISCONNECT with `reasonCode`), without
+   * publishing their wills; returns how many. For an operator's action, such as a revoked device.
+   */
+  disconnectPrincipal(principal: string, reasonCode: number, reasonString: string): number {
+    let n = 0;
+    for (const c of this.#connections) {
+      if (c.channel.principal !== principal || c.channel.closed) continue;
+      c.channel.disconnect(reasonCode, reasonString, false);
+      n++;
+    }
+    return n;
+  }
+
+  /**
    * Disconnects every client (5.0: DISCONNECT 0x8B), without publishing wills, and waits for the
    * persistence writes in flight. Persistent sessions stay in the store.
    */

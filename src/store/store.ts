@@ -22,6 +22,10 @@ export interface DeviceRecord {
   info: Record<string, unknown> | null;
   createdAt: number;
   lastSeenAt: number | null;
+  /** The factory key that provisioned it (POST /v1/factory/devices), else null. */
+  factoryKeyId: string | null;
+  /** When it was revoked (`cloudrest devices revoke`): its tunnel and MQTT connects are refused. */
+  revokedAt: number | null;
 }
 
 export interface TokenRecord {
@@ -36,6 +40,21 @@ export interface NewDevice {
   name: string;
   email: string | null;
   secretHash: string;
+  /** Set when a factory key provisions the device. */
+  factoryKeyId?: string | null;
+}
+
+/** A key a factory uses to provision devices (seed 002 "Device Factory Provisioning"). */
+export interface FactoryKeyRecord {
+  id: string;
+  name: string;
+  /** SHA-256 of the key (the key itself is shown once, when added or rotated). */
+  keyHash: string;
+  /** Random, per key; device secrets are derived from it so re-provisioning answers the same secret. */
+  derivationKey: string;
+  createdAt: number;
+  rotatedAt: number | null;
+  revokedAt: number | null;
 }
 
 export interface Store {
@@ -57,6 +76,22 @@ export interface Store {
   updateDeviceInfo(id: string, info: Record<string, unknown>, seenAt: number): Promise<void>;
   touchDevice(id: string, seenAt: number): Promise<void>;
   deleteDevice(id: string): Promise<boolean>;
+  /**
+   * Adds every device or none (one transaction). A device id that exists, or appears twice, throws
+   * DuplicateError whose `key` is that id.
+   */
+  createDevices(devices: readonly NewDevice[]): Promise<DeviceRecord[]>;
+  /** Revokes (a time) or re-enables (null) a device; false if there is no such device. */
+  setDeviceRevoked(id: string, revokedAt: number | null): Promise<boolean>;
+
+  createFactoryKey(key: { id: string; name: string; keyHash: string; derivationKey: string }): Promise<FactoryKeyRecord>;
+  getFactoryKey(id: string): Promise<FactoryKeyRecord | undefined>;
+  getFactoryKeyByHash(keyHash: string): Promise<FactoryKeyRecord | undefined>;
+  listFactoryKeys(): Promise<FactoryKeyRecord[]>;
+  /** Replaces the key's hash (the old key stops working); false if unknown or revoked. */
+  rotateFactoryKey(id: string, keyHash: string, at: number): Promise<boolean>;
+  /** Marks the key revoked (the first time counts); false if unknown. */
+  revokeFactoryKey(id: string, at: number): Promise<boolean>;
 
   createToken(token: TokenRecord): Promise<void>;
   getToken(tokenHash: string): Promise<TokenRecord | undefined>;
@@ -68,4 +103,11 @@ export interface Store {
 /** Thrown by a Store when a unique key (user email, device id, token) already exists. */
 export class DuplicateError extends Error {
   override readonly name = 'DuplicateError';
+  /** The key that clashed, when the Store knows it (createDevices: the device id). */
+  readonly key: string | undefined;
+
+  constructor(message: string, options?: { cause?: unknown; key?: string }) {
+    super(message, options);
+    this.key = options?.key;
+  }
 }

@@ -38,6 +38,10 @@ export class MqttIdentities {
     };
     if (password === '' || username.length > MAX_CREDENTIAL_CHARS || password.length > MAX_CREDENTIAL_CHARS) return refuse('missing or oversized credentials');
     const device = await verifyDevice(store, username, password);
+    if (device === 'revoked') {
+      log.warn({ clientId: req.clientId, username, remoteAddress: req.remoteAddress, transport: req.transport }, 'mqtt connection refused: device revoked');
+      return { reasonCode: RC.BANNED, reasonString: 'device revoked' };
+    }
     if (device !== undefined) {
       ownership.set(device);
       return this.#accept(`device:${device.id}`, { kind: 'device', id: device.id });

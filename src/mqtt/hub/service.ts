@@ -19,6 +19,7 @@ import type { Authenticator } from '../../http/auth.js';
 import type { HubMetrics } from '../../http/metrics.js';
 import type { Store } from '../../store/store.js';
 import { Broker } from '../broker.js';
+import { RC } from '../reason-codes.js';
 import { startSysTopics } from '../sys-topics.js';
 import { VERSION } from '../../version.js';
 import { SqliteMqttPersistence } from '../sqlite-persistence.js';
@@ -58,6 +59,8 @@ export interface MqttService {
   listen(): Promise<void>;
   /** Takes an HTTP upgrade to `/mqtt`; false for any other path. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** Disconnects the device's MQTT clients (DISCONNECT 0x98 Administrative action); returns how many. */
+  disconnectDevice(deviceId: string, reason: string): number;
   close(): Promise<void>;
 }
 
@@ -141,6 +144,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
       return [urls.join('  '), ...off];
     },
     handleUpgrade: (req, socket, head) => websockets.handleUpgrade(req, socket, head),
+    disconnectDevice: (deviceId, reason) => broker.disconnectPrincipal(`device:${deviceId}`, RC.ADMINISTRATIVE_ACTION, reason),
     close() {
       closing ??= (async () => {
         tcp.close();

@@ -31,6 +31,8 @@ export interface TunnelServerDeps {
 }
 
 const MAX_ID_CHARS = 128;
+/** GOAWAY reason text for a revoked device (docs/protocol.md). */
+export const DEVICE_REVOKED_REASON = 'device revoked';
 const MAX_SECRET_CHARS = 512;
 
 /** Topic names on the Bus for a device's notifications and up/down status. */
@@ -48,6 +50,8 @@ export class TunnelServer {
   readonly #sessions = new Set<TunnelSession>();
   /** Per device, the last NOTIFY seq published and the agent process (bootId) it came from. */
   readonly #notifySeen = new Map<string, { bootId: string; seq: number }>();
+  /** Sessions whose HELLO is being checked, by device id (bounded by the sessions, maxTunnels). */
+  readonly #checking = new Map<string, Set<TunnelSession>>();
   readonly #sweep: NodeJS.Timeout;
   #shuttingDown = false;
 
@@ -109,7 +113,7 @@ export class TunnelServer {
   }
 
   async #authenticate(session: TunnelSession, hello: Hello, remoteAddress: string): Promise<DeviceTunnel | undefined> {
-    const { store, log } = this.deps;
+    const { log } = this.deps;
     const { deviceId, secret, bootId, info, maxStreams } = hello;
     if (typeof deviceId !== 'string' || deviceId.length === 0 || deviceId.length > MAX_ID_CHARS
       || typeof secret !== 'string' || secret.length > MAX_SECRET_CHARS
@@ -120,11 +124,34 @@ export class TunnelServer {
       session.close(ErrorCode.PROTOCOL_ERROR, 'malformed HELLO: deviceId, secret, bootId, info, maxStreams');
       return undefined;
     }
+    // While its HELLO is checked the session is findable by device id, so a revocation arriving in
+    // that window (closeDevice) closes it too: admission stops at its `session.closed` check.
+    const checking = this.#checking.get(deviceId) ?? new Set<TunnelSession>();
+    checking.add(session);
+    this.#checking.set(deviceId, checking);
+    try {
+      return await this.#admit(session, hello, remoteAddress);
+    } finally {
+      checking.delete(session);
+      if (checking.size === 0 && this.#checking.get(deviceId) === checking) this.#checking.delete(deviceId);
+    }
+  }
+
+  async #admit(session: TunnelSession, hello: Hello, remoteAddress: string): Promise<DeviceTunnel | undefined> {
+    const { store, log } = this.deps;
+    const { deviceId, secret, bootId, info, maxStreams } = hello;
     const device = await store.getDevice(deviceId);
     if (!deviceSecretMatches(device, secret)) {
       log.warn({ deviceId, remoteAddress, reason: device ? 'wrong secret' : 'unknown device' }, 'tunnel refused: authentication failed');
       this.deps.metrics.tunnelAuthFailures.inc();
       session.close(ErrorCode.AUTH_FAILED, 'unknown device id or wrong secret');
+      return undefined;
+    }
+    // Checked after the secret, so only the device's own agent learns that it is revoked.
+    if (device.revokedAt !== null) {
+      log.warn({ deviceId, remoteAddress, revokedAt: new Date(device.revokedAt).toISOString() }, 'tunnel refused: device revoked');
+      this.deps.metrics.tunnelAuthFailures.inc();
+      session.close(ErrorCode.REVOKED, DEVICE_REVOKED_REASON);
       return undefined;
     }
     // Save what the device reports (its email decides who owns it) before it is reachable.
@@ -156,6 +183,20 @@ export class TunnelServer {
     }
     log.info({ deviceId, remoteAddress, bootId }, 'device connected');
     return tunnel;
+  }
+
+  /**
+   * Closes the device's tunnel now (not a graceful GOAWAY: requests in flight fail), e.g. with REVOKED
+   * when the device was revoked, and any of its connections still in the handshake. False if the
+   * device had no established tunnel here.
+   */
+  closeDevice(deviceId: string, code: number, reason: string): boolean {
+    for (const s of this.#checking.get(deviceId) ?? []) s.close(code, reason);
+    const tunnel = this.#tunnels.get(deviceId);
+    if (tunnel === undefined) return false;
+    this.deps.log.info({ deviceId, code, reason }, 'device tunnel closed by the hub');
+    tunnel.session.close(code, reason);
+    return true;
   }
 
   #onNotify(tunnel: DeviceTunnel, seq: number, text: Buffer): void {

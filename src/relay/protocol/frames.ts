@@ -49,6 +49,8 @@ export const ErrorCode = {
   SHUTTING_DOWN: 9,
   UNSUPPORTED_VERSION: 10,
   TIMEOUT: 11,
+  /** The device is revoked (`cloudrest devices revoke`): refused at HELLO, or its live tunnel closed. */
+  REVOKED: 12,
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -120,10 +120,43 @@ const m0002Mqtt: Migration = {
   },
 };
 
+/**
+ * Factory provisioning (seed 002 "Device Factory Provisioning"): factory keys, and per device which key
+ * provisioned it and whether it is revoked. A factory key is stored as the SHA-256 of its value; its
+ * derivation key (random, per factory key) lets the hub give the same device secret again when the
+ * factory re-provisions a device, while only the secret's hash is stored with the device.
+ */
+const m0004Factory: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('factory_keys')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('derivation_key', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('rotated_at', 'bigint')
+      .addColumn('revoked_at', 'bigint')
+      .execute();
+    // Not a foreign key: factory keys are revoked, never deleted, and SQLite cannot add one by ALTER.
+    await db.schema.alterTable('devices').addColumn('factory_key_id', 'text').execute();
+    await db.schema.alterTable('devices').addColumn('revoked_at', 'bigint').execute();
+    await db.schema.createIndex('devices_factory_key_id_idx').on('devices').column('factory_key_id').execute();
+  },
+
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropIndex('devices_factory_key_id_idx').execute();
+    await db.schema.alterTable('devices').dropColumn('revoked_at').execute();
+    await db.schema.alterTable('devices').dropColumn('factory_key_id').execute();
+    await db.schema.dropTable('factory_keys').execute();
+  },
+};
+
 /** Every migration, by name. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': m0001Initial,
   '0002_mqtt': m0002Mqtt,
+  '0004_factory': m0004Factory,
 });
 
 export const migrationProvider: MigrationProvider = {

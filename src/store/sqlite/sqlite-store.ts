@@ -11,7 +11,8 @@ import { Kysely, SqliteDialect } from 'kysely';
 import type { Selectable } from 'kysely';
 import { migrateToLatest } from '../migrations/index.js';
 import { DuplicateError } from '../store.js';
-import type { DeviceRecord, NewDevice, Store, TokenRecord, UserRecord } from '../store.js';
+import type { DeviceRecord, FactoryKeyRecord, NewDevice, Store, TokenRecord, UserRecord } from '../store.js';
+import { FactoryKeyQueries, type FactoryKeysTable } from './factory-keys.js';
 
 interface UsersTable {
   id: string;
@@ -28,6 +29,8 @@ interface DevicesTable {
   info: string | null;
   created_at: number;
   last_seen_at: number | null;
+  factory_key_id: string | null;
+  revoked_at: number | null;
 }
 
 interface TokensTable {
@@ -41,6 +44,7 @@ interface Tables {
   users: UsersTable;
   devices: DevicesTable;
   tokens: TokensTable;
+  factory_keys: FactoryKeysTable;
 }
 
 /** Lower-cased and trimmed; an empty email is no email. */
@@ -61,6 +65,15 @@ async function insertOrDuplicate(what: string, run: () => Promise<unknown>): Pro
     if (isUniqueViolation(err)) throw new DuplicateError(`${what} already exists`, { cause: err });
     throw err;
   }
+}
+
+/** insertOrDuplicate for an insert that returns what it inserted. */
+async function insertOrDuplicateValue<T>(what: string, run: () => Promise<T>): Promise<T> {
+  let value!: T;
+  await insertOrDuplicate(what, async () => {
+    value = await run();
+  });
+  return value;
 }
 
 function toUser(row: Selectable<UsersTable>): UserRecord {
@@ -86,6 +99,8 @@ function toDevice(row: Selectable<DevicesTable>): DeviceRecord {
     info: parseInfo(row.info),
     createdAt: row.created_at,
     lastSeenAt: row.last_seen_at,
+    factoryKeyId: row.factory_key_id,
+    revokedAt: row.revoked_at,
   };
 }
 
@@ -93,11 +108,29 @@ function toToken(row: Selectable<TokensTable>): TokenRecord {
   return { tokenHash: row.token_hash, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at };
 }
 
+/** The row a new device becomes. */
+function deviceRow(device: NewDevice, now: number): Selectable<DevicesTable> {
+  const email = device.email === null ? '' : normalizeEmail(device.email);
+  return {
+    id: device.id,
+    name: device.name,
+    email: email === '' ? null : email,
+    secret_hash: device.secretHash,
+    info: null,
+    created_at: now,
+    last_seen_at: null,
+    factory_key_id: device.factoryKeyId ?? null,
+    revoked_at: null,
+  };
+}
+
 export class SqliteStore implements Store {
   readonly #db: Kysely<Tables>;
+  readonly #factoryKeys: FactoryKeyQueries;
 
   private constructor(db: Kysely<Tables>) {
     this.#db = db;
+    this.#factoryKeys = new FactoryKeyQueries(db as unknown as Kysely<{ factory_keys: FactoryKeysTable }>);
   }
 
   /** Opens (creating if needed) the database file; `':memory:'` gives a private in-memory database. */
@@ -166,18 +199,31 @@ export class SqliteStore implements Store {
   // Devices
 
   async createDevice(device: NewDevice): Promise<DeviceRecord> {
-    const email = device.email === null ? '' : normalizeEmail(device.email);
-    const row = {
-      id: device.id,
-      name: device.name,
-      email: email === '' ? null : email,
-      secret_hash: device.secretHash,
-      info: null,
-      created_at: Date.now(),
-      last_seen_at: null,
-    };
+    const row = deviceRow(device, Date.now());
     await insertOrDuplicate(`Device ${row.id}`, () => this.#db.insertInto('devices').values(row).execute());
     return toDevice(row);
+  }
+
+  async createDevices(devices: readonly NewDevice[]): Promise<DeviceRecord[]> {
+    const now = Date.now();
+    const rows = devices.map((d) => deviceRow(d, now));
+    await this.#db.transaction().execute(async (trx) => {
+      for (const row of rows) {
+        try {
+          await trx.insertInto('devices').values(row).execute();
+        } catch (err) {
+          // Thrown out of the transaction callback, so Kysely rolls every insert back.
+          if (isUniqueViolation(err)) throw new DuplicateError(`Device ${row.id} already exists`, { cause: err, key: row.id });
+          throw err;
+        }
+      }
+    });
+    return rows.map(toDevice);
+  }
+
+  async setDeviceRevoked(id: string, revokedAt: number | null): Promise<boolean> {
+    const result = await this.#db.updateTable('devices').set({ revoked_at: revokedAt }).where('id', '=', id).executeTakeFirst();
+    return result.numUpdatedRows > 0n;
   }
 
   async getDevice(id: string): Promise<DeviceRecord | undefined> {
@@ -219,6 +265,32 @@ export class SqliteStore implements Store {
   async deleteDevice(id: string): Promise<boolean> {
     const result = await this.#db.deleteFrom('devices').where('id', '=', id).executeTakeFirst();
     return result.numDeletedRows > 0n;
+  }
+
+  // Factory keys (queries in factory-keys.ts)
+
+  createFactoryKey(key: { id: string; name: string; keyHash: string; derivationKey: string }): Promise<FactoryKeyRecord> {
+    return insertOrDuplicateValue(`Factory key ${key.id}`, () => this.#factoryKeys.create(key, Date.now()));
+  }
+
+  getFactoryKey(id: string): Promise<FactoryKeyRecord | undefined> {
+    return this.#factoryKeys.get(id);
+  }
+
+  getFactoryKeyByHash(keyHash: string): Promise<FactoryKeyRecord | undefined> {
+    return this.#factoryKeys.getByHash(keyHash);
+  }
+
+  listFactoryKeys(): Promise<FactoryKeyRecord[]> {
+    return this.#factoryKeys.list();
+  }
+
+  rotateFactoryKey(id: string, keyHash: string, at: number): Promise<boolean> {
+    return this.#factoryKeys.rotate(id, keyHash, at);
+  }
+
+  revokeFactoryKey(id: string, at: number): Promise<boolean> {
+    return this.#factoryKeys.revoke(id, at);
   }
 
   // Tokens

@@ -1,0 +1,54 @@
+/**
+ * `cloudrest devices revoke|unrevoke ID`: marks a device revoked in the database (its tunnel and MQTT
+ * connects are refused from then on), then tells a hub running on the same data folder through its
+ * admin socket (src/admin/), which closes the device's live connections at once. Without a running hub
+ * the database change alone is enough: the device is refused when it next connects.
+ */
+import { askHub, type HubAnswer } from '../admin/admin-client.js';
+import { loadConfig, helpText } from '../config/load.js';
+import type { OptionTable } from '../config/option.js';
+import { dataOption, UsageError, withStore } from './admin.js';
+import { oneArgument } from './factory-keys.js';
+
+export const devicesRevokeOptions = {
+  data: dataOption,
+  json: { type: 'bool', default: false, description: 'Print JSON' },
+} as const satisfies OptionTable;
+
+function hubSummary(h: HubAnswer): string {
+  if (!h.reached) return `${h.why}; the hub reads the change when the device next connects`;
+  const a = h.answer;
+  if (a.ok !== true) return `the running hub answered an error: ${String(a.error)}`;
+  if (a.revoked !== true) return 'the running hub knows';
+  const parts = [a.tunnelClosed === true ? 'its tunnel on the running hub was closed' : 'it had no tunnel on the running hub'];
+  if (typeof a.mqttClosed === 'number' && a.mqttClosed > 0) parts.push(`${a.mqttClosed} MQTT connection${a.mqttClosed === 1 ? '' : 's'} closed`);
+  return parts.join('; ');
+}
+
+async function setRevoked(argv: string[], out: (s: string) => void, revoke: boolean): Promise<void> {
+  const { config, positionals } = loadConfig(devicesRevokeOptions, { argv });
+  const id = oneArgument(positionals, 'device id', `cloudrest devices ${revoke ? 'revoke' : 'unrevoke'} ID [--data DIR]`);
+  const revokedAt = await withStore(config.data, async (s) => {
+    const d = await s.getDevice(id);
+    if (d === undefined) throw new UsageError(`no device ${id}`);
+    // Revoking again keeps the first time: it says when the device stopped being trusted.
+    const at = revoke ? (d.revokedAt ?? Date.now()) : null;
+    await s.setDeviceRevoked(id, at);
+    return at;
+  });
+  const hub = await askHub(config.data, { op: 'device-updated', id });
+  if (config.json) {
+    out(JSON.stringify({ id, revokedAt: revokedAt === null ? null : new Date(revokedAt).toISOString(), hub: hub.reached ? hub.answer : { reached: false, why: hub.why } }));
+    return;
+  }
+  if (revoke) out(`device ${id} revoked (${new Date(revokedAt!).toISOString()}); ${hubSummary(hub)}`);
+  else out(`device ${id} re-enabled; its agent is accepted at its next retry${hub.reached ? '' : ` (${hub.why})`}`);
+}
+
+export const devicesRevoke = (argv: string[], out: (s: string) => void): Promise<void> => setRevoked(argv, out, true);
+export const devicesUnrevoke = (argv: string[], out: (s: string) => void): Promise<void> => setRevoked(argv, out, false);
+
+export const devicesRevokeHelp = {
+  revoke: () => helpText('cloudrest devices revoke ID [--data DIR] [--json]', devicesRevokeOptions),
+  unrevoke: () => helpText('cloudrest devices unrevoke ID [--data DIR] [--json]', devicesRevokeOptions),
+};
