@@ -362,14 +362,14 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal((await store.listUsers()).length, 1);
       });
 
-      it('deleting one confirmation or the old ones keeps the rest', async (t) => {
+      it('clean-up removes confirmations created before a time, used or not, and keeps the rest', async (t) => {
         const store = await fresh(t);
         await store.createConfirmation(pending('old', 'a@example.com', { createdAt: NOW - 1 }));
+        await store.createConfirmation(pending('used', 'b@example.com', { createdAt: NOW - 2 }));
+        await store.confirmEmail('used', { id: 'u_b', passwordHash: 'h' }, NOW - 1);
         await store.createConfirmation(pending('now', 'a@example.com', { createdAt: NOW }));
-        await store.createConfirmation(pending('mine', 'b@example.com', { createdAt: NOW }));
-        await store.deleteConfirmation('mine');
-        assert.equal(await store.getConfirmation('mine'), undefined);
-        assert.equal(await store.deleteConfirmationsCreatedBefore(NOW), 1);
+        assert.equal(await store.deleteConfirmationsCreatedBefore(NOW), 2);
+        assert.equal(await store.getConfirmation('used'), undefined);
         assert.equal(await store.getConfirmation('old'), undefined);
         assert.equal((await store.getConfirmation('now'))?.email, 'a@example.com');
       });

@@ -102,7 +102,6 @@ export interface Store {
   getConfirmation(idHash: string): Promise<ConfirmationRecord | undefined>;
   /** Confirmations created at or after `since`, all or of one email or of one device (rate limits). */
   countConfirmations(filter: { since: number; email?: string; deviceId?: string }): Promise<number>;
-  deleteConfirmation(idHash: string): Promise<void>;
   /**
    * Atomically: if the confirmation exists, is unused, has not expired at `now` and its email has no
    * user, creates the user with that email and marks every confirmation of the email used. Otherwise

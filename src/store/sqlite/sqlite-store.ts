@@ -307,10 +307,6 @@ export class SqliteStore implements Store {
     return Number(row.n);
   }
 
-  async deleteConfirmation(idHash: string): Promise<void> {
-    await this.#db.deleteFrom('email_confirmations').where('id_hash', '=', idHash).execute();
-  }
-
   async confirmEmail(idHash: string, user: { id: string; passwordHash: string }, now: number): Promise<ConfirmResult> {
     return this.#db.transaction().execute(async (trx) => {
       const c = await trx.selectFrom('email_confirmations').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
