@@ -155,7 +155,7 @@ describe('registration from the device', () => {
     assert.deepEqual(await r.reg.inspect(id), { status: 'expired', email: 'late@example.com' });
     assert.deepEqual(await r.reg.confirm(id, 'a good password'), { status: 'expired', email: 'late@example.com' });
     assert.equal(await r.store.getUserByEmail('late@example.com'), undefined);
-    assert.deepEqual(await r.reg.resend(id), { status: 'sent' });
+    assert.deepEqual(await r.reg.resend(id), { status: 'sent', email: 'late@example.com' });
     const mails = await r.mails();
     assert.equal(mails.length, 2);
     const fresh = idOf(mails[1]!.link);

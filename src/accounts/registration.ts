@@ -137,18 +137,18 @@ export class Registration {
    * A new link for the email of an expired one (the page of an expired link offers it), under the
    * same limits as a device connecting.
    */
-  async resend(confirmationId: string): Promise<{ status: 'sent' } | { status: 'held'; reason: HeldBack } | LinkState> {
+  async resend(confirmationId: string): Promise<{ status: 'sent'; email: string } | { status: 'held'; reason: HeldBack; email: string } | LinkState> {
     const state = await this.inspect(confirmationId);
     if (state.status !== 'expired') return state;
     const c = (await this.#find(confirmationId))!;
     const held = await this.#heldBack(c.email, c.deviceId, Date.now());
     if (held) {
       this.deps.log.info({ deviceId: c.deviceId, email: c.email, reason: held }, 'confirmation mail held back');
-      return { status: 'held', reason: held };
+      return { status: 'held', reason: held, email: c.email };
     }
     const device = c.deviceId === null ? undefined : await this.deps.store.getDevice(c.deviceId);
     await this.#issue(c.email, c.deviceId, displayName(device?.info?.['name'] ?? device?.name, c.deviceId ?? 'a device'));
-    return { status: 'sent' };
+    return { status: 'sent', email: c.email };
   }
 
   /** Forgets confirmations old enough to matter neither as links nor for the daily limits. */
