@@ -126,13 +126,18 @@ export class Mailer {
     return new Promise((resolve) => this.#idle.add(resolve));
   }
 
-  /** Stops: pending retries are abandoned (their `done` is told), deliveries in progress finish. */
-  async close(): Promise<void> {
+  /**
+   * Stops: queued mails and pending retries are abandoned (their `done` is told); deliveries in
+   * progress get up to `graceMs` to finish, so a stuck mail server cannot hold up a shutdown.
+   */
+  async close(graceMs = 5000): Promise<void> {
     this.#closed = true;
     for (const t of this.#retryTimers) clearTimeout(t);
     this.#retryTimers.clear();
     for (const job of this.#queue.splice(0)) job.done?.({ ok: false, error: 'the hub stopped before the mail was sent' });
-    await this.idle();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.idle(), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
     this.#transport.close();
   }
 
