@@ -207,7 +207,7 @@ describe('registration through a real SMTP server', () => {
 describe('an expired confirmation link', () => {
   let r: Rig;
   before(async () => {
-    r = await startRig('late.owner@example.com', ['--confirmation-ttl-ms', '1000', '--confirmation-resend-ms', '0']);
+    r = await startRig('late.owner@example.com', ['--confirmation-ttl-ms', '3000', '--confirmation-resend-ms', '0']);
   });
   after(async () => {
     await r?.stop();
@@ -217,7 +217,7 @@ describe('an expired confirmation link', () => {
     const outbox = join(r.data.path, 'outbox');
     const [first] = await waitForOutbox(outbox, 1);
     const link = confirmationLink(first!.mail);
-    await new Promise((res) => setTimeout(res, 1100));
+    await new Promise((res) => setTimeout(res, 3100));
     const page = await fetch(link);
     assert.equal(page.status, 410);
     const html = await page.text();

@@ -29,6 +29,8 @@ export interface RegistrationDeps {
   log: Logger;
   /** Base URL of links in mails (--public-url, else the hub's own HTTP URL). */
   publicUrl: () => string;
+  /** ms since the epoch; tests move it instead of sleeping. */
+  clock?: () => number;
 }
 
 const HOUR_MS = 3_600_000;
@@ -49,11 +51,14 @@ export type HeldBack = 'sent recently' | 'address daily limit' | 'device daily l
 
 export class Registration {
   readonly #inFlight = new Set<string>();
+  readonly #now: () => number;
 
   constructor(
     private readonly opts: RegistrationOptions,
     private readonly deps: RegistrationDeps,
-  ) {}
+  ) {
+    this.#now = deps.clock ?? Date.now;
+  }
 
   /**
    * A device connected with this info. Never waits and never throws: the look-up and any mail happen
@@ -76,7 +81,7 @@ export class Registration {
 
   async #consider(deviceId: string, email: string, deviceName: string): Promise<void> {
     if (await this.deps.store.getUserByEmail(email)) return; // confirmed: the device is that user's already
-    const held = await this.#heldBack(email, deviceId, Date.now());
+    const held = await this.#heldBack(email, deviceId, this.#now());
     if (held) {
       this.deps.log.info({ deviceId, email, reason: held }, 'confirmation mail held back');
       return;
@@ -98,7 +103,7 @@ export class Registration {
   async #issue(email: string, deviceId: string | null, deviceName: string): Promise<void> {
     const { store, mailer, log } = this.deps;
     const id = newToken();
-    const now = Date.now();
+    const now = this.#now();
     const expiresAt = now + this.opts.confirmationTtlMs;
     // Recorded before the mail is queued, and kept if delivery fails: it counts towards the limits
     // either way, so a failing address cannot be retried faster than they allow.
@@ -115,7 +120,7 @@ export class Registration {
     const c = await this.#find(confirmationId);
     if (!c) return { status: 'unknown' };
     if (c.usedAt !== null) return { status: 'used', email: c.email };
-    if (c.expiresAt <= Date.now()) return { status: 'expired', email: c.email };
+    if (c.expiresAt <= this.#now()) return { status: 'expired', email: c.email };
     if (await this.deps.store.getUserByEmail(c.email)) return { status: 'registered', email: c.email };
     return { status: 'valid', email: c.email, expiresAt: c.expiresAt };
   }
@@ -128,7 +133,7 @@ export class Registration {
     const state = await this.inspect(confirmationId);
     if (state.status !== 'valid') return state;
     const passwordHash = await hashPassword(password);
-    const r = await this.deps.store.confirmEmail(sha256Hex(confirmationId), { id: newId('u_'), passwordHash }, Date.now());
+    const r = await this.deps.store.confirmEmail(sha256Hex(confirmationId), { id: newId('u_'), passwordHash }, this.#now());
     if (r.status === 'confirmed') this.deps.log.info({ email: r.user.email, userId: r.user.id }, 'email confirmed; user created');
     return r;
   }
@@ -141,7 +146,7 @@ export class Registration {
     const state = await this.inspect(confirmationId);
     if (state.status !== 'expired') return state;
     const c = (await this.#find(confirmationId))!;
-    const held = await this.#heldBack(c.email, c.deviceId, Date.now());
+    const held = await this.#heldBack(c.email, c.deviceId, this.#now());
     if (held) {
       this.deps.log.info({ deviceId: c.deviceId, email: c.email, reason: held }, 'confirmation mail held back');
       return { status: 'held', reason: held, email: c.email };
@@ -152,7 +157,7 @@ export class Registration {
   }
 
   /** Forgets confirmations old enough to matter neither as links nor for the daily limits. */
-  async sweep(now = Date.now()): Promise<number> {
+  async sweep(now = this.#now()): Promise<number> {
     return this.deps.store.deleteConfirmationsCreatedBefore(now - Math.max(this.opts.confirmationTtlMs, DAY_MS) - HOUR_MS);
   }
 
