@@ -52,10 +52,16 @@ export class DeviceAuth {
     this.#held = new LRUCache({ max: maxTokens });
   }
 
-  /** The token to add to this user's relayed call to this device, if the hub holds one. Synchronous: on the relay's path. */
-  tokenFor(userId: string, deviceId: string): string | undefined {
-    if (this.#held.size === 0) return undefined;
-    const key = `${userId} ${deviceId}`;
+  /**
+   * The token to add to this user's relayed call to this device, if the hub holds one. On the relay's
+   * path: synchronous, and a device that declares no apiAuthPath costs one property read.
+   */
+  tokenFor(userId: string, device: DeviceRecord): string | undefined {
+    if (this.#held.size === 0 || typeof device.info?.['apiAuthPath'] !== 'string') return undefined;
+    return this.#current(`${userId} ${device.id}`);
+  }
+
+  #current(key: string): string | undefined {
     const h = this.#held.get(key);
     if (h === undefined) return undefined;
     if (h.expiresAt <= Date.now()) {
@@ -67,7 +73,8 @@ export class DeviceAuth {
 
   /** When the hub's token for this user, if any, expires. */
   expiresAt(userId: string, deviceId: string): number | undefined {
-    return this.tokenFor(userId, deviceId) === undefined ? undefined : this.#held.get(`${userId} ${deviceId}`)?.expiresAt;
+    const key = `${userId} ${deviceId}`;
+    return this.#current(key) === undefined ? undefined : this.#held.get(key)?.expiresAt;
   }
 
   /** The device answered 401 to a call carrying `token`: drop it (unless a newer one replaced it meanwhile). */

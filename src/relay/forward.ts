@@ -97,7 +97,7 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
     const clientHeaders = requestHeadersForDevice(req, `${PREFIX}${encodeURIComponent(deviceId)}${API}`, secure);
     // Before the cache decides: a call carrying credentials is cached only as RFC 9111 §3.5 allows.
     const userId = session.user.id;
-    const deviceToken = deps.deviceAuth?.tokenFor(userId, deviceId);
+    const deviceToken = deps.deviceAuth?.tokenFor(userId, device);
     if (deviceToken !== undefined) clientHeaders.push(['authorization', `Bearer ${deviceToken}`]);
     let plan = cache?.plan(deviceId, method, target, clientHeaders);
     if (plan instanceof Promise) plan = await plan;
