@@ -5,7 +5,7 @@ export { agentOptions, type AgentConfig } from './config/agent-options.js';
 export { loadConfig, helpText, ConfigError } from './config/load.js';
 export { Agent } from './agent/agent.js';
 export { ERRORS, HubError, type ErrorCode } from './errors.js';
-export type { Store, UserRecord, DeviceRecord, TokenRecord } from './store/store.js';
+export type { Store, UserRecord, DeviceRecord, TokenRecord, TokenInfo, ConfirmationRecord, ConfirmResult } from './store/store.js';
 export { SqliteStore } from './store/sqlite/sqlite-store.js';
 export type { Bus, BusHandler } from './core/bus.js';
 export { LocalBus } from './core/local-bus.js';
