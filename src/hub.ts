@@ -7,6 +7,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import Fastify from 'fastify';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
+import { createAccounts } from './accounts/service.js';
 import type { HubConfig } from './config/hub-options.js';
 import { ADMIN_SOCKET_NAME, startAdminSocket } from './admin/admin-socket.js';
 import { applyDeviceUpdate } from './admin/device-updates.js';
@@ -73,7 +74,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const bus = new LocalBus((err) => log.error({ err }, 'bus subscriber failed'));
   const presence = new MapPresence(newId('n_'));
   const metrics = createMetrics();
-  const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs });
+  const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs }, bus);
   const cache = config.cacheMaxBytes > 0 ? new RelayCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
   let shuttingDown = false;
   let ready = false;
@@ -91,16 +92,20 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
     },
     {
       store, bus, presence, log, metrics,
-      onDeviceConnected: (id) => {
+      onDeviceConnected: (id, info) => {
         auth.forgetDevice(id);
         cache?.invalidateDevice(id);
+        accounts.deviceConnected(id, info);
       },
     },
   );
+  // Links in mails point at --public-url, else at this hub's HTTP URL once its port is bound.
+  let linkBase = config.publicUrl ?? '';
+  const accounts = createAccounts({ config, store, auth, tunnels, metrics, log, publicUrl: () => linkBase });
   const events = new EventsService({ bus, auth, tunnels, metrics, historySize: config.eventHistory, heartbeatMs: config.sseHeartbeatMs, maxClients: config.maxSseClients });
   const relay = createRelay(
     { maxRequestBodyBytes: config.maxRequestBodyBytes, requestTimeoutMs: config.requestTimeoutMs },
-    { tunnels, auth, cache, metrics, log, isShuttingDown: () => shuttingDown },
+    { tunnels, auth, cache, metrics, log, isShuttingDown: () => shuttingDown, deviceAuth: accounts.deviceAuth },
   );
 
   let httpServer!: HttpServer;
@@ -132,7 +137,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       return httpServer;
     },
   });
-  registerApi(app, { store, auth, tunnels, metrics, isReady: () => ready && !shuttingDown });
+  registerApi(app, { store, auth, tunnels, metrics, isReady: () => ready && !shuttingDown, attempts: accounts.attempts });
+  accounts.register(app);
   // Factory provisioning (src/factory/): POST /v1/factory/devices, authenticated by factory keys.
   const limiter = new AttemptLimiter({ maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxAddresses: 10_000 });
   registerFactoryApi(app, { store, log, metrics, limiter });
@@ -185,6 +191,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
     httpServer.close();
     tunnelServer.close();
     await mqtt?.close();
+    await accounts.close();
     await store.close();
     throw err;
   }
@@ -192,6 +199,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const httpUrl = `${config.httpTls ? 'https' : 'http'}://${shownHost}:${httpPort}`;
   const tunnelUrl = `${config.tunnelTls ? 'tls' : 'tcp'}://${shownHost}:${tunnelPort}`;
+  linkBase ||= httpUrl;
   const mqttPorts = mqtt ? { mqttPort: mqtt.mqttPort, mqttsPort: mqtt.mqttsPort, mqttWsUrl: `${httpUrl.replace(/^http/, 'ws')}/mqtt` } : {};
   log.info({ httpPort, tunnelPort, httpUrl, tunnelUrl, agentWsUrl: `${httpUrl.replace(/^http/, 'ws')}/v1/agent`, ...mqttPorts, data: config.data, adminSocket: admin?.path }, 'hub listening');
 
@@ -210,6 +218,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       httpServer.closeAllConnections();
       for (const ws of wss.clients) ws.terminate();
       await httpClosed;
+      await accounts.close();
+      auth.close();
       await bus.close();
       await store.close();
       log.info('hub stopped');

@@ -6,7 +6,7 @@ export { provisionOptions, type ProvisionConfig } from './config/provision-optio
 export { loadConfig, helpText, ConfigError } from './config/load.js';
 export { Agent } from './agent/agent.js';
 export { ERRORS, HubError, type ErrorCode } from './errors.js';
-export type { Store, UserRecord, DeviceRecord, TokenRecord, FactoryKeyRecord } from './store/store.js';
+export type { Store, UserRecord, DeviceRecord, TokenRecord, TokenInfo, ConfirmationRecord, ConfirmResult, FactoryKeyRecord } from './store/store.js';
 export { SqliteStore } from './store/sqlite/sqlite-store.js';
 export type { Bus, BusHandler } from './core/bus.js';
 export { LocalBus } from './core/local-bus.js';

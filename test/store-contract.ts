@@ -336,6 +336,132 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal((await store.getToken('future'))?.expiresAt, now + 1);
         assert.equal(await store.deleteExpiredTokens(now), 0);
       });
+
+      it("a user's live tokens are listed newest first, with when each was last used", async (t) => {
+        const store = await withUser(t);
+        await store.createUser({ id: 'u_2', email: 'bob@example.com', passwordHash: 'h' });
+        const now = 1_700_000_000_000;
+        await store.createToken({ tokenHash: 'old', userId: 'u_1', createdAt: now - 2000, expiresAt: now + HOUR_MS });
+        await store.createToken({ tokenHash: 'new', userId: 'u_1', createdAt: now - 1000, expiresAt: now + HOUR_MS });
+        await store.createToken({ tokenHash: 'gone', userId: 'u_1', createdAt: now - 3000, expiresAt: now });
+        await store.createToken({ tokenHash: 'bobs', userId: 'u_2', createdAt: now, expiresAt: now + HOUR_MS });
+        await store.touchToken('old', now - 500);
+        assert.deepEqual(await store.listTokensByUser('u_1', now), [
+          { tokenHash: 'new', userId: 'u_1', createdAt: now - 1000, expiresAt: now + HOUR_MS, lastUsedAt: null },
+          { tokenHash: 'old', userId: 'u_1', createdAt: now - 2000, expiresAt: now + HOUR_MS, lastUsedAt: now - 500 },
+        ]);
+        assert.deepEqual(await store.listTokensByUser('u_missing', now), []);
+      });
+
+      it('touching a token keeps it valid and unchanged otherwise', async (t) => {
+        const store = await withUser(t);
+        const token = { tokenHash: 'a'.repeat(64), userId: 'u_1', createdAt: 1, expiresAt: 2 + HOUR_MS };
+        await store.createToken(token);
+        await store.touchToken(token.tokenHash, 5);
+        await store.touchToken('b'.repeat(64), 5);
+        assert.deepEqual(await store.getToken(token.tokenHash), token);
+      });
+
+      it('deleting several tokens removes exactly those and says how many existed', async (t) => {
+        const store = await withUser(t);
+        const hashes = Array.from({ length: 1200 }, (_, i) => i.toString(16).padStart(64, '0'));
+        for (const h of hashes) await store.createToken({ tokenHash: h, userId: 'u_1', createdAt: 1, expiresAt: 2 + HOUR_MS });
+        const doomed = [...hashes.slice(0, 1100), 'f'.repeat(64)];
+        assert.equal(await store.deleteTokens(doomed), 1100);
+        assert.equal(await store.getToken(hashes[0]!), undefined);
+        assert.equal(await store.getToken(hashes[1099]!), undefined);
+        assert.equal((await store.getToken(hashes[1100]!))?.userId, 'u_1');
+        assert.equal((await store.listTokensByUser('u_1', 0)).length, 100);
+        assert.equal(await store.deleteTokens([]), 0);
+      });
+    });
+
+    describe('email confirmations', () => {
+      const NOW = 1_700_000_000_000;
+      const pending = (idHash: string, email = 'new@example.com', over: Partial<{ deviceId: string | null; createdAt: number; expiresAt: number }> = {}) =>
+        ({ idHash, email, deviceId: 'd_1', createdAt: NOW, expiresAt: NOW + HOUR_MS, ...over });
+
+      it('a confirmation is found by its hash and starts unused', async (t) => {
+        const store = await fresh(t);
+        await store.createConfirmation(pending('c1', ' New@Example.com'));
+        assert.deepEqual(await store.getConfirmation('c1'), { ...pending('c1'), usedAt: null });
+        assert.equal(await store.getConfirmation('c2'), undefined);
+        await assert.rejects(store.createConfirmation(pending('c1')), DuplicateError);
+      });
+
+      it('recent confirmations are counted in all, per email and per device', async (t) => {
+        const store = await fresh(t);
+        await store.createConfirmation(pending('c1', 'a@example.com', { createdAt: NOW - 10_000 }));
+        await store.createConfirmation(pending('c2', 'a@example.com', { createdAt: NOW }));
+        await store.createConfirmation(pending('c3', 'b@example.com', { createdAt: NOW, deviceId: 'd_2' }));
+        await store.createConfirmation(pending('c4', 'b@example.com', { createdAt: NOW, deviceId: null }));
+        assert.equal(await store.countConfirmations({ since: NOW - 10_000 }), 4);
+        assert.equal(await store.countConfirmations({ since: NOW - 9_999 }), 3);
+        assert.equal(await store.countConfirmations({ since: 0, email: 'A@Example.com' }), 2);
+        assert.equal(await store.countConfirmations({ since: NOW, email: 'a@example.com' }), 1);
+        assert.equal(await store.countConfirmations({ since: 0, deviceId: 'd_1' }), 2);
+        assert.equal(await store.countConfirmations({ since: 0, deviceId: 'd_2', email: 'b@example.com' }), 1);
+        assert.equal(await store.countConfirmations({ since: NOW + 1 }), 0);
+      });
+
+      it('confirming creates the user and uses every confirmation of that email, once', async (t) => {
+        const store = await fresh(t);
+        await store.createConfirmation(pending('c1'));
+        await store.createConfirmation(pending('c2'));
+        await store.createConfirmation(pending('other', 'other@example.com'));
+        const r = await store.confirmEmail('c1', { id: 'u_new', passwordHash: 'scrypt$x' }, NOW + 5);
+        assert.equal(r.status, 'confirmed');
+        assert.deepEqual(r.status === 'confirmed' && r.user, { id: 'u_new', email: 'new@example.com', passwordHash: 'scrypt$x', createdAt: NOW + 5 });
+        assert.deepEqual(await store.getUserByEmail('new@example.com'), r.status === 'confirmed' ? r.user : undefined);
+        assert.equal((await store.getConfirmation('c1'))?.usedAt, NOW + 5);
+        assert.equal((await store.getConfirmation('c2'))?.usedAt, NOW + 5);
+        assert.equal((await store.getConfirmation('other'))?.usedAt, null);
+        assert.deepEqual(await store.confirmEmail('c1', { id: 'u_again', passwordHash: 'h' }, NOW + 6), { status: 'used', email: 'new@example.com' });
+        assert.deepEqual(await store.confirmEmail('c2', { id: 'u_again', passwordHash: 'h' }, NOW + 6), { status: 'used', email: 'new@example.com' });
+        assert.equal(await store.getUserById('u_again'), undefined);
+      });
+
+      it('an unknown or expired confirmation changes nothing', async (t) => {
+        const store = await fresh(t);
+        await store.createConfirmation(pending('c1', 'new@example.com', { expiresAt: NOW }));
+        assert.deepEqual(await store.confirmEmail('nope', { id: 'u_1', passwordHash: 'h' }, NOW - 1), { status: 'unknown' });
+        assert.deepEqual(await store.confirmEmail('c1', { id: 'u_1', passwordHash: 'h' }, NOW), { status: 'expired', email: 'new@example.com' });
+        assert.deepEqual(await store.listUsers(), []);
+        assert.equal((await store.getConfirmation('c1'))?.usedAt, null);
+      });
+
+      it('a confirmation for an email that got a user meanwhile changes nothing', async (t) => {
+        const store = await fresh(t);
+        const user = await store.createUser({ id: 'u_1', email: 'new@example.com', passwordHash: 'original' });
+        await store.createConfirmation(pending('c1'));
+        assert.deepEqual(await store.confirmEmail('c1', { id: 'u_2', passwordHash: 'other' }, NOW), { status: 'registered', email: 'new@example.com' });
+        assert.deepEqual(await store.listUsers(), [user]);
+        assert.equal((await store.getConfirmation('c1'))?.usedAt, null);
+      });
+
+      it('two confirmations of one email racing create one user', async (t) => {
+        const store = await fresh(t);
+        await store.createConfirmation(pending('c1'));
+        await store.createConfirmation(pending('c2'));
+        const results = await Promise.all([
+          store.confirmEmail('c1', { id: 'u_a', passwordHash: 'a' }, NOW),
+          store.confirmEmail('c2', { id: 'u_b', passwordHash: 'b' }, NOW),
+        ]);
+        assert.deepEqual(results.map((r) => r.status).sort(), ['confirmed', 'used']);
+        assert.equal((await store.listUsers()).length, 1);
+      });
+
+      it('clean-up removes confirmations created before a time, used or not, and keeps the rest', async (t) => {
+        const store = await fresh(t);
+        await store.createConfirmation(pending('old', 'a@example.com', { createdAt: NOW - 1 }));
+        await store.createConfirmation(pending('used', 'b@example.com', { createdAt: NOW - 2 }));
+        await store.confirmEmail('used', { id: 'u_b', passwordHash: 'h' }, NOW - 1);
+        await store.createConfirmation(pending('now', 'a@example.com', { createdAt: NOW }));
+        assert.equal(await store.deleteConfirmationsCreatedBefore(NOW), 2);
+        assert.equal(await store.getConfirmation('used'), undefined);
+        assert.equal(await store.getConfirmation('old'), undefined);
+        assert.equal((await store.getConfirmation('now'))?.email, 'a@example.com');
+      });
     });
   });
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -12,6 +12,12 @@ import type { AddressInfo } from 'node:net';
  *   GET  /sse?n=N&ms=M       N server-sent events, M ms apart    GET /slow?ms=M   answers after M ms
  *   GET  /cached             max-age=60 + ETag, counts hits      GET /etag    ETag only (revalidated)
  *   GET  /json1k             a 1 KB JSON document (benchmarks)
+ *
+ * With a `password`, the device authenticates its users itself (seed "Authentification", method 2):
+ * its info declares `apiAuthPath: "/auth"`; `POST /auth {"email","password"}` with its owner's email
+ * and that password answers `{"access_token","token_type":"Bearer","expires_in"}`, and every other
+ * path but `/device` then needs `Authorization: Bearer <that token>` (401 otherwise). Tokens live in
+ * memory: a restarted device has forgotten them.
  */
 export interface DeviceInfo {
   name: string;
@@ -65,7 +71,22 @@ function boundedInt(v: string | null, def: number, max: number): number {
   return Number.isInteger(n) && n >= 0 ? Math.min(n, max) : def;
 }
 
-export async function startDemoDevice(opts: { port?: number; host?: string; info?: Partial<DeviceInfo> } = {}): Promise<DemoDevice> {
+/** Equal strings, compared in constant time (as digests, so lengths do not leak either). */
+function sameSecret(a: string, b: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+}
+
+export interface DemoDeviceOptions {
+  port?: number;
+  host?: string;
+  info?: Partial<DeviceInfo>;
+  /** The device's own password: turns on its apiAuthPath and token checks. */
+  password?: string;
+  /** Life of the tokens it issues (default 1 hour). */
+  tokenTtlMs?: number;
+}
+
+export async function startDemoDevice(opts: DemoDeviceOptions = {}): Promise<DemoDevice> {
   const info: DeviceInfo = {
     name: 'Demo thermostat',
     manufacturer: 'cloudrest',
@@ -77,6 +98,39 @@ export async function startDemoDevice(opts: { port?: number; host?: string; info
     email: null,
     ...opts.info,
   };
+  if (opts.password !== undefined) info.apiAuthPath ??= '/auth';
+  const authPath = opts.password !== undefined ? info.apiAuthPath : null;
+  const tokenTtlMs = opts.tokenTtlMs ?? 3_600_000;
+  /** Issued token → expiry; the oldest is dropped past 1000. */
+  const tokens = new Map<string, number>();
+  const authorized = (req: IncomingMessage): boolean => {
+    const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+    const expiresAt = m ? tokens.get(m[1]!) : undefined;
+    return expiresAt !== undefined && expiresAt > Date.now();
+  };
+  const issueToken = (req: IncomingMessage, res: ServerResponse): void => {
+    const parts: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n <= 4096) parts.push(c);
+    });
+    req.on('end', () => {
+      let body: { email?: unknown; password?: unknown } = {};
+      try {
+        body = JSON.parse(Buffer.concat(parts).toString()) as typeof body;
+      } catch {
+        return json(res, 400, { error: 'expected JSON {"email","password"}' });
+      }
+      const ownerOk = typeof body.email === 'string' && typeof info.email === 'string' && body.email.toLowerCase() === info.email.toLowerCase();
+      const passwordOk = typeof body.password === 'string' && sameSecret(body.password, opts.password!);
+      if (!ownerOk || !passwordOk) return json(res, 401, { error: 'wrong email or password' }, { 'www-authenticate': 'Bearer' });
+      const token = randomBytes(24).toString('base64url');
+      tokens.set(token, Date.now() + tokenTtlMs);
+      if (tokens.size > 1000) tokens.delete(tokens.keys().next().value!);
+      json(res, 200, { access_token: token, token_type: 'Bearer', expires_in: Math.ceil(tokenTtlMs / 1000) });
+    });
+  };
   const hits: Record<string, number> = {};
   let setpoint = 21;
   let etagVersion = 1;
@@ -84,6 +138,11 @@ export async function startDemoDevice(opts: { port?: number; host?: string; info
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     hits[path] = (hits[path] ?? 0) + 1;
+    if (authPath !== null && path === authPath && req.method === 'POST') return issueToken(req, res);
+    if (authPath !== null && path !== '/device' && !authorized(req)) {
+      req.resume();
+      return json(res, 401, { error: 'this device needs its own token: POST ' + authPath }, { 'www-authenticate': 'Bearer' });
+    }
     switch (path) {
       case '/json1k':
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': JSON1K.length });

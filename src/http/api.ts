@@ -1,4 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sendRateLimited } from '../accounts/rate-limited.js';
+import type { PasswordAttempts } from '../accounts/failure-limiter.js';
 import { HubError, ERRORS, type ErrorCode } from '../errors.js';
 import type { DeviceRecord, Store } from '../store/store.js';
 import type { TunnelServer } from '../relay/edge/tunnel-server.js';
@@ -11,6 +13,8 @@ export interface ApiDeps {
   tunnels: TunnelServer;
   metrics: HubMetrics;
   isReady: () => boolean;
+  /** Failed-password limits for POST /v1/auth (per account and per client address). */
+  attempts?: PasswordAttempts;
 }
 
 const MAX_EMAIL = 254;
@@ -73,8 +77,16 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     },
   }, async (req, res) => {
     const { email, password, remember } = req.body as { email: string; password: string; remember?: boolean };
-    const r = await auth.login(email.trim().toLowerCase(), password, remember === true);
-    if (!r) return reply(res, 'CR_ERR_INVALID_CREDENTIALS');
+    const account = email.trim().toLowerCase();
+    // Refused before any hashing, so a locked account costs the hub nothing.
+    const wait = deps.attempts?.retryAfterMs(account, req.ip) ?? 0;
+    if (wait > 0) return sendRateLimited(res, wait);
+    const r = await auth.login(account, password, remember === true);
+    if (!r) {
+      deps.attempts?.failed(account, req.ip);
+      return reply(res, 'CR_ERR_INVALID_CREDENTIALS');
+    }
+    deps.attempts?.succeeded(account);
     const devices = await store.listDevicesByEmail(r.user.email);
     res.header('cache-control', 'no-store');
     return { access_token: r.token, token_type: 'Bearer', expires: new Date(r.expiresAt).toISOString(), devices: devices.map(summary) };

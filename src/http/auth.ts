@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { LRUCache } from 'lru-cache';
+import type { Bus } from '../core/bus.js';
 import { hashPassword, newToken, sha256Hex, verifyPassword } from '../core/secrets.js';
+import { TOKENS_REVOKED_TOPIC, decodeRevocation, encodeRevocations, type RevokedToken } from '../core/token-revocation.js';
 import type { DeviceRecord, Store, UserRecord } from '../store/store.js';
 
 export interface AuthOptions {
@@ -13,7 +15,26 @@ export interface AuthOptions {
 export interface Session {
   user: UserRecord;
   expiresAt: number;
+  /** SHA-256 (hex) of the token, as the Store keys it. */
+  tokenHash: string;
 }
+
+/** A token as GET /v1/auth/tokens lists it: never the token itself. */
+export interface TokenListing {
+  id: string;
+  created: string;
+  expires: string;
+  lastUsed: string | null;
+  current: boolean;
+}
+
+/** How tokens are named to their owner: the first 16 hex digits of the stored hash (64 bits; not the token, which cannot be derived from it). */
+export function tokenId(tokenHash: string): string {
+  return tokenHash.slice(0, 16);
+}
+
+/** How often a token's last use is written to the Store at most. */
+const TOUCH_INTERVAL_MS = 60_000;
 
 const MAX_TOKEN_CHARS = 256;
 
@@ -36,19 +57,38 @@ export function bearerToken(req: IncomingMessage, allowQuery: boolean): string |
 
 /**
  * Users, tokens and device ownership. Lookups on the request path are cached for a few seconds so a
- * relayed request does not touch the database; a logout or password change evicts at once.
+ * relayed request does not touch the database; every revocation goes through revoke(), which evicts at
+ * once here and, through the Bus, on every other node.
  */
 export class Authenticator {
   readonly #tokens: LRUCache<string, Session | false>;
+  /** Token hash → the cached token, so a revocation (which knows hashes) can evict. Follows #tokens. */
+  readonly #cachedByHash = new Map<string, string>();
   readonly #devices: LRUCache<string, DeviceRecord | false>;
+  /** Token hashes whose last use was written recently (bounds touchToken to one write a minute each). */
+  readonly #touched = new LRUCache<string, true>({ max: 50_000, ttl: TOUCH_INTERVAL_MS });
+  /** Bumped by every revocation: a session loaded across one is re-read rather than cached stale. */
+  #revocations = 0;
+  readonly #unsubscribe: (() => void) | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly opts: AuthOptions,
+    private readonly bus?: Bus,
   ) {
     const ttl = opts.cacheTtlMs ?? 5000;
-    this.#tokens = new LRUCache({ max: 50_000, ttl });
+    this.#tokens = new LRUCache({
+      max: 50_000,
+      ttl,
+      dispose: (v, token) => {
+        if (v && this.#cachedByHash.get(v.tokenHash) === token) this.#cachedByHash.delete(v.tokenHash);
+      },
+    });
     this.#devices = new LRUCache({ max: 50_000, ttl });
+    // Revocations published by any node (this one included: evicting twice is harmless).
+    this.#unsubscribe = bus?.subscribe(TOKENS_REVOKED_TOPIC, (_topic, payload) => {
+      this.#evict(decodeRevocation(payload).tokens.map((t) => t.tokenHash));
+    });
   }
 
   async login(email: string, password: string, remember: boolean): Promise<{ token: string; expiresAt: number; user: UserRecord } | undefined> {
@@ -72,17 +112,100 @@ export class Authenticator {
     return this.#loadSession(token);
   }
 
-  async #loadSession(token: string): Promise<Session | undefined> {
-    const rec = await this.store.getToken(sha256Hex(token));
+  async #loadSession(token: string, retried = false): Promise<Session | undefined> {
+    const revocations = this.#revocations;
+    const tokenHash = sha256Hex(token);
+    const rec = await this.store.getToken(tokenHash);
     const user = rec ? await this.store.getUserById(rec.userId) : undefined;
-    const s = rec && user ? { user, expiresAt: rec.expiresAt } : false;
-    this.#tokens.set(token, s);
-    return s && s.expiresAt > Date.now() ? s : undefined;
+    // A revocation ran meanwhile: what was read may be what it deleted. Read again, once.
+    if (revocations !== this.#revocations && !retried) return this.#loadSession(token, true);
+    const now = Date.now();
+    const s = rec && user ? { user, expiresAt: rec.expiresAt, tokenHash } : false;
+    if (revocations === this.#revocations) {
+      this.#tokens.set(token, s);
+      if (s) this.#cachedByHash.set(tokenHash, token);
+    }
+    if (!s || s.expiresAt <= now) return undefined;
+    // Last use, written off the request path and at most once a minute per token.
+    if (!this.#touched.has(tokenHash)) {
+      this.#touched.set(tokenHash, true);
+      this.store.touchToken(tokenHash, now).catch(() => this.#touched.delete(tokenHash));
+    }
+    return s;
   }
 
+  /**
+   * The one way a token dies before its expiry. Deletes the tokens from the Store, evicts them from
+   * this node's cache and publishes `auth/tokens/revoked` (payload: core/token-revocation.ts: the
+   * user id and each token's SHA-256 and expiry), on which every node evicts them too and which is
+   * the feed for agents that verify tokens offline. The tokens must all belong to `userId`.
+   */
+  async revoke(userId: string, tokens: readonly RevokedToken[]): Promise<void> {
+    if (tokens.length === 0) return;
+    const hashes = tokens.map((t) => t.tokenHash);
+    this.#revocations++;
+    await this.store.deleteTokens(hashes);
+    this.#evict(hashes);
+    if (this.bus) for (const event of encodeRevocations({ userId, tokens: tokens.map((t) => ({ tokenHash: t.tokenHash, expiresAt: t.expiresAt })) })) this.bus.publish(TOKENS_REVOKED_TOPIC, event);
+  }
+
+  /** Revokes the presenting token (POST /v1/auth/logout). */
   async logout(token: string): Promise<void> {
-    this.#tokens.delete(token);
-    await this.store.deleteToken(sha256Hex(token));
+    const tokenHash = sha256Hex(token);
+    const rec = await this.store.getToken(tokenHash);
+    if (rec) await this.revoke(rec.userId, [rec]);
+    else this.#evict([tokenHash]);
+  }
+
+  /** The user's live tokens, newest first; `current` marks the one of this session. */
+  async listTokens(session: Session): Promise<TokenListing[]> {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const tokens = await this.store.listTokensByUser(session.user.id, Date.now());
+    return tokens.map((t) => ({
+      id: tokenId(t.tokenHash),
+      created: iso(t.createdAt),
+      expires: iso(t.expiresAt),
+      lastUsed: t.lastUsedAt === null ? null : iso(t.lastUsedAt),
+      current: t.tokenHash === session.tokenHash,
+    }));
+  }
+
+  /** Revokes one of the user's tokens by its listed id; false when the user has no such live token. */
+  async revokeById(user: UserRecord, id: string): Promise<boolean> {
+    const tokens = await this.store.listTokensByUser(user.id, Date.now());
+    const doomed = tokens.filter((t) => tokenId(t.tokenHash) === id);
+    await this.revoke(user.id, doomed);
+    return doomed.length > 0;
+  }
+
+  /** Checks a user's password (the same work for any user, so timing says nothing). */
+  async checkPassword(user: UserRecord, password: string): Promise<boolean> {
+    const current = await this.store.getUserById(user.id);
+    return verifyPassword(password, current?.passwordHash ?? (await dummyHash()));
+  }
+
+  /**
+   * Sets a new password (the caller has checked the current one) and revokes every token of the user
+   * but `keepTokenHash`, so whoever held another session is signed out.
+   */
+  async changePassword(user: UserRecord, password: string, keepTokenHash: string): Promise<void> {
+    await this.store.setUserPassword(user.id, await hashPassword(password));
+    const tokens = await this.store.listTokensByUser(user.id, Date.now());
+    await this.revoke(user.id, tokens.filter((t) => t.tokenHash !== keepTokenHash));
+  }
+
+  #evict(tokenHashes: readonly string[]): void {
+    this.#revocations++;
+    for (const h of tokenHashes) {
+      const token = this.#cachedByHash.get(h);
+      if (token !== undefined) this.#tokens.delete(token);
+      this.#cachedByHash.delete(h);
+    }
+  }
+
+  /** Stops listening for revocations on the Bus. */
+  close(): void {
+    this.#unsubscribe?.();
   }
 
   /** The device if `user` owns it (its reported email is theirs); synchronous when cached. */

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
+import type { DeviceAuth } from '../accounts/device-auth.js';
 import type { Authenticator } from '../http/auth.js';
 import { bearerToken } from '../http/auth.js';
 import type { HubMetrics } from '../http/metrics.js';
@@ -24,6 +25,8 @@ export interface RelayDeps {
   log: Logger;
   /** True while the hub drains for shutdown: new requests get 503. */
   isShuttingDown: () => boolean;
+  /** Device-side authentication: the device's own token to add to a user's calls, if the hub holds one. */
+  deviceAuth?: DeviceAuth;
 }
 
 const PREFIX = '/v1/devices/';
@@ -92,6 +95,10 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
     const method = req.method ?? 'GET';
     const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
     const clientHeaders = requestHeadersForDevice(req, `${PREFIX}${encodeURIComponent(deviceId)}${API}`, secure);
+    // Before the cache decides: a call carrying credentials is cached only as RFC 9111 §3.5 allows.
+    const userId = session.user.id;
+    const deviceToken = deps.deviceAuth?.tokenFor(userId, device);
+    if (deviceToken !== undefined) clientHeaders.push(['authorization', `Bearer ${deviceToken}`]);
     let plan = cache?.plan(deviceId, method, target, clientHeaders);
     if (plan instanceof Promise) plan = await plan;
     if (plan && cache!.tryServe(plan, method, res)) {
@@ -158,6 +165,13 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
       if (res.headersSent || res.destroyed) {
         stream.destroy();
         return;
+      }
+      if (head.status === 401 && deviceToken !== undefined) {
+        // The device refused the token the hub added (expired, or the device forgot it): the client
+        // must authenticate with the device again; the device's own answer is not for the client.
+        deps.deviceAuth!.rejected(userId, deviceId, deviceToken);
+        stream.destroy();
+        return fail(res, 'CR_ERR_DEVICE_AUTH_EXPIRED', started, `the device refused its token; authenticate again with POST ${PREFIX}${encodeURIComponent(deviceId)}/auth`, { 'www-authenticate': 'CloudREST-Device' });
       }
       metrics.relayDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
       const flat = responseHeadersForClient(head.headers);

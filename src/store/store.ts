@@ -35,6 +35,34 @@ export interface TokenRecord {
   expiresAt: number;
 }
 
+/** A token as its owner sees it listed (GET /v1/auth/tokens). */
+export interface TokenInfo extends TokenRecord {
+  /** When the token was last presented, to within about a minute (see Authenticator); null if never. */
+  lastUsedAt: number | null;
+}
+
+/**
+ * A pending email confirmation: the seed's ownership row with "confirmed" = false. A device reported an
+ * email that no user has; a mail with a link carrying the confirmation id went (or is going) to it.
+ * Only the SHA-256 of the id is kept. The email is confirmed, and its user created, when the id comes
+ * back with a password (Store.confirmEmail); every confirmation of that email is then used.
+ */
+export interface ConfirmationRecord {
+  idHash: string;
+  /** Lower-cased and trimmed. */
+  email: string;
+  /** The device whose connection asked for it (null if it came another way). */
+  deviceId: string | null;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+}
+
+export type ConfirmResult =
+  | { status: 'confirmed'; user: UserRecord }
+  /** unknown id; used already; expired; or the email got a user meanwhile (nothing is changed). */
+  | { status: 'unknown' | 'used' | 'expired' | 'registered'; email?: string };
+
 export interface NewDevice {
   id: string;
   name: string;
@@ -98,6 +126,25 @@ export interface Store {
   deleteToken(tokenHash: string): Promise<void>;
   /** Removes expired tokens; returns how many. */
   deleteExpiredTokens(now: number): Promise<number>;
+  /** The user's tokens that have not expired at `now`, newest first. */
+  listTokensByUser(userId: string, now: number): Promise<TokenInfo[]>;
+  /** Records that a token was presented. */
+  touchToken(tokenHash: string, usedAt: number): Promise<void>;
+  /** Deletes these tokens (any user's); returns how many existed. Revocation goes through Authenticator.revoke. */
+  deleteTokens(tokenHashes: readonly string[]): Promise<number>;
+
+  createConfirmation(c: Omit<ConfirmationRecord, 'usedAt'>): Promise<void>;
+  getConfirmation(idHash: string): Promise<ConfirmationRecord | undefined>;
+  /** Confirmations created at or after `since`, all or of one email or of one device (rate limits). */
+  countConfirmations(filter: { since: number; email?: string; deviceId?: string }): Promise<number>;
+  /**
+   * Atomically: if the confirmation exists, is unused, has not expired at `now` and its email has no
+   * user, creates the user with that email and marks every confirmation of the email used. Otherwise
+   * changes nothing and says why.
+   */
+  confirmEmail(idHash: string, user: { id: string; passwordHash: string }, now: number): Promise<ConfirmResult>;
+  /** Removes confirmations created before `createdBefore`, used or not; returns how many. */
+  deleteConfirmationsCreatedBefore(createdBefore: number): Promise<number>;
 }
 
 /** Thrown by a Store when a unique key (user email, device id, token) already exists. */

@@ -115,10 +115,14 @@ export async function startHub(data: string, extra: string[] = [], fixedPorts?: 
   return Object.assign(p, { httpPort: l.httpPort as number, tunnelPort: l.tunnelPort as number, mqttPort: l.mqttPort as number | undefined, mqttsPort: l.mqttsPort as number | undefined, url: `http://127.0.0.1:${l.httpPort as number}` });
 }
 
-/** Starts the simulated device REST service as its own process. */
-export async function startDevice(email: string | null): Promise<Proc & { port: number; url: string }> {
-  const args = ['--import', 'tsx', join(ROOT, 'test/fixtures/device.ts'), ...(email ? [email] : [])];
-  const p = new Proc(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), 'device');
+/**
+ * Starts the simulated device REST service as its own process; with `password`, the device
+ * authenticates its users itself (apiAuthPath /auth); `port` reuses a port (a device restarting).
+ */
+export async function startDevice(email: string | null, opts: { password?: string; port?: number } = {}): Promise<Proc & { port: number; url: string }> {
+  const args = ['--import', 'tsx', join(ROOT, 'test/fixtures/device.ts'), email ?? '', String(opts.port ?? 0)];
+  const env = { ...process.env, CLOUDREST_TEST_DEVICE_PASSWORD: opts.password ?? '' };
+  const p = new Proc(spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }), 'device');
   const l = await p.waitFor((x) => x.startsWith('{"port"'));
   const port = (JSON.parse(l) as { port: number }).port;
   return Object.assign(p, { port, url: `http://127.0.0.1:${port}` });

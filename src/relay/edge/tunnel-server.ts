@@ -26,8 +26,8 @@ export interface TunnelServerDeps {
   presence: Presence;
   log: Logger;
   metrics: HubMetrics;
-  /** Called when a device (re)connects, so cached responses of its old state are dropped. */
-  onDeviceConnected?: (deviceId: string) => void;
+  /** Called when a device (re)connects, with the info it reported: cached state is dropped, its email looked at. */
+  onDeviceConnected?: (deviceId: string, info: Record<string, unknown>) => void;
 }
 
 const MAX_ID_CHARS = 128;
@@ -164,7 +164,7 @@ export class TunnelServer {
     );
     const maxInflight = Math.min(this.opts.maxInflightPerDevice, maxStreams ?? this.opts.maxInflightPerDevice);
     const tunnel = new DeviceTunnel(deviceId, session, bootId ?? '', now, remoteAddress, maxInflight, this.opts.maxQueuedPerDevice);
-    this.deps.onDeviceConnected?.(deviceId);
+    this.deps.onDeviceConnected?.(deviceId, info ?? {});
     const old = this.#tunnels.get(deviceId);
     // Take-over: the registry points at the new tunnel before the old one is told to go, so a request
     // arriving in between finds a tunnel either way.

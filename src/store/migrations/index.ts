@@ -121,6 +121,37 @@ const m0002Mqtt: Migration = {
 };
 
 /**
+ * Accounts (issue 4): pending email confirmations (the seed's ownership with "confirmed" = false; a
+ * user row exists only once its email is confirmed) and when each access token was last used.
+ */
+const m0003Accounts: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('tokens').addColumn('last_used_at', 'bigint').execute();
+
+    await db.schema
+      .createTable('email_confirmations')
+      // SHA-256 (hex) of the random id in the mailed link; the id itself is never stored.
+      .addColumn('id_hash', 'text', (c) => c.primaryKey())
+      .addColumn('email', 'text', (c) => c.notNull())
+      // Not a foreign key: the confirmation outlives a deleted device (its email is what matters).
+      .addColumn('device_id', 'text')
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addColumn('used_at', 'bigint')
+      .execute();
+    // The mail rate limits count recent rows per email, per device and in all.
+    await db.schema.createIndex('email_confirmations_email_idx').on('email_confirmations').columns(['email', 'created_at']).execute();
+    await db.schema.createIndex('email_confirmations_device_idx').on('email_confirmations').columns(['device_id', 'created_at']).execute();
+    await db.schema.createIndex('email_confirmations_created_idx').on('email_confirmations').column('created_at').execute();
+  },
+
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('email_confirmations').execute();
+    await db.schema.alterTable('tokens').dropColumn('last_used_at').execute();
+  },
+};
+
+/**
  * Factory provisioning (seed 002 "Device Factory Provisioning"): factory keys, and per device which key
  * provisioned it and whether it is revoked. A factory key is stored as the SHA-256 of its value; its
  * derivation key (random, per factory key) lets the hub give the same device secret again when the
@@ -156,6 +187,7 @@ const m0004Factory: Migration = {
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': m0001Initial,
   '0002_mqtt': m0002Mqtt,
+  '0003_accounts': m0003Accounts,
   '0004_factory': m0004Factory,
 });
 

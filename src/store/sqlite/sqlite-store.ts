@@ -8,10 +8,10 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
-import type { Selectable } from 'kysely';
+import type { ColumnType, Selectable } from 'kysely';
 import { migrateToLatest } from '../migrations/index.js';
 import { DuplicateError } from '../store.js';
-import type { DeviceRecord, FactoryKeyRecord, NewDevice, Store, TokenRecord, UserRecord } from '../store.js';
+import type { ConfirmationRecord, ConfirmResult, DeviceRecord, FactoryKeyRecord, NewDevice, Store, TokenInfo, TokenRecord, UserRecord } from '../store.js';
 import { FactoryKeyQueries, type FactoryKeysTable } from './factory-keys.js';
 
 interface UsersTable {
@@ -38,6 +38,16 @@ interface TokensTable {
   user_id: string;
   created_at: number;
   expires_at: number;
+  last_used_at: ColumnType<number | null, number | null | undefined, number | null>;
+}
+
+interface ConfirmationsTable {
+  id_hash: string;
+  email: string;
+  device_id: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
 }
 
 interface Tables {
@@ -45,7 +55,11 @@ interface Tables {
   devices: DevicesTable;
   tokens: TokensTable;
   factory_keys: FactoryKeysTable;
+  email_confirmations: ConfirmationsTable;
 }
+
+/** SQLite caps bound parameters per statement (32,766 since 3.32); delete in slices well under it. */
+const DELETE_BATCH = 500;
 
 /** Lower-cased and trimmed; an empty email is no email. */
 function normalizeEmail(email: string): string {
@@ -104,7 +118,7 @@ function toDevice(row: Selectable<DevicesTable>): DeviceRecord {
   };
 }
 
-function toToken(row: Selectable<TokensTable>): TokenRecord {
+function toToken(row: Omit<Selectable<TokensTable>, 'last_used_at'>): TokenRecord {
   return { tokenHash: row.token_hash, userId: row.user_id, createdAt: row.created_at, expiresAt: row.expires_at };
 }
 
@@ -122,6 +136,10 @@ function deviceRow(device: NewDevice, now: number): Selectable<DevicesTable> {
     factory_key_id: device.factoryKeyId ?? null,
     revoked_at: null,
   };
+}
+
+function toConfirmation(row: Selectable<ConfirmationsTable>): ConfirmationRecord {
+  return { idHash: row.id_hash, email: row.email, deviceId: row.device_id, createdAt: row.created_at, expiresAt: row.expires_at, usedAt: row.used_at };
 }
 
 export class SqliteStore implements Store {
@@ -301,7 +319,7 @@ export class SqliteStore implements Store {
   }
 
   async getToken(tokenHash: string): Promise<TokenRecord | undefined> {
-    const row = await this.#db.selectFrom('tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+    const row = await this.#db.selectFrom('tokens').select(['token_hash', 'user_id', 'created_at', 'expires_at']).where('token_hash', '=', tokenHash).executeTakeFirst();
     return row && toToken(row);
   }
 
@@ -312,6 +330,72 @@ export class SqliteStore implements Store {
   /** A token is valid while `now < expiresAt`, so one whose `expiresAt` has been reached is removed. */
   async deleteExpiredTokens(now: number): Promise<number> {
     const result = await this.#db.deleteFrom('tokens').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async listTokensByUser(userId: string, now: number): Promise<TokenInfo[]> {
+    const rows = await this.#db
+      .selectFrom('tokens')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .where('expires_at', '>', now)
+      .orderBy('created_at', 'desc')
+      .orderBy('token_hash')
+      .execute();
+    return rows.map((r) => ({ ...toToken(r), lastUsedAt: r.last_used_at }));
+  }
+
+  async touchToken(tokenHash: string, usedAt: number): Promise<void> {
+    await this.#db.updateTable('tokens').set({ last_used_at: usedAt }).where('token_hash', '=', tokenHash).execute();
+  }
+
+  async deleteTokens(tokenHashes: readonly string[]): Promise<number> {
+    let n = 0;
+    for (let i = 0; i < tokenHashes.length; i += DELETE_BATCH) {
+      const slice = tokenHashes.slice(i, i + DELETE_BATCH);
+      const result = await this.#db.deleteFrom('tokens').where('token_hash', 'in', slice).executeTakeFirst();
+      n += Number(result.numDeletedRows);
+    }
+    return n;
+  }
+
+  // Email confirmations
+
+  async createConfirmation(c: Omit<ConfirmationRecord, 'usedAt'>): Promise<void> {
+    const row = { id_hash: c.idHash, email: normalizeEmail(c.email), device_id: c.deviceId, created_at: c.createdAt, expires_at: c.expiresAt, used_at: null };
+    await insertOrDuplicate('Confirmation', () => this.#db.insertInto('email_confirmations').values(row).execute());
+  }
+
+  async getConfirmation(idHash: string): Promise<ConfirmationRecord | undefined> {
+    const row = await this.#db.selectFrom('email_confirmations').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
+    return row && toConfirmation(row);
+  }
+
+  async countConfirmations(filter: { since: number; email?: string; deviceId?: string }): Promise<number> {
+    let q = this.#db.selectFrom('email_confirmations').select((eb) => eb.fn.countAll<number>().as('n')).where('created_at', '>=', filter.since);
+    if (filter.email !== undefined) q = q.where('email', '=', normalizeEmail(filter.email));
+    if (filter.deviceId !== undefined) q = q.where('device_id', '=', filter.deviceId);
+    const row = await q.executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async confirmEmail(idHash: string, user: { id: string; passwordHash: string }, now: number): Promise<ConfirmResult> {
+    return this.#db.transaction().execute(async (trx) => {
+      const c = await trx.selectFrom('email_confirmations').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
+      if (!c) return { status: 'unknown' };
+      if (c.used_at !== null) return { status: 'used', email: c.email };
+      if (c.expires_at <= now) return { status: 'expired', email: c.email };
+      const existing = await trx.selectFrom('users').select('id').where('email', '=', c.email).executeTakeFirst();
+      if (existing) return { status: 'registered', email: c.email };
+      const row = { id: user.id, email: c.email, password_hash: user.passwordHash, created_at: now };
+      await trx.insertInto('users').values(row).execute();
+      await trx.updateTable('email_confirmations').set({ used_at: now }).where('email', '=', c.email).where('used_at', 'is', null).execute();
+      return { status: 'confirmed', user: toUser(row) };
+    });
+  }
+
+  async deleteConfirmationsCreatedBefore(createdBefore: number): Promise<number> {
+    const result = await this.#db.deleteFrom('email_confirmations').where('created_at', '<', createdBefore).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 }
