@@ -10,8 +10,10 @@ import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Selectable } from 'kysely';
 import { migrateToLatest } from '../migrations/index.js';
-import { DuplicateError } from '../store.js';
+import { insertOrDuplicate } from './duplicate.js';
 import type { DeviceRecord, NewDevice, Store, TokenRecord, UserRecord } from '../store.js';
+import type { OAuthStore } from '../oauth-store.js';
+import { SqliteOAuth, type OAuthTables } from './sqlite-oauth.js';
 
 interface UsersTable {
   id: string;
@@ -48,21 +50,6 @@ function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
-function isUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
-}
-
-/** Runs an insert, turning a unique-key clash into DuplicateError. */
-async function insertOrDuplicate(what: string, run: () => Promise<unknown>): Promise<void> {
-  try {
-    await run();
-  } catch (err) {
-    if (isUniqueViolation(err)) throw new DuplicateError(`${what} already exists`, { cause: err });
-    throw err;
-  }
-}
-
 function toUser(row: Selectable<UsersTable>): UserRecord {
   return { id: row.id, email: row.email, passwordHash: row.password_hash, createdAt: row.created_at };
 }
@@ -95,9 +82,12 @@ function toToken(row: Selectable<TokensTable>): TokenRecord {
 
 export class SqliteStore implements Store {
   readonly #db: Kysely<Tables>;
+  readonly #oauth: SqliteOAuth;
 
   private constructor(db: Kysely<Tables>) {
     this.#db = db;
+    // Kysely is invariant in its table map; the OAuth part sees only its own tables.
+    this.#oauth = new SqliteOAuth(db as unknown as Kysely<OAuthTables>);
   }
 
   /** Opens (creating if needed) the database file; `':memory:'` gives a private in-memory database. */
@@ -242,4 +232,23 @@ export class SqliteStore implements Store {
     const result = await this.#db.deleteFrom('tokens').where('expires_at', '<=', now).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
+
+  // OAuth provider (sqlite-oauth.ts)
+
+  createOAuthClient: OAuthStore['createOAuthClient'] = (c) => this.#oauth.createOAuthClient(c);
+  getOAuthClient: OAuthStore['getOAuthClient'] = (id) => this.#oauth.getOAuthClient(id);
+  listOAuthClients: OAuthStore['listOAuthClients'] = () => this.#oauth.listOAuthClients();
+  deleteOAuthClient: OAuthStore['deleteOAuthClient'] = (id, now) => this.#oauth.deleteOAuthClient(id, now);
+  saveOAuthGrant: OAuthStore['saveOAuthGrant'] = (g) => this.#oauth.saveOAuthGrant(g);
+  getOAuthGrant: OAuthStore['getOAuthGrant'] = (u, c) => this.#oauth.getOAuthGrant(u, c);
+  listOAuthGrantsByUser: OAuthStore['listOAuthGrantsByUser'] = (u) => this.#oauth.listOAuthGrantsByUser(u);
+  deleteOAuthGrant: OAuthStore['deleteOAuthGrant'] = (u, c, now) => this.#oauth.deleteOAuthGrant(u, c, now);
+  createOAuthCode: OAuthStore['createOAuthCode'] = (c) => this.#oauth.createOAuthCode(c);
+  getOAuthCode: OAuthStore['getOAuthCode'] = (h) => this.#oauth.getOAuthCode(h);
+  redeemOAuthCode: OAuthStore['redeemOAuthCode'] = (h, now, t) => this.#oauth.redeemOAuthCode(h, now, t);
+  getOAuthToken: OAuthStore['getOAuthToken'] = (h) => this.#oauth.getOAuthToken(h);
+  rotateOAuthRefreshToken: OAuthStore['rotateOAuthRefreshToken'] = (h, now, t) => this.#oauth.rotateOAuthRefreshToken(h, now, t);
+  revokeOAuthFamily: OAuthStore['revokeOAuthFamily'] = (f, now) => this.#oauth.revokeOAuthFamily(f, now);
+  listOAuthRevocationsSince: OAuthStore['listOAuthRevocationsSince'] = (since) => this.#oauth.listOAuthRevocationsSince(since);
+  deleteExpiredOAuth: OAuthStore['deleteExpiredOAuth'] = (now, before) => this.#oauth.deleteExpiredOAuth(now, before);
 }
