@@ -95,6 +95,11 @@ export function oauthStoreContract(fresh: (t: TestContext) => Promise<Store>): v
       assert.equal(await store.getOAuthToken('a3'), undefined);
       assert.equal(await store.getOAuthToken('x'), undefined);
       assert.equal((await store.getOAuthToken('r2'))?.rotatedAt, null);
+      // A third generation: r1 (two rotations back) goes, r2 stays to detect its reuse.
+      assert.equal(await store.rotateOAuthRefreshToken('r2', T0 + 4, [token('r3', { kind: 'refresh' })]), true);
+      assert.equal(await store.getOAuthToken('r1'), undefined);
+      assert.equal((await store.getOAuthToken('r2'))?.rotatedAt, T0 + 4);
+      assert.ok(await store.getOAuthToken('a1'));
     });
 
     it('revoking a family deletes its tokens only and logs the revocation', async (t) => {

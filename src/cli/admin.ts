@@ -5,7 +5,7 @@ import { DuplicateError, type Store } from '../store/store.js';
 import { loadConfig, helpText } from '../config/load.js';
 import type { OptionTable } from '../config/option.js';
 
-const dataOption = { type: 'string', default: './data', description: 'Folder holding the hub database' } as const;
+export const dataOption = { type: 'string', default: './data', description: 'Folder holding the hub database' } as const;
 
 export const usersAddOptions = {
   data: dataOption,
@@ -26,7 +26,7 @@ export const listOptions = {
   json: { type: 'bool', default: false, description: 'Print JSON' },
 } as const satisfies OptionTable;
 
-async function withStore<T>(data: string, fn: (s: Store) => Promise<T>): Promise<T> {
+export async function withStore<T>(data: string, fn: (s: Store) => Promise<T>): Promise<T> {
   const store = SqliteStore.open(join(data, 'cloudrest.db'));
   try {
     await store.migrate();

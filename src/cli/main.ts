@@ -4,6 +4,7 @@ import { createHub, PortInUseError } from '../hub.js';
 import { runAgentCli } from '../agent/main.js';
 import { adminHelp, devicesAdd, devicesList, UsageError, usersAdd, usersList } from './admin.js';
 import { startDemo } from './demo.js';
+import { oauthClientsCommands, oauthClientsHelp } from './oauth-clients.js';
 
 const USAGE = `cloudrest: open IoT connectivity hub
 
@@ -14,6 +15,8 @@ Commands:
   agent               run the device agent (connects a device's REST API to a hub)
   users add|list      manage users
   devices add|list    manage devices (add prints the id and secret)
+  oauth-clients add|list|remove
+                      manage third-party services that may ask users for access (OAuth 2.0)
 `;
 
 const out = (s: string): void => {
@@ -57,6 +60,12 @@ async function main(argv: string[]): Promise<void> {
       if (rest.includes('--help')) return out(adminHelp[key]());
       const fn = { 'users add': usersAdd, 'users list': usersList, 'devices add': devicesAdd, 'devices list': devicesList }[key];
       return fn(rest, out);
+    }
+    case 'oauth-clients': {
+      const key = `${cmd} ${sub}` as keyof typeof oauthClientsHelp;
+      if (!(key in oauthClientsHelp)) throw new UsageError(`unknown command: cloudrest ${cmd} ${sub ?? ''}\n\n${USAGE}`);
+      if (rest.includes('--help')) return out(oauthClientsHelp[key]());
+      return oauthClientsCommands[key](rest, out);
     }
     case undefined:
     case '--help':

@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import { hashPassword, newToken, sha256Hex, verifyPassword } from '../core/secrets.js';
+import { isOAuthAccessToken } from '../oauth/secrets.js';
+import { loadOAuthSession } from '../oauth/session.js';
 import type { DeviceRecord, Store, UserRecord } from '../store/store.js';
 
 export interface AuthOptions {
@@ -13,6 +15,15 @@ export interface AuthOptions {
 export interface Session {
   user: UserRecord;
   expiresAt: number;
+  /** What an OAuth access token may do (src/oauth/scopes.ts); undefined for a first-party token: everything. */
+  scopes?: ReadonlySet<string>;
+  /** For an OAuth access token: its client and token family, so a revocation can find it in the cache. */
+  oauth?: { clientId: string; familyId: string };
+}
+
+/** True when the session may do what `scope` covers; a first-party session may do anything. */
+export function allows(session: Session, scope: string): boolean {
+  return session.scopes === undefined || session.scopes.has(scope);
 }
 
 const MAX_TOKEN_CHARS = 256;
@@ -73,11 +84,33 @@ export class Authenticator {
   }
 
   async #loadSession(token: string): Promise<Session | undefined> {
-    const rec = await this.store.getToken(sha256Hex(token));
-    const user = rec ? await this.store.getUserById(rec.userId) : undefined;
-    const s = rec && user ? { user, expiresAt: rec.expiresAt } : false;
+    let s: Session | false;
+    if (isOAuthAccessToken(token)) {
+      s = await loadOAuthSession(this.store, token);
+    } else {
+      const rec = await this.store.getToken(sha256Hex(token));
+      const user = rec ? await this.store.getUserById(rec.userId) : undefined;
+      s = rec && user ? { user, expiresAt: rec.expiresAt } : false;
+    }
     this.#tokens.set(token, s);
     return s && s.expiresAt > Date.now() ? s : undefined;
+  }
+
+  /** The user if the password is theirs (same timing for unknown emails); issues no token. */
+  async verifyPassword(email: string, password: string): Promise<UserRecord | undefined> {
+    const user = await this.store.getUserByEmail(email);
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    return user && ok ? user : undefined;
+  }
+
+  /** Evicts the cached sessions that `match` picks (OAuth revocations); returns how many. */
+  forgetSessions(match: (s: Session) => boolean): number {
+    const gone: string[] = [];
+    this.#tokens.forEach((s, token) => {
+      if (s && match(s)) gone.push(token);
+    });
+    for (const token of gone) this.#tokens.delete(token);
+    return gone.length;
   }
 
   async logout(token: string): Promise<void> {

@@ -93,7 +93,9 @@ export interface OAuthStore {
   getOAuthToken(tokenHash: string): Promise<OAuthTokenRecord | undefined>;
   /**
    * Marks a current refresh token rotated and stores its successors, atomically. False (and nothing
-   * stored) if it is unknown or was already rotated.
+   * stored) if it is unknown or was already rotated. Refresh tokens of the family rotated before are
+   * deleted: a family keeps its current refresh token and the one it replaced (to detect its reuse),
+   * so a client that refreshes often does not pile up rows until they expire.
    */
   rotateOAuthRefreshToken(tokenHash: string, now: number, tokens: OAuthTokenRecord[]): Promise<boolean>;
   /** Deletes every token of the family; logs a revocation. Returns how many tokens were deleted. */

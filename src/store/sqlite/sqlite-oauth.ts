@@ -239,6 +239,14 @@ export class SqliteOAuth implements OAuthStore {
         .where('rotated_at', 'is', null)
         .executeTakeFirst();
       if (r.numUpdatedRows === 0n) return false;
+      const family = await trx.selectFrom('oauth_tokens').select('family_id').where('token_hash', '=', tokenHash).executeTakeFirstOrThrow();
+      await trx
+        .deleteFrom('oauth_tokens')
+        .where('family_id', '=', family.family_id)
+        .where('kind', '=', 'refresh')
+        .where('rotated_at', 'is not', null)
+        .where('token_hash', '!=', tokenHash)
+        .execute();
       await insertTokens(trx, tokens);
       return true;
     });
