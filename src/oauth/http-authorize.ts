@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS, HubError, type ErrorCode } from '../errors.js';
 import { requireSession } from '../http/api.js';
 import type { Authenticator } from '../http/auth.js';
-import type { Store, UserRecord } from '../store/store.js';
+import type { OAuthClientRecord, Store, UserRecord } from '../store/store.js';
 import { checkAuthorizationRequest, requestFields, type AuthorizationCheck, type AuthorizationRequest } from './authorize-request.js';
 import { PAGE_HEADERS, consentPage, errorPage } from './consent-page.js';
 import { CONSENT_FORM_TTL_MS, CSRF_COOKIE, ConsentCsrf, readCookie } from './csrf.js';
@@ -80,7 +80,7 @@ export function registerAuthorize(app: FastifyInstance, d: AuthorizeDeps): void 
     return cookie;
   };
 
-  const showConsent = (req: FastifyRequest, res: FastifyReply, status: number, check: { client: Parameters<typeof consentPage>[0]['client']; request: AuthorizationRequest }, extra: { error?: string; email?: string } = {}) => {
+  const showConsent = (req: FastifyRequest, res: FastifyReply, status: number, check: { client: OAuthClientRecord; request: AuthorizationRequest }, extra: { error?: string; email?: string } = {}) => {
     const cookie = cookieFor(req, res);
     return sendPage(res, status, consentPage({ client: check.client, request: check.request, csrf: csrf.token(cookie, requestFields(check.request)), ...extra }));
   };
