@@ -145,12 +145,12 @@ describe("OAuth 2.0: a third-party service connects to a user's devices", () => 
     assert.equal((await fetch(`${w.hub.url}/v1/devices`, { headers: narrowBearer })).status, 200);
     assert.equal((await fetch(`${w.hub.url}/v1/devices/${w.deviceId}/api/device`, { headers: narrowBearer })).status, 403);
 
-    // `second` was replaced by the narrowing refresh: presenting it again is reuse (RFC 9700 §4.14.2).
-    const reuse = await tp.refresh(second.refresh_token);
+    // `first` was replaced two refreshes ago: presenting it again is reuse (RFC 9700 §4.14.2).
+    const reuse = await tp.refresh(first.refresh_token);
     assert.equal(reuse.status, 400);
     assert.equal(reuse.body.error, 'invalid_grant');
     assert.match(String(reuse.body.error_description), /already used/);
-    assert.equal((await tp.refresh(first.refresh_token)).body.error, 'invalid_grant');
+    assert.equal((await tp.refresh(second.refresh_token)).body.error, 'invalid_grant');
     // Every token of the family is gone at once, the newest ones included.
     assert.equal((await tp.callHub('/v1/devices')).status, 401);
     assert.equal((await fetch(`${w.hub.url}/v1/devices`, { headers: narrowBearer })).status, 401);
@@ -259,6 +259,10 @@ describe("OAuth 2.0: a third-party service connects to a user's devices", () => 
     // A public client cannot pretend to have a secret.
     const pretend = await postForm(w.hub.url, '/v1/oauth/token', { grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token as string }, { client_id: app.client_id, client_secret: 'made-up' });
     assert.deepEqual([pretend.status, pretend.body.error], [401, 'invalid_client']);
+    // The refresh token it just replaced, used again (a stolen copy, say), ends the authorization.
+    const reuse = await postForm(w.hub.url, '/v1/oauth/token', { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token as string, client_id: app.client_id });
+    assert.deepEqual([reuse.status, reuse.body.error], [400, 'invalid_grant']);
+    assert.equal((await fetch(`${w.hub.url}/v1/events`, { headers: { authorization: `Bearer ${refreshed.body.access_token as string}` } })).status, 401);
   });
 
   it('sends a user who denies back to the service with access_denied, and grants nothing', async () => {

@@ -108,7 +108,10 @@ export function oauthStoreContract(fresh: (t: TestContext) => Promise<Store>): v
       await store.createOAuthCode(code('c2', { familyId: 'f_2' }));
       await store.redeemOAuthCode('c1', T0, [token('a1'), token('r1', { kind: 'refresh' })]);
       await store.redeemOAuthCode('c2', T0, [token('a2', { familyId: 'f_2' })]);
+      assert.deepEqual(await store.findOAuthFamily('f_1'), { clientId: 'oc_1', userId: 'u_1' });
       assert.equal(await store.revokeOAuthFamily({ familyId: 'f_1', clientId: 'oc_1', userId: 'u_1' }, T0 + 100), 2);
+      assert.equal(await store.findOAuthFamily('f_1'), undefined);
+      assert.equal(await store.findOAuthFamily('f_missing'), undefined);
       assert.equal(await store.getOAuthToken('a1'), undefined);
       assert.equal(await store.getOAuthToken('r1'), undefined);
       assert.ok(await store.getOAuthToken('a2'));

@@ -11,7 +11,7 @@ import type { AuthorizationRequest } from './authorize-request.js';
 import { OAuthError } from './oauth-error.js';
 import type { Params } from './params.js';
 import { SCOPES, formatScope, parseScope, unionScope, type Scope } from './scopes.js';
-import { MAX_SECRET_CHARS, PREFIX, isCodeVerifier, newOAuthSecret, verifierMatches } from './secrets.js';
+import { MAX_SECRET_CHARS, PREFIX, isCodeVerifier, newOAuthSecret, newRefreshToken, refreshTokenFamily, verifierMatches } from './secrets.js';
 
 export interface OAuthOptions {
   codeTtlMs: number;
@@ -124,11 +124,21 @@ export class OAuthService {
     const hash = sha256Hex(token);
     const rec = token.startsWith(PREFIX.refreshToken) ? await this.d.store.getOAuthToken(hash) : undefined;
     const now = Date.now();
+    const reused = new OAuthError('invalid_grant', 'the refresh token was already used; every token of this authorization is revoked');
+    if (!rec) {
+      // Rotated out long ago (or expired), but it names a family that still lives: reuse all the same.
+      const familyId = refreshTokenFamily(token);
+      const family = familyId ? await this.d.store.findOAuthFamily(familyId) : undefined;
+      if (familyId && family?.clientId === client.id) {
+        await this.#revokeFamily({ familyId, ...family });
+        throw reused;
+      }
+    }
     if (!rec || rec.kind !== 'refresh' || rec.expiresAt <= now) throw new OAuthError('invalid_grant', 'unknown, expired or revoked refresh token');
     if (rec.clientId !== client.id) throw new OAuthError('invalid_grant', 'the refresh token was issued to another client');
     if (rec.rotatedAt !== null) {
       await this.#revokeFamily(rec);
-      throw new OAuthError('invalid_grant', 'the refresh token was already used; every token of this authorization is revoked');
+      throw reused;
     }
     const granted = parseScope(rec.scope) ?? [];
     let scopes = granted;
@@ -141,7 +151,7 @@ export class OAuthService {
     const issued = this.#newTokens(rec, scopes, granted, now);
     if (!(await this.d.store.rotateOAuthRefreshToken(hash, now, issued.records))) {
       await this.#revokeFamily(rec);
-      throw new OAuthError('invalid_grant', 'the refresh token was already used; every token of this authorization is revoked');
+      throw reused;
     }
     return issued.response;
   }
@@ -256,7 +266,7 @@ export class OAuthService {
 
   #newTokens(from: { familyId: string; clientId: string; userId: string }, accessScopes: Scope[], refreshScopes: Scope[], now: number): { records: OAuthTokenRecord[]; response: TokenResponse } {
     const access = newOAuthSecret('accessToken');
-    const refresh = newOAuthSecret('refreshToken');
+    const refresh = newRefreshToken(from.familyId);
     const base = { familyId: from.familyId, clientId: from.clientId, userId: from.userId, createdAt: now, rotatedAt: null };
     return {
       records: [

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { newToken } from '../core/secrets.js';
-import { PREFIX, isCodeVerifier, isOAuthAccessToken, isS256Challenge, newOAuthSecret, verifierMatches } from './secrets.js';
+import { newId, newToken } from '../core/secrets.js';
+import { PREFIX, isCodeVerifier, isOAuthAccessToken, isS256Challenge, newOAuthSecret, newRefreshToken, refreshTokenFamily, verifierMatches } from './secrets.js';
 
 describe('OAuth secrets and PKCE', () => {
   it('matches the RFC 7636 Appendix B example: verifier to S256 challenge', () => {
@@ -28,9 +28,19 @@ describe('OAuth secrets and PKCE', () => {
     const access = newOAuthSecret('accessToken');
     assert.match(access, /^cro\.at\.[A-Za-z0-9_-]{43}$/);
     assert.equal(isOAuthAccessToken(access), true);
-    assert.equal(isOAuthAccessToken(newOAuthSecret('refreshToken')), false);
+    assert.equal(isOAuthAccessToken(newRefreshToken(newId('of_'))), false);
     assert.equal(isOAuthAccessToken(newToken()), false);
     assert.deepEqual(new Set(Object.values(PREFIX)).size, 4);
     assert.notEqual(newOAuthSecret('code'), newOAuthSecret('code'));
+  });
+
+  it('names the token family in a refresh token, and nothing for a token of another shape', () => {
+    const family = newId('of_');
+    const token = newRefreshToken(family);
+    assert.equal(token.length <= 128, true);
+    assert.equal(refreshTokenFamily(token), family);
+    assert.equal(refreshTokenFamily(`${token}x`), undefined);
+    assert.equal(refreshTokenFamily(newOAuthSecret('accessToken')), undefined);
+    assert.equal(refreshTokenFamily(`cro.rt.${family}.short`), undefined);
   });
 });

@@ -19,8 +19,22 @@ export const PREFIX = {
 /** The longest code, token or secret accepted from a client (ours are 50 characters). */
 export const MAX_SECRET_CHARS = 128;
 
-export function newOAuthSecret(kind: keyof typeof PREFIX): string {
+export function newOAuthSecret(kind: Exclude<keyof typeof PREFIX, 'refreshToken'>): string {
   return PREFIX[kind] + randomBytes(32).toString('base64url');
+}
+
+/**
+ * A refresh token names its token family (`cro.rt.<family id>.<random>`): rotation deletes refresh
+ * tokens two generations back, yet presenting any old one is still recognised as reuse of that
+ * family (RFC 9700 §4.14.2). Only a holder of one of the family's tokens knows its id.
+ */
+export function newRefreshToken(familyId: string): string {
+  return `${PREFIX.refreshToken}${familyId}.${randomBytes(32).toString('base64url')}`;
+}
+
+/** The family id a refresh token names, if it has the right shape. */
+export function refreshTokenFamily(token: string): string | undefined {
+  return /^cro\.rt\.(of_[a-z2-7]{16})\.[A-Za-z0-9_-]{43}$/.exec(token)?.[1];
 }
 
 export function isOAuthAccessToken(token: string): boolean {

@@ -94,10 +94,12 @@ export interface OAuthStore {
   /**
    * Marks a current refresh token rotated and stores its successors, atomically. False (and nothing
    * stored) if it is unknown or was already rotated. Refresh tokens of the family rotated before are
-   * deleted: a family keeps its current refresh token and the one it replaced (to detect its reuse),
-   * so a client that refreshes often does not pile up rows until they expire.
+   * deleted, so a client that refreshes often does not pile up rows until they expire (reuse of an
+   * older one is still recognised: a refresh token names its family, see src/oauth/secrets.ts).
    */
   rotateOAuthRefreshToken(tokenHash: string, now: number, tokens: OAuthTokenRecord[]): Promise<boolean>;
+  /** The client and user of a family that still has tokens, or undefined. */
+  findOAuthFamily(familyId: string): Promise<{ clientId: string; userId: string } | undefined>;
   /** Deletes every token of the family; logs a revocation. Returns how many tokens were deleted. */
   revokeOAuthFamily(family: { familyId: string; clientId: string; userId: string }, now: number): Promise<number>;
 

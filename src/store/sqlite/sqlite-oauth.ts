@@ -252,6 +252,11 @@ export class SqliteOAuth implements OAuthStore {
     });
   }
 
+  async findOAuthFamily(familyId: string): Promise<{ clientId: string; userId: string } | undefined> {
+    const row = await this.db.selectFrom('oauth_tokens').select(['client_id', 'user_id']).where('family_id', '=', familyId).limit(1).executeTakeFirst();
+    return row && { clientId: row.client_id, userId: row.user_id };
+  }
+
   revokeOAuthFamily(f: { familyId: string; clientId: string; userId: string }, now: number): Promise<number> {
     return this.db.transaction().execute(async (trx) => {
       const r = await trx.deleteFrom('oauth_tokens').where('family_id', '=', f.familyId).executeTakeFirst();
