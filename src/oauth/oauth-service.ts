@@ -95,7 +95,7 @@ export class OAuthService {
     if (rec.clientId !== client.id) throw new OAuthError('invalid_grant', 'the authorization code was issued to another client');
     if (rec.usedAt !== null) {
       // RFC 6749 §4.1.2: a code used twice revokes the tokens issued for it.
-      await this.#revokeFamily(rec);
+      await this.#revokeFamily(rec, 'authorization code used again');
       throw new OAuthError('invalid_grant', 'the authorization code was already used; the tokens issued for it are revoked');
     }
     if (rec.expiresAt <= now) throw new OAuthError('invalid_grant', 'the authorization code expired');
@@ -111,7 +111,7 @@ export class OAuthService {
     const issued = this.#newTokens(rec, scopes, scopes, now);
     if (!(await this.d.store.redeemOAuthCode(hash, now, issued.records))) {
       // Another request redeemed it between our read and now: that is a replay too.
-      await this.#revokeFamily(rec);
+      await this.#revokeFamily(rec, 'authorization code used again');
       throw new OAuthError('invalid_grant', 'the authorization code was already used; the tokens issued for it are revoked');
     }
     return issued.response;
@@ -130,14 +130,14 @@ export class OAuthService {
       const familyId = refreshTokenFamily(token);
       const family = familyId ? await this.d.store.findOAuthFamily(familyId) : undefined;
       if (familyId && family?.clientId === client.id) {
-        await this.#revokeFamily({ familyId, ...family });
+        await this.#revokeFamily({ familyId, ...family }, 'refresh token used again');
         throw reused;
       }
     }
     if (!rec || rec.kind !== 'refresh' || rec.expiresAt <= now) throw new OAuthError('invalid_grant', 'unknown, expired or revoked refresh token');
     if (rec.clientId !== client.id) throw new OAuthError('invalid_grant', 'the refresh token was issued to another client');
     if (rec.rotatedAt !== null) {
-      await this.#revokeFamily(rec);
+      await this.#revokeFamily(rec, 'refresh token used again');
       throw reused;
     }
     const granted = parseScope(rec.scope) ?? [];
@@ -150,7 +150,7 @@ export class OAuthService {
     // §6: a new refresh token keeps the scope of the one it replaces; the access token may be narrower.
     const issued = this.#newTokens(rec, scopes, granted, now);
     if (!(await this.d.store.rotateOAuthRefreshToken(hash, now, issued.records))) {
-      await this.#revokeFamily(rec);
+      await this.#revokeFamily(rec, 'refresh token used again');
       throw reused;
     }
     return issued.response;
@@ -259,7 +259,9 @@ export class OAuthService {
     return this.d.store.getOAuthToken(sha256Hex(token));
   }
 
-  async #revokeFamily(f: { familyId: string; clientId: string; userId: string }): Promise<void> {
+  /** Revokes a token family; with `alarm`, a sign of a stolen code or token, logged for the operator. */
+  async #revokeFamily(f: { familyId: string; clientId: string; userId: string }, alarm?: string): Promise<void> {
+    if (alarm) this.d.log.warn({ clientId: f.clientId, userId: f.userId, reason: alarm }, 'OAuth authorization revoked: a code or refresh token was used again');
     await this.d.store.revokeOAuthFamily({ familyId: f.familyId, clientId: f.clientId, userId: f.userId }, Date.now());
     this.d.auth.forgetSessions((s) => s.oauth?.familyId === f.familyId);
   }
