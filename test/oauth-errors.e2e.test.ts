@@ -141,6 +141,7 @@ describe('OAuth 2.0: bad input is refused with the right error and changes nothi
     assert.deepEqual([replay.status, replay.body.error], [400, 'invalid_grant']);
     assert.equal(replay.body.access_token, undefined);
     assert.equal((await fetch(`${w.api}/device`, { headers: bearer })).status, 401);
+    await w.hub.waitForLog('OAuth authorization revoked: a code or refresh token was used again', (o) => o.reason === 'authorization code used again' && o.clientId === conf.client_id);
     const refresh = await postForm(w.hub.url, '/v1/oauth/token', { grant_type: 'refresh_token', refresh_token: first.body.refresh_token as string }, conf);
     assert.deepEqual([refresh.status, refresh.body.error], [400, 'invalid_grant']);
   });
