@@ -52,6 +52,8 @@ export function bearerToken(req: IncomingMessage, allowQuery: boolean): string |
 export class Authenticator {
   readonly #tokens: LRUCache<string, Session | false>;
   readonly #devices: LRUCache<string, DeviceRecord | false>;
+  /** Bumped by forgetSessions(), so a session read across an eviction is not cached stale. */
+  #evictions = 0;
 
   constructor(
     private readonly store: Store,
@@ -84,6 +86,7 @@ export class Authenticator {
   }
 
   async #loadSession(token: string): Promise<Session | undefined> {
+    const evictions = this.#evictions;
     let s: Session | false;
     if (isOAuthAccessToken(token)) {
       s = await loadOAuthSession(this.store, token);
@@ -92,7 +95,8 @@ export class Authenticator {
       const user = rec ? await this.store.getUserById(rec.userId) : undefined;
       s = rec && user ? { user, expiresAt: rec.expiresAt } : false;
     }
-    this.#tokens.set(token, s);
+    // An eviction ran while we read: what we read may be what it revoked, so it is not cached.
+    if (evictions === this.#evictions) this.#tokens.set(token, s);
     return s && s.expiresAt > Date.now() ? s : undefined;
   }
 
@@ -105,6 +109,7 @@ export class Authenticator {
 
   /** Evicts the cached sessions that `match` picks (OAuth revocations); returns how many. */
   forgetSessions(match: (s: Session) => boolean): number {
+    this.#evictions++;
     const gone: string[] = [];
     this.#tokens.forEach((s, token) => {
       if (s && match(s)) gone.push(token);

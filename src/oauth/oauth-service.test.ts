@@ -51,6 +51,17 @@ describe('OAuth sessions in the Authenticator', () => {
     assert.equal((hit as Session).oauth?.familyId, s.oauth?.familyId);
   });
 
+  it('does not cache a session read while an eviction ran (it may be what was revoked)', async () => {
+    const { access_token } = await tokens('devices:read');
+    const loading = auth.session(access_token);
+    assert.ok(loading instanceof Promise);
+    auth.forgetSessions(() => false);
+    assert.ok(await loading);
+    assert.ok(auth.session(access_token) instanceof Promise, 'read again from the Store');
+    await auth.session(access_token);
+    assert.ok(!(auth.session(access_token) instanceof Promise), 'cached once read undisturbed');
+  });
+
   it('forgets a revoked family at once, and a client removed by another process after the next poll', async () => {
     const a = await tokens('devices:read');
     const b = await tokens('events:read');
