@@ -26,6 +26,8 @@ import { RelayCache } from './relay/relay-cache.js';
 import { createMqtt, type MqttService } from './mqtt/hub/service.js';
 import { AttemptLimiter } from './factory/attempt-limiter.js';
 import { registerFactoryApi } from './factory/factory-api.js';
+import { registerOAuth } from './oauth/http.js';
+import { OAuthService } from './oauth/oauth-service.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 
@@ -142,6 +144,13 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   // Factory provisioning (src/factory/): POST /v1/factory/devices, authenticated by factory keys.
   const limiter = new AttemptLimiter({ maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxAddresses: 10_000 });
   registerFactoryApi(app, { store, log, metrics, limiter });
+  // OAuth 2.0 provider for third-party services (src/oauth/); the issuer is known once the port is bound.
+  let issuer = config.publicUrl?.replace(/\/+$/, '') ?? '';
+  const oauth = new OAuthService(
+    { store, auth, log, issuer: () => issuer },
+    { codeTtlMs: config.oauthCodeTtlMs, accessTokenTtlMs: config.oauthAccessTokenTtlMs, refreshTokenTtlMs: config.oauthRefreshTokenTtlMs },
+  );
+  registerOAuth(app, { store, auth, service: oauth, log, issuer: () => issuer, secureCookies: config.httpTls || issuer.startsWith('https:'), attempts: accounts.attempts });
   // MQTT broker (src/mqtt/hub/): its listeners, /mqtt upgrades, /v1/topics routes, metrics; one block.
   const mqtt = await createMqtt({ config, store, db: store.db, bus, auth, metrics, log, app, tls });
   await app.ready();
@@ -198,6 +207,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   ready = true;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const httpUrl = `${config.httpTls ? 'https' : 'http'}://${shownHost}:${httpPort}`;
+  issuer ||= httpUrl;
+  oauth.start();
   const tunnelUrl = `${config.tunnelTls ? 'tls' : 'tcp'}://${shownHost}:${tunnelPort}`;
   linkBase ||= httpUrl;
   const mqttPorts = mqtt ? { mqttPort: mqtt.mqttPort, mqttsPort: mqtt.mqttsPort, mqttWsUrl: `${httpUrl.replace(/^http/, 'ws')}/mqtt` } : {};
@@ -213,6 +224,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       tunnelServer.close();
       httpServer.closeIdleConnections();
       events.closeAll();
+      oauth.close();
       await tunnels.shutdown(config.shutdownGraceMs);
       await mqtt?.close(); // after the tunnels: their last offline statuses are published and stored
       httpServer.closeAllConnections();

@@ -7,6 +7,7 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { DuplicateError } from '../src/store/store.js';
 import type { Store } from '../src/store/store.js';
+import { oauthStoreContract } from './store-contract-oauth.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -463,5 +464,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.equal((await store.getConfirmation('now'))?.email, 'a@example.com');
       });
     });
+
+    oauthStoreContract(fresh);
   });
 }

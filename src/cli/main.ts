@@ -5,6 +5,7 @@ import { runAgentCli } from '../agent/main.js';
 import { adminHelp, devicesAdd, devicesList, UsageError, usersAdd, usersList } from './admin.js';
 import { startDemo } from './demo.js';
 import { factoryCommands } from './factory-commands.js';
+import { oauthClientsCommands, oauthClientsHelp } from './oauth-clients.js';
 
 const USAGE = `cloudrest: open IoT connectivity hub
 
@@ -19,6 +20,8 @@ Commands:
   devices import      add devices from a CSV file, all or none (prints ids and secrets)
   devices revoke|unrevoke   refuse a device from now on (a running hub closes its tunnel at once)
   factory-keys add|list|revoke|rotate   keys factories use to provision devices
+  oauth-clients add|list|remove
+                      manage third-party services that may ask users for access (OAuth 2.0)
 `;
 
 const out = (s: string): void => {
@@ -65,6 +68,12 @@ async function main(argv: string[]): Promise<void> {
       if (rest.includes('--help')) return out(adminHelp[key]());
       const fn = { 'users add': usersAdd, 'users list': usersList, 'devices add': devicesAdd, 'devices list': devicesList }[key];
       return fn(rest, out);
+    }
+    case 'oauth-clients': {
+      const key = `${cmd} ${sub}` as keyof typeof oauthClientsHelp;
+      if (!(key in oauthClientsHelp)) throw new UsageError(`unknown command: cloudrest ${cmd} ${sub ?? ''}\n\n${USAGE}`);
+      if (rest.includes('--help')) return out(oauthClientsHelp[key]());
+      return oauthClientsCommands[key](rest, out);
     }
     case undefined:
     case '--help':

@@ -4,7 +4,8 @@ import type { PasswordAttempts } from '../accounts/failure-limiter.js';
 import { HubError, ERRORS, type ErrorCode } from '../errors.js';
 import type { DeviceRecord, Store } from '../store/store.js';
 import type { TunnelServer } from '../relay/edge/tunnel-server.js';
-import { bearerToken, type Authenticator, type Session } from './auth.js';
+import type { Scope } from '../oauth/scopes.js';
+import { allows, bearerToken, type Authenticator, type Session } from './auth.js';
 import type { HubMetrics } from './metrics.js';
 
 export interface ApiDeps {
@@ -24,10 +25,17 @@ function reply(res: FastifyReply, code: ErrorCode, message?: string): FastifyRep
   return res.code(ERRORS[code].status).header('cache-control', 'no-store').send(new HubError(code, message).toJSON());
 }
 
-export async function requireSession(auth: Authenticator, req: FastifyRequest): Promise<Session> {
+/**
+ * The session of the request's bearer token. With `scope`, an OAuth token must have that scope;
+ * without, the endpoint is first-party only and an OAuth token (however scoped) gets 403.
+ */
+export async function requireSession(auth: Authenticator, req: FastifyRequest, scope?: Scope): Promise<Session> {
   const token = bearerToken(req.raw, true);
   const s = token ? await auth.session(token) : undefined;
   if (!s) throw new HubError('CR_ERR_UNAUTHORIZED');
+  if (scope === undefined ? s.scopes !== undefined : !allows(s, scope)) {
+    throw new HubError('CR_ERR_INSUFFICIENT_SCOPE', scope ? `this request needs the ${scope} scope` : 'this request needs a first-party token (POST /v1/auth), not an OAuth token');
+  }
   return s;
 }
 
@@ -43,6 +51,8 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.setErrorHandler((err, _req, res) => {
+    // RFC 6750 §3.1: a token without the needed scope.
+    if (err instanceof HubError && err.code === 'CR_ERR_INSUFFICIENT_SCOPE') res.header('www-authenticate', 'Bearer error="insufficient_scope"');
     if (err instanceof HubError) return reply(res, err.code, err.message);
     const e = err as { code?: string; statusCode?: number; message: string; validation?: unknown };
     if (e.validation) return reply(res, 'CR_ERR_VALIDATION', e.message);
@@ -99,7 +109,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   const listDevices = async (req: FastifyRequest) => {
-    const s = await requireSession(auth, req);
+    const s = await requireSession(auth, req, 'devices:read');
     const devices = await store.listDevicesByEmail(s.user.email);
     return { devices: devices.map(summary) };
   };
@@ -107,7 +117,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/v1/devices/list', listDevices); // the seed's name for the same list
 
   app.get('/v1/devices/:id', async (req) => {
-    const s = await requireSession(auth, req);
+    const s = await requireSession(auth, req, 'devices:read');
     const { id } = req.params as { id: string };
     const d = await auth.ownedDevice(s.user, id);
     if (!d) throw new HubError('CR_ERR_DEVICE_NOT_FOUND');

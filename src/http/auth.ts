@@ -3,6 +3,8 @@ import { LRUCache } from 'lru-cache';
 import type { Bus } from '../core/bus.js';
 import { hashPassword, newToken, sha256Hex, verifyPassword } from '../core/secrets.js';
 import { TOKENS_REVOKED_TOPIC, decodeRevocation, encodeRevocations, type RevokedToken } from '../core/token-revocation.js';
+import { isOAuthAccessToken } from '../oauth/secrets.js';
+import { loadOAuthSession } from '../oauth/session.js';
 import type { DeviceRecord, Store, UserRecord } from '../store/store.js';
 
 export interface AuthOptions {
@@ -17,6 +19,15 @@ export interface Session {
   expiresAt: number;
   /** SHA-256 (hex) of the token, as the Store keys it. */
   tokenHash: string;
+  /** What an OAuth access token may do (src/oauth/scopes.ts); undefined for a first-party token: everything. */
+  scopes?: ReadonlySet<string>;
+  /** For an OAuth access token: its client and token family, so a revocation can find it in the cache. */
+  oauth?: { clientId: string; familyId: string };
+}
+
+/** True when the session may do what `scope` covers; a first-party session may do anything. */
+export function allows(session: Session, scope: string): boolean {
+  return session.scopes === undefined || session.scopes.has(scope);
 }
 
 /** A token as GET /v1/auth/tokens lists it: never the token itself. */
@@ -115,19 +126,24 @@ export class Authenticator {
   async #loadSession(token: string, retried = false): Promise<Session | undefined> {
     const revocations = this.#revocations;
     const tokenHash = sha256Hex(token);
-    const rec = await this.store.getToken(tokenHash);
-    const user = rec ? await this.store.getUserById(rec.userId) : undefined;
+    let s: Session | false;
+    if (isOAuthAccessToken(token)) {
+      s = await loadOAuthSession(this.store, token, tokenHash);
+    } else {
+      const rec = await this.store.getToken(tokenHash);
+      const user = rec ? await this.store.getUserById(rec.userId) : undefined;
+      s = rec && user ? { user, expiresAt: rec.expiresAt, tokenHash } : false;
+    }
     // A revocation ran meanwhile: what was read may be what it deleted. Read again, once.
     if (revocations !== this.#revocations && !retried) return this.#loadSession(token, true);
     const now = Date.now();
-    const s = rec && user ? { user, expiresAt: rec.expiresAt, tokenHash } : false;
     if (revocations === this.#revocations) {
       this.#tokens.set(token, s);
       if (s) this.#cachedByHash.set(tokenHash, token);
     }
     if (!s || s.expiresAt <= now) return undefined;
-    // Last use, written off the request path and at most once a minute per token.
-    if (!this.#touched.has(tokenHash)) {
+    // Last use of a first-party token, written off the request path and at most once a minute per token.
+    if (!s.oauth && !this.#touched.has(tokenHash)) {
       this.#touched.set(tokenHash, true);
       this.store.touchToken(tokenHash, now).catch(() => this.#touched.delete(tokenHash));
     }
@@ -147,6 +163,24 @@ export class Authenticator {
     await this.store.deleteTokens(hashes);
     this.#evict(hashes);
     if (this.bus) for (const event of encodeRevocations({ userId, tokens: tokens.map((t) => ({ tokenHash: t.tokenHash, expiresAt: t.expiresAt })) })) this.bus.publish(TOKENS_REVOKED_TOPIC, event);
+  }
+
+  /** The user if the password is theirs (same timing for unknown emails); issues no token. */
+  async verifyPassword(email: string, password: string): Promise<UserRecord | undefined> {
+    const user = await this.store.getUserByEmail(email);
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    return user && ok ? user : undefined;
+  }
+
+  /** Evicts the cached sessions that `match` picks (OAuth revocations); returns how many. */
+  forgetSessions(match: (s: Session) => boolean): number {
+    this.#revocations++;
+    const gone: string[] = [];
+    this.#tokens.forEach((s, token) => {
+      if (s && match(s)) gone.push(token);
+    });
+    for (const token of gone) this.#tokens.delete(token);
+    return gone.length;
   }
 
   /** Revokes the presenting token (POST /v1/auth/logout). */

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus } from '../core/bus.js';
 import type { HubError } from '../errors.js';
 import type { TunnelServer } from '../relay/edge/tunnel-server.js';
-import { bearerToken, type Authenticator } from './auth.js';
+import { allows, bearerToken, type Authenticator } from './auth.js';
 import { EventHistory, type HistoryEvent } from './event-history.js';
 import type { HubMetrics } from './metrics.js';
 import { sendError } from './reply.js';
@@ -52,6 +52,9 @@ export class EventsService {
     const token = bearerToken(req, true);
     const session = token ? await this.o.auth.session(token) : undefined;
     if (!session) return sendError(res, 'CR_ERR_UNAUTHORIZED', undefined, { 'www-authenticate': 'Bearer' });
+    if (!allows(session, 'events:read')) {
+      return sendError(res, 'CR_ERR_INSUFFICIENT_SCOPE', 'this request needs the events:read scope', { 'www-authenticate': 'Bearer error="insufficient_scope", scope="events:read"' });
+    }
     let deviceIds: string[];
     const m = DEVICE_EVENTS.exec(url);
     if (m) {

@@ -79,6 +79,10 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
     let session = token ? auth.session(token) : undefined;
     if (session instanceof Promise) session = await session;
     if (!session) return fail(res, 'CR_ERR_UNAUTHORIZED', started, undefined, { 'www-authenticate': 'Bearer' });
+    // An OAuth token reaches a device's API only with devices:control (first-party sessions have no scopes).
+    if (session.scopes !== undefined && !session.scopes.has('devices:control')) {
+      return fail(res, 'CR_ERR_INSUFFICIENT_SCOPE', started, 'this request needs the devices:control scope', { 'www-authenticate': 'Bearer error="insufficient_scope", scope="devices:control"' });
+    }
     let device = auth.ownedDevice(session.user, deviceId);
     if (device instanceof Promise) device = await device;
     if (!device) return fail(res, 'CR_ERR_DEVICE_NOT_FOUND', started);

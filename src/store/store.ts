@@ -5,6 +5,10 @@
  * Secrets never reach a Store in clear: passwords arrive as scrypt hashes, device secrets and access
  * tokens as SHA-256 hashes (they are 256-bit random values, so a fast hash is enough).
  */
+import type { OAuthStore } from './oauth-store.js';
+
+export type * from './oauth-store.js';
+
 export interface UserRecord {
   id: string;
   email: string;
@@ -85,7 +89,8 @@ export interface FactoryKeyRecord {
   revokedAt: number | null;
 }
 
-export interface Store {
+/** The OAuth provider's methods are declared in oauth-store.ts. */
+export interface Store extends OAuthStore {
   /** Applies pending migrations. Called once before use. */
   migrate(): Promise<void>;
   close(): Promise<void>;

@@ -47,6 +47,8 @@ export class MqttIdentities {
       return this.#accept(`device:${device.id}`, { kind: 'device', id: device.id });
     }
     const session = await auth.session(password);
+    // MQTT topics have no OAuth scope: only first-party tokens connect as a user.
+    if (session?.scopes !== undefined) return refuse('an OAuth access token cannot be used for MQTT');
     if (session !== undefined) {
       await ownership.refreshOwner(session.user.email);
       return this.#accept(`user:${session.user.id}`, { kind: 'user', id: session.user.id, email: session.user.email.toLowerCase() });

@@ -183,12 +183,96 @@ const m0004Factory: Migration = {
   },
 };
 
+/**
+ * OAuth 2.0 provider (RFC 6749): registered clients, users' grants (consent), authorization codes,
+ * access and refresh tokens, and a revocation log every hub node reads to evict cached sessions.
+ * Codes and tokens are stored as SHA-256 hashes, client secrets too; scopes as space-separated text.
+ */
+const m0006OAuth: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('oauth_clients')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('redirect_uris', 'text', (c) => c.notNull()) // JSON array of exact URIs
+      .addColumn('secret_hash', 'text') // null: a public client (PKCE required)
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('oauth_grants')
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('client_id', 'text', (c) => c.notNull().references('oauth_clients.id').onDelete('cascade'))
+      .addColumn('scope', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('updated_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('oauth_grants_pk', ['user_id', 'client_id'])
+      .execute();
+    await db.schema.createIndex('oauth_grants_client_id_idx').on('oauth_grants').column('client_id').execute();
+
+    await db.schema
+      .createTable('oauth_codes')
+      .addColumn('code_hash', 'text', (c) => c.primaryKey())
+      .addColumn('client_id', 'text', (c) => c.notNull().references('oauth_clients.id').onDelete('cascade'))
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('redirect_uri', 'text', (c) => c.notNull())
+      .addColumn('scope', 'text', (c) => c.notNull())
+      .addColumn('code_challenge', 'text')
+      // The token family the code's tokens will belong to: a replayed code revokes it (RFC 6749 §4.1.2).
+      .addColumn('family_id', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addColumn('used_at', 'bigint')
+      .execute();
+    await db.schema.createIndex('oauth_codes_expires_at_idx').on('oauth_codes').column('expires_at').execute();
+    await db.schema.createIndex('oauth_codes_user_client_idx').on('oauth_codes').columns(['user_id', 'client_id']).execute();
+    await db.schema.createIndex('oauth_codes_client_id_idx').on('oauth_codes').column('client_id').execute();
+
+    await db.schema
+      .createTable('oauth_tokens')
+      .addColumn('token_hash', 'text', (c) => c.primaryKey())
+      .addColumn('kind', 'text', (c) => c.notNull()) // 'access' | 'refresh'
+      .addColumn('family_id', 'text', (c) => c.notNull())
+      .addColumn('client_id', 'text', (c) => c.notNull().references('oauth_clients.id').onDelete('cascade'))
+      .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('scope', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      // Set when a refresh token is exchanged; presenting it again is reuse and revokes the family.
+      .addColumn('rotated_at', 'bigint')
+      .execute();
+    await db.schema.createIndex('oauth_tokens_family_id_idx').on('oauth_tokens').column('family_id').execute();
+    await db.schema.createIndex('oauth_tokens_user_client_idx').on('oauth_tokens').columns(['user_id', 'client_id']).execute();
+    await db.schema.createIndex('oauth_tokens_client_id_idx').on('oauth_tokens').column('client_id').execute();
+    await db.schema.createIndex('oauth_tokens_expires_at_idx').on('oauth_tokens').column('expires_at').execute();
+
+    // Not a foreign key: the record outlives the client or grant it names.
+    await db.schema
+      .createTable('oauth_revocations')
+      .addColumn('client_id', 'text', (c) => c.notNull())
+      .addColumn('user_id', 'text')
+      .addColumn('family_id', 'text')
+      .addColumn('revoked_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('oauth_revocations_revoked_at_idx').on('oauth_revocations').column('revoked_at').execute();
+  },
+
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('oauth_revocations').execute();
+    await db.schema.dropTable('oauth_tokens').execute();
+    await db.schema.dropTable('oauth_codes').execute();
+    await db.schema.dropTable('oauth_grants').execute();
+    await db.schema.dropTable('oauth_clients').execute();
+  },
+};
+
 /** Every migration, by name. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': m0001Initial,
   '0002_mqtt': m0002Mqtt,
   '0003_accounts': m0003Accounts,
   '0004_factory': m0004Factory,
+  '0006_oauth': m0006OAuth,
 });
 
 export const migrationProvider: MigrationProvider = {

@@ -11,8 +11,11 @@ import { Kysely, SqliteDialect } from 'kysely';
 import type { ColumnType, Selectable } from 'kysely';
 import { migrateToLatest } from '../migrations/index.js';
 import { DuplicateError } from '../store.js';
+import { insertOrDuplicate, insertOrDuplicateValue, isUniqueViolation } from './duplicate.js';
 import type { ConfirmationRecord, ConfirmResult, DeviceRecord, FactoryKeyRecord, NewDevice, Store, TokenInfo, TokenRecord, UserRecord } from '../store.js';
+import type { OAuthStore } from '../oauth-store.js';
 import { FactoryKeyQueries, type FactoryKeysTable } from './factory-keys.js';
+import { SqliteOAuth, type OAuthTables } from './sqlite-oauth.js';
 
 interface UsersTable {
   id: string;
@@ -64,30 +67,6 @@ const DELETE_BATCH = 500;
 /** Lower-cased and trimmed; an empty email is no email. */
 function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
-}
-
-function isUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
-}
-
-/** Runs an insert, turning a unique-key clash into DuplicateError. */
-async function insertOrDuplicate(what: string, run: () => Promise<unknown>): Promise<void> {
-  try {
-    await run();
-  } catch (err) {
-    if (isUniqueViolation(err)) throw new DuplicateError(`${what} already exists`, { cause: err });
-    throw err;
-  }
-}
-
-/** insertOrDuplicate for an insert that returns what it inserted. */
-async function insertOrDuplicateValue<T>(what: string, run: () => Promise<T>): Promise<T> {
-  let value!: T;
-  await insertOrDuplicate(what, async () => {
-    value = await run();
-  });
-  return value;
 }
 
 function toUser(row: Selectable<UsersTable>): UserRecord {
@@ -145,10 +124,13 @@ function toConfirmation(row: Selectable<ConfirmationsTable>): ConfirmationRecord
 export class SqliteStore implements Store {
   readonly #db: Kysely<Tables>;
   readonly #factoryKeys: FactoryKeyQueries;
+  readonly #oauth: SqliteOAuth;
 
   private constructor(db: Kysely<Tables>) {
     this.#db = db;
+    // Kysely is invariant in its table map; each part sees only its own tables.
     this.#factoryKeys = new FactoryKeyQueries(db as unknown as Kysely<{ factory_keys: FactoryKeysTable }>);
+    this.#oauth = new SqliteOAuth(db as unknown as Kysely<OAuthTables>);
   }
 
   /** Opens (creating if needed) the database file; `':memory:'` gives a private in-memory database. */
@@ -398,4 +380,24 @@ export class SqliteStore implements Store {
     const result = await this.#db.deleteFrom('email_confirmations').where('created_at', '<', createdBefore).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
+
+  // OAuth provider (sqlite-oauth.ts)
+
+  createOAuthClient: OAuthStore['createOAuthClient'] = (c) => this.#oauth.createOAuthClient(c);
+  getOAuthClient: OAuthStore['getOAuthClient'] = (id) => this.#oauth.getOAuthClient(id);
+  listOAuthClients: OAuthStore['listOAuthClients'] = () => this.#oauth.listOAuthClients();
+  deleteOAuthClient: OAuthStore['deleteOAuthClient'] = (id, now) => this.#oauth.deleteOAuthClient(id, now);
+  saveOAuthGrant: OAuthStore['saveOAuthGrant'] = (g) => this.#oauth.saveOAuthGrant(g);
+  getOAuthGrant: OAuthStore['getOAuthGrant'] = (u, c) => this.#oauth.getOAuthGrant(u, c);
+  listOAuthGrantsByUser: OAuthStore['listOAuthGrantsByUser'] = (u) => this.#oauth.listOAuthGrantsByUser(u);
+  deleteOAuthGrant: OAuthStore['deleteOAuthGrant'] = (u, c, now) => this.#oauth.deleteOAuthGrant(u, c, now);
+  createOAuthCode: OAuthStore['createOAuthCode'] = (c) => this.#oauth.createOAuthCode(c);
+  getOAuthCode: OAuthStore['getOAuthCode'] = (h) => this.#oauth.getOAuthCode(h);
+  redeemOAuthCode: OAuthStore['redeemOAuthCode'] = (h, now, t) => this.#oauth.redeemOAuthCode(h, now, t);
+  getOAuthToken: OAuthStore['getOAuthToken'] = (h) => this.#oauth.getOAuthToken(h);
+  rotateOAuthRefreshToken: OAuthStore['rotateOAuthRefreshToken'] = (h, now, t) => this.#oauth.rotateOAuthRefreshToken(h, now, t);
+  findOAuthFamily: OAuthStore['findOAuthFamily'] = (f) => this.#oauth.findOAuthFamily(f);
+  revokeOAuthFamily: OAuthStore['revokeOAuthFamily'] = (f, now) => this.#oauth.revokeOAuthFamily(f, now);
+  listOAuthRevocationsSince: OAuthStore['listOAuthRevocationsSince'] = (since) => this.#oauth.listOAuthRevocationsSince(since);
+  deleteExpiredOAuth: OAuthStore['deleteExpiredOAuth'] = (now, before) => this.#oauth.deleteExpiredOAuth(now, before);
 }
