@@ -67,14 +67,28 @@ export function resolve(doc: OpenApiDocument, at: string): { value: Obj; pointer
   throw new Error(`$ref loop at ${at}`);
 }
 
-/** A path with each `{name}` replaced by the `example` of its parameter. */
+/** The operation's path with each `{name}` replaced by its parameter's `example`, and its required query parameters. */
 export function exampleUrl(doc: OpenApiDocument, o: Operation): string {
   const params = ((o.op.parameters as unknown[] | undefined) ?? []).map((_, i) => resolve(doc, `${o.pointer}/parameters/${i}`).value);
-  return o.path.replace(/\{([^}]+)\}/g, (_, name: string) => {
+  const path = o.path.replace(/\{([^}]+)\}/g, (_, name: string) => {
     const p = params.find((x) => x.in === 'path' && x.name === name);
     if (p?.example === undefined) throw new Error(`${o.method.toUpperCase()} ${o.path}: path parameter ${name} has no example`);
     return encodeURIComponent(String(p.example)).replace(/%2F/g, '/');
   });
+  const query = new URLSearchParams(params.filter((p) => p.in === 'query' && p.required === true).map((p): [string, string] => [String(p.name), String(p.example)]));
+  const q = query.toString();
+  return q === '' ? path : `${path}?${q}`;
+}
+
+/** The operation's JSON example body, if it has one. */
+export function exampleBody(o: Operation): unknown {
+  return ((o.op.requestBody as { content?: Record<string, Obj> } | undefined)?.content?.['application/json'])?.example;
+}
+
+export function findOperation(doc: OpenApiDocument, method: string, path: string): Operation {
+  const o = operations(doc).find((x) => x.method === method.toLowerCase() && x.path === path);
+  if (!o) throw new Error(`${method} ${path} is not in the document`);
+  return o;
 }
 
 export interface Answer {
@@ -151,6 +165,7 @@ export class DocumentSchemas {
     const responses = o.op.responses as Obj;
     const key = String(answer.status) in responses ? String(answer.status) : 'default' in responses ? 'default' : undefined;
     if (key === undefined) return [`${where}: status not in the document`];
+    if (o.method === 'head') return [];
     const response = resolve(this.doc, `${o.pointer}/responses/${key}`);
     const content = response.value.content as Obj | undefined;
     if (content === undefined) return answer.text === '' ? [] : [`${where}: the document gives this answer no body, the hub sent ${answer.text.slice(0, 80)}`];
