@@ -7,6 +7,7 @@ import type { TunnelServer } from '../relay/edge/tunnel-server.js';
 import type { Scope } from '../oauth/scopes.js';
 import { allows, bearerToken, type Authenticator, type Session } from './auth.js';
 import type { HubMetrics } from './metrics.js';
+import { registerOpenApi } from './openapi.js';
 
 export interface ApiDeps {
   store: Store;
@@ -71,6 +72,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     res.header('content-type', deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });
+  registerOpenApi(app);
 
   app.post('/v1/auth', {
     schema: {
