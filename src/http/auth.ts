@@ -1,13 +1,21 @@
 import type { IncomingMessage } from 'node:http';
 import { LRUCache } from 'lru-cache';
+import type { Bus } from '../core/bus.js';
 import { hashPassword, newToken, sha256Hex, verifyPassword } from '../core/secrets.js';
+import { TOKENS_REVOKED_TOPIC, encodeTokensRevoked } from '../core/token-events.js';
+import { MAX_SIGNED_TOKEN_CHARS } from '../relay/protocol/signed-token.js';
 import type { DeviceRecord, Store, UserRecord } from '../store/store.js';
+import type { TokenSigner } from './token-signer.js';
 
 export interface AuthOptions {
   tokenTtlMs: number;
   rememberTokenTtlMs: number;
   /** How long a token or device lookup is trusted before asking the Store again. */
   cacheTtlMs?: number;
+  /** Issues signed tokens that agents can verify offline (LAN access); opaque random tokens without it. */
+  signer?: TokenSigner;
+  /** Where revocations are announced (bus topic auth/tokens/revoked), for agents' LAN revocation lists. */
+  bus?: Bus;
 }
 
 export interface Session {
@@ -15,7 +23,8 @@ export interface Session {
   expiresAt: number;
 }
 
-const MAX_TOKEN_CHARS = 256;
+/** Signed tokens (cr1.…) are longer than the opaque 43-character ones. */
+const MAX_TOKEN_CHARS = MAX_SIGNED_TOKEN_CHARS;
 
 /** The bearer token of a request: `Authorization: Bearer T`, or `access_token` in the query (for EventSource, which cannot set headers). */
 export function bearerToken(req: IncomingMessage, allowQuery: boolean): string | undefined {
@@ -56,9 +65,9 @@ export class Authenticator {
     // Verify against a dummy hash for unknown users too, so timing does not reveal which emails exist.
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
     if (!user || !ok) return undefined;
-    const token = newToken();
     const now = Date.now();
     const expiresAt = now + (remember ? this.opts.rememberTokenTtlMs : this.opts.tokenTtlMs);
+    const token = this.opts.signer ? this.opts.signer.issue(user.id, user.email, expiresAt) : newToken();
     await this.store.createToken({ tokenHash: sha256Hex(token), userId: user.id, createdAt: now, expiresAt });
     return { token, expiresAt, user };
   }
@@ -82,7 +91,19 @@ export class Authenticator {
 
   async logout(token: string): Promise<void> {
     this.#tokens.delete(token);
-    await this.store.deleteToken(sha256Hex(token));
+    const tokenHash = sha256Hex(token);
+    const rec = await this.store.getToken(tokenHash);
+    await this.store.deleteToken(tokenHash);
+    if (rec) this.#publishTokensRevoked(rec.userId, [{ tokenHash, expiresAt: rec.expiresAt }]);
+  }
+
+  /**
+   * Announces tokens revoked before their expiry on the bus (`auth/tokens/revoked`); the LAN trust
+   * sync (src/relay/edge/lan-trust.ts) records them and tells the owner's agents to refuse them.
+   */
+  #publishTokensRevoked(userId: string, tokens: Array<{ tokenHash: string; expiresAt: number }>): void {
+    const live = tokens.filter((t) => t.expiresAt > Date.now());
+    if (live.length > 0) this.opts.bus?.publish(TOKENS_REVOKED_TOPIC, encodeTokensRevoked({ userId, tokens: live }));
   }
 
   /** The device if `user` owns it (its reported email is theirs); synchronous when cached. */

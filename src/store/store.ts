@@ -31,6 +31,14 @@ export interface TokenRecord {
   expiresAt: number;
 }
 
+/** A token revoked before its expiry; kept until then so agents serving the LAN can refuse it. */
+export interface RevokedTokenRecord {
+  tokenHash: string;
+  userId: string;
+  expiresAt: number;
+  revokedAt: number;
+}
+
 export interface NewDevice {
   id: string;
   name: string;
@@ -63,6 +71,13 @@ export interface Store {
   deleteToken(tokenHash: string): Promise<void>;
   /** Removes expired tokens; returns how many. */
   deleteExpiredTokens(now: number): Promise<number>;
+
+  /** Records revoked tokens; one already recorded is left as it is. */
+  addRevokedTokens(tokens: RevokedTokenRecord[]): Promise<void>;
+  /** A user's revoked tokens that have not expired at `now`, most recently revoked first, at most `limit`. */
+  listRevokedTokens(userId: string, now: number, limit: number): Promise<RevokedTokenRecord[]>;
+  /** Forgets revocations of tokens that have expired (they are refused anyway); returns how many. */
+  deleteExpiredRevokedTokens(now: number): Promise<number>;
 }
 
 /** Thrown by a Store when a unique key (user email, device id, token) already exists. */

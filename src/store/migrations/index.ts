@@ -120,10 +120,34 @@ const m0002Mqtt: Migration = {
   },
 };
 
+/**
+ * Tokens revoked before their expiry (logout, revocation), kept until they expire: the hub sends each
+ * agent its owner's list, so a device serving the LAN without the hub refuses them too.
+ */
+const m0003RevokedTokens: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('revoked_tokens')
+      .addColumn('token_hash', 'text', (c) => c.primaryKey())
+      // Not a foreign key: the token row itself is gone, and a deleted user's revocations still hold.
+      .addColumn('user_id', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addColumn('revoked_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('revoked_tokens_user_id_idx').on('revoked_tokens').columns(['user_id', 'revoked_at']).execute();
+    await db.schema.createIndex('revoked_tokens_expires_at_idx').on('revoked_tokens').column('expires_at').execute();
+  },
+
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('revoked_tokens').execute();
+  },
+};
+
 /** Every migration, by name. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': m0001Initial,
   '0002_mqtt': m0002Mqtt,
+  '0003_revoked_tokens': m0003RevokedTokens,
 });
 
 export const migrationProvider: MigrationProvider = {

@@ -11,7 +11,7 @@ import { Kysely, SqliteDialect } from 'kysely';
 import type { Selectable } from 'kysely';
 import { migrateToLatest } from '../migrations/index.js';
 import { DuplicateError } from '../store.js';
-import type { DeviceRecord, NewDevice, Store, TokenRecord, UserRecord } from '../store.js';
+import type { DeviceRecord, NewDevice, RevokedTokenRecord, Store, TokenRecord, UserRecord } from '../store.js';
 
 interface UsersTable {
   id: string;
@@ -37,10 +37,18 @@ interface TokensTable {
   expires_at: number;
 }
 
+interface RevokedTokensTable {
+  token_hash: string;
+  user_id: string;
+  expires_at: number;
+  revoked_at: number;
+}
+
 interface Tables {
   users: UsersTable;
   devices: DevicesTable;
   tokens: TokensTable;
+  revoked_tokens: RevokedTokensTable;
 }
 
 /** Lower-cased and trimmed; an empty email is no email. */
@@ -240,6 +248,26 @@ export class SqliteStore implements Store {
   /** A token is valid while `now < expiresAt`, so one whose `expiresAt` has been reached is removed. */
   async deleteExpiredTokens(now: number): Promise<number> {
     const result = await this.#db.deleteFrom('tokens').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  // Revoked tokens
+
+  async addRevokedTokens(tokens: RevokedTokenRecord[]): Promise<void> {
+    if (tokens.length === 0) return;
+    const rows = tokens.map((t) => ({ token_hash: t.tokenHash, user_id: t.userId, expires_at: t.expiresAt, revoked_at: t.revokedAt }));
+    await this.#db.insertInto('revoked_tokens').values(rows).onConflict((oc) => oc.column('token_hash').doNothing()).execute();
+  }
+
+  async listRevokedTokens(userId: string, now: number, limit: number): Promise<RevokedTokenRecord[]> {
+    const rows = await this.#db.selectFrom('revoked_tokens').selectAll()
+      .where('user_id', '=', userId).where('expires_at', '>', now)
+      .orderBy('revoked_at', 'desc').orderBy('token_hash').limit(limit).execute();
+    return rows.map((r) => ({ tokenHash: r.token_hash, userId: r.user_id, expiresAt: r.expires_at, revokedAt: r.revoked_at }));
+  }
+
+  async deleteExpiredRevokedTokens(now: number): Promise<number> {
+    const result = await this.#db.deleteFrom('revoked_tokens').where('expires_at', '<=', now).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 }
