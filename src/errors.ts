@@ -10,6 +10,7 @@ export const ERRORS = {
   CR_ERR_UNAUTHORIZED: { status: 401, message: 'A valid access token is required' },
   CR_ERR_INVALID_CREDENTIALS: { status: 401, message: 'Email or password is wrong' },
   CR_ERR_TOPIC_FORBIDDEN: { status: 403, message: 'The MQTT ACL does not allow this topic for you' },
+  CR_ERR_FORBIDDEN: { status: 403, message: 'The token is valid but does not give access to this device' },
   CR_ERR_NOT_FOUND: { status: 404, message: 'No such resource' },
   CR_ERR_DEVICE_NOT_FOUND: { status: 404, message: 'No such device, or it is not yours' },
   CR_ERR_BODY_TOO_LARGE: { status: 413, message: 'The request body exceeds the size limit' },

@@ -4,6 +4,7 @@ import { createHub, PortInUseError } from '../hub.js';
 import { runAgentCli } from '../agent/main.js';
 import { adminHelp, devicesAdd, devicesList, UsageError, usersAdd, usersList } from './admin.js';
 import { startDemo } from './demo.js';
+import { runDiscover } from './discover.js';
 
 const USAGE = `cloudrest: open IoT connectivity hub
 
@@ -12,6 +13,7 @@ Usage: cloudrest <command> [options]   (--help on any command)
 Commands:
   hub                 run the hub (HTTP API, relay, agent tunnel)
   agent               run the device agent (connects a device's REST API to a hub)
+  discover            find devices on the LAN (UDP broadcast and mDNS)
   users add|list      manage users
   devices add|list    manage devices (add prints the id and secret)
 `;
@@ -50,6 +52,8 @@ async function main(argv: string[]): Promise<void> {
       return runHub(argv.slice(1));
     case 'agent':
       return runAgentCli(argv.slice(1));
+    case 'discover':
+      return runDiscover(argv.slice(1), out);
     case 'users':
     case 'devices': {
       const key = `${cmd} ${sub}` as keyof typeof adminHelp;
