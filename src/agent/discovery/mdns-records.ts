@@ -35,16 +35,19 @@ export function txtStrings(d: ServiceDescription): string[] {
 
 /**
  * The records for a question; `additionals` are the records a resolver needs next (RFC 6763 §12).
+ * `legacyTtl`: the question came from a legacy querier, whose answer caps TTLs (RFC 6762 §6.7).
  * TTLs as RFC 6762 §10 recommends: 120 s for records with a host name, 75 minutes for the others.
  */
-export function recordsFor(d: ServiceDescription, name: string, type: string, ttlCap?: number): { answers: Answer[]; additionals: Answer[] } {
-  const ttl = (t: number): number => (ttlCap === undefined ? t : Math.min(t, ttlCap));
+export function recordsFor(d: ServiceDescription, name: string, type: string, legacyTtl?: number): { answers: Answer[]; additionals: Answer[] } {
+  const ttl = (t: number): number => (legacyTtl === undefined ? t : Math.min(t, legacyTtl));
+  // RFC 6762 §6.7 and §10.2: no cache-flush bit in answers to a legacy (one-shot) querier.
+  const flush = legacyTtl === undefined;
   const inst = instanceName(d);
   const host = hostName(d);
   const ptr: Answer = { name: SERVICE_TYPE, type: 'PTR', ttl: ttl(4500), data: inst };
-  const srv: Answer = { name: inst, type: 'SRV', ttl: ttl(120), flush: true, data: { port: d.port, target: host, priority: 0, weight: 0 } };
-  const txt: Answer = { name: inst, type: 'TXT', ttl: ttl(4500), flush: true, data: txtStrings(d) };
-  const a: Answer[] = d.addresses.map((ip) => ({ name: host, type: 'A', ttl: ttl(120), flush: true, data: ip }));
+  const srv: Answer = { name: inst, type: 'SRV', ttl: ttl(120), flush, data: { port: d.port, target: host, priority: 0, weight: 0 } };
+  const txt: Answer = { name: inst, type: 'TXT', ttl: ttl(4500), flush, data: txtStrings(d) };
+  const a: Answer[] = d.addresses.map((ip) => ({ name: host, type: 'A', ttl: ttl(120), flush, data: ip }));
   const q = name.toLowerCase();
   const any = type === 'ANY';
   if (q === SERVICE_TYPE.toLowerCase() && (type === 'PTR' || any)) return { answers: [ptr], additionals: [srv, txt, ...a] };
