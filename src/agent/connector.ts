@@ -40,7 +40,7 @@ export function parseHubUrl(raw: string): HubEndpoint {
   // IPv6 literals come bracketed in URLs; sockets want them bare.
   const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
   if (!host) throw new ConfigError(`--hub ${raw}: no host`);
-  let creds: { deviceId: string; secret: string } | {} = {};
+  let creds: { deviceId?: string; secret?: string } = {};
   if (u.username || u.password) {
     if (!u.username || !u.password) throw new ConfigError(`--hub ${u.protocol}//${u.host}: credentials in a hub URL are ID:SECRET@`);
     creds = { deviceId: decodeURIComponent(u.username), secret: decodeURIComponent(u.password) };
@@ -48,7 +48,7 @@ export function parseHubUrl(raw: string): HubEndpoint {
     u.password = '';
   }
   // Logged and reported as given, less any secret.
-  const url = Object.keys(creds).length > 0 ? u.toString().replace(/\/$/, raw.endsWith('/') ? '/' : '') : raw;
+  const url = creds.deviceId !== undefined ? u.toString().replace(/\/$/, raw.endsWith('/') ? '/' : '') : raw;
   if (transport === 'tcp' || transport === 'tls') {
     if (u.pathname !== '' && u.pathname !== '/') throw new ConfigError(`--hub ${url}: ${transport}:// URLs take no path`);
     return { url, transport, host, port: u.port ? Number(u.port) : DEFAULT_TUNNEL_PORT, ...creds };

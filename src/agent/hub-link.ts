@@ -10,7 +10,8 @@ import { HubConnection, type ConnectionOutcome } from './connection.js';
 import type { Forwarder } from './forwarder.js';
 import { InvalidationQueue } from './lan/invalidation-queue.js';
 import { describeError, type Logger } from './log.js';
-import { NotificationQueue, type QueuedNotification } from './notify-queue.js';
+import type { NotificationQueue} from './notify-queue.js';
+import { type QueuedNotification } from './notify-queue.js';
 
 /** Timings that are not user options; tests shorten them. */
 export interface AgentTimings {
