@@ -191,6 +191,17 @@ describe('LAN access: the device serves its REST API on the LAN with the hub\'s 
     revokedToken = t;
   });
 
+  it('learns at connect the tokens revoked while it was away (the hub\'s list for the owner)', async () => {
+    const t = await login(hub.url, OWNER, PASSWORD, true);
+    await agent.stop();
+    const out = await fetch(`${hub.url}/v1/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${t}` } });
+    assert.equal(out.status, 204);
+    agent = await startLanAgent();
+    // The agent's own disk knows nothing of this revocation; only the hub's list at connect does.
+    await until('the list at connect to arrive', async () => (await lan(`${base}/temperature`, t)).status === 401);
+    assert.equal((await lan(`${base}/temperature`, token)).status, 200, 'the other tokens still work');
+  });
+
   it('keeps serving the LAN with the hub stopped, and after the agent restarts (over HTTPS) with no hub at all', async () => {
     await hub.stop();
     const r = await lan(`${base}/temperature`, token);
