@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { addDevice, addUser, cli, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
+import { SseClient } from './support/sse-client.js';
 
 const OWNER = 'owner@example.com';
 const PASSWORD = 'correct horse battery';
@@ -14,6 +15,7 @@ describe('one agent, two independent hubs (a LAN hub beside a cloud hub)', () =>
   let agent: Proc;
   let deviceId: string;
   let lanSecret: string;
+  let notifyPort: number;
   const tokens: Record<string, string> = {};
 
   before(async () => {
@@ -27,8 +29,9 @@ describe('one agent, two independent hubs (a LAN hub beside a cloud hub)', () =>
     device = await startDevice(OWNER);
     agent = await startAgent({
       hub: `tcp://127.0.0.1:${cloud.tunnelPort}`, deviceId, secret: d.secret, api: device.url,
-      extra: ['--also-hub', `ws://${deviceId}:${encodeURIComponent(lanSecret)}@127.0.0.1:${lanHub.httpPort}`],
+      extra: ['--also-hub', `ws://${deviceId}:${encodeURIComponent(lanSecret)}@127.0.0.1:${lanHub.httpPort}`, '--notify-port', '0'],
     });
+    notifyPort = (await agent.waitForLog('notify listening', (o) => typeof o.port === 'number')).port as number;
     await agent.waitFor(() => agent.logs('connected').length >= 2, 15_000, 'two connections');
     tokens.cloud = await login(cloud.url, OWNER, PASSWORD);
     tokens.lan = await login(lanHub.url, OWNER, PASSWORD);
@@ -51,6 +54,19 @@ describe('one agent, two independent hubs (a LAN hub beside a cloud hub)', () =>
       const r = await get(hub, token, '/echo?via=both');
       assert.equal(r.status, 200);
       assert.equal(((await r.json()) as { url: string }).url, '/echo?via=both');
+    }
+  });
+
+  it('sends each device notification to both hubs', async () => {
+    const streams = await Promise.all([[cloud, tokens.cloud!], [lanHub, tokens.lan!]].map(([hub, token]) =>
+      SseClient.open(`${(hub as HubProc).url}/v1/devices/${deviceId}/events`, { authorization: `Bearer ${token as string}` })));
+    try {
+      const r = await fetch(`http://127.0.0.1:${notifyPort}/notify`, { method: 'POST', body: '{"door":"open"}' });
+      assert.equal(r.status, 202);
+      const door = (e: { event: string; data: string }): boolean => e.event === 'notification' && (JSON.parse(e.data) as { message: string }).message === '{"door":"open"}';
+      for (const s of streams) assert.equal((await s.until((ev) => ev.some(door))).filter(door).length, 1);
+    } finally {
+      for (const s of streams) s.close();
     }
   });
 
