@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -122,6 +123,43 @@ describe('LAN discovery: UDP broadcast (seed 002) and mDNS / DNS-SD, on a LAN of
     assert.match(out, new RegExp(`cloudrest-d-lanthermostat1\\.local\\.\\s+\\d+\\s+IN\\s+A\\s+${DEVICE_IP.replace(/\./g, '\\.')}`));
     const a = await inClient('dig', ['-p', '5353', `@${DEVICE_IP}`, 'cloudrest-d-lanthermostat1.local', 'A', '+short', '+time=2', '+tries=3']);
     assert.equal(a.trim(), DEVICE_IP);
+  });
+
+  it('is found and resolved by avahi-browse (Avahi, the Linux mDNS stack) on the client machine', async () => {
+    // Avahi as on a desktop: its daemon on a private D-Bus, in the client's namespace, on the link.
+    const dir = tempDir('cloudrest-avahi-');
+    const bus = join(dir.path, 'bus');
+    writeFileSync(join(dir.path, 'bus.conf'), `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path=${bus}</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*" eavesdrop="true"/><allow receive_sender="*"/></policy></busconfig>
+`);
+    writeFileSync(join(dir.path, 'avahi.conf'), `[server]\nuse-ipv4=yes\nuse-ipv6=no\nallow-interfaces=${IF_CLIENT}\nenable-dbus=yes\n[publish]\ndisable-publishing=yes\n`);
+    const env = { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${bus}` };
+    const dbus = new Proc(spawn('ip', ['netns', 'exec', NS_CLIENT, 'dbus-daemon', `--config-file=${join(dir.path, 'bus.conf')}`, '--nofork', '--print-address'], { stdio: ['ignore', 'pipe', 'pipe'] }), 'dbus');
+    let avahi: Proc | undefined;
+    try {
+      await dbus.waitFor((l) => l.includes(bus));
+      // `ip netns exec` gives the command its own mount namespace: Avahi's pid file goes on a private tmpfs.
+      avahi = new Proc(spawn('ip', ['netns', 'exec', NS_CLIENT, 'sh', '-c',
+        `mkdir -p /run/avahi-daemon && mount -t tmpfs tmpfs /run/avahi-daemon && exec avahi-daemon -f ${join(dir.path, 'avahi.conf')} --no-chroot --no-drop-root --no-rlimits`],
+      { stdio: ['ignore', 'pipe', 'pipe'], env }), 'avahi');
+      await avahi.waitFor((l) => l.includes('Server startup complete'));
+      let resolved: string[] = [];
+      for (let i = 0; i < 5 && resolved.length === 0; i++) {
+        const out = (await run('ip', ['netns', 'exec', NS_CLIENT, 'avahi-browse', '--resolve', '--parsable', '--terminate', '_cloudrest._tcp'], { env, timeout: 20_000 })).stdout;
+        resolved = out.split('\n').filter((l) => l.startsWith('='));
+      }
+      assert.equal(resolved.length, 1, resolved.join('\n'));
+      const [, iface, proto, name, type, domain, host, address, port, txt] = resolved[0]!.split(';');
+      assert.deepEqual([iface, proto, name, type, domain, host, address, port], [IF_CLIENT, 'IPv4', 'Demo\\032thermostat\\032\\040d_lanthermostat1\\041', '_cloudrest._tcp', 'local', 'cloudrest-d-lanthermostat1.local', DEVICE_IP, String(LAN_PORT)]);
+      assert.match(txt!, new RegExp(`"id=${DEVICE_ID}"`));
+      assert.match(txt!, /"name=Demo thermostat"/);
+      assert.match(txt!, new RegExp(`"api=http://${DEVICE_IP.replace(/\./g, '\\.')}:${LAN_PORT}"`));
+    } finally {
+      await avahi?.stop();
+      await dbus.stop();
+      dir.remove();
+    }
   });
 
   it('cloudrest discover finds the device by both methods and merges them, as a table and as JSON', async () => {
