@@ -24,6 +24,7 @@ describe('LAN server against a real REST service', () => {
   let servicePort: number;
   let lan: LanServer;
   let deadLan: LanServer;
+  let hastyLan: LanServer;
   let base: string;
 
   before(async () => {
@@ -43,9 +44,9 @@ describe('LAN server against a real REST service', () => {
     const trust = await TrustStore.open(join(dir, 'state'), 100, log);
     trust.addKeys([signer.publicKey]);
     const checker = new TokenChecker(trust, () => 'owner@example.com');
-    const make = (api: string): LanServer => new LanServer(
+    const make = (api: string, requestTimeoutMs = 30_000): LanServer => new LanServer(
       { host: '127.0.0.1', port: 0, deviceId: 'd_1', maxConnections: 64 },
-      { client: new Forwarder({ api, concurrency: 4, requestTimeoutMs: 300, log }).client, checker, log, onWrite: (t) => writes.push(t) },
+      { client: new Forwarder({ api, concurrency: 4, requestTimeoutMs, log }).client, checker, log, onWrite: (t) => writes.push(t) },
     );
     lan = make(`http://127.0.0.1:${servicePort}`);
     await lan.start();
@@ -57,11 +58,14 @@ describe('LAN server against a real REST service', () => {
     closed.close();
     deadLan = make(`http://127.0.0.1:${closedPort}`);
     await deadLan.start();
+    hastyLan = make(`http://127.0.0.1:${servicePort}`, 300);
+    await hastyLan.start();
   });
 
   after(async () => {
     await lan.close();
     await deadLan.close();
+    await hastyLan.close();
     service.closeAllConnections();
     service.close();
     rmSync(dir, { recursive: true, force: true });
@@ -89,7 +93,7 @@ describe('LAN server against a real REST service', () => {
     const down = await fetch(`http://127.0.0.1:${deadLan.port}/x`, { headers: auth });
     assert.equal(down.status, 502);
     assert.equal(((await down.json()) as { error: { code: string } }).error.code, 'CR_ERR_DEVICE_API_UNREACHABLE');
-    const slow = await fetch(`${base}/never`, { headers: auth });
+    const slow = await fetch(`http://127.0.0.1:${hastyLan.port}/never`, { headers: auth });
     assert.equal(slow.status, 504);
     assert.equal(((await slow.json()) as { error: { code: string } }).error.code, 'CR_ERR_DEVICE_TIMEOUT');
     // The server is still fine afterwards.

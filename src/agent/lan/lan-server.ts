@@ -142,9 +142,16 @@ export class LanServer {
       return fail(res, 'CR_ERR_BAD_REQUEST', `request not forwardable: ${describeError(err)}`);
     }
     let answered = false;
-    const timer = setTimeout(() => {
-      fail(res, 'CR_ERR_DEVICE_TIMEOUT', `the REST service sent no response head within ${client.requestTimeoutMs} ms`);
+    /** Answers with an error; a request body still arriving is read and dropped, and the connection closes after. */
+    const abandon = (code: ErrorCode, message: string): void => {
       answered = true;
+      req.unpipe(creq);
+      const rest = req.complete ? {} : { connection: 'close' };
+      req.resume();
+      fail(res, code, message, rest);
+    };
+    const timer = setTimeout(() => {
+      abandon('CR_ERR_DEVICE_TIMEOUT', `the REST service sent no response head within ${client.requestTimeoutMs} ms`);
       creq.destroy();
     }, client.requestTimeoutMs);
     res.once('close', () => {
@@ -158,9 +165,8 @@ export class LanServer {
         res.destroy();
         return;
       }
-      answered = true;
       log.warn('LAN request failed', { method, target, err: describeError(err) });
-      fail(res, 'CR_ERR_DEVICE_API_UNREACHABLE', describeError(err));
+      abandon('CR_ERR_DEVICE_API_UNREACHABLE', describeError(err));
     });
     creq.on('response', (cres: IncomingMessage) => {
       clearTimeout(timer);
