@@ -56,6 +56,15 @@ export class Agent extends EventEmitter {
     this.#timings = { ...DEFAULT_TIMINGS, ...options.timings };
     if (config.hub.length === 0) throw new ConfigError('--hub: at least one hub URL is needed');
     const groups = [config.hub.map(parseHubUrl), ...config.alsoHub.map((u) => [parseHubUrl(u)])];
+    // Two connections to one hub with one identity would take the device over from each other forever.
+    const groupOf = new Map<string, number>();
+    groups.forEach((group, i) => {
+      for (const ep of group) {
+        const key = `${ep.transport}://${ep.host}:${ep.port}/${ep.deviceId ?? config.deviceId}`;
+        if ((groupOf.get(key) ?? i) !== i) throw new ConfigError(`--also-hub ${ep.url}: this hub is already in --hub or --also-hub (with the same device id)`);
+        groupOf.set(key, i);
+      }
+    });
     if (config.backoffMaxMs < config.backoffMinMs) throw new ConfigError('--backoff-max-ms must not be less than --backoff-min-ms');
     let api: URL;
     try {

@@ -79,6 +79,9 @@ describe('cloudrest agent (the command)', () => {
     const credsWithoutSecret = runAgent([...base, '--also-hub', 'tcp://only-id@hub:7443']);
     assert.equal(await credsWithoutSecret.exit, 2);
     assert.match(credsWithoutSecret.stderr.join('\n'), /credentials in a hub URL are ID:SECRET@/);
+    const twice = runAgent([...base, '--also-hub', 'tcp://hub']);
+    assert.equal(await twice.exit, 2);
+    assert.match(twice.stderr.join('\n'), /already in --hub or --also-hub/);
     const help = runAgent(['--help']);
     assert.equal(await help.exit, 0);
     for (const line of ['--lan-port N', 'CLOUDREST_LAN_PORT', '--discovery ', 'CLOUDREST_DISCOVERY_REPLY_PORT', '--also-hub VALUE', 'CLOUDREST_STATE_DIR']) assert.ok(help.stdout.join('\n').includes(line), line);

@@ -146,7 +146,7 @@ export class LanServer {
     const abandon = (code: ErrorCode, message: string): void => {
       answered = true;
       req.unpipe(creq);
-      const rest = req.complete ? {} : { connection: 'close' };
+      const rest: Record<string, string> = req.complete ? {} : { connection: 'close' };
       req.resume();
       fail(res, code, message, rest);
     };
