@@ -53,7 +53,14 @@ export async function discover(config: DiscoverConfig): Promise<FoundDevice[]> {
     if (!d.methods.includes(method)) d.methods.push(method);
   };
   const stops = [await udpDiscovery(config, add)];
-  if (config.mdns) stops.push(await mdnsDiscovery(config, add));
+  if (config.mdns) {
+    try {
+      stops.push(await mdnsDiscovery(config, add));
+    } catch (err) {
+      // UDP discovery still runs; say why the mDNS half is missing.
+      process.stderr.write(`cloudrest discover: mDNS browsing is off: ${(err as Error).message}\n`);
+    }
+  }
   await new Promise((r) => setTimeout(r, config.timeout * 1000));
   await Promise.all(stops.map((s) => s()));
   return [...byUrl.values()].sort((a, b) => a.url.localeCompare(b.url));
