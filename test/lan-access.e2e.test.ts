@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -80,12 +80,14 @@ describe('LAN access: the device serves its REST API on the LAN with the hub\'s 
     state.remove();
   });
 
-  it('issues signed cr1 tokens and keeps the signing key private (mode 0600) in the data dir', () => {
+  it('issues signed cr1 tokens and keeps the signing key private (mode 0600) in the data dir', async () => {
     const parsed = parseSignedToken(token);
     assert.ok(parsed, `not a signed token: ${token.slice(0, 20)}…`);
     assert.equal(parsed.claims.email, OWNER);
     assert.ok(parsed.claims.expiresAt > Date.now() + 7 * 24 * 3600_000);
     assert.equal(statSync(join(data.path, 'token-signing-key.pem')).mode & 0o777, 0o600);
+    // The agent writes its state a moment after the keys arrive.
+    await until('the agent to save its LAN state', async () => existsSync(join(state.path, 'lan-trust.json')));
     assert.equal(statSync(join(state.path, 'lan-trust.json')).mode & 0o777, 0o600);
   });
 
