@@ -20,6 +20,7 @@ export const ERRORS = {
   CR_ERR_DEVICE_AUTH_FAILED: { status: 403, message: 'The device refused these credentials' },
   CR_ERR_INSUFFICIENT_SCOPE: { status: 403, message: "The access token's scope does not allow this request" },
   CR_ERR_OAUTH_CONSENT_EXPIRED: { status: 403, message: 'The consent form expired or was altered; load it again' },
+  CR_ERR_FORBIDDEN: { status: 403, message: 'The token is valid but does not give access to this device' },
   CR_ERR_NOT_FOUND: { status: 404, message: 'No such resource' },
   CR_ERR_DEVICE_NOT_FOUND: { status: 404, message: 'No such device, or it is not yours' },
   CR_ERR_CONFIRMATION_INVALID: { status: 404, message: 'This confirmation link is not valid' },

@@ -17,6 +17,8 @@ import { newId } from './core/secrets.js';
 import { registerApi } from './http/api.js';
 import { Authenticator } from './http/auth.js';
 import { EventsService } from './http/events-service.js';
+import { TokenSigner } from './http/token-signer.js';
+import { LanTrustSync } from './relay/edge/lan-trust.js';
 import { createMetrics } from './http/metrics.js';
 import { sendError } from './http/reply.js';
 import { TunnelServer } from './relay/edge/tunnel-server.js';
@@ -35,6 +37,8 @@ export interface Hub {
   readonly config: HubConfig;
   readonly store: Store;
   readonly tunnels: TunnelServer;
+  /** Users, tokens and device ownership. */
+  readonly auth: Authenticator;
   readonly log: Logger;
   /** The MQTT broker and its listeners; undefined with --no-mqtt. */
   readonly mqtt: MqttService | undefined;
@@ -76,8 +80,14 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const bus = new LocalBus((err) => log.error({ err }, 'bus subscriber failed'));
   const presence = new MapPresence(newId('n_'));
   const metrics = createMetrics();
-  const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs }, bus);
+  // Tokens are signed so agents can check them on the LAN with no hub (docs/api.md "LAN access").
+  const signer = TokenSigner.open(config.data);
+  const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs, signer }, bus);
   const cache = config.cacheMaxBytes > 0 ? new RelayCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
+  const lan = new LanTrustSync({
+    store, bus, log, keys: [signer.publicKey],
+    invalidate: (deviceId, target) => (target === '*' ? cache?.invalidateDevice(deviceId) : cache?.invalidateUri(deviceId, target)),
+  });
   let shuttingDown = false;
   let ready = false;
 
@@ -93,7 +103,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       maxQueuedPerDevice: config.maxQueuedPerDevice,
     },
     {
-      store, bus, presence, log, metrics,
+      store, bus, presence, log, metrics, lan,
       onDeviceConnected: (id, info) => {
         auth.forgetDevice(id);
         cache?.invalidateDevice(id);
@@ -226,6 +236,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       events.closeAll();
       oauth.close();
       await tunnels.shutdown(config.shutdownGraceMs);
+      lan.close();
       await mqtt?.close(); // after the tunnels: their last offline statuses are published and stored
       httpServer.closeAllConnections();
       for (const ws of wss.clients) ws.terminate();
@@ -239,5 +250,5 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
     return closing;
   };
 
-  return { config, store, tunnels, log, mqtt, httpPort, tunnelPort, httpUrl, tunnelUrl, close };
+  return { config, store, tunnels, auth, log, mqtt, httpPort, tunnelPort, httpUrl, tunnelUrl, close };
 }

@@ -16,7 +16,9 @@ import {
   type Frame,
 } from '../src/relay/protocol/frames.js';
 import { decodeRequestHead, decodeResponseHead, encodeRequestHead, encodeResponseHead, type RequestHead, type ResponseHead } from '../src/relay/protocol/heads.js';
+import { decodeInvalidate, decodeLanKeys, decodeRevoked, encodeInvalidate, encodeLanKeys, encodeRevoked, type RevokedEntry } from '../src/relay/protocol/lan-frames.js';
 import { FrameParser } from '../src/relay/protocol/parser.js';
+import type { PublicTokenKey } from '../src/relay/protocol/signed-token.js';
 import type { Hello, Welcome } from '../src/relay/protocol/session.js';
 
 // docs/protocol.md is the spec other agents are written from: its byte examples ("```hex vector:<name>"
@@ -41,7 +43,10 @@ type Described =
   | { type: 'PING' | 'PONG'; hex: string }
   | { type: 'GOAWAY'; lastStream: number; code: ErrorName; reason: string }
   | { type: 'NOTIFY'; seq: number; text: string }
-  | { type: 'NOTIFY_ACK'; seq: number };
+  | { type: 'NOTIFY_ACK'; seq: number }
+  | { type: 'LAN_KEYS'; keys: PublicTokenKey[] }
+  | { type: 'REVOKED'; entries: RevokedEntry[] }
+  | { type: 'INVALIDATE'; targets: string[] };
 
 /** Every vector in the doc, by name. A vector in the doc and not here (or here and not in the doc) fails. */
 const VECTORS: Record<string, Described> = {
@@ -80,6 +85,9 @@ const VECTORS: Record<string, Described> = {
   'goaway-auth-failed': { type: 'GOAWAY', lastStream: 0, code: 'AUTH_FAILED', reason: 'unknown device id or wrong secret' },
   notify: { type: 'NOTIFY', seq: 1, text: '{"temp":21.5}' },
   'notify-ack': { type: 'NOTIFY_ACK', seq: 1 },
+  'lan-keys': { type: 'LAN_KEYS', keys: [{ kid: '1a63fd7aac1ca037', ed25519: 'pmmHkGqeaFgf1OX9ekFuWuYLu1SinpV9UJpiFec0GqQ' }] },
+  revoked: { type: 'REVOKED', entries: [{ tokenHash: '69d3dc72028d1079949b79562de81f74786a2d3db96609b8ccfcbd5e83983915', expiresAt: 1795771690226 }] },
+  invalidate: { type: 'INVALIDATE', targets: ['/cached', '/leds?id=2'] },
 };
 
 /** Encodes with the same calls TunnelSession and TunnelStream make when they send these frames. */
@@ -99,6 +107,9 @@ function encode(d: Described): Buffer {
     case 'GOAWAY': return frame(FrameType.GOAWAY, 0, 0, encodeGoaway(d.lastStream, ErrorCode[d.code], d.reason));
     case 'NOTIFY': return frame(FrameType.NOTIFY, 0, 0, encodeNotify(d.seq, Buffer.from(d.text)));
     case 'NOTIFY_ACK': return frame(FrameType.NOTIFY_ACK, 0, 0, u32(d.seq));
+    case 'LAN_KEYS': return frame(FrameType.LAN_KEYS, 0, 0, encodeLanKeys(d.keys));
+    case 'REVOKED': return frame(FrameType.REVOKED, 0, 0, encodeRevoked(d.entries));
+    case 'INVALIDATE': return frame(FrameType.INVALIDATE, 0, 0, encodeInvalidate(d.targets));
   }
 }
 
@@ -149,6 +160,9 @@ function decode(bytes: Buffer): Described {
       return { type: 'NOTIFY', seq: n.seq, text: n.text.toString('utf8') };
     }
     case FrameType.NOTIFY_ACK: connectionLevel(); return { type: 'NOTIFY_ACK', seq: readU32(f.payload, 'NOTIFY_ACK') };
+    case FrameType.LAN_KEYS: connectionLevel(); return { type: 'LAN_KEYS', keys: decodeLanKeys(f.payload) };
+    case FrameType.REVOKED: connectionLevel(); return { type: 'REVOKED', entries: decodeRevoked(f.payload) };
+    case FrameType.INVALIDATE: connectionLevel(); return { type: 'INVALIDATE', targets: decodeInvalidate(f.payload) };
     default: throw new Error(`unexpected frame type ${f.type}`);
   }
 }

@@ -466,5 +466,45 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
 
     oauthStoreContract(fresh);
+
+    describe('revoked tokens', () => {
+      const hash = (c: string): string => c.repeat(64);
+
+      it("a user's revoked tokens that have not expired are listed, most recently revoked first", async (t) => {
+        const store = await fresh(t);
+        const now = 1_700_000_000_000;
+        await store.addRevokedTokens([
+          { tokenHash: hash('a'), userId: 'u_1', expiresAt: now + HOUR_MS, revokedAt: now - 3000 },
+          { tokenHash: hash('b'), userId: 'u_1', expiresAt: now + HOUR_MS, revokedAt: now - 1000 },
+          { tokenHash: hash('c'), userId: 'u_1', expiresAt: now, revokedAt: now - 2000 },
+          { tokenHash: hash('d'), userId: 'u_2', expiresAt: now + HOUR_MS, revokedAt: now - 500 },
+        ]);
+        const listed = await store.listRevokedTokens('u_1', now, 10);
+        assert.deepEqual(listed.map((r) => r.tokenHash), [hash('b'), hash('a')], 'expired and other users\' tokens are left out');
+        assert.deepEqual(listed[0], { tokenHash: hash('b'), userId: 'u_1', expiresAt: now + HOUR_MS, revokedAt: now - 1000 });
+        assert.deepEqual((await store.listRevokedTokens('u_1', now, 1)).map((r) => r.tokenHash), [hash('b')], 'the limit keeps the newest');
+        assert.deepEqual(await store.listRevokedTokens('u_nobody', now, 10), []);
+      });
+
+      it('revoking a token twice keeps the first record', async (t) => {
+        const store = await fresh(t);
+        await store.addRevokedTokens([{ tokenHash: hash('a'), userId: 'u_1', expiresAt: 5000, revokedAt: 100 }]);
+        await store.addRevokedTokens([{ tokenHash: hash('a'), userId: 'u_1', expiresAt: 5000, revokedAt: 200 }, { tokenHash: hash('e'), userId: 'u_1', expiresAt: 5000, revokedAt: 200 }]);
+        await store.addRevokedTokens([]);
+        const listed = await store.listRevokedTokens('u_1', 0, 10);
+        assert.deepEqual(listed.map((r) => [r.tokenHash, r.revokedAt]), [[hash('e'), 200], [hash('a'), 100]]);
+      });
+
+      it('clean-up forgets revocations of expired tokens and keeps the rest', async (t) => {
+        const store = await fresh(t);
+        await store.addRevokedTokens([
+          { tokenHash: hash('a'), userId: 'u_1', expiresAt: 1000, revokedAt: 1 },
+          { tokenHash: hash('b'), userId: 'u_1', expiresAt: 2000, revokedAt: 1 },
+        ]);
+        assert.equal(await store.deleteExpiredRevokedTokens(1000), 1);
+        assert.deepEqual((await store.listRevokedTokens('u_1', 0, 10)).map((r) => r.tokenHash), [hash('b')]);
+        assert.equal(await store.deleteExpiredRevokedTokens(1000), 0);
+      });
+    });
   });
 }

@@ -20,7 +20,7 @@ export interface ConnectionHooks {
   log: Logger;
   queue: NotificationQueue;
   onStream(stream: TunnelStream): void;
-  onEstablished(conn: HubConnection): void;
+  onEstablished(conn: HubConnection, welcome: Welcome): void;
   onAck(seq: number): void;
 }
 
@@ -130,7 +130,7 @@ export class HubConnection {
         session.destroy(new Error(`nothing heard from the hub for ${silentMs} ms`));
       }
     }, Math.max(50, Math.min(1000, idleTimeoutMs / 4))));
-    this.hooks.onEstablished(this);
+    this.hooks.onEstablished(this, w);
     // Everything not yet acknowledged goes (again): the hub drops what it has seen by bootId + seq.
     for (const n of this.hooks.queue.pending()) this.sendNotification(n, this.bootId);
   }

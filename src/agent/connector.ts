@@ -17,6 +17,9 @@ export interface HubEndpoint {
   port: number;
   /** ws:// and wss:// only: the URL to open, path defaulted to /v1/agent. */
   wsUrl?: string;
+  /** Credentials for this hub from `ID:SECRET@` in the URL (a second hub that knows the device otherwise). */
+  deviceId?: string;
+  secret?: string;
 }
 
 /** The tunnel port of `cloudrest hub` (docs: default ports). */
@@ -37,13 +40,22 @@ export function parseHubUrl(raw: string): HubEndpoint {
   // IPv6 literals come bracketed in URLs; sockets want them bare.
   const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
   if (!host) throw new ConfigError(`--hub ${raw}: no host`);
+  let creds: { deviceId?: string; secret?: string } = {};
+  if (u.username || u.password) {
+    if (!u.username || !u.password) throw new ConfigError(`--hub ${u.protocol}//${u.host}: credentials in a hub URL are ID:SECRET@`);
+    creds = { deviceId: decodeURIComponent(u.username), secret: decodeURIComponent(u.password) };
+    u.username = '';
+    u.password = '';
+  }
+  // Logged and reported as given, less any secret.
+  const url = creds.deviceId !== undefined ? u.toString().replace(/\/$/, raw.endsWith('/') ? '/' : '') : raw;
   if (transport === 'tcp' || transport === 'tls') {
-    if (u.pathname !== '' && u.pathname !== '/') throw new ConfigError(`--hub ${raw}: ${transport}:// URLs take no path`);
-    return { url: raw, transport, host, port: u.port ? Number(u.port) : DEFAULT_TUNNEL_PORT };
+    if (u.pathname !== '' && u.pathname !== '/') throw new ConfigError(`--hub ${url}: ${transport}:// URLs take no path`);
+    return { url, transport, host, port: u.port ? Number(u.port) : DEFAULT_TUNNEL_PORT, ...creds };
   }
   const port = u.port ? Number(u.port) : transport === 'wss' ? 443 : 80;
   if (u.pathname === '' || u.pathname === '/') u.pathname = DEFAULT_WS_PATH;
-  return { url: raw, transport, host, port, wsUrl: u.toString() };
+  return { url, transport, host, port, wsUrl: u.toString(), ...creds };
 }
 
 export interface ConnectOptions {

@@ -57,6 +57,11 @@ export class Forwarder extends EventEmitter {
     return this.#inflight.size;
   }
 
+  /** The kept-alive client of the REST service, shared with the LAN listener (lan/lan-server.ts). */
+  get client(): ServiceClient {
+    return this.#client;
+  }
+
   /** Serves one relayed request; `maxHeadBytes` is the largest frame the hub takes (for the head). */
   handle(stream: TunnelStream, maxHeadBytes: number): void {
     const head = stream.request;

@@ -68,6 +68,25 @@ describe('cloudrest agent (the command)', () => {
     assert.match(unknown.stderr.join('\n'), /bogus/);
   });
 
+  test('LAN options that cannot work exit with code 2 and say why, and each is also a CLOUDREST_* variable', async () => {
+    const base = ['--hub', 'tcp://hub', '--device-id', 'd', '--secret', 's'];
+    const loopback = runAgent([...base, '--api', 'http://127.0.0.1:80', '--discovery']);
+    assert.equal(await loopback.exit, 2);
+    assert.match(loopback.stderr.join('\n'), /--discovery needs --lan-port/);
+    const halfTls = runAgent([...base, '--lan-port', '0', '--lan-tls-cert', '/nonexistent.pem']);
+    assert.equal(await halfTls.exit, 2);
+    assert.match(halfTls.stderr.join('\n'), /--lan-tls-cert and --lan-tls-key go together/);
+    const credsWithoutSecret = runAgent([...base, '--also-hub', 'tcp://only-id@hub:7443']);
+    assert.equal(await credsWithoutSecret.exit, 2);
+    assert.match(credsWithoutSecret.stderr.join('\n'), /credentials in a hub URL are ID:SECRET@/);
+    const twice = runAgent([...base, '--also-hub', 'tcp://hub']);
+    assert.equal(await twice.exit, 2);
+    assert.match(twice.stderr.join('\n'), /already in --hub or --also-hub/);
+    const help = runAgent(['--help']);
+    assert.equal(await help.exit, 0);
+    for (const line of ['--lan-port N', 'CLOUDREST_LAN_PORT', '--discovery ', 'CLOUDREST_DISCOVERY_REPLY_PORT', '--also-hub VALUE', 'CLOUDREST_STATE_DIR']) assert.ok(help.stdout.join('\n').includes(line), line);
+  });
+
   test('a notify port already in use stops the start with a clear error', async () => {
     const busy = createServer().listen(0, '127.0.0.1');
     await once(busy, 'listening');

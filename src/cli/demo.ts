@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { agentOptions, resolveAgentConfig } from '../config/agent-options.js';
 import { loadConfig } from '../config/load.js';
-import { hashPassword, newId, newSecret, newToken, sha256Hex } from '../core/secrets.js';
+import { hashPassword, newId, newSecret, sha256Hex } from '../core/secrets.js';
 import { startDemoDevice } from '../demo/device-server.js';
 import type { Hub } from '../hub.js';
 
@@ -57,9 +57,8 @@ export async function startDemo(hub: Hub): Promise<{ stop(): Promise<void> }> {
   await agent.start();
   await Promise.race([connected, new Promise((r) => setTimeout(r, 5000))]);
 
-  const token = newToken();
-  const now = Date.now();
-  await hub.store.createToken({ tokenHash: sha256Hex(token), userId: user.id, createdAt: now, expiresAt: now + 30 * 24 * 3600_000 });
+  // Issued as POST /v1/auth would (signed), so it works on the device's LAN port too.
+  const { token } = await hub.auth.issueToken(user, 30 * 24 * 3600_000);
 
   // The thermostat reports a reading every 10 s through the agent's notification socket.
   const ticker = setInterval(() => {

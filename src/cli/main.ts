@@ -6,6 +6,7 @@ import { adminHelp, devicesAdd, devicesList, UsageError, usersAdd, usersList } f
 import { startDemo } from './demo.js';
 import { factoryCommands } from './factory-commands.js';
 import { oauthClientsCommands, oauthClientsHelp } from './oauth-clients.js';
+import { runDiscover } from './discover.js';
 
 const USAGE = `cloudrest: open IoT connectivity hub
 
@@ -15,6 +16,7 @@ Commands:
   hub                 run the hub (HTTP API, relay, agent tunnel)
   agent               run the device agent (connects a device's REST API to a hub)
   agent provision     register this device through the hub's factory API, write its credentials
+  discover            find devices on the LAN (UDP broadcast and mDNS)
   users add|list      manage users
   devices add|list    manage devices (add prints the id and secret)
   devices import      add devices from a CSV file, all or none (prints ids and secrets)
@@ -58,6 +60,8 @@ async function main(argv: string[]): Promise<void> {
       return runHub(argv.slice(1));
     case 'agent':
       return runAgentCli(argv.slice(1));
+    case 'discover':
+      return runDiscover(argv.slice(1), out);
     case 'users':
     case 'devices':
     case 'factory-keys': {

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
  *   GET  /sse?n=N&ms=M       N server-sent events, M ms apart    GET /slow?ms=M   answers after M ms
  *   GET  /cached             max-age=60 + ETag, counts hits      GET /etag    ETag only (revalidated)
  *   GET  /json1k             a 1 KB JSON document (benchmarks)
+ *   GET  /settings           max-age=60 (cacheable); PUT /settings replaces them (JSON, at most 1 KiB)
  *
  * With a `password`, the device authenticates its users itself (seed "Authentification", method 2):
  * its info declares `apiAuthPath: "/auth"`; `POST /auth {"email","password"}` with its owner's email
@@ -133,6 +134,7 @@ export async function startDemoDevice(opts: DemoDeviceOptions = {}): Promise<Dem
   };
   const hits: Record<string, number> = {};
   let setpoint = 21;
+  let settings = '{"mode":"auto"}';
   let etagVersion = 1;
 
   const server = createServer((req, res) => {
@@ -215,6 +217,32 @@ export async function startDemoDevice(opts: DemoDeviceOptions = {}): Promise<Dem
       case '/slow': {
         const t = setTimeout(() => json(res, 200, { slept: true }), boundedInt(query(req).get('ms'), 1000, 600_000));
         res.on('close', () => clearTimeout(t));
+        return;
+      }
+      case '/settings': {
+        if (req.method === 'GET') {
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(settings), 'cache-control': 'max-age=60' });
+          res.end(settings);
+          return;
+        }
+        if (req.method !== 'PUT') return json(res, 405, { error: 'use GET or PUT' });
+        const parts: Buffer[] = [];
+        let n = 0;
+        req.on('data', (c: Buffer) => {
+          n += c.length;
+          if (n <= 1024) parts.push(c);
+        });
+        req.on('end', () => {
+          const text = Buffer.concat(parts).toString();
+          try {
+            if (n > 1024) throw new Error('too long');
+            JSON.parse(text);
+          } catch {
+            return json(res, 400, { error: 'expected a JSON document of at most 1 KiB' });
+          }
+          settings = text;
+          json(res, 200, JSON.parse(settings));
+        });
         return;
       }
       case '/cached':

@@ -5,13 +5,17 @@ import { hashPassword, newToken, sha256Hex, verifyPassword } from '../core/secre
 import { TOKENS_REVOKED_TOPIC, decodeRevocation, encodeRevocations, type RevokedToken } from '../core/token-revocation.js';
 import { isOAuthAccessToken } from '../oauth/secrets.js';
 import { loadOAuthSession } from '../oauth/session.js';
+import { MAX_SIGNED_TOKEN_CHARS } from '../relay/protocol/signed-token.js';
 import type { DeviceRecord, Store, UserRecord } from '../store/store.js';
+import type { TokenSigner } from './token-signer.js';
 
 export interface AuthOptions {
   tokenTtlMs: number;
   rememberTokenTtlMs: number;
   /** How long a token or device lookup is trusted before asking the Store again. */
   cacheTtlMs?: number;
+  /** Issues signed tokens that agents can verify offline (LAN access); opaque random tokens without it. */
+  signer?: TokenSigner;
 }
 
 export interface Session {
@@ -47,7 +51,8 @@ export function tokenId(tokenHash: string): string {
 /** How often a token's last use is written to the Store at most. */
 const TOUCH_INTERVAL_MS = 60_000;
 
-const MAX_TOKEN_CHARS = 256;
+/** Signed tokens (cr1.…) are longer than the opaque 43-character ones. */
+const MAX_TOKEN_CHARS = MAX_SIGNED_TOKEN_CHARS;
 
 /** The bearer token of a request: `Authorization: Bearer T`, or `access_token` in the query (for EventSource, which cannot set headers). */
 export function bearerToken(req: IncomingMessage, allowQuery: boolean): string | undefined {
@@ -107,11 +112,16 @@ export class Authenticator {
     // Verify against a dummy hash for unknown users too, so timing does not reveal which emails exist.
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
     if (!user || !ok) return undefined;
-    const token = newToken();
+    return { ...(await this.issueToken(user, remember ? this.opts.rememberTokenTtlMs : this.opts.tokenTtlMs)), user };
+  }
+
+  /** A new first-party access token for `user`: signed when the hub signs tokens (LAN access), stored as its hash. */
+  async issueToken(user: UserRecord, ttlMs: number): Promise<{ token: string; expiresAt: number }> {
     const now = Date.now();
-    const expiresAt = now + (remember ? this.opts.rememberTokenTtlMs : this.opts.tokenTtlMs);
+    const expiresAt = now + ttlMs;
+    const token = this.opts.signer ? this.opts.signer.issue(user.id, user.email, expiresAt) : newToken();
     await this.store.createToken({ tokenHash: sha256Hex(token), userId: user.id, createdAt: now, expiresAt });
-    return { token, expiresAt, user };
+    return { token, expiresAt };
   }
 
   /** The session a token belongs to, or undefined when unknown or expired. */
@@ -161,6 +171,11 @@ export class Authenticator {
     const hashes = tokens.map((t) => t.tokenHash);
     this.#revocations++;
     await this.store.deleteTokens(hashes);
+    // Kept until they expire, so agents that check tokens offline (LAN access) learn of them even
+    // when they connect later; recorded before the event goes out, so none is lost with it.
+    const now = Date.now();
+    const live = tokens.filter((t) => t.expiresAt > now);
+    if (live.length > 0) await this.store.addRevokedTokens(live.map((t) => ({ tokenHash: t.tokenHash, userId, expiresAt: t.expiresAt, revokedAt: now })));
     this.#evict(hashes);
     if (this.bus) for (const event of encodeRevocations({ userId, tokens: tokens.map((t) => ({ tokenHash: t.tokenHash, expiresAt: t.expiresAt })) })) this.bus.publish(TOKENS_REVOKED_TOPIC, event);
   }

@@ -50,6 +50,11 @@ export class RelayCache {
     void this.#cache.invalidateDevice(deviceId);
   }
 
+  /** Drops the answers for a target's path (any query): a write elsewhere (the LAN) changed it. */
+  invalidateUri(deviceId: string, target: string): void {
+    settle(this.#cache.invalidateUri(deviceId, target));
+  }
+
   /** The cache's decision for a request: synchronous when the cache answers synchronously (memory). */
   plan(deviceId: string, method: string, target: string, headers: HeaderList): CachePlan | Promise<CachePlan> {
     const requestTime = Date.now();

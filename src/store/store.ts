@@ -67,6 +67,14 @@ export type ConfirmResult =
   /** unknown id; used already; expired; or the email got a user meanwhile (nothing is changed). */
   | { status: 'unknown' | 'used' | 'expired' | 'registered'; email?: string };
 
+/** A token revoked before its expiry; kept until then so agents serving the LAN can refuse it. */
+export interface RevokedTokenRecord {
+  tokenHash: string;
+  userId: string;
+  expiresAt: number;
+  revokedAt: number;
+}
+
 export interface NewDevice {
   id: string;
   name: string;
@@ -150,6 +158,13 @@ export interface Store extends OAuthStore {
   confirmEmail(idHash: string, user: { id: string; passwordHash: string }, now: number): Promise<ConfirmResult>;
   /** Removes confirmations created before `createdBefore`, used or not; returns how many. */
   deleteConfirmationsCreatedBefore(createdBefore: number): Promise<number>;
+
+  /** Records revoked tokens; one already recorded is left as it is. */
+  addRevokedTokens(tokens: RevokedTokenRecord[]): Promise<void>;
+  /** A user's revoked tokens that have not expired at `now`, most recently revoked first, at most `limit`. */
+  listRevokedTokens(userId: string, now: number, limit: number): Promise<RevokedTokenRecord[]>;
+  /** Forgets revocations of tokens that have expired (they are refused anyway); returns how many. */
+  deleteExpiredRevokedTokens(now: number): Promise<number>;
 }
 
 /** Thrown by a Store when a unique key (user email, device id, token) already exists. */

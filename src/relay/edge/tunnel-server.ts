@@ -8,6 +8,7 @@ import { ErrorCode, PROTOCOL_VERSION } from '../protocol/frames.js';
 import { TunnelSession, type Hello } from '../protocol/session.js';
 import { DeviceTunnel, moveQueue } from './device-tunnel.js';
 import type { HubMetrics } from '../../http/metrics.js';
+import type { LanTrustSync } from './lan-trust.js';
 
 export interface TunnelServerOptions {
   maxFrameBytes: number;
@@ -28,6 +29,8 @@ export interface TunnelServerDeps {
   metrics: HubMetrics;
   /** Called when a device (re)connects, with the info it reported: cached state is dropped, its email looked at. */
   onDeviceConnected?: (deviceId: string, info: Record<string, unknown>) => void;
+  /** LAN access: keys and revocations to agents, cache invalidations from them (docs/protocol.md). */
+  lan?: LanTrustSync;
 }
 
 const MAX_ID_CHARS = 128;
@@ -100,6 +103,9 @@ export class TunnelServer {
     session.on('notify', (seq: number, text: Buffer) => {
       if (tunnel) this.#onNotify(tunnel, seq, text);
     });
+    session.on('invalidate', (targets: string[]) => {
+      if (tunnel) this.deps.lan?.invalidated(tunnel, targets);
+    });
     session.on('protocolError', (err: Error) => {
       metrics.tunnelProtocolErrors.inc();
       log.warn({ deviceId: tunnel?.deviceId, remoteAddress, err: err.message }, 'tunnel protocol error; connection closed');
@@ -159,7 +165,10 @@ export class TunnelServer {
     await store.updateDeviceInfo(deviceId, info ?? {}, now);
     if (session.closed) return undefined;
     session.sendWelcome(
-      { version: PROTOCOL_VERSION, pingIntervalMs: this.opts.pingIntervalMs, idleTimeoutMs: this.opts.idleTimeoutMs, maxFrameBytes: this.opts.maxFrameBytes, windowBytes: this.opts.windowBytes },
+      {
+        version: PROTOCOL_VERSION, pingIntervalMs: this.opts.pingIntervalMs, idleTimeoutMs: this.opts.idleTimeoutMs, maxFrameBytes: this.opts.maxFrameBytes, windowBytes: this.opts.windowBytes,
+        ...(this.deps.lan ? { features: this.deps.lan.features } : {}),
+      },
       hello,
     );
     const maxInflight = Math.min(this.opts.maxInflightPerDevice, maxStreams ?? this.opts.maxInflightPerDevice);
@@ -182,6 +191,7 @@ export class TunnelServer {
       this.#publishStatus(deviceId, true, now);
     }
     log.info({ deviceId, remoteAddress, bootId }, 'device connected');
+    this.deps.lan?.opened(tunnel, hello).catch((err: unknown) => log.error({ err, deviceId }, 'sending LAN keys and revocations failed'));
     return tunnel;
   }
 
@@ -214,6 +224,7 @@ export class TunnelServer {
 
   #onTunnelClosed(tunnel: DeviceTunnel): void {
     tunnel.failQueued(new Error('device disconnected'));
+    this.deps.lan?.closed(tunnel);
     if (this.#tunnels.get(tunnel.deviceId) !== tunnel) return; // replaced: the device never went offline
     this.#tunnels.delete(tunnel.deviceId);
     this.deps.presence.delete(tunnel.deviceId);

@@ -22,6 +22,10 @@ export const FrameType = {
   GOAWAY: 0x0a,
   NOTIFY: 0x0b,
   NOTIFY_ACK: 0x0c,
+  // LAN access (lan-frames.ts); sent only to a peer whose HELLO or WELCOME lists the "lan" feature.
+  LAN_KEYS: 0x0d,
+  REVOKED: 0x0e,
+  INVALIDATE: 0x0f,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 

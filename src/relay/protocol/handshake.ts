@@ -13,6 +13,8 @@ export interface Hello {
   windowBytes: number;
   /** Streams the agent serves at once; the hub queues beyond this. */
   maxStreams: number;
+  /** Optional extensions the agent speaks (`"lan"`: LAN_KEYS, REVOKED, INVALIDATE); absent = none. */
+  features?: string[];
 }
 
 /** WELCOME: the hub's answer to a valid HELLO. */
@@ -22,6 +24,13 @@ export interface Welcome {
   idleTimeoutMs: number;
   maxFrameBytes: number;
   windowBytes: number;
+  /** Optional extensions the hub speaks; absent = none. */
+  features?: string[];
+}
+
+/** True when a HELLO or WELCOME lists `feature` (a peer may send anything: check the shape). */
+export function hasFeature(msg: { features?: unknown }, feature: string): boolean {
+  return Array.isArray(msg.features) && msg.features.length <= 64 && msg.features.includes(feature);
 }
 
 /**

@@ -163,10 +163,10 @@ test('after WELCOME the hub accepts frames up to the maxFrameBytes it announced'
 
 test('an unknown frame type closes the connection with PROTOCOL_ERROR', async (t) => {
   const p = await welcomedAgent(t);
-  p.sendBytes(encodeHeader(0x0d, 0, 0, 0));
+  p.sendBytes(encodeHeader(0x10, 0, 0, 0));
   const g = await p.closed();
   assert.equal(g.code, ErrorCode.PROTOCOL_ERROR);
-  assert.match(g.reason, /unknown frame type 0xd/);
+  assert.match(g.reason, /unknown frame type 0x10/);
 });
 
 test('a frame for a stream the hub never opened closes the connection with PROTOCOL_ERROR', async (t) => {

@@ -16,7 +16,9 @@ import {
   type Frame,
 } from './frames.js';
 import { decodeRequestHead, decodeResponseHead, encodeRequestHead, type RequestHead } from './heads.js';
+import { decodeInvalidate, decodeLanKeys, decodeRevoked, encodeInvalidate, encodeLanKeys, encodeRevoked, type RevokedEntry } from './lan-frames.js';
 import { FrameParser } from './parser.js';
+import type { PublicTokenKey } from './signed-token.js';
 import { parseHandshake, peerLimits, type Hello, type Welcome } from './handshake.js';
 import { StreamResetError, TunnelStream } from './stream.js';
 
@@ -33,9 +35,12 @@ export type Role = 'hub' | 'agent';
 
 /** Frames each role may receive; anything else is a protocol error. */
 const RECEIVES: Record<Role, ReadonlySet<number>> = {
-  hub: new Set([FrameType.HELLO, FrameType.RESPONSE, FrameType.DATA, FrameType.WINDOW, FrameType.RESET, FrameType.PING, FrameType.PONG, FrameType.GOAWAY, FrameType.NOTIFY]),
-  agent: new Set([FrameType.WELCOME, FrameType.REQUEST, FrameType.DATA, FrameType.WINDOW, FrameType.RESET, FrameType.PING, FrameType.PONG, FrameType.GOAWAY, FrameType.NOTIFY_ACK]),
+  hub: new Set([FrameType.HELLO, FrameType.RESPONSE, FrameType.DATA, FrameType.WINDOW, FrameType.RESET, FrameType.PING, FrameType.PONG, FrameType.GOAWAY, FrameType.NOTIFY, FrameType.INVALIDATE]),
+  agent: new Set([FrameType.WELCOME, FrameType.REQUEST, FrameType.DATA, FrameType.WINDOW, FrameType.RESET, FrameType.PING, FrameType.PONG, FrameType.GOAWAY, FrameType.NOTIFY_ACK, FrameType.LAN_KEYS, FrameType.REVOKED]),
 };
+
+/** The LAN frames (0x0d and up) are connection frames too: they go on stream 0. */
+const FIRST_LAN_FRAME = FrameType.LAN_KEYS;
 
 const HANDSHAKE_MAX_FRAME = 64 * 1024;
 const MAX_STREAM_ID = 0x7fffffff;
@@ -47,6 +52,7 @@ const MAX_STREAM_ID = 0x7fffffff;
  * - 'hello' (Hello) on the hub, 'welcome' (Welcome) on the agent: handshake frames
  * - 'stream' (TunnelStream) on the agent: a relayed request arrived
  * - 'notify' (seq, text) on the hub; 'notifyAck' (seq) on the agent
+ * - 'lanKeys' (PublicTokenKey[]) and 'revoked' (RevokedEntry[]) on the agent; 'invalidate' (targets) on the hub
  * - 'ping' / 'pong' (payload)
  * - 'goaway' ({lastStream, code, reason}): the peer is closing; open no new streams
  * - 'close' (error or undefined): the connection is gone; every open stream was destroyed
@@ -148,6 +154,21 @@ export class TunnelSession extends EventEmitter {
     this.sendFrame(FrameType.NOTIFY_ACK, 0, 0, u32(seq));
   }
 
+  /** Hub side: the public keys that sign access tokens (LAN_KEYS). */
+  sendLanKeys(keys: readonly PublicTokenKey[]): void {
+    this.sendFrame(FrameType.LAN_KEYS, 0, 0, encodeLanKeys(keys));
+  }
+
+  /** Hub side: revoked tokens (REVOKED); the caller splits long lists to fit the agent's frame limit. */
+  sendRevoked(entries: readonly RevokedEntry[]): void {
+    this.sendFrame(FrameType.REVOKED, 0, 0, encodeRevoked(entries));
+  }
+
+  /** Agent side: request targets whose cached answers the hub should drop (INVALIDATE). */
+  sendInvalidate(targets: readonly string[]): void {
+    this.sendFrame(FrameType.INVALIDATE, 0, 0, encodeInvalidate(targets));
+  }
+
   sendReset(stream: number, code: number): void {
     this.sendFrame(FrameType.RESET, 0, stream, u32(code));
   }
@@ -234,7 +255,8 @@ export class TunnelSession extends EventEmitter {
         : `${name} frame before HELLO`);
     }
     const connectionLevel = f.type === FrameType.HELLO || f.type === FrameType.WELCOME || f.type === FrameType.PING
-      || f.type === FrameType.PONG || f.type === FrameType.GOAWAY || f.type === FrameType.NOTIFY || f.type === FrameType.NOTIFY_ACK;
+      || f.type === FrameType.PONG || f.type === FrameType.GOAWAY || f.type === FrameType.NOTIFY || f.type === FrameType.NOTIFY_ACK
+      || f.type >= FIRST_LAN_FRAME;
     if (connectionLevel !== (f.stream === 0)) {
       throw new ProtocolError(connectionLevel ? `${name} frame must be on stream 0` : `${name} frame on stream 0`);
     }
@@ -319,6 +341,15 @@ export class TunnelSession extends EventEmitter {
       }
       case FrameType.NOTIFY_ACK:
         this.emit('notifyAck', readU32(f.payload, 'NOTIFY_ACK'));
+        return;
+      case FrameType.LAN_KEYS:
+        this.emit('lanKeys', decodeLanKeys(f.payload));
+        return;
+      case FrameType.REVOKED:
+        this.emit('revoked', decodeRevoked(f.payload));
+        return;
+      case FrameType.INVALIDATE:
+        this.emit('invalidate', decodeInvalidate(f.payload));
         return;
     }
   }

@@ -184,6 +184,29 @@ const m0004Factory: Migration = {
 };
 
 /**
+ * Tokens revoked before their expiry (logout, revocation), kept until they expire: the hub sends each
+ * agent its owner's list, so a device serving the LAN without the hub refuses them too.
+ */
+const m0005RevokedTokens: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('revoked_tokens')
+      .addColumn('token_hash', 'text', (c) => c.primaryKey())
+      // Not a foreign key: the token row itself is gone, and a deleted user's revocations still hold.
+      .addColumn('user_id', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addColumn('revoked_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('revoked_tokens_user_id_idx').on('revoked_tokens').columns(['user_id', 'revoked_at']).execute();
+    await db.schema.createIndex('revoked_tokens_expires_at_idx').on('revoked_tokens').column('expires_at').execute();
+  },
+
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable('revoked_tokens').execute();
+  },
+};
+
+/**
  * OAuth 2.0 provider (RFC 6749): registered clients, users' grants (consent), authorization codes,
  * access and refresh tokens, and a revocation log every hub node reads to evict cached sessions.
  * Codes and tokens are stored as SHA-256 hashes, client secrets too; scopes as space-separated text.
@@ -272,6 +295,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0002_mqtt': m0002Mqtt,
   '0003_accounts': m0003Accounts,
   '0004_factory': m0004Factory,
+  '0005_revoked_tokens': m0005RevokedTokens,
   '0006_oauth': m0006OAuth,
 });
 

@@ -12,7 +12,7 @@ import type { ColumnType, Selectable } from 'kysely';
 import { migrateToLatest } from '../migrations/index.js';
 import { DuplicateError } from '../store.js';
 import { insertOrDuplicate, insertOrDuplicateValue, isUniqueViolation } from './duplicate.js';
-import type { ConfirmationRecord, ConfirmResult, DeviceRecord, FactoryKeyRecord, NewDevice, Store, TokenInfo, TokenRecord, UserRecord } from '../store.js';
+import type { ConfirmationRecord, ConfirmResult, DeviceRecord, FactoryKeyRecord, NewDevice, RevokedTokenRecord, Store, TokenInfo, TokenRecord, UserRecord } from '../store.js';
 import type { OAuthStore } from '../oauth-store.js';
 import { FactoryKeyQueries, type FactoryKeysTable } from './factory-keys.js';
 import { SqliteOAuth, type OAuthTables } from './sqlite-oauth.js';
@@ -53,12 +53,20 @@ interface ConfirmationsTable {
   used_at: number | null;
 }
 
+interface RevokedTokensTable {
+  token_hash: string;
+  user_id: string;
+  expires_at: number;
+  revoked_at: number;
+}
+
 interface Tables {
   users: UsersTable;
   devices: DevicesTable;
   tokens: TokensTable;
   factory_keys: FactoryKeysTable;
   email_confirmations: ConfirmationsTable;
+  revoked_tokens: RevokedTokensTable;
 }
 
 /** SQLite caps bound parameters per statement (32,766 since 3.32); delete in slices well under it. */
@@ -400,4 +408,24 @@ export class SqliteStore implements Store {
   revokeOAuthFamily: OAuthStore['revokeOAuthFamily'] = (f, now) => this.#oauth.revokeOAuthFamily(f, now);
   listOAuthRevocationsSince: OAuthStore['listOAuthRevocationsSince'] = (since) => this.#oauth.listOAuthRevocationsSince(since);
   deleteExpiredOAuth: OAuthStore['deleteExpiredOAuth'] = (now, before) => this.#oauth.deleteExpiredOAuth(now, before);
+
+  // Revoked tokens
+
+  async addRevokedTokens(tokens: RevokedTokenRecord[]): Promise<void> {
+    if (tokens.length === 0) return;
+    const rows = tokens.map((t) => ({ token_hash: t.tokenHash, user_id: t.userId, expires_at: t.expiresAt, revoked_at: t.revokedAt }));
+    await this.#db.insertInto('revoked_tokens').values(rows).onConflict((oc) => oc.column('token_hash').doNothing()).execute();
+  }
+
+  async listRevokedTokens(userId: string, now: number, limit: number): Promise<RevokedTokenRecord[]> {
+    const rows = await this.#db.selectFrom('revoked_tokens').selectAll()
+      .where('user_id', '=', userId).where('expires_at', '>', now)
+      .orderBy('revoked_at', 'desc').orderBy('token_hash').limit(limit).execute();
+    return rows.map((r) => ({ tokenHash: r.token_hash, userId: r.user_id, expiresAt: r.expires_at, revokedAt: r.revoked_at }));
+  }
+
+  async deleteExpiredRevokedTokens(now: number): Promise<number> {
+    const result = await this.#db.deleteFrom('revoked_tokens').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
 }
