@@ -1,5 +1,6 @@
 // The brokers under test, each its own process on its own port, all anonymous on 127.0.0.1:
-// - hub: the real `bin/cloudrest.js hub`, MQTT on a free port, an ACL file granting anonymous clients
+// - hub: the real `bin/cloudrest.js hub` (hub-b: the CLI entry BENCH_HUB_B names, e.g. a copy of an
+//   earlier dist/ under .bench-tmp/, for A/B runs), MQTT on a free port, an ACL file granting anonymous clients
 //   `bench/#` (the hub's defaults give anonymous clients nothing), log level warn;
 // - mosquitto: /usr/sbin/mosquitto with a config file of our own on its own port (the system's
 //   Mosquitto on 1883 is never touched), no persistence, the hub's inflight and queue limits;
@@ -16,7 +17,8 @@ const ROOT = resolve(import.meta.dirname, '../..');
 export const MOSQUITTO = '/usr/sbin/mosquitto';
 const START_LIMIT_MS = 30_000;
 
-export type BrokerName = 'hub' | 'mosquitto' | 'aedes' | 'floor';
+/** 'hub-b' is a second hub from another build (BENCH_HUB_B), for A/B runs of a change. */
+export type BrokerName = 'hub' | 'hub-b' | 'mosquitto' | 'aedes' | 'floor';
 
 export interface RunningBroker {
   name: BrokerName;
@@ -62,13 +64,14 @@ function node(args: string[], name: string): Proc {
 
 /** Starts one broker; `dir` is a scratch folder (config, database); `nodeFlags` go to Node brokers. */
 export async function startBroker(name: BrokerName, dir: string, nodeFlags: string[] = []): Promise<RunningBroker> {
-  if (name === 'hub') {
+  if (name === 'hub' || name === 'hub-b') {
+    const cli = name === 'hub' ? CLI : resolve(process.env.BENCH_HUB_B ?? '');
     const port = await freePort();
     const acl = join(dir, 'bench.acl');
     writeFileSync(acl, 'allow all anonymous bench/#\n');
-    const args = [...nodeFlags, CLI, 'hub', '--data', join(dir, 'hub-data'), '--host', '127.0.0.1', '--http-port', '0', '--tunnel-port', '0',
+    const args = [...nodeFlags, cli, 'hub', '--data', join(dir, `${name}-data-${port}`), '--host', '127.0.0.1', '--http-port', '0', '--tunnel-port', '0',
       '--mqtt-port', String(port), '--mqtt-allow-anonymous', '--acl', acl, '--log-level', 'warn'];
-    const proc = node(args, 'hub');
+    const proc = node(args, name);
     await waitForPort(proc, port);
     return { name, port, proc, pid: proc.child.pid! };
   }

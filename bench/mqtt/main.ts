@@ -22,6 +22,7 @@
 //   BENCH_BATCH=32  BENCH_WINDOW=100   full speed: PUBLISHes per write; QoS 1 PUBACK window per publisher
 //   BENCH_QUIET_WAIT_S=30              before each run, wait up to this long for the machine to be idle
 //   BENCH_PROFILE=DIR                  the hub under --cpu-prof, profiles in DIR (bench/support/cpuprofile-top.ts)
+//   BENCH_HUB_B=.bench-tmp/a/cli/main.js  with hub-b in BENCH_BROKERS: a second hub from that build (A/B runs)
 //
 // Targets (issue 3): throughput >= 1.5x Aedes and >= 0.8x Mosquitto; p99 no worse than Mosquitto's at
 // the same rate; at most 6 KB of hub RSS per idle connection.
@@ -83,7 +84,7 @@ const stopAll = async (): Promise<void> => {
 process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
 
 async function start(name: BrokerName, round: number): Promise<RunningBroker> {
-  const flags = PROFILE_DIR && name === 'hub' ? ['--cpu-prof', `--cpu-prof-dir=${join(resolve(PROFILE_DIR), `hub-r${round}`)}`] : [];
+  const flags = PROFILE_DIR && name.startsWith('hub') ? ['--cpu-prof', `--cpu-prof-dir=${join(resolve(PROFILE_DIR), `${name}-r${round}`)}`] : [];
   const b = await startBroker(name, work.path, flags);
   running.add(b);
   return b;
