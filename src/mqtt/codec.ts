@@ -13,6 +13,7 @@
 import { isUtf8 } from 'node:buffer';
 import { generate, parser as createParser, type IPublishPacket, type Packet } from 'mqtt-packet';
 import { MqttError, malformed, protocolError } from './errors.js';
+import { fastDecode } from './fast-decode.js';
 import { checkPacket } from './packet-checks.js';
 import { RC } from './reason-codes.js';
 
@@ -185,6 +186,13 @@ export class PacketDecoder {
   }
 
   #decode(bytes: Buffer, out: Packet[]): boolean {
+    // After CONNECT, the hot packets in their common forms skip mqtt-packet (fast-decode.ts).
+    const fast = this.#version === 0 ? undefined : fastDecode(bytes, bytes.length - this.#remaining, this.#version);
+    if (fast !== undefined) {
+      if (fast.cmd === 'publish') compactPayload(fast);
+      out.push(fast);
+      return true;
+    }
     const { packet, error } = parseOne(bytes, this.#version);
     const problem = error ?? checkPacket(packet!, this.#version);
     if (problem !== null) {
