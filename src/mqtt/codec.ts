@@ -11,11 +11,16 @@
  *   [MQTT-1.5.4-1/2]), which mqtt-packet would silently replace with U+FFFD.
  */
 import { isUtf8 } from 'node:buffer';
-import { generate, parser as createParser, type IPublishPacket, type Packet } from 'mqtt-packet';
+import { generate, parser as createParser, writeToStream, type IPublishPacket, type Packet } from 'mqtt-packet';
 import { MqttError, malformed, protocolError } from './errors.js';
 import { fastDecode } from './fast-decode.js';
 import { checkPacket } from './packet-checks.js';
 import { RC } from './reason-codes.js';
+
+// mqtt-packet would otherwise fill a cache of 65,536 two-byte Buffers (about 6 MB of heap, held for
+// good) the first time it encodes a packet. The broker encodes PUBLISH and acknowledgements itself;
+// what is left to generate() (CONNACK, SUBACK...) is not worth 6 MB.
+writeToStream.cacheNumbers = false;
 
 /** Largest remaining length a four-byte Variable Byte Integer can carry (5.0 §1.5.5). */
 export const MAX_REMAINING_LENGTH = 268_435_455;
