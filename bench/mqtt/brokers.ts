@@ -85,7 +85,7 @@ export async function startBroker(name: BrokerName, dir: string, nodeFlags: stri
       'max_connections -1',
       `max_inflight_messages ${MAX_INFLIGHT}`,
       `max_queued_messages ${MAX_QUEUED}`,
-      'set_tcp_nodelay true',
+      `set_tcp_nodelay ${process.env.BENCH_MOSQUITTO_NODELAY ?? 'true'}`,
       'log_dest stderr',
       'log_type error',
       'log_type warning',

@@ -22,7 +22,8 @@
 //   BENCH_BATCH=32  BENCH_WINDOW=100   full speed: PUBLISHes per write; QoS 1 PUBACK window per publisher
 //   BENCH_QUIET_WAIT_S=30              before each run, wait up to this long for the machine to be idle
 //   BENCH_PROFILE=DIR                  the hub under --cpu-prof, profiles in DIR (bench/support/cpuprofile-top.ts)
-//   BENCH_HUB_B=.bench-tmp/a/cli/main.js  with hub-b in BENCH_BROKERS: a second hub from that build (A/B runs)
+//   BENCH_HUB_B=.bench-tmp/a/dist/cli/main.js  with hub-b in BENCH_BROKERS: a second hub from that build (A/B runs)
+//   BENCH_MOSQUITTO_NODELAY=false      Mosquitto with Nagle on (its default; the bench turns it off, as the hub does)
 //
 // Targets (issue 3): throughput >= 1.5x Aedes and >= 0.8x Mosquitto; p99 no worse than Mosquitto's at
 // the same rate; at most 6 KB of hub RSS per idle connection.
@@ -32,7 +33,7 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { tempDir } from '../../test/support/procs.js';
 import { startBroker, MAX_INFLIGHT, MAX_QUEUED, type BrokerName, type RunningBroker } from './brokers.js';
-import { costTable, idleTable, latencyTable, throughputTable, verdicts } from './report.js';
+import { costTable, GENERATOR_BOUND_PCT, idleTable, latencyTable, throughputTable, verdicts } from './report.js';
 import { crashReason, exited, measureIdle, runScenario, waitForBrokerIdle, waitForQuiet, PAYLOAD_BYTES, type IdleRow, type Row, type Scenario } from './run.js';
 
 const FD_LIMIT = 65_536;
@@ -163,7 +164,7 @@ try {
   if (rows.some((r) => r.scenario.kind === 'latency')) process.stdout.write(`### Latency at a fixed rate\n\n${latencyTable(rows)}\n\n`);
   if (idle.length > 0) process.stdout.write(`### Idle connections\n\n${idleTable(idle)}\n\n`);
   if (rows.length > 0) process.stdout.write(`### CPU per process\n\n${costTable(rows)}\n\n`);
-  process.stdout.write(`(noisy) = other processes on the machine used over 25 % of a core during the run; verdicts use the median quiet round\n\n### Verdict\n\n${verdicts(rows, idle).join('\n')}\n`);
+  process.stdout.write(`(noisy) = other processes on the machine used over 25 % of a core during the run; (generator-bound) = a generator process used over ${GENERATOR_BOUND_PCT} % of a core; verdicts use the median quiet round\n\n### Verdict\n\n${verdicts(rows, idle).join('\n')}\n`);
 } finally {
   await stopAll();
 }

@@ -21,6 +21,10 @@ function usPerMsg(r: Row, names: string[]): number {
 }
 const generators = (r: Row): string[] => Object.keys(r.usage.processes).filter((k) => k !== 'broker');
 const genPct = (r: Row): number => generators(r).reduce((s, k) => s + r.usage.processes[k]!.cpuPct, 0);
+/** A generator process that used this much of a core may have been what limited the run. */
+export const GENERATOR_BOUND_PCT = 90;
+const generatorBound = (r: Row): boolean => generators(r).some((k) => r.usage.processes[k]!.cpuPct >= GENERATOR_BOUND_PCT);
+const flags = (r: Row): string => `${noisy(r) ? ' (noisy)' : ''}${generatorBound(r) ? ' (generator-bound)' : ''}${crashNote(r)}`;
 
 /** The row with the median received rate among quiet rounds (all rounds if none was quiet). */
 export function median(rows: Row[], broker: BrokerName, key: string): Row | undefined {
@@ -47,7 +51,7 @@ export function throughputTable(rows: Row[]): string {
     }
     const expected = r.sent * r.scenario.fanout;
     const lost = expected > 0 ? (r.lost / expected) * 100 : NaN;
-    lines.push(`| ${r.scenario.title} | ${r.broker} | ${r.round}${noisy(r) ? ' (noisy)' : ''}${crashNote(r)} | ${fmt(rate(r))} | ${fmt(r.sent / r.seconds)} | ${fmt(lost, 1)} | ${fmt(r.usage.processes.broker?.cpuPct)} | ${fmt(usPerMsg(r, ['broker']), 1)} | ${fmt(genPct(r))} | ${ratio(rows, r, 'aedes')} | ${ratio(rows, r, 'mosquitto')} |`);
+    lines.push(`| ${r.scenario.title} | ${r.broker} | ${r.round}${flags(r)} | ${fmt(rate(r))} | ${fmt(r.sent / r.seconds)} | ${fmt(lost, 1)} | ${fmt(r.usage.processes.broker?.cpuPct)} | ${fmt(usPerMsg(r, ['broker']), 1)} | ${fmt(genPct(r))} | ${ratio(rows, r, 'aedes')} | ${ratio(rows, r, 'mosquitto')} |`);
   }
   return lines.join('\n');
 }
@@ -62,7 +66,7 @@ export function latencyTable(rows: Row[]): string {
       lines.push(`| ${r.scenario.title} | ${r.broker} | ${r.round} | ${r.scenario.ratePerS} | crashed: ${r.crashed.replaceAll('|', '/')} | | | | | |`);
       continue;
     }
-    lines.push(`| ${r.scenario.title} | ${r.broker} | ${r.round}${noisy(r) ? ' (noisy)' : ''}${crashNote(r)} | ${r.scenario.ratePerS} | ${fmt(rate(r))} | ${ms(r.latency?.p50Us)} | ${ms(r.latency?.p99Us)} | ${ms(r.latency?.maxUs)} | ${r.behind} | ${fmt(r.usage.processes.broker?.cpuPct)} |`);
+    lines.push(`| ${r.scenario.title} | ${r.broker} | ${r.round}${flags(r)} | ${r.scenario.ratePerS} | ${fmt(rate(r))} | ${ms(r.latency?.p50Us)} | ${ms(r.latency?.p99Us)} | ${ms(r.latency?.maxUs)} | ${r.behind} | ${fmt(r.usage.processes.broker?.cpuPct)} |`);
   }
   return lines.join('\n');
 }
@@ -108,8 +112,10 @@ export function verdicts(rows: Row[], idle: IdleRow[]): string[] {
     }
     if (hub === undefined) continue;
     if (hub.scenario.kind === 'throughput') {
-      if (aedes) out.push(`- ${title}: hub ${fmt(rate(hub))} msg/s = ${fmt(rate(hub) / rate(aedes), 2)}x Aedes (target >= ${TARGETS.vsAedes}x): ${verdict(rate(hub) >= TARGETS.vsAedes * rate(aedes))}`);
-      if (mosq) out.push(`- ${title}: hub ${fmt(rate(hub))} msg/s = ${fmt(rate(hub) / rate(mosq), 2)}x Mosquitto (target >= ${TARGETS.vsMosquitto}x): ${verdict(rate(hub) >= TARGETS.vsMosquitto * rate(mosq))}`);
+      // Broker CPU per message too: what one core of each broker can carry, whatever the generators cost.
+      const cpu = (o: Row): string => `broker CPU per message: hub ${fmt(usPerMsg(hub, ['broker']), 1)} µs, ${o.broker} ${fmt(usPerMsg(o, ['broker']), 1)} µs`;
+      if (aedes) out.push(`- ${title}: hub ${fmt(rate(hub))} msg/s = ${fmt(rate(hub) / rate(aedes), 2)}x Aedes (target >= ${TARGETS.vsAedes}x): ${verdict(rate(hub) >= TARGETS.vsAedes * rate(aedes))} (${cpu(aedes)})`);
+      if (mosq) out.push(`- ${title}: hub ${fmt(rate(hub))} msg/s = ${fmt(rate(hub) / rate(mosq), 2)}x Mosquitto (target >= ${TARGETS.vsMosquitto}x): ${verdict(rate(hub) >= TARGETS.vsMosquitto * rate(mosq))} (${cpu(mosq)})`);
     } else if (mosq && hub.latency && mosq.latency) {
       out.push(`- ${title}: hub p99 ${ms(hub.latency.p99Us)} ms, Mosquitto p99 ${ms(mosq.latency.p99Us)} ms (target: no worse): ${verdict(hub.latency.p99Us <= mosq.latency.p99Us)}`);
     }
