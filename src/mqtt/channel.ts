@@ -42,6 +42,7 @@ export interface Will {
 }
 
 const CONNACK_UNACCEPTABLE_VERSION = Buffer.from([0x20, 0x02, 0x00, 0x01]);
+const ACK_FIRST_BYTE = { puback: 0x40, pubrec: 0x50, pubcomp: 0x70 } as const;
 
 export class Channel implements OutboxTarget, DeadlineHolder {
   state: ChannelState = 'new';
@@ -183,6 +184,26 @@ export class Channel implements OutboxTarget, DeadlineHolder {
     }
     this.ctx.stats.wireBytesOut += bytes.length;
     this.io.write(bytes);
+  }
+
+  /** True when an acknowledgement given now would go out at once (none is waiting for the store). */
+  get acksInOrder(): boolean {
+    return this.#ackChain === undefined;
+  }
+
+  /**
+   * PUBACK / PUBREC / PUBCOMP with reason code 0 (or any 3.1.1 one) in four bytes, without a packet
+   * object; other reason codes in 5.0 take send(). For acknowledgements that wait for nothing.
+   */
+  writeAck(cmd: 'puback' | 'pubrec' | 'pubcomp', packetId: number, reasonCode: number): void {
+    if (this.state === 'closed') return;
+    if (this.version === 5 && reasonCode !== 0) return this.send({ cmd, messageId: packetId, reasonCode });
+    const b = Buffer.allocUnsafe(4);
+    b[0] = ACK_FIRST_BYTE[cmd];
+    b[1] = 2;
+    b.writeUInt16BE(packetId, 2);
+    this.ctx.stats.wireBytesOut += 4;
+    this.io.write(b);
   }
 
   /**

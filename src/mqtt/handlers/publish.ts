@@ -96,6 +96,12 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
   // 5.0 §3.4.2.1: 0x10 tells the publisher nobody was subscribed.
   const reasonCode = v5 && deliveries === 0 && refusal === undefined ? RC.NO_MATCHING_SUBSCRIBERS : RC.SUCCESS;
   if (qos === 1) {
+    // The common case: nothing to wait for, so no closure and no packet object.
+    if (stored === undefined && ch.acksInOrder) {
+      ch.incomingInflight--;
+      ch.writeAck('puback', id, v5 ? reasonCode : 0);
+      return;
+    }
     ch.ackAfter(stored, () => {
       ch.incomingInflight--;
       return { cmd: 'puback', messageId: id, ...(v5 ? { reasonCode } : {}) };
