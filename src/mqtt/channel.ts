@@ -251,8 +251,9 @@ export class Channel implements OutboxTarget, DeadlineHolder {
   /** Keep alive (3.1.1 §3.1.2.10, 5.0 §3.1.2.10): no packet for 1.5 times it closes the connection. */
   startKeepalive(seconds: number): void {
     this.#keepaliveLimitMs = seconds * 1500;
+    // The first check comes a whole period after CONNACK, however long authentication took.
     if (seconds === 0) this.ctx.deadlines.cancel(this);
-    else this.ctx.deadlines.schedule(this, this.#lastPacketAt + this.#keepaliveLimitMs);
+    else this.ctx.deadlines.schedule(this, this.ctx.now() + this.#keepaliveLimitMs);
   }
 
   /** DeadlineHolder: the CONNECT timeout passed, or the keep alive may have. */
