@@ -88,6 +88,46 @@ describe('MQTT codec', () => {
     assert.deepEqual([p4!.topic, p4!.payload.toString(), p4!.properties], ['devices/é/x', 'payload', undefined]);
   });
 
+  it('decodes PUBLISH, acknowledgements and PINGREQ on its fast path exactly as mqtt-packet does', () => {
+    // The fields the handlers read, for every shape the fast path takes and several it leaves to mqtt-packet.
+    const fields = (p: Packet): unknown => {
+      const x = p as Packet & { topic?: string; payload?: Buffer; qos?: number; dup?: boolean; retain?: boolean; messageId?: number; reasonCode?: number; properties?: object };
+      return { cmd: x.cmd, topic: x.topic ?? null, payload: x.payload?.toString('hex') ?? null, qos: x.qos ?? 0, dup: x.dup ?? false, retain: x.retain ?? false, messageId: x.messageId, reasonCode: x.reasonCode, properties: x.properties };
+    };
+    const cases: Array<[4 | 5, Packet]> = [];
+    for (const version of [4, 5] as const) {
+      for (const qos of [0, 1, 2] as const) {
+        cases.push([version, { cmd: 'publish', topic: 'bench/fanin/7', payload: Buffer.alloc(64, 1), qos, messageId: qos > 0 ? 65_535 : undefined, dup: qos > 0, retain: qos === 1 }]);
+      }
+      cases.push([version, { cmd: 'publish', topic: 'maison/é/温度', payload: Buffer.from(''), qos: 0, dup: false, retain: false }]);
+      cases.push([version, { cmd: 'publish', topic: 't', payload: Buffer.alloc(300, 2), qos: 1, messageId: 1, dup: false, retain: false }]);
+      for (const cmd of ['puback', 'pubrec', 'pubrel', 'pubcomp'] as const) cases.push([version, { cmd, messageId: 4242 }]);
+      cases.push([version, { cmd: 'pingreq' }]);
+    }
+    cases.push([5, { cmd: 'publish', topic: 'p', payload: Buffer.from('x'), qos: 1, messageId: 3, dup: false, retain: false, properties: { contentType: 'text/plain', userProperties: { a: 'b' } } }]);
+    cases.push([5, { cmd: 'puback', messageId: 5, reasonCode: 0x10 }]);
+    for (const [version, packet] of cases) {
+      const bytes = generate(packet, { protocolVersion: version });
+      const d = new PacketDecoder(1 << 20);
+      const r = d.push(Buffer.concat([connect(version), bytes]));
+      assert.equal(r.error, null);
+      assert.deepEqual(fields(r.packets[1]!), fields(parseAs(version, bytes)[0]!), `${packet.cmd} v${version}`);
+    }
+  });
+
+  it('reports a broken PUBLISH the same way with or without its fast path', () => {
+    const d = new PacketDecoder(1 << 20);
+    d.push(connect(4));
+    // Topic with U+0000, then topic that is not UTF-8: both Malformed (0x81).
+    assert.equal(d.push(Buffer.from([0x30, 0x04, 0x00, 0x02, 0x61, 0x00])).error?.reasonCode, 0x81);
+    const e = new PacketDecoder(1 << 20);
+    e.push(connect(4));
+    assert.equal(e.push(Buffer.from([0x30, 0x04, 0x00, 0x02, 0xc3, 0x28])).error?.reasonCode, 0x81);
+    const q3 = new PacketDecoder(1 << 20);
+    q3.push(connect(4));
+    assert.equal(q3.push(Buffer.from([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01])).error?.reasonCode, 0x81); // QoS 3
+  });
+
   it('encodes acknowledgements in four bytes when nothing more is needed', () => {
     assert.deepEqual([...encode({ cmd: 'puback', messageId: 258 }, 4)], [0x40, 0x02, 0x01, 0x02]);
     assert.deepEqual([...encode({ cmd: 'pubrel', messageId: 1, reasonCode: 0 }, 5)], [0x62, 0x02, 0x00, 0x01]);

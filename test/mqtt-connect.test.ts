@@ -146,6 +146,26 @@ describe('MQTT CONNECT: versions, sessions, keep alive, take-over, authenticatio
     assert.equal(raw.socket.destroyed, false);
   });
 
+  it('counts the keep alive from CONNACK when authentication took longer than it', async () => {
+    const slow = await startBroker({ allowAnonymous: false }, {
+      authenticate: async () => {
+        await sleep(1_800);
+        return { principal: 'device:slow' };
+      },
+    });
+    try {
+      const raw = await slow.raw();
+      // Keep alive 1 s (1.5 s allowed), CONNACK 1.8 s after CONNECT: the client pings in time after CONNACK.
+      assert.equal((await raw.handshake(4, { keepalive: 1, username: 'slow', password: Buffer.from('x') })).returnCode, 0);
+      await sleep(700);
+      raw.send({ cmd: 'pingreq' });
+      assert.equal((await raw.next()).cmd, 'pingresp');
+      assert.equal(raw.socket.destroyed, false);
+    } finally {
+      await slow.stop();
+    }
+  });
+
   it('closes a connection that sends no CONNECT within the connect timeout', async () => {
     const raw = await b.raw();
     assert.ok(await raw.closesWithin(1_500));

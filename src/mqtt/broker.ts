@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { QoS } from 'mqtt-packet';
 import { validateTopicFilter, validateTopicName } from '../core/topic-tree.js';
 import type { ConnectionMeta } from './channel.js';
-import { Connection } from './connection.js';
+import { Connection, type ConnectionOwner } from './connection.js';
 import { BrokerCore } from './core.js';
 import type { BrokerHooks } from './hooks.js';
 import { isExpired, type Message, type MessageProperties } from './message.js';
@@ -36,6 +36,7 @@ export interface ServerMessage {
 export class Broker {
   readonly #core: BrokerCore;
   readonly #connections = new Set<Connection>();
+  readonly #owner: ConnectionOwner = { connectionClosed: (c) => void this.#connections.delete(c) };
 
   constructor(options: BrokerOptions = {}, hooks: BrokerHooks = {}) {
     this.#core = new BrokerCore(options, hooks);
@@ -61,8 +62,7 @@ export class Broker {
       stream.destroy();
       return;
     }
-    const connection = new Connection(this.#core, stream, meta, () => this.#connections.delete(connection));
-    this.#connections.add(connection);
+    this.#connections.add(new Connection(this.#core, stream, meta, this.#owner));
   }
 
   /**

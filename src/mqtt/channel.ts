@@ -6,6 +6,7 @@
 import type { Packet, QoS } from 'mqtt-packet';
 import { encode, PROTOCOL_MAX_PACKET_BYTES } from './codec.js';
 import type { BrokerContext } from './context.js';
+import type { DeadlineHolder } from './deadlines.js';
 import { MqttError } from './errors.js';
 import type { PendingConnect } from './handlers/connack.js';
 import { HANDLERS } from './handlers/index.js';
@@ -41,8 +42,9 @@ export interface Will {
 }
 
 const CONNACK_UNACCEPTABLE_VERSION = Buffer.from([0x20, 0x02, 0x00, 0x01]);
+const ACK_FIRST_BYTE = { puback: 0x40, pubrec: 0x50, pubcomp: 0x70 } as const;
 
-export class Channel implements OutboxTarget {
+export class Channel implements OutboxTarget, DeadlineHolder {
   state: ChannelState = 'new';
   version: 3 | 4 | 5 = 4;
   clientId = '';
@@ -55,13 +57,13 @@ export class Channel implements OutboxTarget {
   clientReceiveMaximum = 65_535;
   clientMaxPacketBytes = PROTOCOL_MAX_PACKET_BYTES;
   problemInformation = true;
-  /** Topic aliases the client defined for this connection ([MQTT-3.3.2-7]: they die with it). */
-  readonly aliasesIn = new Map<number, string>();
+  /** Topic aliases the client defined for this connection ([MQTT-3.3.2-7]: they die with it); made on first use. */
+  aliasesIn: Map<number, string> | undefined;
   aliasesOut: TopicAliasesOut | undefined;
   /** QoS 1 PUBLISHes not yet acknowledged by us, and QoS 2 not yet completed: counted against our Receive Maximum. */
   incomingInflight = 0;
-  /** QoS 2 packet ids received on this connection and not yet completed. */
-  readonly qos2Here = new Set<number>();
+  /** QoS 2 packet ids received on this connection and not yet completed; made on first use. */
+  qos2Here: Set<number> | undefined;
   /** The CONNECT being processed, until CONNACK. */
   pending: PendingConnect | undefined;
   /** Session Expiry Interval the CONNECT asked for (5.0 [MQTT-3.14.2-2] checks DISCONNECT against it). */
@@ -72,8 +74,12 @@ export class Channel implements OutboxTarget {
   takenOver = false;
   /** State of an MQTT 5 enhanced authentication in progress (handlers/auth.ts). */
   auth: { method: string; step: number; state: unknown } | undefined;
+  // DeadlineHolder (deadlines.ts): the CONNECT timeout, then the keep alive.
+  deadlineAt = 0;
+  deadlineIndex = -1;
   #lastPacketAt: number;
-  #timer: NodeJS.Timeout | undefined;
+  /** 1.5 times the keep alive, in ms; 0 = none (or CONNECT not accepted yet). */
+  #keepaliveLimitMs = 0;
   #ackChain: Promise<void> | undefined;
   #acksPending = 0;
 
@@ -84,8 +90,8 @@ export class Channel implements OutboxTarget {
   ) {
     this.#lastPacketAt = ctx.now();
     // 5.0 §3.1.4: a server closes a connection that does not complete CONNECT (authentication
-    // included) in reasonable time; the keep alive timer replaces this one at CONNACK.
-    this.#timer = setTimeout(() => this.state !== 'connected' && this.close(false), ctx.options.connectTimeoutMs).unref();
+    // included) in reasonable time; the keep alive replaces this deadline at CONNACK.
+    ctx.deadlines.schedule(this, this.#lastPacketAt + ctx.options.connectTimeoutMs);
   }
 
   /** Read through a getter so that TypeScript does not narrow it across an await. */
@@ -139,7 +145,7 @@ export class Channel implements OutboxTarget {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
-    clearTimeout(this.#timer);
+    this.ctx.deadlines.cancel(this);
     this.io.end();
     if (wasConnected) this.ctx.channelClosed(this, sendWill);
   }
@@ -178,6 +184,26 @@ export class Channel implements OutboxTarget {
     }
     this.ctx.stats.wireBytesOut += bytes.length;
     this.io.write(bytes);
+  }
+
+  /** True when an acknowledgement given now would go out at once (none is waiting for the store). */
+  get acksInOrder(): boolean {
+    return this.#ackChain === undefined;
+  }
+
+  /**
+   * PUBACK / PUBREC / PUBCOMP with reason code 0 (or any 3.1.1 one) in four bytes, without a packet
+   * object; other reason codes in 5.0 take send(). For acknowledgements that wait for nothing.
+   */
+  writeAck(cmd: 'puback' | 'pubrec' | 'pubcomp', packetId: number, reasonCode: number): void {
+    if (this.state === 'closed') return;
+    if (this.version === 5 && reasonCode !== 0) return this.send({ cmd, messageId: packetId, reasonCode });
+    const b = Buffer.allocUnsafe(4);
+    b[0] = ACK_FIRST_BYTE[cmd];
+    b[1] = 2;
+    b.writeUInt16BE(packetId, 2);
+    this.ctx.stats.wireBytesOut += 4;
+    this.io.write(b);
   }
 
   /**
@@ -224,17 +250,19 @@ export class Channel implements OutboxTarget {
 
   /** Keep alive (3.1.1 §3.1.2.10, 5.0 §3.1.2.10): no packet for 1.5 times it closes the connection. */
   startKeepalive(seconds: number): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (seconds === 0) return;
-    const limitMs = seconds * 1500;
-    const check = (): void => {
-      const idleMs = this.ctx.now() - this.#lastPacketAt;
-      // [MQTT-3.1.2-24] 3.1.1 / [MQTT-3.1.2-22] 5.0.
-      if (idleMs >= limitMs) return this.disconnect(RC.KEEP_ALIVE_TIMEOUT, 'keep alive timeout');
-      this.#timer = setTimeout(check, limitMs - idleMs).unref();
-    };
-    this.#timer = setTimeout(check, limitMs).unref();
+    this.#keepaliveLimitMs = seconds * 1500;
+    // The first check comes a whole period after CONNACK, however long authentication took.
+    if (seconds === 0) this.ctx.deadlines.cancel(this);
+    else this.ctx.deadlines.schedule(this, this.ctx.now() + this.#keepaliveLimitMs);
+  }
+
+  /** DeadlineHolder: the CONNECT timeout passed, or the keep alive may have. */
+  onDeadline(now: number): void {
+    if (this.state !== 'connected') return this.close(false);
+    const idleMs = now - this.#lastPacketAt;
+    // [MQTT-3.1.2-24] 3.1.1 / [MQTT-3.1.2-22] 5.0.
+    if (idleMs >= this.#keepaliveLimitMs) return this.disconnect(RC.KEEP_ALIVE_TIMEOUT, 'keep alive timeout');
+    this.ctx.deadlines.schedule(this, this.#lastPacketAt + this.#keepaliveLimitMs);
   }
 
   /** The transport drained: send what waited for it. */

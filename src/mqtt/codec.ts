@@ -11,10 +11,16 @@
  *   [MQTT-1.5.4-1/2]), which mqtt-packet would silently replace with U+FFFD.
  */
 import { isUtf8 } from 'node:buffer';
-import { generate, parser as createParser, type IPublishPacket, type Packet } from 'mqtt-packet';
+import { generate, parser as createParser, writeToStream, type IPublishPacket, type Packet } from 'mqtt-packet';
 import { MqttError, malformed, protocolError } from './errors.js';
+import { fastDecode } from './fast-decode.js';
 import { checkPacket } from './packet-checks.js';
 import { RC } from './reason-codes.js';
+
+// mqtt-packet would otherwise fill a cache of 65,536 two-byte Buffers (about 6 MB of heap, held for
+// good) the first time it encodes a packet. The broker encodes PUBLISH and acknowledgements itself;
+// what is left to generate() (CONNACK, SUBACK...) is not worth 6 MB.
+writeToStream.cacheNumbers = false;
 
 /** Largest remaining length a four-byte Variable Byte Integer can carry (5.0 §1.5.5). */
 export const MAX_REMAINING_LENGTH = 268_435_455;
@@ -185,6 +191,13 @@ export class PacketDecoder {
   }
 
   #decode(bytes: Buffer, out: Packet[]): boolean {
+    // After CONNECT, the hot packets in their common forms skip mqtt-packet (fast-decode.ts).
+    const fast = this.#version === 0 ? undefined : fastDecode(bytes, bytes.length - this.#remaining, this.#version);
+    if (fast !== undefined) {
+      if (fast.cmd === 'publish') compactPayload(fast);
+      out.push(fast);
+      return true;
+    }
     const { packet, error } = parseOne(bytes, this.#version);
     const problem = error ?? checkPacket(packet!, this.#version);
     if (problem !== null) {

@@ -14,12 +14,47 @@ import type { MqttError } from './errors.js';
 /** How long a closing connection may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 
+/** Sends what a connection wrote during one tick (one callback per tick, shared, no closure). */
+function uncorkAfterTick(c: Connection): void {
+  c.uncork();
+}
+
+/** Who keeps the list of open connections (the Broker): told once a connection's transport closed. */
+export interface ConnectionOwner {
+  connectionClosed(c: Connection): void;
+}
+
+/**
+ * Each stream carries its Connection under this key, so that the stream's listeners are four functions
+ * shared by every connection rather than four closures (and their contexts) per connection.
+ */
+const CONNECTION = Symbol('mqtt.connection');
+type Carrier = Duplex & { [CONNECTION]: Connection };
+
+function onStreamData(this: Carrier, chunk: Buffer): void {
+  this[CONNECTION].received(chunk);
+}
+
+function onStreamEnd(this: Carrier): void {
+  this[CONNECTION].end();
+}
+
+function onStreamError(this: Duplex): void {
+  this.destroy();
+}
+
+function onStreamClose(this: Carrier): void {
+  this[CONNECTION].closed();
+}
+
 export class Connection implements ChannelIO {
   readonly channel: Channel;
   readonly #stream: Duplex;
   readonly #ctx: BrokerContext;
   readonly #decoder: PacketDecoder;
-  #backlog: Packet[] = [];
+  readonly #owner: ConnectionOwner;
+  /** Packets decoded and not yet handed to the channel; undefined when there are none. */
+  #backlog: Packet[] | undefined;
   #next = 0;
   #decodeError: MqttError | null = null;
   #busy = false;
@@ -28,19 +63,17 @@ export class Connection implements ChannelIO {
   #ended = false;
   #paused = false;
 
-  constructor(ctx: BrokerContext, stream: Duplex, meta: ConnectionMeta, onClose: () => void) {
+  constructor(ctx: BrokerContext, stream: Duplex, meta: ConnectionMeta, owner: ConnectionOwner) {
     this.#ctx = ctx;
     this.#stream = stream;
+    this.#owner = owner;
     this.#decoder = new PacketDecoder(ctx.options.maxPacketBytes);
     this.channel = new Channel(ctx, this, meta);
-    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
-    stream.on('end', () => this.end());
-    stream.on('error', () => stream.destroy());
-    stream.on('close', () => {
-      this.#ended = true;
-      this.channel.transportClosed();
-      onClose();
-    });
+    (stream as Carrier)[CONNECTION] = this;
+    stream.on('data', onStreamData);
+    stream.on('end', onStreamEnd);
+    stream.on('error', onStreamError);
+    stream.on('close', onStreamClose);
   }
 
   get congested(): boolean {
@@ -53,10 +86,7 @@ export class Connection implements ChannelIO {
     if (!this.#corked) {
       this.#corked = true;
       stream.cork();
-      process.nextTick(() => {
-        this.#corked = false;
-        stream.uncork();
-      });
+      process.nextTick(uncorkAfterTick, this);
     }
     if (!stream.write(bytes) && !this.#congested) {
       this.#congested = true;
@@ -69,6 +99,12 @@ export class Connection implements ChannelIO {
     }
   }
 
+  /** Sends what was written during this tick, in one write. */
+  uncork(): void {
+    this.#corked = false;
+    this.#stream.uncork();
+  }
+
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
@@ -78,11 +114,13 @@ export class Connection implements ChannelIO {
     setTimeout(() => stream.destroy(), CLOSE_GRACE_MS).unref();
   }
 
-  #onData(chunk: Buffer): void {
+  /** Bytes from the stream. */
+  received(chunk: Buffer): void {
     this.#ctx.stats.wireBytesIn += chunk.length;
     const { packets, error } = this.#decoder.push(chunk);
     if (error !== null) this.#decodeError = error;
-    if (this.#next === this.#backlog.length) {
+    if (this.#backlog === undefined) {
+      if (packets.length === 0 && error === null) return;
       this.#backlog = packets;
       this.#next = 0;
     } else {
@@ -91,13 +129,20 @@ export class Connection implements ChannelIO {
     this.#process();
   }
 
+  /** The stream closed (either side, or an error). */
+  closed(): void {
+    this.#ended = true;
+    this.#backlog = undefined;
+    this.channel.transportClosed();
+    this.#owner.connectionClosed(this);
+  }
+
   /** Hands packets to the channel one at a time; an asynchronous one holds back those after it. */
   #process(): void {
-    const backlog = this.#backlog;
+    const backlog = this.#backlog ?? [];
     while (!this.#busy && this.#next < backlog.length) {
       if (this.channel.state === 'closed') {
-        this.#backlog = [];
-        this.#next = 0;
+        this.#backlog = undefined;
         return;
       }
       const r = this.channel.receive(backlog[this.#next++]!);
@@ -112,7 +157,9 @@ export class Connection implements ChannelIO {
       }
     }
     if (this.#busy) return;
-    if (this.#decodeError !== null && this.#next === this.#backlog.length) {
+    // Everything handed over: an idle connection keeps no array of old packets (nor the CONNECT).
+    this.#backlog = undefined;
+    if (this.#decodeError !== null) {
       const err = this.#decodeError;
       this.#decodeError = null;
       this.channel.decodeFailed(err);

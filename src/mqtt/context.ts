@@ -3,6 +3,7 @@
  * through this interface, so they do not depend on the Broker class itself.
  */
 import type { Channel } from './channel.js';
+import type { Deadlines } from './deadlines.js';
 import type { ResolvedHooks } from './hooks.js';
 import type { Message } from './message.js';
 import type { ResolvedOptions } from './options.js';
@@ -35,6 +36,8 @@ export interface BrokerContext {
   readonly router: Router;
   readonly retained: RetainedStore;
   readonly persistence: MqttPersistence | undefined;
+  /** Connection timers (CONNECT timeout, keep alive), one heap for all. */
+  readonly deadlines: Deadlines;
   now(): number;
   /** Follows a persistence write: failures go to hooks.onError (resolving undefined); close() waits for it. */
   track<T>(p: Promise<T>, context: string): Promise<T | undefined>;

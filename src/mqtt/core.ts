@@ -4,6 +4,7 @@
  */
 import type { QoS } from 'mqtt-packet';
 import type { Channel } from './channel.js';
+import { Deadlines } from './deadlines.js';
 import type { BrokerContext, OpenRequest, PublishOutcome } from './context.js';
 import { resolveHooks, type BrokerHooks, type ResolvedHooks } from './hooks.js';
 import { fromStored, isExpired, toStored, type Message } from './message.js';
@@ -29,6 +30,7 @@ export class BrokerCore implements BrokerContext {
   /** In-process listeners (Broker.subscribeLocal): the hub's SSE bridge, $SYS readers... */
   readonly local = new TopicTree<(m: Message) => void>();
   readonly persistence: MqttPersistence | undefined;
+  readonly deadlines: Deadlines;
   readonly ready: Promise<void>;
   closing = false;
   readonly #writes = new Set<Promise<unknown>>();
@@ -38,6 +40,7 @@ export class BrokerCore implements BrokerContext {
     this.options = resolveOptions(options);
     this.hooks = resolveHooks(hooks, this.options.allowAnonymous);
     this.persistence = this.options.persistence;
+    this.deadlines = new Deadlines(() => this.now());
     this.registry = new SessionRegistry(this);
     this.ready = this.#load();
   }
@@ -100,6 +103,7 @@ export class BrokerCore implements BrokerContext {
   async stop(): Promise<void> {
     this.closing = true;
     clearInterval(this.#sweep);
+    this.deadlines.stop();
     this.registry.stop();
     await this.ready;
     while (this.#writes.size > 0) await Promise.all([...this.#writes]);

@@ -40,7 +40,8 @@ export interface OutboxTarget {
 export class Outbox {
   #queue: Outgoing[] = [];
   #head = 0;
-  readonly #inflight = new Map<number, Outgoing>();
+  /** By packet id; made on the first QoS 1/2 message (an idle client costs no map). */
+  #inflight: Map<number, Outgoing> | undefined;
   #nextId = 1;
   /** Mirror QoS 1/2 entries in the persistence store. */
   persistent = false;
@@ -55,12 +56,12 @@ export class Outbox {
   }
 
   get inflight(): number {
-    return this.#inflight.size;
+    return this.#inflight?.size ?? 0;
   }
 
   /** True when a message given now would be written at once. */
   canSendNow(target: OutboxTarget | undefined): boolean {
-    return target !== undefined && target.canWrite && this.#head === this.#queue.length && this.#inflight.size < target.sendWindow;
+    return target !== undefined && target.canWrite && this.#head === this.#queue.length && this.inflight < target.sendWindow;
   }
 
   /**
@@ -69,7 +70,7 @@ export class Outbox {
    */
   add(o: Outgoing, target: OutboxTarget | undefined): Promise<void> | undefined {
     const { options, stats } = this.ctx;
-    if (target !== undefined && target.canWrite && this.#head === this.#queue.length && (o.qos === 0 || this.#inflight.size < target.sendWindow)) {
+    if (target !== undefined && target.canWrite && this.#head === this.#queue.length && (o.qos === 0 || this.inflight < target.sendWindow)) {
       const stored = this.#store(o);
       this.#send(o, target);
       return stored;
@@ -97,7 +98,7 @@ export class Outbox {
     const q = this.#queue;
     while (this.#head < q.length && target.canWrite) {
       const o = q[this.#head]!;
-      if (o.qos > 0 && this.#inflight.size >= target.sendWindow) break;
+      if (o.qos > 0 && this.inflight >= target.sendWindow) break;
       q[this.#head++] = undefined as unknown as Outgoing;
       this.ctx.stats.queued--;
       if (isExpired(o.message, now)) {
@@ -119,7 +120,7 @@ export class Outbox {
 
   /** On a resumed session: every unacknowledged PUBLISH again with DUP, every PUBREL again ([MQTT-4.4.0-1]). */
   resend(target: OutboxTarget): void {
-    for (const o of this.#inflight.values()) {
+    for (const o of this.#inflight?.values() ?? []) {
       if (o.released) target.writePubrel(o.packetId);
       else target.writePublish(o, true);
     }
@@ -128,7 +129,7 @@ export class Outbox {
 
   /** PUBACK: the QoS 1 delivery is complete ([MQTT-4.3.2-?] 5.0 §4.3.2). False if no such message. */
   puback(packetId: number): boolean {
-    const o = this.#inflight.get(packetId);
+    const o = this.#inflight?.get(packetId);
     if (o === undefined || o.qos !== 1) return false;
     this.#complete(o);
     return true;
@@ -136,7 +137,7 @@ export class Outbox {
 
   /** PUBREC: 'release' to answer with PUBREL, 'unknown' for a packet id not in flight, 'aborted' for a failure code. */
   pubrec(packetId: number, reasonCode: number): 'release' | 'unknown' | 'aborted' {
-    const o = this.#inflight.get(packetId);
+    const o = this.#inflight?.get(packetId);
     if (o === undefined || o.qos !== 2) return 'unknown';
     if (reasonCode >= 0x80) {
       // 5.0 §4.3.3: a PUBREC with a failure code ends the exchange; no PUBREL.
@@ -152,7 +153,7 @@ export class Outbox {
 
   /** PUBCOMP: the QoS 2 delivery is complete. False if no such message was released. */
   pubcomp(packetId: number): boolean {
-    const o = this.#inflight.get(packetId);
+    const o = this.#inflight?.get(packetId);
     if (o === undefined || o.qos !== 2 || !o.released) return false;
     this.#complete(o);
     return true;
@@ -169,10 +170,10 @@ export class Outbox {
 
   /** Empties the outbox (session ended), returning what was neither delivered nor acknowledged. */
   clear(): Outgoing[] {
-    const pending = [...this.#inflight.values(), ...this.#queue.slice(this.#head)];
-    this.ctx.stats.inflight -= this.#inflight.size;
+    const pending = [...(this.#inflight?.values() ?? []), ...this.#queue.slice(this.#head)];
+    this.ctx.stats.inflight -= this.inflight;
     this.ctx.stats.queued -= this.queued;
-    this.#inflight.clear();
+    this.#inflight = undefined;
     this.#queue = [];
     this.#head = 0;
     return pending;
@@ -191,8 +192,8 @@ export class Outbox {
         released: s.released === true,
         seq: s.seq,
       };
-      if (o.packetId !== 0 && o.qos > 0 && !this.#inflight.has(o.packetId)) {
-        this.#inflight.set(o.packetId, o);
+      if (o.packetId !== 0 && o.qos > 0 && this.#inflight?.has(o.packetId) !== true) {
+        (this.#inflight ??= new Map()).set(o.packetId, o);
         this.ctx.stats.inflight++;
         this.#nextId = (o.packetId % 65_535) + 1;
       } else {
@@ -212,7 +213,7 @@ export class Outbox {
     }
     if (o.qos > 0) {
       o.packetId = this.#allocateId();
-      this.#inflight.set(o.packetId, o);
+      (this.#inflight ??= new Map()).set(o.packetId, o);
       this.ctx.stats.inflight++;
       this.#update(o, { packetId: o.packetId });
     }
@@ -220,7 +221,7 @@ export class Outbox {
   }
 
   #complete(o: Outgoing): void {
-    this.#inflight.delete(o.packetId);
+    this.#inflight!.delete(o.packetId);
     this.ctx.stats.inflight--;
     this.#forget(o);
   }
@@ -230,7 +231,7 @@ export class Outbox {
     for (;;) {
       const id = this.#nextId;
       this.#nextId = id === 65_535 ? 1 : id + 1;
-      if (!this.#inflight.has(id)) return id;
+      if (this.#inflight?.has(id) !== true) return id;
     }
   }
 

@@ -99,7 +99,7 @@ export class SessionRegistry {
     s.expiryTimer = undefined;
     const { router, persistence } = this.ctx;
     for (const sub of s.subscriptions.values()) router.remove(sub);
-    s.subscriptions.clear();
+    s.clearSubscriptions();
     for (const o of s.outbox.clear()) {
       if (o.group === undefined) continue;
       // 5.0 §4.8.2: a shared subscription's message not acknowledged by a member that left goes to another.
@@ -173,11 +173,11 @@ export class SessionRegistry {
       const parsed = parseFilter(sub.filter);
       if ('problem' in parsed) continue;
       const subscription = createSubscription(s, sub.filter, parsed, sub);
-      s.subscriptions.set(sub.filter, subscription);
+      s.addSubscription(subscription);
       this.ctx.router.add(subscription);
     }
     s.outbox.restore(queued);
-    for (const id of qos2) s.incomingQos2.add(id);
+    if (qos2.length > 0) s.incomingQos2 = new Set(qos2);
     this.sessions.set(clientId, s);
     this.#armExpiry(s, leftMs);
   }

@@ -55,12 +55,36 @@ export class SharedGroup {
   }
 }
 
+const NONE: Delivery[] = [];
+
 export class Router {
   readonly #direct = new TopicTree<Subscription>();
   readonly #shared = new TopicTree<SharedGroup>();
   readonly #groups = new Map<string, SharedGroup>();
   #sharedCount = 0;
   #generation = 0;
+  // The routing pass in progress, for #collect (one function for every message, not a closure each).
+  #out: Delivery[] = NONE;
+  #sender: string | undefined;
+
+  /** One matching subscription of the pass: a new delivery, or merged into its session's (see match). */
+  readonly #collect = (sub: Subscription): void => {
+    const s = sub.session;
+    const out = this.#out;
+    // [MQTT-3.8.3-3] No Local: not back to the connection that published it.
+    if (sub.noLocal && this.#sender !== undefined && s.clientId === this.#sender) return;
+    if (s.routeMark !== this.#generation) {
+      s.routeMark = this.#generation;
+      s.routeIndex = out.length;
+      const ids = sub.subscriptionId === undefined ? undefined : [sub.subscriptionId];
+      out.push({ session: s, qos: sub.qos, retainAsPublished: sub.retainAsPublished, subscriptionIds: ids, group: undefined });
+      return;
+    }
+    const d = out[s.routeIndex]!;
+    if (sub.qos > d.qos) d.qos = sub.qos;
+    if (sub.retainAsPublished) d.retainAsPublished = true;
+    if (sub.subscriptionId !== undefined) (d.subscriptionIds ??= []).push(sub.subscriptionId);
+  };
 
   /** Subscriptions held, shared ones included. */
   get size(): number {
@@ -107,24 +131,11 @@ export class Router {
    */
   match(m: Message): Delivery[] {
     const out: Delivery[] = [];
-    const generation = ++this.#generation;
-    const sender = m.senderId;
-    this.#direct.forEach(m.topic, (sub) => {
-      const s = sub.session;
-      // [MQTT-3.8.3-3] No Local: not back to the connection that published it.
-      if (sub.noLocal && sender !== undefined && s.clientId === sender) return;
-      if (s.routeMark !== generation) {
-        s.routeMark = generation;
-        s.routeIndex = out.length;
-        const ids = sub.subscriptionId === undefined ? undefined : [sub.subscriptionId];
-        out.push({ session: s, qos: sub.qos, retainAsPublished: sub.retainAsPublished, subscriptionIds: ids, group: undefined });
-        return;
-      }
-      const d = out[s.routeIndex]!;
-      if (sub.qos > d.qos) d.qos = sub.qos;
-      if (sub.retainAsPublished) d.retainAsPublished = true;
-      if (sub.subscriptionId !== undefined) (d.subscriptionIds ??= []).push(sub.subscriptionId);
-    });
+    ++this.#generation;
+    this.#out = out;
+    this.#sender = m.senderId;
+    this.#direct.forEach(m.topic, this.#collect);
+    this.#out = NONE;
     if (this.#sharedCount > 0) {
       this.#shared.forEach(m.topic, (group) => {
         const sub = group.pick();

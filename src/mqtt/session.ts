@@ -19,10 +19,13 @@ export interface PendingWill {
   readonly timer: NodeJS.Timeout;
 }
 
+const NO_SUBSCRIPTIONS: ReadonlyMap<string, Subscription> = new Map();
+
 export class Session {
-  readonly subscriptions = new Map<string, Subscription>();
-  /** QoS 2 packet ids received with PUBREC sent and no PUBREL yet ([MQTT-4.3.3-?] 5.0 §4.3.3). */
-  readonly incomingQos2 = new Set<number>();
+  /** By filter; made on the first subscription (an idle client costs no map). */
+  #subscriptions: Map<string, Subscription> | undefined;
+  /** QoS 2 packet ids received with PUBREC sent and no PUBREL yet ([MQTT-4.3.3-?] 5.0 §4.3.3); made on first use. */
+  incomingQos2: Set<number> | undefined;
   readonly outbox: Outbox;
   /** The connection attached to this session, if any. */
   channel: Channel | undefined;
@@ -60,6 +63,23 @@ export class Session {
   /** Kept in the persistence store: it outlives its connection and there is a store. */
   get persistent(): boolean {
     return this.#expiryIntervalS > 0 && this.ctx.persistence !== undefined;
+  }
+
+  /** The session's subscriptions by filter (read-only: change them with addSubscription / removeSubscription). */
+  get subscriptions(): ReadonlyMap<string, Subscription> {
+    return this.#subscriptions ?? NO_SUBSCRIPTIONS;
+  }
+
+  addSubscription(sub: Subscription): void {
+    (this.#subscriptions ??= new Map()).set(sub.filter, sub);
+  }
+
+  removeSubscription(filter: string): void {
+    this.#subscriptions?.delete(filter);
+  }
+
+  clearSubscriptions(): void {
+    this.#subscriptions = undefined;
   }
 
   get connected(): boolean {

@@ -29,7 +29,7 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
     // [MQTT-3.3.2-8] 0 is not an alias; [MQTT-3.3.2-9/10] nor is anything above our Topic Alias Maximum.
     if (alias === 0 || alias > options.topicAliasMaximum) throw new MqttError(RC.TOPIC_ALIAS_INVALID, `topic alias ${alias} out of range`);
     if (topic === '') {
-      const known = ch.aliasesIn.get(alias);
+      const known = ch.aliasesIn?.get(alias);
       if (known === undefined) throw protocolError(`topic alias ${alias} was never set`);
       topic = known;
     }
@@ -39,7 +39,7 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
   const problem = validateTopicName(topic);
   // [MQTT-3.3.2-2] no wildcards in a topic name.
   if (problem !== null) throw new MqttError(RC.TOPIC_NAME_INVALID, `topic ${problem}`);
-  if (alias !== undefined && p.topic !== '') ch.aliasesIn.set(alias, topic);
+  if (alias !== undefined && p.topic !== '') (ch.aliasesIn ??= new Map()).set(alias, topic);
   // 5.0 §3.3.1.3: a retained PUBLISH when Retain Available is 0 ends the connection with 0x9A.
   if (p.retain && !options.retainAvailable) throw new MqttError(RC.RETAIN_NOT_SUPPORTED);
 
@@ -48,7 +48,7 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
   stats.bytesIn[qos] += payload.length;
   const session = ch.session!;
 
-  if (qos === 2 && session.incomingQos2.has(id)) {
+  if (qos === 2 && session.incomingQos2?.has(id) === true) {
     // [MQTT-4.3.3-9] 5.0: a PUBLISH again before PUBREL is not delivered again; PUBREC again.
     ch.ackAfter(undefined, () => ({ cmd: 'pubrec', messageId: id }));
     return;
@@ -96,6 +96,12 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
   // 5.0 §3.4.2.1: 0x10 tells the publisher nobody was subscribed.
   const reasonCode = v5 && deliveries === 0 && refusal === undefined ? RC.NO_MATCHING_SUBSCRIBERS : RC.SUCCESS;
   if (qos === 1) {
+    // The common case: nothing to wait for, so no closure and no packet object.
+    if (stored === undefined && ch.acksInOrder) {
+      ch.incomingInflight--;
+      ch.writeAck('puback', id, v5 ? reasonCode : 0);
+      return;
+    }
     ch.ackAfter(stored, () => {
       ch.incomingInflight--;
       return { cmd: 'puback', messageId: id, ...(v5 ? { reasonCode } : {}) };
@@ -103,8 +109,8 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
     return;
   }
   // QoS 2, method B of 4.3.3: the message is delivered now; the packet id is held until PUBREL.
-  session.incomingQos2.add(id);
-  ch.qos2Here.add(id);
+  (session.incomingQos2 ??= new Set()).add(id);
+  (ch.qos2Here ??= new Set()).add(id);
   const persistence = ctx.persistence;
   if (session.persistent && persistence !== undefined) {
     const held = ctx.track(persistence.addIncomingQos2(session.clientId, id), 'persist a QoS 2 packet id');

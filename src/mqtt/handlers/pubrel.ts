@@ -10,14 +10,14 @@ export function handlePubrel(ch: Channel, p: IPubrelPacket): void {
   const { ctx } = ch;
   const session = ch.session!;
   const id = p.messageId ?? 0;
-  const known = session.incomingQos2.delete(id);
+  const known = session.incomingQos2?.delete(id) === true;
   const persistence = ctx.persistence;
   let stored: Promise<void> | undefined;
   if (known && session.persistent && persistence !== undefined) {
     stored = ctx.track(persistence.removeIncomingQos2(session.clientId, id), 'release a QoS 2 packet id').then(() => undefined);
   }
   ch.ackAfter(stored, () => {
-    if (ch.qos2Here.delete(id)) ch.incomingInflight--;
+    if (ch.qos2Here?.delete(id) === true) ch.incomingInflight--;
     // 5.0 §3.7.2.1: 0x92 when the packet id was not held.
     return { cmd: 'pubcomp', messageId: id, ...(ch.version === 5 ? { reasonCode: known ? RC.SUCCESS : RC.PACKET_IDENTIFIER_NOT_FOUND } : {}) };
   });

@@ -55,7 +55,7 @@ export function handleSubscribe(ch: Channel, p: ISubscribePacket): void {
       fresh.push({ sub: existing, isNew: false });
     } else {
       const sub = createSubscription(session, s.topic, parsed, options);
-      session.subscriptions.set(s.topic, sub);
+      session.addSubscription(sub);
       ctx.router.add(sub);
       fresh.push({ sub, isNew: true });
     }

@@ -25,7 +25,7 @@ export function handleUnsubscribe(ch: Channel, p: IUnsubscribePacket): void {
       continue;
     }
     ctx.router.remove(sub);
-    session.subscriptions.delete(filter);
+    session.removeSubscription(filter);
     codes.push(RC.SUCCESS);
   }
   // 3.1.1 UNSUBACK carries no codes; the encoder writes them for 5.0 only.

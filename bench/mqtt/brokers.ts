@@ -1,0 +1,103 @@
+// The brokers under test, each its own process on its own port, all anonymous on 127.0.0.1:
+// - hub: the real `bin/cloudrest.js hub` (hub-b: the CLI entry BENCH_HUB_B names, e.g. a copy of an
+//   earlier dist/ under .bench-tmp/, for A/B runs), MQTT on a free port, an ACL file granting anonymous clients
+//   `bench/#` (the hub's defaults give anonymous clients nothing), log level warn;
+// - mosquitto: /usr/sbin/mosquitto with a config file of our own on its own port (the system's
+//   Mosquitto on 1883 is never touched), no persistence, the hub's inflight and queue limits;
+// - aedes: aedes-broker.ts (in-memory aedes-persistence);
+// - floor: floor-server.ts, a bare Node net server (idle connections only).
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CLI, Proc } from '../../test/support/procs.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+export const MOSQUITTO = '/usr/sbin/mosquitto';
+const START_LIMIT_MS = 30_000;
+
+/** 'hub-b' is a second hub from another build (BENCH_HUB_B), for A/B runs of a change. */
+export type BrokerName = 'hub' | 'hub-b' | 'mosquitto' | 'aedes' | 'floor';
+
+export interface RunningBroker {
+  name: BrokerName;
+  port: number;
+  proc: Proc;
+  pid: number;
+}
+
+/** The hub's limits, given to Mosquitto too, so both hold the same window and queue per client. */
+export const MAX_INFLIGHT = 100;
+export const MAX_QUEUED = 1000;
+
+/** A port free right now on 127.0.0.1 (for brokers that must be told their port). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Waits, bounded, until `port` accepts TCP connections, or the process exits. */
+async function waitForPort(p: Proc, port: number): Promise<void> {
+  const deadline = Date.now() + START_LIMIT_MS;
+  while (Date.now() < deadline) {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`${p.name} exited at start:\n${p.lines.slice(-20).join('\n')}`);
+    const ok = await new Promise<boolean>((r) => {
+      const s = connect({ port, host: '127.0.0.1' }, () => {
+        s.destroy();
+        r(true);
+      });
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`${p.name}: port ${port} not open within ${START_LIMIT_MS} ms:\n${p.lines.slice(-20).join('\n')}`);
+}
+
+function node(args: string[], name: string): Proc {
+  return new Proc(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), name);
+}
+
+/** Starts one broker; `dir` is a scratch folder (config, database); `nodeFlags` go to Node brokers. */
+export async function startBroker(name: BrokerName, dir: string, nodeFlags: string[] = []): Promise<RunningBroker> {
+  if (name === 'hub' || name === 'hub-b') {
+    const cli = name === 'hub' ? CLI : resolve(process.env.BENCH_HUB_B ?? '');
+    const port = await freePort();
+    const acl = join(dir, 'bench.acl');
+    writeFileSync(acl, 'allow all anonymous bench/#\n');
+    const args = [...nodeFlags, cli, 'hub', '--data', join(dir, `${name}-data-${port}`), '--host', '127.0.0.1', '--http-port', '0', '--tunnel-port', '0',
+      '--mqtt-port', String(port), '--mqtt-allow-anonymous', '--acl', acl, '--log-level', 'warn'];
+    const proc = node(args, name);
+    await waitForPort(proc, port);
+    return { name, port, proc, pid: proc.child.pid! };
+  }
+  if (name === 'mosquitto') {
+    const port = await freePort();
+    const conf = join(dir, `mosquitto-${port}.conf`);
+    writeFileSync(conf, [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'max_connections -1',
+      `max_inflight_messages ${MAX_INFLIGHT}`,
+      `max_queued_messages ${MAX_QUEUED}`,
+      `set_tcp_nodelay ${process.env.BENCH_MOSQUITTO_NODELAY ?? 'true'}`,
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+      '',
+    ].join('\n'), { mode: 0o644 });
+    const proc = new Proc(spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] }), 'mosquitto');
+    await waitForPort(proc, port);
+    return { name, port, proc, pid: proc.child.pid! };
+  }
+  const script = name === 'aedes' ? 'bench/mqtt/aedes-broker.ts' : 'bench/mqtt/floor-server.ts';
+  const proc = node([...nodeFlags, '--import', 'tsx', join(ROOT, script)], name);
+  const line = await proc.waitFor((l) => l.startsWith('{"port"'), START_LIMIT_MS, 'port');
+  const port = (JSON.parse(line) as { port: number }).port;
+  return { name, port, proc, pid: proc.child.pid! };
+}
