@@ -61,9 +61,14 @@ describe('MQTT backpressure: slow and killed subscribers', () => {
       const other = await b.client({ clientId: 'other' });
       await other.subscribeAsync('backlog/t', { qos: 1 });
       const otherGot = collect(other, 1_000, 20_000);
+      let otherCount = 0;
+      other.on('message', () => otherCount++);
       const pub = await b.client({ clientId: 'publisher' });
       const payload = Buffer.alloc(1_024, 1);
       for (let i = 0; i < 1_000; i += 100) {
+        // The other subscriber is paced, not the stopped one: its own queue (200) must not overflow
+        // when a loaded machine slows it down, or it would lose messages by design (drop-oldest).
+        await until(() => otherCount >= i, 'the other subscriber to keep up');
         // Every PUBACK arrives: the stopped subscriber does not hold the publisher back.
         await Promise.all(Array.from({ length: 100 }, (_, k) => pub.publishAsync('backlog/t', Buffer.concat([Buffer.from(`m${i + k}:`), payload]), { qos: 1 })));
       }
