@@ -94,8 +94,8 @@ describe('Authenticator revocation', () => {
     for (let i = 0; i < 3; i++) tokens.push((await auth.login('ada@example.com', 'first password', false))!.token);
     const s = await session(auth, tokens[0]!);
     for (const tk of tokens) await session(auth, tk); // all cached
-    assert.equal(await auth.checkPassword(s.user, 'wrong'), false);
-    assert.equal(await auth.checkPassword(s.user, 'first password'), true);
+    assert.equal(await auth.verifyPassword(s.user.email, 'wrong'), undefined);
+    assert.equal((await auth.verifyPassword(s.user.email, 'first password'))?.id, s.user.id);
     await auth.changePassword(s.user, 'second password', s.tokenHash);
     assert.ok(await auth.session(tokens[0]!));
     assert.equal(await auth.session(tokens[1]!), undefined);

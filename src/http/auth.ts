@@ -108,10 +108,8 @@ export class Authenticator {
   }
 
   async login(email: string, password: string, remember: boolean): Promise<{ token: string; expiresAt: number; user: UserRecord } | undefined> {
-    const user = await this.store.getUserByEmail(email);
-    // Verify against a dummy hash for unknown users too, so timing does not reveal which emails exist.
-    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
-    if (!user || !ok) return undefined;
+    const user = await this.verifyPassword(email, password);
+    if (!user) return undefined;
     return { ...(await this.issueToken(user, remember ? this.opts.rememberTokenTtlMs : this.opts.tokenTtlMs)), user };
   }
 
@@ -181,12 +179,6 @@ export class Authenticator {
   }
 
   /** The user if the password is theirs (same timing for unknown emails); issues no token. */
-  async verifyPassword(email: string, password: string): Promise<UserRecord | undefined> {
-    const user = await this.store.getUserByEmail(email);
-    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
-    return user && ok ? user : undefined;
-  }
-
   /** Evicts the cached sessions that `match` picks (OAuth revocations); returns how many. */
   forgetSessions(match: (s: Session) => boolean): number {
     this.#revocations++;
@@ -227,10 +219,14 @@ export class Authenticator {
     return doomed.length > 0;
   }
 
-  /** Checks a user's password (the same work for any user, so timing says nothing). */
-  async checkPassword(user: UserRecord, password: string): Promise<boolean> {
-    const current = await this.store.getUserById(user.id);
-    return verifyPassword(password, current?.passwordHash ?? (await dummyHash()));
+  /**
+   * The user if the password is theirs, read from the Store (not the session cache); issues no token.
+   * Unknown emails are checked against a dummy hash, so timing does not reveal which emails exist.
+   */
+  async verifyPassword(email: string, password: string): Promise<UserRecord | undefined> {
+    const user = await this.store.getUserByEmail(email);
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    return user && ok ? user : undefined;
   }
 
   /**
