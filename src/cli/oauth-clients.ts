@@ -73,13 +73,7 @@ export async function oauthClientsRemove(argv: string[], out: (s: string) => voi
 }
 
 export const oauthClientsHelp = {
-  'oauth-clients add': () => helpText('cloudrest oauth-clients add --name N --redirect-uri URI [--redirect-uri URI ...] [--confidential] [--data DIR] [--json]', oauthClientsAddOptions),
-  'oauth-clients list': () => helpText('cloudrest oauth-clients list [--data DIR] [--json]', dataJsonOptions),
-  'oauth-clients remove': () => helpText('cloudrest oauth-clients remove CLIENT_ID [--data DIR]', oauthClientsRemoveOptions),
-};
-
-export const oauthClientsCommands = {
-  'oauth-clients add': oauthClientsAdd,
-  'oauth-clients list': oauthClientsList,
-  'oauth-clients remove': oauthClientsRemove,
+  add: () => helpText('cloudrest oauth-clients add --name N --redirect-uri URI [--redirect-uri URI ...] [--confidential] [--data DIR] [--json]', oauthClientsAddOptions),
+  list: () => helpText('cloudrest oauth-clients list [--data DIR] [--json]', dataJsonOptions),
+  remove: () => helpText('cloudrest oauth-clients remove CLIENT_ID [--data DIR]', oauthClientsRemoveOptions),
 };
