@@ -26,7 +26,7 @@ import { createRelay, parseRelayUrl } from './relay/forward.js';
 import { wsDuplex } from './relay/protocol/ws-duplex.js';
 import { RelayCache } from './relay/relay-cache.js';
 import { createMqtt, type MqttService } from './mqtt/hub/service.js';
-import { AttemptLimiter } from './factory/attempt-limiter.js';
+import { FailureLimiter } from './core/failure-limiter.js';
 import { registerFactoryApi } from './factory/factory-api.js';
 import { registerOAuth } from './oauth/http.js';
 import { OAuthService } from './oauth/oauth-service.js';
@@ -152,7 +152,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   registerApi(app, { store, auth, tunnels, metrics, isReady: () => ready && !shuttingDown, attempts: accounts.attempts });
   accounts.register(app);
   // Factory provisioning (src/factory/): POST /v1/factory/devices, authenticated by factory keys.
-  const limiter = new AttemptLimiter({ maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxAddresses: 10_000 });
+  const limiter = new FailureLimiter({ maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxKeys: 10_000 });
   registerFactoryApi(app, { store, log, metrics, limiter });
   // OAuth 2.0 provider for third-party services (src/oauth/); the issuer is known once the port is bound.
   let issuer = config.publicUrl?.replace(/\/+$/, '') ?? '';

@@ -296,3 +296,31 @@ describe('MQTT CONNECT: limits and policies', () => {
     await b.stop();
   });
 });
+
+describe('MQTT: ending the connections that used a credential', () => {
+  it('disconnects every connection authenticated with a credential (5.0: DISCONNECT 0x98, 3.1.1: close), and no other of the same principal', async () => {
+    // One principal, two credentials: like one user with two access tokens.
+    const b = await startBroker({}, { authenticate: (req) => ({ principal: 'user:ada', credential: req.password?.toString() }) });
+    try {
+      const v5 = await b.client({ protocolVersion: 5, username: 'ada', password: 'token-a' });
+      const v4 = await b.client({ protocolVersion: 4, username: 'ada', password: 'token-a' });
+      const other = await b.client({ protocolVersion: 5, username: 'ada', password: 'token-b' });
+      const disconnect = new Promise<IDisconnectPacket>((r) => v5.once('disconnect', r));
+      const closed = [v5, v4].map((c) => new Promise<void>((r) => c.once('close', () => r())));
+      assert.equal(b.broker.disconnectCredential('token-a', 0x98, 'access token revoked'), 2);
+      const packet = await disconnect;
+      assert.equal(packet.reasonCode, 0x98);
+      assert.equal(packet.properties?.reasonString, 'access token revoked');
+      await Promise.all(closed);
+      assert.equal(b.broker.disconnectCredential('token-a', 0x98, 'again'), 0, 'closed connections are no longer indexed');
+      // The other credential's connection carries on.
+      await other.subscribeAsync('t/ada', { qos: 1 });
+      const got = new Promise<string>((r) => other.once('message', (_topic, payload) => r(payload.toString())));
+      await other.publishAsync('t/ada', 'still here', { qos: 1 });
+      assert.equal(await got, 'still here');
+      assert.equal(other.connected, true);
+    } finally {
+      await b.stop();
+    }
+  });
+});

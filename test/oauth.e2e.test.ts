@@ -181,8 +181,11 @@ describe("OAuth 2.0: a third-party service connects to a user's devices", () => 
     assert.deepEqual([foreign.status, foreign.body.error], [400, 'invalid_grant']);
     assert.equal((await tp.callHub('/v1/devices')).status, 200);
 
+    const sse = await SseClient.open(`${w.hub.url}/v1/events`, { authorization: `Bearer ${t.access_token}` });
+    await sse.until((e) => e.some((x) => x.event === 'status'));
     const revoked = await tp.postForm('/v1/oauth/revoke', { token: t.access_token, token_type_hint: 'access_token' });
     assert.equal(revoked.status, 200);
+    await assert.rejects(sse.until(() => false, 5_000), /stream ended/, 'the revoked token\'s event stream ends');
     assert.equal((await tp.callHub('/v1/devices')).status, 401);
     assert.equal((await tp.callHub(`/v1/devices/${w.deviceId}/api/device`)).status, 401);
     assert.deepEqual((await tp.postForm('/v1/oauth/token/validate', { token: t.access_token })).body, { active: false });
@@ -202,9 +205,12 @@ describe("OAuth 2.0: a third-party service connects to a user's devices", () => 
     assert.deepEqual(grants[0]!.scopes.map((s) => s.name), ['devices:read', 'devices:control', 'events:read']);
 
     const sse = await SseClient.open(`${w.hub.url}/v1/events`, { authorization: `Bearer ${t.access_token}` });
-    sse.close();
+    assert.equal(sse.status, 200);
+    await sse.until((e) => e.some((x) => x.event === 'status'));
     const del = await fetch(`${w.hub.url}/v1/oauth/grants/${client.client_id}`, { method: 'DELETE', headers: w.auth });
     assert.equal(del.status, 204);
+    // The service's open event stream ends with its consent, not when it next reconnects.
+    await assert.rejects(sse.until(() => false, 5_000), /stream ended/);
     assert.equal((await tp.callHub(`/v1/devices/${w.deviceId}/api/device`)).status, 401);
     assert.equal((await tp.callHub('/v1/devices')).status, 401);
     assert.equal((await tp.refresh()).body.error, 'invalid_grant');

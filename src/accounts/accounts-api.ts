@@ -19,7 +19,7 @@ import type { DeviceRecord } from '../store/store.js';
 import { registerConfirmationApi } from './confirmation-api.js';
 import { MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS } from './confirmation-page.js';
 import { apiAuthPath, type DeviceAuth } from './device-auth.js';
-import type { PasswordAttempts } from './failure-limiter.js';
+import type { PasswordAttempts } from './password-attempts.js';
 import { sendRateLimited } from './rate-limited.js';
 import type { Registration } from './registration.js';
 
@@ -74,7 +74,7 @@ export function registerAccountsApi(app: FastifyInstance, deps: AccountsApiDeps)
       const account = s.user.email.toLowerCase();
       const wait = attempts.retryAfterMs(account, req.ip);
       if (wait > 0) return sendRateLimited(res, wait);
-      if (!(await auth.checkPassword(s.user, body.current))) {
+      if ((await auth.verifyPassword(s.user.email, body.current))?.id !== s.user.id) {
         attempts.failed(account, req.ip);
         throw new HubError('CR_ERR_INVALID_CREDENTIALS', 'the current password is wrong');
       }

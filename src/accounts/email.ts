@@ -1,6 +1,5 @@
 /** Email addresses as devices report them and as people type them. */
-
-export const MAX_EMAIL_CHARS = 254; // RFC 5321 §4.5.3.1.3: a path is at most 256 octets, brackets included
+import { MAX_EMAIL_CHARS } from '../core/device-fields.js';
 
 /**
  * The WHATWG HTML "valid email address" production (HTML §4.10.5.1.5): what a browser's

@@ -16,7 +16,7 @@ import type { Store } from '../store/store.js';
 import { Mailer, checkSmtpUrl, redactedSmtpUrl } from '../mail/mailer.js';
 import { registerAccountsApi } from './accounts-api.js';
 import { DeviceAuth } from './device-auth.js';
-import { PasswordAttempts } from './failure-limiter.js';
+import { PasswordAttempts } from './password-attempts.js';
 import { Registration } from './registration.js';
 import type { Authenticator } from '../http/auth.js';
 

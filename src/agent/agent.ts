@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { AgentConfig } from '../config/agent-options.js';
-import { ConfigError } from '../config/load.js';
+import { ConfigError, httpUrlOption } from '../config/load.js';
 import { parseHubUrl } from './connector.js';
 import { Forwarder } from './forwarder.js';
 import { HubLink, type AgentTimings } from './hub-link.js';
@@ -66,13 +66,7 @@ export class Agent extends EventEmitter {
       }
     });
     if (config.backoffMaxMs < config.backoffMinMs) throw new ConfigError('--backoff-max-ms must not be less than --backoff-min-ms');
-    let api: URL;
-    try {
-      api = new URL(config.api);
-    } catch {
-      throw new ConfigError(`--api ${JSON.stringify(config.api)}: not a URL`);
-    }
-    if (api.protocol !== 'http:' && api.protocol !== 'https:') throw new ConfigError(`--api ${config.api}: expected an http:// or https:// URL`);
+    const api = httpUrlOption('--api', config.api);
     if (!config.infoPath.startsWith('/')) throw new ConfigError('--info-path must start with /');
     this.#forwarder = new Forwarder({ api: config.api, concurrency: config.concurrency, requestTimeoutMs: config.requestTimeoutMs, log: this.#log });
     this.#lan = LanAccess.fromConfig(config, api, {

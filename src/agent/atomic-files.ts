@@ -15,7 +15,11 @@ export interface FileToWrite {
   mode: number;
 }
 
-async function writeTemp(f: FileToWrite): Promise<string> {
+/**
+ * A new temporary file beside `f.path` holding its content with its mode (from creation, before any
+ * byte), synced; its path, for the caller to rename or link into place. Nothing is left on failure.
+ */
+export async function writeTemp(f: FileToWrite): Promise<string> {
   const tmp = join(dirname(f.path), `.${basename(f.path)}.${randomBytes(6).toString('hex')}.tmp`);
   // 'wx': never follow or reuse an existing file; the mode applies from creation, before any byte.
   const h = await open(tmp, 'wx', f.mode);

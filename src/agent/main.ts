@@ -10,6 +10,8 @@ export const AGENT_USAGE = `cloudrest agent --hub URL --device-id ID --secret S 
        cloudrest agent --credentials DIR --api http://127.0.0.1:PORT [options]
        cloudrest agent provision --factory URL --factory-key K --id-file F --out DIR   (--help for its options)`;
 export const PROVISION_USAGE = 'cloudrest agent provision --factory URL --factory-key K --id-file F --out DIR [--name N] [--email E]';
+export const agentHelp = (): string => helpText(AGENT_USAGE, agentOptions);
+export const provisionHelp = (): string => helpText(PROVISION_USAGE, provisionOptions);
 
 /**
  * `cloudrest agent provision ...`: registers this device with the hub's factory API and writes its
@@ -18,7 +20,7 @@ export const PROVISION_USAGE = 'cloudrest agent provision --factory URL --factor
  */
 export async function runProvisionCli(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`${helpText(PROVISION_USAGE, provisionOptions)}\n`);
+    process.stdout.write(`${provisionHelp()}\n`);
     return;
   }
   try {
@@ -52,7 +54,7 @@ export async function runProvisionCli(argv: string[]): Promise<void> {
 export async function runAgentCli(argv: string[]): Promise<void> {
   if (argv[0] === 'provision') return runProvisionCli(argv.slice(1));
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`${helpText(AGENT_USAGE, agentOptions)}\n`);
+    process.stdout.write(`${agentHelp()}\n`);
     return;
   }
   let agent: Agent;

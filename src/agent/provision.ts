@@ -16,7 +16,7 @@ import { request as httpsRequest } from 'node:https';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
-import { ConfigError } from '../config/load.js';
+import { ConfigError, httpUrlOption } from '../config/load.js';
 import type { ProvisionConfig } from '../config/provision-options.js';
 import { newId } from '../core/secrets.js';
 import { deviceIdProblem, deviceNameProblem, emailProblem, normalizeOwnerEmail } from '../core/device-fields.js';
@@ -115,13 +115,7 @@ function describeRefusal(a: FactoryAnswer): string {
 
 /** Checks the options, then provisions. Throws ConfigError (bad input) or ProvisionError (the hub). */
 export async function provision(c: ProvisionConfig): Promise<ProvisionResult> {
-  let factory: URL;
-  try {
-    factory = new URL(c.factory);
-  } catch {
-    throw new ConfigError(`--factory ${JSON.stringify(c.factory)}: not a URL`);
-  }
-  if (factory.protocol !== 'http:' && factory.protocol !== 'https:') throw new ConfigError(`--factory ${c.factory}: expected an http:// or https:// URL`);
+  const factory = httpUrlOption('--factory', c.factory);
   const hub = c.hub !== undefined && c.hub.length > 0 ? [...c.hub] : [defaultHubUrl(factory)];
   for (const h of hub) parseHubUrl(h);
   const name = c.name;

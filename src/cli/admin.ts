@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { deviceIdProblem, deviceNameProblem, emailProblem } from '../core/device-fields.js';
 import { hashPassword, newId, newSecret, sha256Hex } from '../core/secrets.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { DuplicateError, type Store } from '../store/store.js';
@@ -6,6 +7,7 @@ import { loadConfig, helpText } from '../config/load.js';
 import type { OptionTable } from '../config/option.js';
 
 export const dataOption = { type: 'string', default: './data', description: 'Folder holding the hub database' } as const;
+export const jsonOption = { type: 'bool', default: false, description: 'Print JSON' } as const;
 
 export const usersAddOptions = {
   data: dataOption,
@@ -18,12 +20,13 @@ export const devicesAddOptions = {
   name: { type: 'string', required: true, description: 'Device name' },
   email: { type: 'string', description: "Owner's email (otherwise taken from the device's GET /device)" },
   id: { type: 'string', description: 'Device id to use (default: a new random id)' },
-  json: { type: 'bool', default: false, description: 'Print JSON' },
+  json: jsonOption,
 } as const satisfies OptionTable;
 
-export const listOptions = {
+/** The options of a command that reads, or names one record: the database folder and --json. */
+export const dataJsonOptions = {
   data: dataOption,
-  json: { type: 'bool', default: false, description: 'Print JSON' },
+  json: jsonOption,
 } as const satisfies OptionTable;
 
 export async function withStore<T>(data: string, fn: (s: Store) => Promise<T>): Promise<T> {
@@ -40,13 +43,11 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-const EMAIL = /^[^\s@]+@[^\s@]+$/;
-const DEVICE_ID = /^[A-Za-z0-9._~-]{1,128}$/;
-
 export async function usersAdd(argv: string[], out: (s: string) => void): Promise<void> {
   const { config } = loadConfig(usersAddOptions, { argv });
   const email = config.email.trim().toLowerCase();
-  if (!EMAIL.test(email)) throw new UsageError(`not an email address: ${config.email}`);
+  const emailWrong = emailProblem(email);
+  if (emailWrong) throw new UsageError(emailWrong);
   if (config.password.length < 8) throw new UsageError('the password needs at least 8 characters');
   const passwordHash = await hashPassword(config.password);
   await withStore(config.data, async (s) => {
@@ -61,7 +62,7 @@ export async function usersAdd(argv: string[], out: (s: string) => void): Promis
 }
 
 export async function usersList(argv: string[], out: (s: string) => void): Promise<void> {
-  const { config } = loadConfig(listOptions, { argv });
+  const { config } = loadConfig(dataJsonOptions, { argv });
   await withStore(config.data, async (s) => {
     const users = await s.listUsers();
     if (config.json) out(JSON.stringify(users.map((u) => ({ id: u.id, email: u.email, createdAt: new Date(u.createdAt).toISOString() }))));
@@ -72,9 +73,11 @@ export async function usersList(argv: string[], out: (s: string) => void): Promi
 export async function devicesAdd(argv: string[], out: (s: string) => void): Promise<void> {
   const { config } = loadConfig(devicesAddOptions, { argv });
   const id = config.id ?? newId('d_');
-  if (!DEVICE_ID.test(id)) throw new UsageError('a device id is 1-128 characters of A-Z a-z 0-9 . _ ~ -');
+  const problem = deviceIdProblem(id) ?? deviceNameProblem(config.name);
+  if (problem) throw new UsageError(problem);
   const email = config.email?.trim().toLowerCase() ?? null;
-  if (email !== null && !EMAIL.test(email)) throw new UsageError(`not an email address: ${config.email}`);
+  const emailWrong = email === null ? null : emailProblem(email);
+  if (emailWrong) throw new UsageError(emailWrong);
   const secret = newSecret();
   await withStore(config.data, async (s) => {
     try {
@@ -93,7 +96,7 @@ export async function devicesAdd(argv: string[], out: (s: string) => void): Prom
 }
 
 export async function devicesList(argv: string[], out: (s: string) => void): Promise<void> {
-  const { config } = loadConfig(listOptions, { argv });
+  const { config } = loadConfig(dataJsonOptions, { argv });
   await withStore(config.data, async (s) => {
     const devices = await s.listDevices();
     const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
@@ -105,7 +108,7 @@ export async function devicesList(argv: string[], out: (s: string) => void): Pro
 
 export const adminHelp = {
   'users add': () => helpText('cloudrest users add --email E --password P [--data DIR]', usersAddOptions),
-  'users list': () => helpText('cloudrest users list [--data DIR] [--json]', listOptions),
+  'users list': () => helpText('cloudrest users list [--data DIR] [--json]', dataJsonOptions),
   'devices add': () => helpText('cloudrest devices add --name N [--email E] [--id ID] [--data DIR] [--json]', devicesAddOptions),
-  'devices list': () => helpText('cloudrest devices list [--data DIR] [--json]', listOptions),
+  'devices list': () => helpText('cloudrest devices list [--data DIR] [--json]', dataJsonOptions),
 };

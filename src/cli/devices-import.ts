@@ -7,11 +7,10 @@
  * written; then all devices are added in one transaction. The secrets are printed (or written to
  * --out, mode 0600, never over an existing file) once: the database keeps only their hashes.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { link, open, readFile, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { link, readFile, unlink } from 'node:fs/promises';
 import { parse } from 'csv-parse/sync';
+import { writeTemp } from '../agent/atomic-files.js';
 import { loadConfig, helpText } from '../config/load.js';
 import type { OptionTable } from '../config/option.js';
 import { deviceIdProblem, deviceNameProblem, emailProblem, normalizeOwnerEmail } from '../core/device-fields.js';
@@ -97,22 +96,6 @@ function checkRows(parsed: ReturnType<typeof parseCsv>, existing: Set<string>): 
   return rows;
 }
 
-/** A new file beside `path` holding `content` (mode 0600), to be linked into place after the import. */
-async function prepareOut(path: string, content: string): Promise<string> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const h = await open(tmp, 'wx', 0o600);
-  try {
-    await h.writeFile(content);
-    await h.sync();
-  } catch (err) {
-    await h.close();
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  await h.close();
-  return tmp;
-}
-
 export async function devicesImport(argv: string[], out: (s: string) => void): Promise<void> {
   const { config, positionals } = loadConfig(devicesImportOptions, { argv });
   const file = oneArgument(positionals, 'CSV file', 'cloudrest devices import FILE.csv [--data DIR] [--json] [--out FILE]');
@@ -133,7 +116,7 @@ export async function devicesImport(argv: string[], out: (s: string) => void): P
     const output = render(rows, config.json);
     // Written before the devices are added and put in place after: no secrets without devices, and
     // no devices whose secrets were lost because the file could not be written.
-    const tmp = config.out === undefined ? undefined : await prepareOut(config.out, output);
+    const tmp = config.out === undefined ? undefined : await writeTemp({ path: config.out, content: output, mode: 0o600 });
     const devices: NewDevice[] = rows.map((r) => ({ id: r.id, name: r.name, email: r.email, secretHash: sha256Hex(r.secret) }));
     try {
       await s.createDevices(devices);

@@ -6,14 +6,8 @@
  */
 import { askHub, type HubAnswer } from '../admin/admin-client.js';
 import { loadConfig, helpText } from '../config/load.js';
-import type { OptionTable } from '../config/option.js';
-import { dataOption, UsageError, withStore } from './admin.js';
+import { dataJsonOptions, UsageError, withStore } from './admin.js';
 import { oneArgument } from './factory-keys.js';
-
-export const devicesRevokeOptions = {
-  data: dataOption,
-  json: { type: 'bool', default: false, description: 'Print JSON' },
-} as const satisfies OptionTable;
 
 function hubSummary(h: HubAnswer): string {
   if (!h.reached) return `${h.why}; the hub reads the change when the device next connects`;
@@ -26,7 +20,7 @@ function hubSummary(h: HubAnswer): string {
 }
 
 async function setRevoked(argv: string[], out: (s: string) => void, revoke: boolean): Promise<void> {
-  const { config, positionals } = loadConfig(devicesRevokeOptions, { argv });
+  const { config, positionals } = loadConfig(dataJsonOptions, { argv });
   const id = oneArgument(positionals, 'device id', `cloudrest devices ${revoke ? 'revoke' : 'unrevoke'} ID [--data DIR]`);
   const revokedAt = await withStore(config.data, async (s) => {
     const d = await s.getDevice(id);
@@ -49,6 +43,6 @@ export const devicesRevoke = (argv: string[], out: (s: string) => void): Promise
 export const devicesUnrevoke = (argv: string[], out: (s: string) => void): Promise<void> => setRevoked(argv, out, false);
 
 export const devicesRevokeHelp = {
-  revoke: () => helpText('cloudrest devices revoke ID [--data DIR] [--json]', devicesRevokeOptions),
-  unrevoke: () => helpText('cloudrest devices unrevoke ID [--data DIR] [--json]', devicesRevokeOptions),
+  revoke: () => helpText('cloudrest devices revoke ID [--data DIR] [--json]', dataJsonOptions),
+  unrevoke: () => helpText('cloudrest devices unrevoke ID [--data DIR] [--json]', dataJsonOptions),
 };

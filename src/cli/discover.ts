@@ -7,6 +7,7 @@ import { discoverOptions, type DiscoverConfig } from '../config/discover-options
 import { helpText, loadConfig } from '../config/load.js';
 
 export const DISCOVER_USAGE = 'cloudrest discover [--timeout S] [--broadcast-address A] [--json]';
+export const discoverHelp = (): string => helpText(DISCOVER_USAGE, discoverOptions);
 
 /** One device found on the LAN, merged over both methods by its REST API URL. */
 export interface FoundDevice {
@@ -29,7 +30,6 @@ const MDNS_REQUERY_MS = 1000;
  * broadcast (port 15800, answers on 15900) and mDNS / DNS-SD (`_cloudrest._tcp`), and lists them merged.
  */
 export async function runDiscover(argv: string[], out: (s: string) => void): Promise<void> {
-  if (argv.includes('--help')) return out(helpText(DISCOVER_USAGE, discoverOptions));
   const { config } = loadConfig(discoverOptions, { argv });
   const found = await discover(config);
   if (config.json) return out(JSON.stringify(found));

@@ -8,18 +8,14 @@ import { loadConfig, helpText } from '../config/load.js';
 import type { OptionTable } from '../config/option.js';
 import { newDerivationKey, newFactoryKey } from '../factory/factory-key.js';
 import type { FactoryKeyRecord } from '../store/store.js';
-import { dataOption, UsageError, withStore } from './admin.js';
+import { dataJsonOptions, dataOption, jsonOption, UsageError, withStore } from './admin.js';
 
 export const factoryKeysAddOptions = {
   data: dataOption,
   name: { type: 'string', default: 'factory', description: 'What the key is for (a plant, a production line)' },
-  json: { type: 'bool', default: false, description: 'Print JSON' },
+  json: jsonOption,
 } as const satisfies OptionTable;
 
-export const factoryKeyIdOptions = {
-  data: dataOption,
-  json: { type: 'bool', default: false, description: 'Print JSON' },
-} as const satisfies OptionTable;
 
 const MAX_NAME_CHARS = 128;
 // eslint-disable-next-line no-control-regex
@@ -52,7 +48,7 @@ export async function factoryKeysAdd(argv: string[], out: (s: string) => void): 
 }
 
 export async function factoryKeysList(argv: string[], out: (s: string) => void): Promise<void> {
-  const { config } = loadConfig(factoryKeyIdOptions, { argv });
+  const { config } = loadConfig(dataJsonOptions, { argv });
   await withStore(config.data, async (s) => {
     const keys = await s.listFactoryKeys();
     const counts = new Map<string, number>();
@@ -67,7 +63,7 @@ export async function factoryKeysList(argv: string[], out: (s: string) => void):
 }
 
 export async function factoryKeysRevoke(argv: string[], out: (s: string) => void): Promise<void> {
-  const { config, positionals } = loadConfig(factoryKeyIdOptions, { argv });
+  const { config, positionals } = loadConfig(dataJsonOptions, { argv });
   const id = oneArgument(positionals, 'factory key id', 'cloudrest factory-keys revoke ID [--data DIR]');
   const rec = await withStore(config.data, async (s) => ((await s.revokeFactoryKey(id, Date.now())) ? s.getFactoryKey(id) : undefined));
   if (rec === undefined) throw new UsageError(`no factory key ${id}`);
@@ -76,7 +72,7 @@ export async function factoryKeysRevoke(argv: string[], out: (s: string) => void
 }
 
 export async function factoryKeysRotate(argv: string[], out: (s: string) => void): Promise<void> {
-  const { config, positionals } = loadConfig(factoryKeyIdOptions, { argv });
+  const { config, positionals } = loadConfig(dataJsonOptions, { argv });
   const id = oneArgument(positionals, 'factory key id', 'cloudrest factory-keys rotate ID [--data DIR]');
   const key = newFactoryKey();
   const rec = await withStore(config.data, async (s) => {
@@ -91,7 +87,7 @@ export async function factoryKeysRotate(argv: string[], out: (s: string) => void
 
 export const factoryKeysHelp = {
   add: () => helpText('cloudrest factory-keys add [--name N] [--data DIR] [--json]', factoryKeysAddOptions),
-  list: () => helpText('cloudrest factory-keys list [--data DIR] [--json]', factoryKeyIdOptions),
-  revoke: () => helpText('cloudrest factory-keys revoke ID [--data DIR] [--json]', factoryKeyIdOptions),
-  rotate: () => helpText('cloudrest factory-keys rotate ID [--data DIR] [--json]', factoryKeyIdOptions),
+  list: () => helpText('cloudrest factory-keys list [--data DIR] [--json]', dataJsonOptions),
+  revoke: () => helpText('cloudrest factory-keys revoke ID [--data DIR] [--json]', dataJsonOptions),
+  rotate: () => helpText('cloudrest factory-keys rotate ID [--data DIR] [--json]', dataJsonOptions),
 };

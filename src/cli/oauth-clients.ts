@@ -7,7 +7,7 @@ import type { OptionTable } from '../config/option.js';
 import { newId, sha256Hex } from '../core/secrets.js';
 import { MAX_REDIRECT_URIS, redirectUriProblem } from '../oauth/redirect-uri.js';
 import { newOAuthSecret } from '../oauth/secrets.js';
-import { UsageError, dataOption, withStore } from './admin.js';
+import { UsageError, dataJsonOptions, dataOption, jsonOption, withStore } from './admin.js';
 
 const MAX_NAME_CHARS = 100;
 
@@ -16,12 +16,7 @@ export const oauthClientsAddOptions = {
   name: { type: 'string', required: true, description: 'Name users see on the consent page' },
   redirectUri: { type: 'list', required: true, description: 'A redirect URI, matched exactly (repeat the flag, or separate with commas): https, http on 127.0.0.1/[::1]/localhost, or com.example.app:/path' },
   confidential: { type: 'bool', default: false, description: 'Issue a client secret (shown once, stored hashed); without it the client is public and must use PKCE' },
-  json: { type: 'bool', default: false, description: 'Print JSON' },
-} as const satisfies OptionTable;
-
-export const oauthClientsListOptions = {
-  data: dataOption,
-  json: { type: 'bool', default: false, description: 'Print JSON' },
+  json: jsonOption,
 } as const satisfies OptionTable;
 
 export const oauthClientsRemoveOptions = {
@@ -53,7 +48,7 @@ export async function oauthClientsAdd(argv: string[], out: (s: string) => void):
 }
 
 export async function oauthClientsList(argv: string[], out: (s: string) => void): Promise<void> {
-  const { config } = loadConfig(oauthClientsListOptions, { argv });
+  const { config } = loadConfig(dataJsonOptions, { argv });
   await withStore(config.data, async (s) => {
     const rows = (await s.listOAuthClients()).map((c) => ({
       client_id: c.id,
@@ -78,13 +73,7 @@ export async function oauthClientsRemove(argv: string[], out: (s: string) => voi
 }
 
 export const oauthClientsHelp = {
-  'oauth-clients add': () => helpText('cloudrest oauth-clients add --name N --redirect-uri URI [--redirect-uri URI ...] [--confidential] [--data DIR] [--json]', oauthClientsAddOptions),
-  'oauth-clients list': () => helpText('cloudrest oauth-clients list [--data DIR] [--json]', oauthClientsListOptions),
-  'oauth-clients remove': () => helpText('cloudrest oauth-clients remove CLIENT_ID [--data DIR]', oauthClientsRemoveOptions),
-};
-
-export const oauthClientsCommands = {
-  'oauth-clients add': oauthClientsAdd,
-  'oauth-clients list': oauthClientsList,
-  'oauth-clients remove': oauthClientsRemove,
+  add: () => helpText('cloudrest oauth-clients add --name N --redirect-uri URI [--redirect-uri URI ...] [--confidential] [--data DIR] [--json]', oauthClientsAddOptions),
+  list: () => helpText('cloudrest oauth-clients list [--data DIR] [--json]', dataJsonOptions),
+  remove: () => helpText('cloudrest oauth-clients remove CLIENT_ID [--data DIR]', oauthClientsRemoveOptions),
 };

@@ -6,6 +6,18 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+/** The value of a URL option (`--api`, `--factory`) if it is an http:// or https:// URL, else a ConfigError. */
+export function httpUrlOption(flag: string, value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${flag} ${JSON.stringify(value)}: not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${flag} ${value}: expected an http:// or https:// URL`);
+  return url;
+}
+
 type Raw = string | number | boolean | readonly string[];
 
 function coerce(key: string, spec: OptionSpec, value: unknown, source: string): Raw {

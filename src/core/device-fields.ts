@@ -12,7 +12,7 @@ const EMAIL = /^[^\s@]+@[^\s@]+$/;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 export const MAX_DEVICE_NAME_CHARS = 128;
-export const MAX_EMAIL_CHARS = 254;
+export const MAX_EMAIL_CHARS = 254; // RFC 5321 §4.5.3.1.3: a path is at most 256 octets, brackets included
 
 /** Why `id` is not a valid device id, or null. */
 export function deviceIdProblem(id: string): string | null {

@@ -67,6 +67,19 @@ function digestBody(req: IncomingMessage, done: (size: number, sha256: string) =
   req.on('end', () => done(size, hash.digest('hex')));
 }
 
+const SMALL_BODY_BYTES = 1024;
+
+/** The body's first KiB as text, and its whole size: the rest is read and dropped. */
+function smallBody(req: IncomingMessage, done: (text: string, size: number) => void): void {
+  const parts: Buffer[] = [];
+  let size = 0;
+  req.on('data', (c: Buffer) => {
+    size += c.length;
+    if (size <= SMALL_BODY_BYTES) parts.push(c);
+  });
+  req.on('end', () => done(Buffer.concat(parts).toString(), size));
+}
+
 function boundedInt(v: string | null, def: number, max: number): number {
   const n = v === null ? def : Number(v);
   return Number.isInteger(n) && n >= 0 ? Math.min(n, max) : def;
@@ -156,15 +169,9 @@ export async function startDemoDevice(opts: DemoDeviceOptions = {}): Promise<Dem
         return json(res, 200, { celsius: Math.round((20 + Math.sin(Date.now() / 60000) * 2) * 10) / 10, setpoint });
       case '/setpoint': {
         if (req.method !== 'PUT') return json(res, 405, { error: 'use PUT' });
-        const parts: Buffer[] = [];
-        let n = 0;
-        req.on('data', (c: Buffer) => {
-          n += c.length;
-          if (n <= 1024) parts.push(c);
-        });
-        req.on('end', () => {
+        return smallBody(req, (text) => {
           try {
-            const v = (JSON.parse(Buffer.concat(parts).toString()) as { setpoint?: unknown }).setpoint;
+            const v = (JSON.parse(text) as { setpoint?: unknown }).setpoint;
             if (typeof v !== 'number' || v < 5 || v > 35) return json(res, 400, { error: 'setpoint must be a number from 5 to 35' });
             setpoint = v;
             json(res, 200, { setpoint });
@@ -172,7 +179,6 @@ export async function startDemoDevice(opts: DemoDeviceOptions = {}): Promise<Dem
             json(res, 400, { error: 'expected JSON {"setpoint": n}' });
           }
         });
-        return;
       }
       case '/echo':
         return digestBody(req, (size, sha256) => json(res, 200, { method: req.method, url: req.url, headers: req.headers, size, sha256 }, { 'x-device-echo': '1' }));
@@ -226,16 +232,9 @@ export async function startDemoDevice(opts: DemoDeviceOptions = {}): Promise<Dem
           return;
         }
         if (req.method !== 'PUT') return json(res, 405, { error: 'use GET or PUT' });
-        const parts: Buffer[] = [];
-        let n = 0;
-        req.on('data', (c: Buffer) => {
-          n += c.length;
-          if (n <= 1024) parts.push(c);
-        });
-        req.on('end', () => {
-          const text = Buffer.concat(parts).toString();
+        return smallBody(req, (text, size) => {
           try {
-            if (n > 1024) throw new Error('too long');
+            if (size > SMALL_BODY_BYTES) throw new Error('too long');
             JSON.parse(text);
           } catch {
             return json(res, 400, { error: 'expected a JSON document of at most 1 KiB' });
@@ -243,7 +242,6 @@ export async function startDemoDevice(opts: DemoDeviceOptions = {}): Promise<Dem
           settings = text;
           json(res, 200, JSON.parse(settings));
         });
-        return;
       }
       case '/cached':
         return json(res, 200, { hits: hits[path] }, { 'cache-control': 'max-age=60', etag: '"cached-v1"' });

@@ -11,11 +11,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { deviceIdProblem, deviceNameProblem, emailProblem, normalizeOwnerEmail } from '../core/device-fields.js';
+import type { FailureLimiter } from '../core/failure-limiter.js';
 import { safeEqualHex, sha256Hex } from '../core/secrets.js';
 import { HubError } from '../errors.js';
 import type { HubMetrics } from '../http/metrics.js';
 import { DuplicateError, type DeviceRecord, type FactoryKeyRecord, type Store } from '../store/store.js';
-import type { AttemptLimiter } from './attempt-limiter.js';
 import { deriveDeviceSecret, MAX_FACTORY_KEY_CHARS } from './factory-key.js';
 
 export const FACTORY_DEVICES_PATH = '/v1/factory/devices';
@@ -26,7 +26,7 @@ export interface FactoryApiDeps {
   log: Logger;
   metrics: HubMetrics;
   /** Failed factory-key attempts per client address. */
-  limiter: AttemptLimiter;
+  limiter: FailureLimiter;
 }
 
 interface ProvisionBody {
@@ -66,7 +66,7 @@ export function registerFactoryApi(app: FastifyInstance, deps: FactoryApiDeps): 
 
   const refuse = (req: FastifyRequest, code: 'CR_ERR_FACTORY_KEY_INVALID' | 'CR_ERR_FACTORY_KEY_REVOKED', reason: string, keyId?: string): never => {
     const address = req.socket.remoteAddress ?? '';
-    limiter.recordFailure(address);
+    limiter.failed(address);
     requests.inc({ result: 'bad_key' });
     log.warn({ remoteAddress: address, reason, factoryKeyId: keyId }, 'factory request refused: bad factory key');
     throw new HubError(code);
@@ -75,7 +75,7 @@ export function registerFactoryApi(app: FastifyInstance, deps: FactoryApiDeps): 
   /** Runs before the body is read: a client without a valid key learns nothing about its body. */
   const authenticate = async (req: FastifyRequest, res: FastifyReply): Promise<void> => {
     const address = req.socket.remoteAddress ?? '';
-    const waitMs = limiter.blockedForMs(address);
+    const waitMs = limiter.retryAfterMs(address);
     if (waitMs > 0) {
       requests.inc({ result: 'rate_limited' });
       res.header('retry-after', String(Math.ceil(waitMs / 1000)));

@@ -1,6 +1,7 @@
+import { MAX_EMAIL_CHARS } from '../core/device-fields.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sendRateLimited } from '../accounts/rate-limited.js';
-import type { PasswordAttempts } from '../accounts/failure-limiter.js';
+import type { PasswordAttempts } from '../accounts/password-attempts.js';
 import { HubError, ERRORS, type ErrorCode } from '../errors.js';
 import type { DeviceRecord, Store } from '../store/store.js';
 import type { TunnelServer } from '../relay/edge/tunnel-server.js';
@@ -19,7 +20,6 @@ export interface ApiDeps {
   attempts?: PasswordAttempts;
 }
 
-const MAX_EMAIL = 254;
 const MAX_PASSWORD = 1024;
 
 function reply(res: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
@@ -81,7 +81,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
         required: ['email', 'password'],
         additionalProperties: false,
         properties: {
-          email: { type: 'string', minLength: 3, maxLength: MAX_EMAIL },
+          email: { type: 'string', minLength: 3, maxLength: MAX_EMAIL_CHARS },
           password: { type: 'string', minLength: 1, maxLength: MAX_PASSWORD },
           remember: { type: 'boolean' },
         },

@@ -41,6 +41,29 @@ describe('Authenticator revocation', () => {
     assert.deepEqual(events, [{ userId: 'u_1', tokens: [{ tokenHash: sha256Hex(token), expiresAt }] }]);
   });
 
+  it('tells its revocation listeners of every revocation: its own, another node\'s through the Bus, and OAuth ones', async (t) => {
+    const { store, bus, auth } = await setup(t);
+    const other = new Authenticator(store, TTL, bus); // a second node sharing the store and the bus
+    t.after(() => other.close());
+    const heard: Array<{ node: string; hashes?: readonly string[]; matched?: boolean }> = [];
+    const probe: Session = { user: { id: 'u_1', email: 'ada@example.com', passwordHash: '', createdAt: 0 }, expiresAt: 0, tokenHash: 'f'.repeat(64), oauth: { clientId: 'c1', familyId: 'fam1' } };
+    for (const [node, a] of [['this', auth], ['other', other]] as const) {
+      a.onRevoked((e) => heard.push('tokenHashes' in e ? { node, hashes: e.tokenHashes } : { node, matched: e.match(probe) }));
+    }
+    const { token } = (await auth.login('ada@example.com', 'first password', false))!;
+    await auth.logout(token);
+    assert.deepEqual(heard.filter((h) => h.node === 'other'), [{ node: 'other', hashes: [sha256Hex(token)] }]);
+    assert.ok(heard.some((h) => h.node === 'this' && h.hashes?.[0] === sha256Hex(token)));
+    heard.length = 0;
+    other.forgetSessions((s) => s.oauth?.familyId === 'fam1');
+    assert.deepEqual(heard, [{ node: 'other', matched: true }], 'an OAuth revocation is told with its test on a session');
+    let late = 0;
+    const unsubscribe = other.onRevoked(() => late++);
+    unsubscribe();
+    other.forgetSessions(() => false);
+    assert.equal(late, 0, 'an unsubscribed listener hears nothing more');
+  });
+
   it('a revocation published by another node evicts the token from this node\'s cache', async (t) => {
     const { store, bus, auth } = await setup(t);
     const other = new Authenticator(store, TTL, bus); // a second node sharing the store and the bus
@@ -94,8 +117,8 @@ describe('Authenticator revocation', () => {
     for (let i = 0; i < 3; i++) tokens.push((await auth.login('ada@example.com', 'first password', false))!.token);
     const s = await session(auth, tokens[0]!);
     for (const tk of tokens) await session(auth, tk); // all cached
-    assert.equal(await auth.checkPassword(s.user, 'wrong'), false);
-    assert.equal(await auth.checkPassword(s.user, 'first password'), true);
+    assert.equal(await auth.verifyPassword(s.user.email, 'wrong'), undefined);
+    assert.equal((await auth.verifyPassword(s.user.email, 'first password'))?.id, s.user.id);
     await auth.changePassword(s.user, 'second password', s.tokenHash);
     assert.ok(await auth.session(tokens[0]!));
     assert.equal(await auth.session(tokens[1]!), undefined);

@@ -29,6 +29,13 @@ export interface Session {
   oauth?: { clientId: string; familyId: string };
 }
 
+/**
+ * Sessions that ended before their expiry, as Authenticator.onRevoked tells them: first-party tokens
+ * by hash (auth/tokens/revoked, from any node), OAuth tokens by a test on the session (a client, grant
+ * or token family revoked, from this node or the OAuth revocation log).
+ */
+export type EndedSessions = { tokenHashes: readonly string[] } | { match(s: Session): boolean };
+
 /** True when the session may do what `scope` covers; a first-party session may do anything. */
 export function allows(session: Session, scope: string): boolean {
   return session.scopes === undefined || session.scopes.has(scope);
@@ -86,6 +93,8 @@ export class Authenticator {
   /** Bumped by every revocation: a session loaded across one is re-read rather than cached stale. */
   #revocations = 0;
   readonly #unsubscribe: (() => void) | undefined;
+  /** Told of every revocation, to end the long-lived connections (SSE, MQTT) opened with those tokens. */
+  readonly #revokedListeners = new Set<(ended: EndedSessions) => void>();
 
   constructor(
     private readonly store: Store,
@@ -108,10 +117,8 @@ export class Authenticator {
   }
 
   async login(email: string, password: string, remember: boolean): Promise<{ token: string; expiresAt: number; user: UserRecord } | undefined> {
-    const user = await this.store.getUserByEmail(email);
-    // Verify against a dummy hash for unknown users too, so timing does not reveal which emails exist.
-    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
-    if (!user || !ok) return undefined;
+    const user = await this.verifyPassword(email, password);
+    if (!user) return undefined;
     return { ...(await this.issueToken(user, remember ? this.opts.rememberTokenTtlMs : this.opts.tokenTtlMs)), user };
   }
 
@@ -181,12 +188,6 @@ export class Authenticator {
   }
 
   /** The user if the password is theirs (same timing for unknown emails); issues no token. */
-  async verifyPassword(email: string, password: string): Promise<UserRecord | undefined> {
-    const user = await this.store.getUserByEmail(email);
-    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
-    return user && ok ? user : undefined;
-  }
-
   /** Evicts the cached sessions that `match` picks (OAuth revocations); returns how many. */
   forgetSessions(match: (s: Session) => boolean): number {
     this.#revocations++;
@@ -195,7 +196,35 @@ export class Authenticator {
       if (s && match(s)) gone.push(token);
     });
     for (const token of gone) this.#tokens.delete(token);
+    this.#tell({ match });
     return gone.length;
+  }
+
+  /**
+   * False when `token` no longer has a session; for a long-lived connection that held its session
+   * with onRevoked after awaiting other things, so a revocation meanwhile is not missed. A failing
+   * Store answers true: the token was valid a moment ago, and the next revocation still ends it.
+   */
+  async stillValid(token: string): Promise<boolean> {
+    try {
+      return (await this.session(token)) !== undefined;
+    } catch {
+      return true;
+    }
+  }
+
+  /**
+   * Calls `listener` on every revocation this node learns of: its own, other nodes' (through the Bus)
+   * and OAuth ones (forgetSessions). It must be quick: it runs on the revocation path. Returns the
+   * unsubscribe function.
+   */
+  onRevoked(listener: (ended: EndedSessions) => void): () => void {
+    this.#revokedListeners.add(listener);
+    return () => this.#revokedListeners.delete(listener);
+  }
+
+  #tell(ended: EndedSessions): void {
+    for (const l of this.#revokedListeners) l(ended);
   }
 
   /** Revokes the presenting token (POST /v1/auth/logout). */
@@ -227,10 +256,14 @@ export class Authenticator {
     return doomed.length > 0;
   }
 
-  /** Checks a user's password (the same work for any user, so timing says nothing). */
-  async checkPassword(user: UserRecord, password: string): Promise<boolean> {
-    const current = await this.store.getUserById(user.id);
-    return verifyPassword(password, current?.passwordHash ?? (await dummyHash()));
+  /**
+   * The user if the password is theirs, read from the Store (not the session cache); issues no token.
+   * Unknown emails are checked against a dummy hash, so timing does not reveal which emails exist.
+   */
+  async verifyPassword(email: string, password: string): Promise<UserRecord | undefined> {
+    const user = await this.store.getUserByEmail(email);
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    return user && ok ? user : undefined;
   }
 
   /**
@@ -250,6 +283,7 @@ export class Authenticator {
       if (token !== undefined) this.#tokens.delete(token);
       this.#cachedByHash.delete(h);
     }
+    this.#tell({ tokenHashes });
   }
 
   /** Stops listening for revocations on the Bus. */

@@ -4,6 +4,7 @@ import type { HubError } from '../errors.js';
 import type { TunnelServer } from '../relay/edge/tunnel-server.js';
 import { allows, bearerToken, type Authenticator } from './auth.js';
 import { EventHistory, type HistoryEvent } from './event-history.js';
+import { LiveSessions } from './live-sessions.js';
 import type { HubMetrics } from './metrics.js';
 import { sendError } from './reply.js';
 import { openSse, parseLastEventId, type SseStream } from './sse.js';
@@ -27,12 +28,15 @@ const ALL_EVENTS = /^\/v1\/events(?:\?.*)?$/;
  * Device notifications and up/down as server-sent events: `GET /v1/devices/{id}/events` for one
  * device, `GET /v1/events` for all of the user's devices. Events come from the Bus (so on a scaled-out
  * hub every front node sees them), go into a bounded history for Last-Event-ID resume, then out to the
- * streams listening for that device.
+ * streams listening for that device. A stream ends when its token is revoked (logout, token deleted,
+ * password change, OAuth revocation), on whichever node it was revoked.
  */
 export class EventsService {
   readonly history: EventHistory;
   readonly #listeners = new Map<string, Set<SseStream>>();
   readonly #streams = new Set<SseStream>();
+  /** The open streams by token, to end those of a revoked token. */
+  readonly #live = new LiveSessions();
   readonly #unsubscribe: Array<() => void>;
 
   constructor(private readonly o: EventsServiceOptions) {
@@ -40,6 +44,7 @@ export class EventsService {
     this.#unsubscribe = [
       o.bus.subscribe('devices/+/events', (topic, payload) => this.#publish(topic, 'notification', payload)),
       o.bus.subscribe('devices/+/status', (topic, payload) => this.#publish(topic, 'status', payload)),
+      o.auth.onRevoked((ended) => this.#live.end(ended)),
     ];
   }
 
@@ -80,6 +85,7 @@ export class EventsService {
     const sse = openSse(req, res, { heartbeatMs: this.o.heartbeatMs, maxBufferedBytes: this.o.maxBufferedBytes ?? 1024 * 1024, retryMs: 2000 });
     this.#streams.add(sse);
     this.o.metrics.sseClients.inc();
+    const release = this.#live.hold(session, () => sse.close());
     // The current state first, without an id, so it never disturbs resumption.
     for (const id of deviceIds) {
       sse.send({ event: 'status', data: JSON.stringify({ deviceId: id, online: this.o.tunnels.isOnline(id), snapshot: true }) });
@@ -95,6 +101,7 @@ export class EventsService {
       set.add(sse);
     }
     sse.onClose(() => {
+      release();
       this.#streams.delete(sse);
       this.o.metrics.sseClients.dec();
       for (const id of deviceIds) {
@@ -103,6 +110,8 @@ export class EventsService {
         if (set?.size === 0) this.#listeners.delete(id);
       }
     });
+    // A revocation while the stream was being set up came before it was held: ask once more.
+    if (!(await this.o.auth.stillValid(token!))) sse.close();
   }
 
   #publish(topic: string, type: 'notification' | 'status', payload: Buffer): void {

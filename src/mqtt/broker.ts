@@ -133,6 +133,20 @@ export class Broker {
   }
 
   /**
+   * Disconnects the clients that authenticated with `credential` (the authenticate hook's `credential`,
+   * e.g. a revoked token's hash): 5.0 DISCONNECT with `reasonCode` once connected, a plain close before
+   * CONNACK ([MQTT-3.2.0-1]: CONNACK is the server's first packet). Wills are not published. Returns how many.
+   */
+  disconnectCredential(credential: string, reasonCode: number, reasonString: string): number {
+    const channels = this.#core.channelsWithCredential(credential);
+    for (const ch of channels) {
+      if (ch.state === 'connected') ch.disconnect(reasonCode, reasonString, false);
+      else ch.close(false);
+    }
+    return channels.length;
+  }
+
+  /**
    * Disconnects every client (5.0: DISCONNECT 0x8B), without publishing wills, and waits for the
    * persistence writes in flight. Persistent sessions stay in the store.
    */

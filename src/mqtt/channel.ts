@@ -49,6 +49,8 @@ export class Channel implements OutboxTarget, DeadlineHolder {
   version: 3 | 4 | 5 = 4;
   clientId = '';
   principal = '';
+  /** What the client authenticated with, as the authenticate hook named it (Broker.disconnectCredential). */
+  credential: string | undefined;
   username: string | undefined;
   session: Session | undefined;
   will: Will | undefined;
@@ -145,6 +147,7 @@ export class Channel implements OutboxTarget, DeadlineHolder {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
+    if (this.credential !== undefined) this.ctx.forgetCredential(this);
     this.ctx.deadlines.cancel(this);
     this.io.end();
     if (wasConnected) this.ctx.channelClosed(this, sendWill);

@@ -49,6 +49,9 @@ export interface BrokerContext {
    * 'refused': the client id is another principal's session; 'closed': the channel closed meanwhile.
    */
   openSession(ch: Channel, req: OpenRequest, onOpen: (session: Session, present: boolean) => void): Promise<'opened' | 'refused' | 'closed'>;
+  /** Records the credential a channel authenticated with (ch.credential), until forgetCredential at its close. */
+  holdCredential(ch: Channel, credential: string): void;
+  forgetCredential(ch: Channel): void;
   /** The channel's transport closed; `sendWill` unless it ended with a normal DISCONNECT. */
   channelClosed(ch: Channel, sendWill: boolean): void;
   /** Saves a persistent session's subscriptions and expiry. */

@@ -34,6 +34,8 @@ export class BrokerCore implements BrokerContext {
   readonly ready: Promise<void>;
   closing = false;
   readonly #writes = new Set<Promise<unknown>>();
+  /** Open channels by the credential they authenticated with; bounded by the open connections. */
+  readonly #byCredential = new Map<string, Set<Channel>>();
   #sweep: NodeJS.Timeout | undefined;
 
   constructor(options: BrokerOptions, hooks: BrokerHooks) {
@@ -88,6 +90,24 @@ export class BrokerCore implements BrokerContext {
 
   openSession(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<'opened' | 'refused' | 'closed'> {
     return this.registry.open(ch, req, onOpen);
+  }
+
+  holdCredential(ch: Channel, credential: string): void {
+    ch.credential = credential;
+    let set = this.#byCredential.get(credential);
+    if (!set) this.#byCredential.set(credential, (set = new Set()));
+    set.add(ch);
+  }
+
+  forgetCredential(ch: Channel): void {
+    const set = ch.credential === undefined ? undefined : this.#byCredential.get(ch.credential);
+    if (!set?.delete(ch)) return;
+    if (set.size === 0) this.#byCredential.delete(ch.credential!);
+  }
+
+  /** The open channels that authenticated with `credential`. */
+  channelsWithCredential(credential: string): Channel[] {
+    return [...(this.#byCredential.get(credential) ?? [])];
   }
 
   channelClosed(ch: Channel, sendWill: boolean): void {

@@ -17,10 +17,11 @@ export interface AuthRequest {
 
 /**
  * Accepted, with the principal (device id, user id...) that owns the session and is passed to the
- * authorize hooks; or refused with a v5 CONNACK reason code (mapped to a 3.1.1 return code for older
+ * authorize hooks, and optionally the credential it proved itself with (a token's hash: many
+ * connections of one principal may use different ones), for Broker.disconnectCredential; or refused with a v5 CONNACK reason code (mapped to a 3.1.1 return code for older
  * clients: 0x86 → 4, 0x87 → 5, 0x85 → 2, 0x88/0x89 → 3).
  */
-export type AuthResult = { principal: string } | { reasonCode: number; reasonString?: string };
+export type AuthResult = { principal: string; credential?: string } | { reasonCode: number; reasonString?: string };
 
 /** One step of MQTT 5 enhanced authentication (5.0 §4.12): the method and data of a CONNECT or AUTH. */
 export interface EnhancedAuthRequest extends AuthRequest {
@@ -33,7 +34,7 @@ export interface EnhancedAuthRequest extends AuthRequest {
 }
 
 export type EnhancedAuthResult =
-  | { principal: string; data?: Buffer }
+  | { principal: string; credential?: string; data?: Buffer }
   | { continue: true; data?: Buffer; state?: unknown }
   | { reasonCode: number; reasonString?: string };
 

@@ -8,10 +8,11 @@
  * - `POST /v1/oauth/authorize/validate`: checks a request (client, redirect URI, scope, PKCE) before a
  *   first-party app shows its own consent screen.
  */
+import { MAX_EMAIL_CHARS } from '../core/device-fields.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS, HubError, type ErrorCode } from '../errors.js';
 import { requireSession } from '../http/api.js';
-import type { PasswordAttempts } from '../accounts/failure-limiter.js';
+import type { PasswordAttempts } from '../accounts/password-attempts.js';
 import type { Authenticator } from '../http/auth.js';
 import type { OAuthClientRecord, Store, UserRecord } from '../store/store.js';
 import { checkAuthorizationRequest, requestFields, type AuthorizationCheck, type AuthorizationRequest } from './authorize-request.js';
@@ -33,7 +34,6 @@ export interface AuthorizeDeps {
   attempts?: PasswordAttempts;
 }
 
-const MAX_EMAIL = 254;
 const MAX_PASSWORD = 1024;
 /** Fields of a JSON authorization request and their longest accepted values. */
 const JSON_FIELDS: Readonly<Record<string, number>> = {
@@ -144,14 +144,14 @@ export function registerAuthorize(app: FastifyInstance, d: AuthorizeDeps): void 
     const wait = d.attempts?.retryAfterMs(email, req.ip) ?? 0;
     if (wait > 0) {
       res.header('retry-after', String(Math.ceil(wait / 1000)));
-      return showConsent(req, res, 429, check, { error: ERRORS.CR_ERR_RATE_LIMITED.message, email: email.slice(0, MAX_EMAIL) });
+      return showConsent(req, res, 429, check, { error: ERRORS.CR_ERR_RATE_LIMITED.message, email: email.slice(0, MAX_EMAIL_CHARS) });
     }
-    const user = email.length <= MAX_EMAIL && password.length <= MAX_PASSWORD && email !== '' && password !== ''
+    const user = email.length <= MAX_EMAIL_CHARS && password.length <= MAX_PASSWORD && email !== '' && password !== ''
       ? await d.auth.verifyPassword(email, password)
       : undefined;
     if (!user) {
       d.attempts?.failed(email, req.ip);
-      return showConsent(req, res, 401, check, { error: ERRORS.CR_ERR_INVALID_CREDENTIALS.message, email: email.slice(0, MAX_EMAIL) });
+      return showConsent(req, res, 401, check, { error: ERRORS.CR_ERR_INVALID_CREDENTIALS.message, email: email.slice(0, MAX_EMAIL_CHARS) });
     }
     d.attempts?.succeeded(email);
     // RFC 9700 §4.11: 303, so the browser does not repeat the POST (with the password) to the client.

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { PasswordAttempts } from '../accounts/failure-limiter.js';
+import type { PasswordAttempts } from '../accounts/password-attempts.js';
 import { HubError } from '../errors.js';
 import { requireSession } from '../http/api.js';
 import type { Authenticator } from '../http/auth.js';

@@ -74,6 +74,7 @@ async function step(ch: Channel, data: Buffer | undefined, phase: 'connect' | 'r
   }
   if (phase === 'connect') {
     ch.authMethod = auth.method;
+    if (result.credential !== undefined) ch.ctx.holdCredential(ch, result.credential);
     return openSession(ch, result.principal, { method: auth.method, data: result.data });
   }
   ch.auth = undefined;

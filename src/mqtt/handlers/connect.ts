@@ -94,5 +94,6 @@ export async function handleConnect(ch: Channel, p: IConnectPacket): Promise<voi
   }
   if (ch.closed) return;
   if ('reasonCode' in result) return refuse(ch, result.reasonCode, result.reasonString);
+  if (result.credential !== undefined) ctx.holdCredential(ch, result.credential);
   return openSession(ch, result.principal);
 }

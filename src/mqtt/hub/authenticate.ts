@@ -2,7 +2,8 @@
  * Who an MQTT client is, from its CONNECT: a device (user name = device id, password = device secret,
  * the tunnel's credentials) or a user (user name = anything, by convention their email; password = an
  * access token from POST /v1/auth). Principals are `device:<id>` and `user:<id>`; the identity behind
- * each is kept for the ACL, which needs the device id or the user's email.
+ * each is kept for the ACL, which needs the device id or the user's email. A user's connection carries
+ * its token's hash as its credential, so revoking the token disconnects it (service.ts).
  */
 import type { Logger } from 'pino';
 import { verifyDevice } from '../../core/device-credentials.js';
@@ -51,12 +52,14 @@ export class MqttIdentities {
     if (session?.scopes !== undefined) return refuse('an OAuth access token cannot be used for MQTT');
     if (session !== undefined) {
       await ownership.refreshOwner(session.user.email);
-      return this.#accept(`user:${session.user.id}`, { kind: 'user', id: session.user.id, email: session.user.email.toLowerCase() });
+      // Revoked while the owner's devices were read: the disconnect went by before this connection was known.
+      if (!(await auth.stillValid(password))) return refuse('token revoked while connecting');
+      return { ...this.#accept(`user:${session.user.id}`, { kind: 'user', id: session.user.id, email: session.user.email.toLowerCase() }), credential: session.tokenHash };
     }
     return refuse('neither a device secret nor an access token');
   }
 
-  #accept(principal: string, identity: Identity): AuthResult {
+  #accept(principal: string, identity: Identity): { principal: string } {
     this.#byPrincipal.set(principal, identity);
     return { principal };
   }

@@ -101,6 +101,13 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
   await correctStaleStatus(broker, log);
   const sys = config.mqttSysIntervalS > 0 ? startSysTopics(broker, { intervalMs: config.mqttSysIntervalS * 1000, version: VERSION }) : undefined;
   const unbridge = bridgeDeviceEvents(d.bus, broker, ownership, log);
+  // A revoked token ends the connections that logged in with it (OAuth tokens cannot connect: no match to run).
+  const unwatchRevocations = d.auth.onRevoked((ended) => {
+    if (!('tokenHashes' in ended)) return;
+    let n = 0;
+    for (const h of ended.tokenHashes) n += broker.disconnectCredential(h, RC.ADMINISTRATIVE_ACTION, 'access token revoked');
+    if (n > 0) log.info({ connections: n }, 'mqtt connections closed: their access token was revoked');
+  });
   const topics = new TopicsApi({
     broker, acl, auth: d.auth, ownership, log, metrics: d.metrics,
     maxBodyBytes: config.mqttMaxPacketBytes,
@@ -150,6 +157,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
         tcp.close();
         tlsServer?.close();
         unbridge();
+        unwatchRevocations();
         sys?.stop();
         topics.closeAll();
         await broker.close();

@@ -1,7 +1,8 @@
 /**
  * MQTT over HTTP (docs/api.md "MQTT topics"): `POST /v1/topics/{topic}` publishes the body as the
  * payload, `GET /v1/topics/events?filter=F` streams matching messages as server-sent events. Both act as
- * the token's user and go through the same ACL as an MQTT client of that user.
+ * the token's user and go through the same ACL as an MQTT client of that user. A stream ends when its
+ * token is revoked.
  */
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -9,9 +10,10 @@ import type { Logger } from 'pino';
 import { validateTopicFilter, validateTopicName } from '../../core/topic-tree.js';
 import { HubError } from '../../errors.js';
 import { LRUCache } from 'lru-cache';
-import type { Authenticator } from '../../http/auth.js';
+import { bearerToken, type Authenticator, type Session } from '../../http/auth.js';
 import type { HubMetrics } from '../../http/metrics.js';
 import { requireSession } from '../../http/api.js';
+import { LiveSessions } from '../../http/live-sessions.js';
 import { openSse, type SseStream } from '../../http/sse.js';
 import type { Broker } from '../broker.js';
 import type { Message } from '../message.js';
@@ -36,8 +38,13 @@ export class TopicsApi {
   readonly #streams = new Set<SseStream>();
   /** Owners whose devices were re-read lately: a burst of requests costs one query. */
   readonly #freshOwners = new LRUCache<string, true>({ max: 10_000, ttl: 5_000 });
+  /** The open streams by token, to end those of a revoked token. */
+  readonly #live = new LiveSessions();
+  readonly #unsubscribe: () => void;
 
-  constructor(private readonly d: TopicsApiDeps) {}
+  constructor(private readonly d: TopicsApiDeps) {
+    this.#unsubscribe = d.auth.onRevoked((ended) => this.#live.end(ended));
+  }
 
   register(app: FastifyInstance): void {
     const d = this.d;
@@ -51,19 +58,23 @@ export class TopicsApi {
         if (typeof filter !== 'string' || filter === '') throw new HubError('CR_ERR_VALIDATION', 'query parameter filter is required');
         const problem = filter.startsWith('$share/') ? 'shared subscriptions are for MQTT clients' : validateTopicFilter(filter);
         if (problem !== null) throw new HubError('CR_ERR_TOPIC_INVALID', `filter: ${problem}`);
-        await this.#authorize(req, 'subscribe', filter);
+        const session = await this.#authorize(req, 'subscribe', filter);
         if (this.#streams.size >= d.maxStreams) throw new HubError('CR_ERR_TOO_MANY_REQUESTS', 'too many event streams');
         res.hijack();
         const sse = openSse(req.raw, res.raw, { heartbeatMs: d.heartbeatMs, maxBufferedBytes: d.maxBufferedBytes, retryMs: 2000 });
         this.#streams.add(sse);
         d.metrics.sseClients.inc();
+        const release = this.#live.hold(session, () => sse.close());
         const unsubscribe = d.broker.subscribeLocal(filter, (m) => sse.send({ event: 'message', data: messageJson(m) }), { retained: true });
         sse.onClose((reason) => {
+          release();
           unsubscribe();
           this.#streams.delete(sse);
           d.metrics.sseClients.dec();
           if (reason === 'overflow') d.log.warn({ filter }, 'topic event stream closed: the client read too slowly');
         });
+        // A revocation while the stream was being set up came before it was held: ask once more.
+        if (!(await d.auth.stillValid(bearerToken(req.raw, true)!))) sse.close();
       });
 
       scope.post('/v1/topics/*', async (req, res) => {
@@ -85,11 +96,13 @@ export class TopicsApi {
   }
 
   closeAll(): void {
+    this.#unsubscribe();
     for (const s of [...this.#streams]) s.close();
   }
 
-  async #authorize(req: FastifyRequest, action: AclAction, name: string): Promise<void> {
-    const { user } = await requireSession(this.d.auth, req);
+  async #authorize(req: FastifyRequest, action: AclAction, name: string): Promise<Session> {
+    const session = await requireSession(this.d.auth, req);
+    const { user } = session;
     const email = user.email.toLowerCase();
     if (!this.#freshOwners.has(email)) {
       await this.d.ownership.refreshOwner(email);
@@ -98,6 +111,7 @@ export class TopicsApi {
     const identity: Identity = { kind: 'user', id: user.id, email };
     // No MQTT client id here: rules with %c do not grant anything over HTTP.
     if (!this.d.acl.allows(identity, action, name, '')) throw new HubError('CR_ERR_TOPIC_FORBIDDEN', `${action} on ${JSON.stringify(name)} is not allowed`);
+    return session;
   }
 }
 

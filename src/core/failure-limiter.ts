@@ -1,12 +1,23 @@
 /**
- * Failed-attempt limits for password checks (login, password change, device authentication): at most
- * `maxFailures` failures per key in a window of `windowMs` from the first failure; past that, every
- * attempt is refused until the window ends, before any password is hashed. Keys live in an LRU of
- * `maxKeys` entries, so an attacker cycling through keys costs a bounded amount of memory (and can at
- * worst push older keys out, which lifts their limit early; it never blocks anyone extra).
+ * Failed-attempt limits, one mechanism for every check a stranger can repeat (passwords, device
+ * secrets, factory keys): at most `maxFailures` failures per key in a window of `windowMs` from the
+ * first failure; past that, every attempt is refused until the window ends, before any secret is
+ * hashed or looked up. Keys live in an LRU of `maxKeys` entries, so an attacker cycling through keys
+ * costs a bounded amount of memory (and can at worst push older keys out, which lifts their limit
+ * early; it never blocks anyone extra).
  */
 import { isIPv6 } from 'node:net';
 import { LRUCache } from 'lru-cache';
+
+export interface FailureLimiterOptions {
+  /** Failures allowed per key per window; the next attempt waits for the window to end. */
+  maxFailures: number;
+  windowMs: number;
+  /** Keys tracked at most (least recently used dropped first). */
+  maxKeys: number;
+  /** The clock (tests); Date.now by default. A call may also pass its own `now`. */
+  now?: () => number;
+}
 
 interface Window {
   failures: number;
@@ -15,19 +26,21 @@ interface Window {
 
 export class FailureLimiter {
   readonly #windows: LRUCache<string, Window>;
+  readonly #now: () => number;
 
-  constructor(private readonly opts: { maxFailures: number; windowMs: number; maxKeys: number }) {
+  constructor(private readonly opts: FailureLimiterOptions) {
     this.#windows = new LRUCache({ max: opts.maxKeys, ttl: opts.windowMs, ttlAutopurge: false });
+    this.#now = opts.now ?? Date.now;
   }
 
   /** 0 if an attempt for `key` may proceed, else the ms until it may. */
-  retryAfterMs(key: string, now = Date.now()): number {
+  retryAfterMs(key: string, now = this.#now()): number {
     const w = this.#windows.get(key);
     if (w === undefined || w.failures < this.opts.maxFailures) return 0;
     return Math.max(0, w.startedAt + this.opts.windowMs - now);
   }
 
-  failed(key: string, now = Date.now()): void {
+  failed(key: string, now = this.#now()): void {
     const w = this.#windows.get(key);
     if (w === undefined || now >= w.startedAt + this.opts.windowMs) {
       this.#windows.set(key, { failures: 1, startedAt: now });
@@ -40,6 +53,7 @@ export class FailureLimiter {
     this.#windows.delete(key);
   }
 
+  /** Keys tracked (for tests and metrics). */
   get size(): number {
     return this.#windows.size;
   }
@@ -60,34 +74,4 @@ export function addressKey(address: string): string {
   const groupsRight = right.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
   const groups = address.includes('::') ? [...left, ...Array<string>(8 - left.length - groupsRight).fill('0'), ...right] : left;
   return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
-}
-
-/**
- * The two limits of a password check: per account (the email, whether or not it exists, so the answer
- * says nothing about which do) and per client address.
- */
-export class PasswordAttempts {
-  readonly #accounts: FailureLimiter;
-  readonly #addresses: FailureLimiter;
-
-  constructor(opts: { maxFailures: number; maxFailuresPerAddress: number; windowMs: number; maxKeys?: number }) {
-    const maxKeys = opts.maxKeys ?? 100_000;
-    this.#accounts = new FailureLimiter({ maxFailures: opts.maxFailures, windowMs: opts.windowMs, maxKeys });
-    this.#addresses = new FailureLimiter({ maxFailures: opts.maxFailuresPerAddress, windowMs: opts.windowMs, maxKeys });
-  }
-
-  /** 0 to go ahead, else the ms to wait. */
-  retryAfterMs(account: string, address: string): number {
-    return Math.max(this.#accounts.retryAfterMs(account), this.#addresses.retryAfterMs(addressKey(address)));
-  }
-
-  failed(account: string, address: string): void {
-    this.#accounts.failed(account);
-    this.#addresses.failed(addressKey(address));
-  }
-
-  /** A correct password clears the account's failures (not the address's: it may be trying many accounts). */
-  succeeded(account: string): void {
-    this.#accounts.succeeded(account);
-  }
 }

@@ -1,0 +1,70 @@
+/**
+ * SqliteStore's email confirmations (table `email_confirmations`): registration links, and the one
+ * transaction that turns a confirmed link into a user.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { ConfirmationRecord, ConfirmResult, Store } from '../store.js';
+import { insertOrDuplicate } from './duplicate.js';
+import { normalizeEmail } from './email.js';
+import { toUser, type UsersTable } from './users-tokens.js';
+
+export interface ConfirmationsTable {
+  id_hash: string;
+  email: string;
+  device_id: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+function toConfirmation(row: Selectable<ConfirmationsTable>): ConfirmationRecord {
+  return { idHash: row.id_hash, email: row.email, deviceId: row.device_id, createdAt: row.created_at, expiresAt: row.expires_at, usedAt: row.used_at };
+}
+
+type ConfirmationMethods = 'createConfirmation' | 'getConfirmation' | 'countConfirmations' | 'confirmEmail' | 'deleteConfirmationsCreatedBefore';
+
+export class SqliteConfirmations implements Pick<Store, ConfirmationMethods> {
+  readonly #db: Kysely<{ email_confirmations: ConfirmationsTable; users: UsersTable }>;
+
+  constructor(db: Kysely<{ email_confirmations: ConfirmationsTable; users: UsersTable }>) {
+    this.#db = db;
+  }
+
+  async createConfirmation(c: Omit<ConfirmationRecord, 'usedAt'>): Promise<void> {
+    const row = { id_hash: c.idHash, email: normalizeEmail(c.email), device_id: c.deviceId, created_at: c.createdAt, expires_at: c.expiresAt, used_at: null };
+    await insertOrDuplicate('Confirmation', () => this.#db.insertInto('email_confirmations').values(row).execute());
+  }
+
+  async getConfirmation(idHash: string): Promise<ConfirmationRecord | undefined> {
+    const row = await this.#db.selectFrom('email_confirmations').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
+    return row && toConfirmation(row);
+  }
+
+  async countConfirmations(filter: { since: number; email?: string; deviceId?: string }): Promise<number> {
+    let q = this.#db.selectFrom('email_confirmations').select((eb) => eb.fn.countAll<number>().as('n')).where('created_at', '>=', filter.since);
+    if (filter.email !== undefined) q = q.where('email', '=', normalizeEmail(filter.email));
+    if (filter.deviceId !== undefined) q = q.where('device_id', '=', filter.deviceId);
+    const row = await q.executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async confirmEmail(idHash: string, user: { id: string; passwordHash: string }, now: number): Promise<ConfirmResult> {
+    return this.#db.transaction().execute(async (trx) => {
+      const c = await trx.selectFrom('email_confirmations').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
+      if (!c) return { status: 'unknown' };
+      if (c.used_at !== null) return { status: 'used', email: c.email };
+      if (c.expires_at <= now) return { status: 'expired', email: c.email };
+      const existing = await trx.selectFrom('users').select('id').where('email', '=', c.email).executeTakeFirst();
+      if (existing) return { status: 'registered', email: c.email };
+      const row = { id: user.id, email: c.email, password_hash: user.passwordHash, created_at: now };
+      await trx.insertInto('users').values(row).execute();
+      await trx.updateTable('email_confirmations').set({ used_at: now }).where('email', '=', c.email).where('used_at', 'is', null).execute();
+      return { status: 'confirmed', user: toUser(row) };
+    });
+  }
+
+  async deleteConfirmationsCreatedBefore(createdBefore: number): Promise<number> {
+    const result = await this.#db.deleteFrom('email_confirmations').where('created_at', '<', createdBefore).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

@@ -1,0 +1,137 @@
+/** SqliteStore's device registry (table `devices`), on the store's one Kysely instance. */
+import type { Kysely, Selectable } from 'kysely';
+import { DuplicateError, type DeviceRecord, type NewDevice, type Store } from '../store.js';
+import { insertOrDuplicate, isUniqueViolation } from './duplicate.js';
+import { normalizeEmail } from './email.js';
+
+export interface DevicesTable {
+  id: string;
+  name: string;
+  email: string | null;
+  secret_hash: string;
+  info: string | null;
+  created_at: number;
+  last_seen_at: number | null;
+  factory_key_id: string | null;
+  revoked_at: number | null;
+}
+
+function parseInfo(text: string | null): Record<string, unknown> | null {
+  if (text === null) return null;
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+function toDevice(row: Selectable<DevicesTable>): DeviceRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    email: row.email,
+    secretHash: row.secret_hash,
+    info: parseInfo(row.info),
+    createdAt: row.created_at,
+    lastSeenAt: row.last_seen_at,
+    factoryKeyId: row.factory_key_id,
+    revokedAt: row.revoked_at,
+  };
+}
+
+/** The row a new device becomes. */
+function deviceRow(device: NewDevice, now: number): Selectable<DevicesTable> {
+  const email = device.email === null ? '' : normalizeEmail(device.email);
+  return {
+    id: device.id,
+    name: device.name,
+    email: email === '' ? null : email,
+    secret_hash: device.secretHash,
+    info: null,
+    created_at: now,
+    last_seen_at: null,
+    factory_key_id: device.factoryKeyId ?? null,
+    revoked_at: null,
+  };
+}
+
+type DeviceMethods = 'createDevice' | 'createDevices' | 'setDeviceRevoked' | 'getDevice' | 'listDevices' | 'listDevicesByEmail'
+  | 'updateDeviceInfo' | 'touchDevice' | 'deleteDevice';
+
+export class SqliteDevices implements Pick<Store, DeviceMethods> {
+  readonly #db: Kysely<{ devices: DevicesTable }>;
+
+  constructor(db: Kysely<{ devices: DevicesTable }>) {
+    this.#db = db;
+  }
+
+  async createDevice(device: NewDevice): Promise<DeviceRecord> {
+    const row = deviceRow(device, Date.now());
+    await insertOrDuplicate(`Device ${row.id}`, () => this.#db.insertInto('devices').values(row).execute());
+    return toDevice(row);
+  }
+
+  async createDevices(devices: readonly NewDevice[]): Promise<DeviceRecord[]> {
+    const now = Date.now();
+    const rows = devices.map((d) => deviceRow(d, now));
+    await this.#db.transaction().execute(async (trx) => {
+      for (const row of rows) {
+        try {
+          await trx.insertInto('devices').values(row).execute();
+        } catch (err) {
+          // Thrown out of the transaction callback, so Kysely rolls every insert back.
+          if (isUniqueViolation(err)) throw new DuplicateError(`Device ${row.id} already exists`, { cause: err, key: row.id });
+          throw err;
+        }
+      }
+    });
+    return rows.map(toDevice);
+  }
+
+  async setDeviceRevoked(id: string, revokedAt: number | null): Promise<boolean> {
+    const result = await this.#db.updateTable('devices').set({ revoked_at: revokedAt }).where('id', '=', id).executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  async getDevice(id: string): Promise<DeviceRecord | undefined> {
+    const row = await this.#db.selectFrom('devices').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toDevice(row);
+  }
+
+  async listDevices(): Promise<DeviceRecord[]> {
+    const rows = await this.#db.selectFrom('devices').selectAll().orderBy('created_at').orderBy('id').execute();
+    return rows.map(toDevice);
+  }
+
+  async listDevicesByEmail(email: string): Promise<DeviceRecord[]> {
+    const normalized = normalizeEmail(email);
+    if (normalized === '') return [];
+    const rows = await this.#db
+      .selectFrom('devices')
+      .selectAll()
+      .where('email', '=', normalized)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    return rows.map(toDevice);
+  }
+
+  async updateDeviceInfo(id: string, info: Record<string, unknown>, seenAt: number): Promise<void> {
+    const email = typeof info['email'] === 'string' ? normalizeEmail(info['email']) : '';
+    await this.#db
+      .updateTable('devices')
+      .set({ info: JSON.stringify(info), last_seen_at: seenAt, ...(email === '' ? {} : { email }) })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  async touchDevice(id: string, seenAt: number): Promise<void> {
+    await this.#db.updateTable('devices').set({ last_seen_at: seenAt }).where('id', '=', id).execute();
+  }
+
+  async deleteDevice(id: string): Promise<boolean> {
+    const result = await this.#db.deleteFrom('devices').where('id', '=', id).executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+}
