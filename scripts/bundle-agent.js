@@ -5,7 +5,7 @@ await build({
   entryPoints: ['src/agent/bin.ts'],
   bundle: true,
   platform: 'node',
-  target: 'node18',
+  target: 'node20', // undici 7 needs Node 20.18 or later
   format: 'esm',
   outfile: 'dist/cloudrest-agent.mjs',
   banner: { js: '#!/usr/bin/env node\nimport { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);' },

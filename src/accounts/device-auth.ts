@@ -17,7 +17,7 @@ import { LRUCache } from 'lru-cache';
 import { HubError } from '../errors.js';
 import type { TunnelServer } from '../relay/edge/tunnel-server.js';
 import type { ResponseHead } from '../relay/protocol/heads.js';
-import { TunnelStream } from '../relay/protocol/stream.js';
+import { RequestChannel, type ResponseListener } from '../relay/protocol/request-channel.js';
 import type { DeviceRecord } from '../store/store.js';
 
 /** The device path may only be an origin-form path (RFC 9112 §3.2.1) of visible ASCII. */
@@ -131,45 +131,54 @@ export class DeviceAuth {
       ['content-length', String(body.length)],
       ['x-forwarded-for', clientAddress],
     ];
-    const opened = tunnel.open({ method: 'POST', target: path, headers }, false);
-    if (opened === null) throw new HubError('CR_ERR_TOO_MANY_REQUESTS', undefined);
-    let stream: TunnelStream;
-    try {
-      stream = opened instanceof TunnelStream ? opened : await opened.promise;
-    } catch {
-      throw new HubError(this.deps.tunnels.isOnline(deviceId) ? 'CR_ERR_DEVICE_DISCONNECTED' : 'CR_ERR_DEVICE_OFFLINE');
-    }
-    return new Promise((resolve, reject) => {
-      const parts: Buffer[] = [];
-      let size = 0;
-      let head: ResponseHead | undefined;
-      const timer = setTimeout(() => {
-        stream.destroy();
-        reject(new HubError('CR_ERR_DEVICE_TIMEOUT', `no answer from the device's ${path} within ${this.deps.requestTimeoutMs} ms`));
-      }, this.deps.requestTimeoutMs);
-      stream.once('response', (h: ResponseHead) => {
+    let channel: RequestChannel | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let settle!: (err: HubError | undefined, value?: { head: ResponseHead; answer: Buffer }) => void;
+    const answered = new Promise<{ head: ResponseHead; answer: Buffer }>((resolve, reject) => {
+      settle = (err, value) => {
+        clearTimeout(timer);
+        settle = () => undefined;
+        if (err) reject(err);
+        else resolve(value!);
+      };
+    });
+    // It may settle (the tunnel drops) while this still awaits a queue slot; the caller awaits it later.
+    answered.catch(() => undefined);
+    const parts: Buffer[] = [];
+    let size = 0;
+    let head: ResponseHead | undefined;
+    const finish = (): void => settle(undefined, { head: head!, answer: Buffer.concat(parts) });
+    const listener: ResponseListener = {
+      onResponse: (h, end) => {
         head = h;
-      });
-      stream.on('data', (c: Buffer) => {
+        if (end) finish();
+      },
+      onData: (c, end) => {
         size += c.length;
         if (size > MAX_ANSWER_BYTES) {
-          clearTimeout(timer);
-          stream.destroy();
-          reject(new HubError('CR_ERR_DEVICE_AUTH_BAD_RESPONSE', `the device's answer to ${path} exceeds ${MAX_ANSWER_BYTES} bytes`));
+          channel?.cancel();
+          settle(new HubError('CR_ERR_DEVICE_AUTH_BAD_RESPONSE', `the device's answer to ${path} exceeds ${MAX_ANSWER_BYTES} bytes`));
           return;
         }
         parts.push(c);
-      });
-      stream.once('end', () => {
-        clearTimeout(timer);
-        if (head) resolve({ head, answer: Buffer.concat(parts) });
-        else reject(new HubError('CR_ERR_DEVICE_DISCONNECTED'));
-      });
-      stream.once('error', () => {
-        clearTimeout(timer);
-        reject(new HubError('CR_ERR_DEVICE_DISCONNECTED'));
-      });
-      stream.end(body);
-    });
+        if (end) finish();
+      },
+      onError: () => settle(new HubError('CR_ERR_DEVICE_DISCONNECTED')),
+    };
+    const opened = tunnel.open({ method: 'POST', target: path, headers }, false, listener);
+    if (opened === null) throw new HubError('CR_ERR_TOO_MANY_REQUESTS', undefined);
+    try {
+      channel = opened instanceof RequestChannel ? opened : await opened.promise;
+    } catch {
+      throw new HubError(this.deps.tunnels.isOnline(deviceId) ? 'CR_ERR_DEVICE_DISCONNECTED' : 'CR_ERR_DEVICE_OFFLINE');
+    }
+    const ch = channel;
+    timer = setTimeout(() => {
+      ch.cancel();
+      settle(new HubError('CR_ERR_DEVICE_TIMEOUT', `no answer from the device's ${path} within ${this.deps.requestTimeoutMs} ms`));
+    }, this.deps.requestTimeoutMs);
+    ch.write(body, () => undefined);
+    ch.end();
+    return answered;
   }
 }

@@ -1,10 +1,9 @@
 import { EventEmitter } from 'node:events';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { ErrorCode } from '../relay/protocol/frames.js';
 import { StreamResetError, type TunnelStream } from '../relay/protocol/stream.js';
-import { Exchange, type ServiceClient } from './exchange.js';
+import { Exchange } from './exchange.js';
 import { describeError, type Logger } from './log.js';
+import { ServiceClient } from './service-client.js';
 
 /** The device-info JSON goes into HELLO, whose frame the hub caps at 64 KiB during the handshake. */
 const MAX_INFO_BYTES = 48 * 1024;
@@ -24,10 +23,6 @@ export interface ForwarderOptions {
  * `concurrency` at once; see Exchange for one request), and fetches the device info for HELLO.
  */
 export class Forwarder extends EventEmitter {
-  readonly #agent: HttpAgent;
-  readonly #request: typeof httpRequest;
-  readonly #base: URL;
-  readonly #prefix: string;
   readonly #inflight = new Set<TunnelStream>();
   /** Streams beyond this are refused; the hub is told `concurrency` and should queue before that. */
   readonly #hardLimit: number;
@@ -35,22 +30,9 @@ export class Forwarder extends EventEmitter {
 
   constructor(private readonly opts: ForwarderOptions) {
     super();
-    this.#base = new URL(opts.api);
-    const https = this.#base.protocol === 'https:';
-    // Idle sockets up to the concurrency limit: a smaller pool closes and reopens connections to the
-    // REST service whenever more requests than that are in flight (measured: half the device's CPU).
-    const agentOptions = { keepAlive: true, maxSockets: opts.concurrency, maxFreeSockets: opts.concurrency };
-    this.#agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
-    this.#request = https ? httpsRequest : httpRequest;
-    this.#prefix = this.#base.pathname.replace(/\/+$/, '');
+    this.#client = new ServiceClient(opts);
     // Slack for streams the hub already counts as finished while their last frames are still in flight.
     this.#hardLimit = opts.concurrency * 2;
-    this.#client = {
-      send: (method, target, headers) => this.#request(this.#requestOptions(method, this.#prefix + target, headers)),
-      host: this.#base.host,
-      requestTimeoutMs: opts.requestTimeoutMs,
-      log: opts.log,
-    };
   }
 
   get inflight(): number {
@@ -88,29 +70,31 @@ export class Forwarder extends EventEmitter {
   /** GET {api}{path}: the device-info JSON object sent in HELLO. */
   fetchInfo(path: string, timeoutMs: number): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
-      const req = this.#request(this.#requestOptions('GET', this.#prefix + path, { host: this.#base.host, accept: 'application/json' }));
-      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      const parts: Buffer[] = [];
+      let size = 0;
+      let settled = false;
       const done = (err: Error | undefined, info?: Record<string, unknown>): void => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         if (err) reject(err);
         else resolve(info!);
       };
-      req.on('error', (err) => done(err));
-      req.on('response', (res: IncomingMessage) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          done(new Error(`status ${res.statusCode ?? '?'}`));
-          return;
-        }
-        const parts: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
+      const call = this.#client.call('GET', path, [['accept', 'application/json']], null, {
+        onHead: (status, _headers, c) => {
+          if (status !== 200) {
+            c.abort();
+            done(new Error(`status ${status}`));
+          }
+        },
+        onData: (chunk, c) => {
           size += chunk.length;
-          if (size > MAX_INFO_BYTES) res.destroy(new Error(`device info larger than ${MAX_INFO_BYTES} bytes`));
-          else parts.push(chunk);
-        });
-        res.on('error', (err) => done(err));
-        res.on('end', () => {
+          if (size > MAX_INFO_BYTES) {
+            c.abort();
+            done(new Error(`device info larger than ${MAX_INFO_BYTES} bytes`));
+          } else parts.push(chunk);
+        },
+        onEnd: () => {
           try {
             const info: unknown = JSON.parse(Buffer.concat(parts).toString('utf8'));
             if (typeof info !== 'object' || info === null || Array.isArray(info)) throw new Error('device info is not a JSON object');
@@ -118,9 +102,13 @@ export class Forwarder extends EventEmitter {
           } catch (err) {
             done(err as Error);
           }
-        });
+        },
+        onFail: (_code, detail) => done(new Error(detail)),
       });
-      req.end();
+      const timer = setTimeout(() => {
+        call.abort();
+        done(new Error(`no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
     });
   }
 
@@ -143,19 +131,6 @@ export class Forwarder extends EventEmitter {
   /** Resets every relayed request still running and closes idle connections to the service. */
   close(): void {
     for (const s of [...this.#inflight]) s.destroy(new StreamResetError(ErrorCode.CANCEL, 'agent stopping'));
-    this.#agent.destroy();
-  }
-
-  #requestOptions(method: string, path: string, headers: RequestOptions['headers']): RequestOptions {
-    return {
-      protocol: this.#base.protocol,
-      hostname: this.#base.hostname.replace(/^\[(.*)\]$/, '$1'),
-      port: this.#base.port || undefined,
-      method,
-      path,
-      headers,
-      agent: this.#agent,
-      setHost: false,
-    };
+    void this.#client.close();
   }
 }

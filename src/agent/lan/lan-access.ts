@@ -3,7 +3,7 @@ import { ConfigError } from '../../config/load.js';
 import { advertisedAddresses } from '../discovery/interfaces.js';
 import { MdnsAdvertiser } from '../discovery/mdns-advertiser.js';
 import { UdpDiscoveryResponder } from '../discovery/udp-responder.js';
-import type { ServiceClient } from '../exchange.js';
+import type { ServiceClient } from '../service-client.js';
 import { describeError, type Logger } from '../log.js';
 import { LanServer } from './lan-server.js';
 import { TokenChecker } from './token-check.js';

@@ -2,10 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { ERRORS, errorBody, type ErrorCode } from '../../errors.js';
 import type { HeaderList } from '../../relay/protocol/heads.js';
-import type { ServiceClient } from '../exchange.js';
-import { requestHeadersForService, responseHeadersForHub } from '../headers.js';
+import type { ServiceClient } from '../service-client.js';
 import { describeError, type Logger } from '../log.js';
 import type { TokenChecker } from './token-check.js';
 
@@ -134,57 +134,57 @@ export class LanServer {
     headers.push(['x-forwarded-proto', this.secure ? 'https' : 'http']);
     if (req.headers.host) headers.push(['x-forwarded-host', req.headers.host]);
 
-    let creq;
-    try {
-      creq = client.send(method, target, requestHeadersForService(headers, client.host));
-    } catch (err) {
-      req.resume();
-      return fail(res, 'CR_ERR_BAD_REQUEST', `request not forwardable: ${describeError(err)}`);
-    }
+    const body = hasBody(req) ? new PassThrough() : null;
+    if (body) req.pipe(body);
+    else req.resume();
     let answered = false;
     /** Answers with an error; a request body still arriving is read and dropped, and the connection closes after. */
     const abandon = (code: ErrorCode, message: string): void => {
       answered = true;
-      req.unpipe(creq);
+      if (body) req.unpipe(body);
       const rest: Record<string, string> = req.complete ? {} : { connection: 'close' };
       req.resume();
       fail(res, code, message, rest);
     };
-    const timer = setTimeout(() => {
-      abandon('CR_ERR_DEVICE_TIMEOUT', `the REST service sent no response head within ${client.requestTimeoutMs} ms`);
-      creq.destroy();
-    }, client.requestTimeoutMs);
+    const call = client.call(method, target, headers, body, {
+      onHead: (status, head, c) => {
+        if (answered || res.destroyed) {
+          c.abort();
+          return;
+        }
+        answered = true;
+        if (WRITES.has(method) && status >= 200 && status < 300) this.deps.onWrite(target);
+        const flat: string[] = [];
+        for (const [k, v] of head) flat.push(k, v);
+        res.writeHead(status, flat);
+      },
+      onData: (chunk, c) => {
+        if (!res.write(chunk)) {
+          c.pause();
+          res.once('drain', () => c.resume());
+        }
+      },
+      onEnd: () => res.end(),
+      onFail: (code, detail, afterHead) => {
+        if (afterHead) {
+          res.destroy();
+          return;
+        }
+        log.warn('LAN request failed', { method, target, code, err: detail });
+        abandon(code, detail);
+      },
+    });
     res.once('close', () => {
-      clearTimeout(timer);
       // The LAN client went away: stop the local request too.
-      if (!res.writableFinished) creq.destroy();
+      if (!res.writableFinished) call.abort();
     });
-    creq.on('error', (err) => {
-      clearTimeout(timer);
-      if (answered) {
-        res.destroy();
-        return;
-      }
-      log.warn('LAN request failed', { method, target, err: describeError(err) });
-      abandon('CR_ERR_DEVICE_API_UNREACHABLE', describeError(err));
-    });
-    creq.on('response', (cres: IncomingMessage) => {
-      clearTimeout(timer);
-      if (answered || res.destroyed) {
-        cres.destroy();
-        return;
-      }
-      answered = true;
-      const status = cres.statusCode ?? 502;
-      if (WRITES.has(method) && status >= 200 && status < 300) this.deps.onWrite(target);
-      const flat: string[] = [];
-      for (const [k, v] of responseHeadersForHub(cres.rawHeaders)) flat.push(k, v);
-      res.writeHead(status, flat);
-      cres.pipe(res);
-      cres.once('error', () => res.destroy());
-    });
-    req.pipe(creq);
   }
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  if (cl !== undefined) return cl !== '0';
+  return req.headers['transfer-encoding'] !== undefined;
 }
 
 function bearer(req: IncomingMessage): string | undefined {

@@ -1,19 +1,20 @@
 import type { TunnelSession } from '../protocol/session.js';
-import { TunnelStream } from '../protocol/stream.js';
+import { RequestChannel, type ResponseListener } from '../protocol/request-channel.js';
 import type { RequestHead } from '../protocol/heads.js';
 
 /** A relayed request waiting for a free slot on its device's tunnel. */
 export interface QueuedRequest {
-  promise: Promise<TunnelStream>;
+  promise: Promise<RequestChannel>;
   /** Drops the request from the queue (its promise rejects); no effect once it has started. */
   cancel(): void;
 }
 
 interface Waiter {
-  resolve: (s: TunnelStream) => void;
+  resolve: (s: RequestChannel) => void;
   reject: (err: Error) => void;
   head: RequestHead;
   end: boolean;
+  listener: ResponseListener;
 }
 
 /**
@@ -50,12 +51,12 @@ export class DeviceTunnel {
    * queues the request and returns it, to await and to cancel if the client goes away. Returns null
    * when the queue is full. A queued request rejects if the tunnel closes first.
    */
-  open(head: RequestHead, end: boolean): TunnelStream | QueuedRequest | null {
-    if (this.#inflight < this.maxInflight && this.#queue.length === 0) return this.#start(head, end);
+  open(head: RequestHead, end: boolean, listener: ResponseListener): RequestChannel | QueuedRequest | null {
+    if (this.#inflight < this.maxInflight && this.#queue.length === 0) return this.#start(head, end, listener);
     if (this.#queue.length >= this.maxQueued) return null;
     let waiter!: Waiter;
-    const promise = new Promise<TunnelStream>((resolve, reject) => {
-      waiter = { resolve, reject, head, end };
+    const promise = new Promise<RequestChannel>((resolve, reject) => {
+      waiter = { resolve, reject, head, end, listener };
     });
     this.#queue.push(waiter);
     return {
@@ -76,30 +77,32 @@ export class DeviceTunnel {
   }
 
   /** Re-issues every queued request through `open` (used on take-over). */
-  transferQueued(open: (head: RequestHead, end: boolean) => TunnelStream | QueuedRequest | null): void {
+  transferQueued(open: (head: RequestHead, end: boolean, listener: ResponseListener) => RequestChannel | QueuedRequest | null): void {
     for (const w of this.#queue.splice(0)) {
-      const r = open(w.head, w.end);
+      const r = open(w.head, w.end, w.listener);
       if (r === null) w.reject(new Error('queue full after take-over'));
-      else if (r instanceof TunnelStream) w.resolve(r);
+      else if (r instanceof RequestChannel) w.resolve(r);
       else r.promise.then(w.resolve, w.reject);
     }
   }
 
-  #start(head: RequestHead, end: boolean): TunnelStream {
-    const s = this.session.request(head, end);
+  #start(head: RequestHead, end: boolean, listener: ResponseListener): RequestChannel {
+    const ch = this.session.openRequest(head, end, listener);
     this.#inflight++;
-    s.once('close', () => {
-      this.#inflight--;
-      this.#next();
-    });
-    return s;
+    ch.onClose = this.#onChannelClosed;
+    return ch;
   }
+
+  readonly #onChannelClosed = (): void => {
+    this.#inflight--;
+    this.#next();
+  };
 
   #next(): void {
     while (this.#inflight < this.maxInflight && this.#queue.length > 0) {
       const w = this.#queue.shift()!;
       try {
-        w.resolve(this.#start(w.head, w.end));
+        w.resolve(this.#start(w.head, w.end, w.listener));
       } catch (err) {
         w.reject(err as Error);
       }
@@ -109,5 +112,5 @@ export class DeviceTunnel {
 
 /** Hands the queued requests of a replaced tunnel to its successor, in order. */
 export function moveQueue(from: DeviceTunnel, to: DeviceTunnel): void {
-  from.transferQueued((head, end) => to.open(head, end));
+  from.transferQueued((head, end, listener) => to.open(head, end, listener));
 }

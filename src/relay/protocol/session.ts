@@ -20,6 +20,7 @@ import { decodeInvalidate, decodeLanKeys, decodeRevoked, encodeInvalidate, encod
 import { FrameParser } from './parser.js';
 import type { PublicTokenKey } from './signed-token.js';
 import { parseHandshake, peerLimits, type Hello, type Welcome } from './handshake.js';
+import { RequestChannel, type ResponseListener } from './request-channel.js';
 import { StreamResetError, TunnelStream } from './stream.js';
 
 export type { Hello, Welcome } from './handshake.js';
@@ -66,7 +67,11 @@ export class TunnelSession extends EventEmitter {
   lastReceivedAt = Date.now();
   /** Set on the hub once HELLO is accepted, on the agent once WELCOME arrives. */
   established = false;
-  readonly #streams = new Map<number, TunnelStream>();
+  readonly #streams = new Map<number, TunnelStream | RequestChannel>();
+  /** Channels with credit to return once the current read is parsed. */
+  #credits: RequestChannel[] = [];
+  #parsing = false;
+  #creditFlushScheduled = false;
   readonly #parser: FrameParser;
   #nextStreamId = 1;
   #highestPeerStream = 0;
@@ -186,6 +191,43 @@ export class TunnelSession extends EventEmitter {
   }
 
   /**
+   * Hub side: opens a stream for a relayed request whose answer goes to `listener`: the relay's lean
+   * form of `request` (no Duplex per request). With `end`, the request has no body.
+   */
+  openRequest(head: RequestHead, end: boolean, listener: ResponseListener): RequestChannel {
+    if (this.#closed || this.draining) throw new StreamResetError(ErrorCode.REFUSED_STREAM, 'tunnel is closing');
+    if (this.#nextStreamId > MAX_STREAM_ID) throw new StreamResetError(ErrorCode.REFUSED_STREAM, 'stream ids exhausted');
+    const id = this.#nextStreamId++;
+    const ch = new RequestChannel(id, this, listener, this.peerWindowBytes, this.options.windowBytes);
+    this.#streams.set(id, ch);
+    this.sendFrame(FrameType.REQUEST, end ? Flag.END_STREAM : 0, id, encodeRequestHead(head));
+    if (end) ch.markHeadEnded();
+    return ch;
+  }
+
+  /** @internal A channel consumed answer bytes: its WINDOW goes out once the current read is parsed. */
+  queueCredit(ch: RequestChannel): void {
+    this.#credits.push(ch);
+    if (!this.#parsing && !this.#creditFlushScheduled) {
+      this.#creditFlushScheduled = true;
+      queueMicrotask(() => this.#flushCredits());
+    }
+  }
+
+  /** @internal */
+  sendWindowUpdate(stream: number, increment: number): void {
+    this.sendFrame(FrameType.WINDOW, 0, stream, u32(increment));
+  }
+
+  #flushCredits(): void {
+    this.#creditFlushScheduled = false;
+    const credits = this.#credits;
+    if (credits.length === 0) return;
+    this.#credits = [];
+    for (const ch of credits) ch.flushCredit();
+  }
+
+  /**
    * Graceful close: tell the peer to open nothing new, let open streams finish, then close.
    * `lastStream` tells the agent which requests the hub will still take answers for.
    */
@@ -230,9 +272,14 @@ export class TunnelSession extends EventEmitter {
   #onData(chunk: Buffer): void {
     if (this.#closed) return;
     this.lastReceivedAt = Date.now();
+    this.#parsing = true;
     try {
       this.#parser.push(chunk, (f) => this.#onFrame(f));
+      this.#parsing = false;
+      // One WINDOW per stream per read, and none for a stream whose answer ended in the same read.
+      this.#flushCredits();
     } catch (err) {
+      this.#parsing = false;
       if (err instanceof ProtocolError) {
         this.emit('protocolError', err);
         this.close(err.code, err.message);
@@ -355,7 +402,7 @@ export class TunnelSession extends EventEmitter {
   }
 
   /** The open stream a frame is for; undefined for a stream that already closed; error for one never opened. */
-  #streamFor(f: Frame): TunnelStream | undefined {
+  #streamFor(f: Frame): TunnelStream | RequestChannel | undefined {
     const s = this.#streams.get(f.stream);
     if (s) return s;
     const opened = this.role === 'hub' ? this.#nextStreamId - 1 : this.#highestPeerStream;
