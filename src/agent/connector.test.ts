@@ -100,9 +100,9 @@ describe('connecting to the hub', () => {
     const disconnected: string[] = [];
     agent.on('connected', (u: string) => connected.push(u));
     agent.on('disconnected', (r: string) => disconnected.push(r));
-    const first = hub.nextSession();
     await agent.start();
-    await first;
+    // Dropped once established (the WELCOME reached the agent), not during the handshake.
+    await waitUntil(() => connected.length === 1, 5000, 'connected once');
     const second = hub.nextSession();
     hub.dropAll();
     await second;

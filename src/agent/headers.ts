@@ -1,4 +1,3 @@
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { HeaderList } from '../relay/protocol/heads.js';
 
 /** RFC 9110 §7.6.1: connection-specific fields a proxy must not forward. */
@@ -12,21 +11,24 @@ function connectionListed(values: Iterable<string>): Set<string> {
 }
 
 /**
- * Headers of a relayed request as Node wants them for the device's REST service: hop-by-hop fields
- * removed, Host set to the service's own host, repeated fields kept (as arrays).
+ * Headers of a relayed request for the device's REST service, as a flat [name, value, ...] list:
+ * hop-by-hop fields removed, Host set to the service's own host, repeated fields kept in order.
  */
-export function requestHeadersForService(headers: HeaderList, host: string): OutgoingHttpHeaders {
-  const listed = connectionListed(headers.filter(([k]) => k.toLowerCase() === 'connection').map(([, v]) => v));
-  const out: Record<string, string | string[]> = {};
-  for (const [rawName, value] of headers) {
-    const name = rawName.toLowerCase();
-    if (HOP_BY_HOP.has(name) || listed.has(name) || name === 'host') continue;
-    const prev = out[name];
-    if (prev === undefined) out[name] = value;
-    else if (Array.isArray(prev)) prev.push(value);
-    else out[name] = [prev, value];
+export function requestHeadersForService(headers: HeaderList, host: string): string[] {
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < headers.length; i++) {
+    const [name, value] = headers[i]!;
+    if (name.toLowerCase() === 'connection') (listed ??= new Set()).add(value);
   }
-  out.host = host;
+  if (listed) listed = connectionListed(listed);
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i++) {
+    const [rawName, value] = headers[i]!;
+    const name = rawName.toLowerCase();
+    if (HOP_BY_HOP.has(name) || listed?.has(name) || name === 'host') continue;
+    out.push(name, value);
+  }
+  out.push('host', host);
   return out;
 }
 

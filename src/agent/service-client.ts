@@ -73,7 +73,7 @@ export class ServiceClient {
       origin: undefined,
       method: method as Dispatcher.HttpMethod,
       path: this.#prefix + target,
-      headers: requestHeadersForService(headers, this.host) as Record<string, string | string[]>,
+      headers: requestHeadersForService(headers, this.host),
       body,
       headersTimeout: this.requestTimeoutMs,
       bodyTimeout: 0,

@@ -26,7 +26,7 @@ const NOT_STORED = new Set([
   'set-cookie', 'age', 'x-cache',
 ]);
 /** Request fields whose semantics the cache does not implement: the device answers those itself. */
-const BYPASS_FIELDS = ['range', 'if-range', 'if-match', 'if-unmodified-since'];
+const BYPASS_FIELDS = new Set(['range', 'if-range', 'if-match', 'if-unmodified-since']);
 const INVALIDATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** RFC 9111 §1.2.2: the largest delta-seconds value a cache must handle. */
 export const MAX_DELTA_SECONDS = 2 ** 31;
@@ -232,9 +232,15 @@ export function currentAge(entry: CachedResponse, now: number): number {
 
 /** Decides how to answer a GET (or HEAD) from `entry`, the stored response for its key, if any. */
 export function lookup(entry: CachedResponse | undefined, requestHeaders: HeaderList, now: number): CacheDecision {
-  const cc = parseCacheControl(headerValue(requestHeaders, 'cache-control'));
+  // One pass over the fields: most relayed GETs carry neither Cache-Control nor a bypassing field.
+  let ccValue: string | undefined;
+  for (let i = 0; i < requestHeaders.length; i++) {
+    const [name, value] = requestHeaders[i]!;
+    if (name === 'cache-control') ccValue = ccValue === undefined ? value : `${ccValue}, ${value}`;
+    else if (BYPASS_FIELDS.has(name)) return 'bypass';
+  }
+  const cc = parseCacheControl(ccValue);
   if (cc.has('no-store')) return 'bypass'; // RFC 9111 §5.2.1.5
-  if (BYPASS_FIELDS.some((name) => headerValue(requestHeaders, name) !== undefined)) return 'bypass';
   if (entry === undefined) return 'miss';
   // RFC 9111 §4.1: the request must select the same variant.
   if (entry.vary.some(([name, value]) => selectingValue(requestHeaders, name) !== value)) return 'miss';
