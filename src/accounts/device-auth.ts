@@ -132,11 +132,12 @@ export class DeviceAuth {
       ['x-forwarded-for', clientAddress],
     ];
     let channel: RequestChannel | undefined;
-    let timer: NodeJS.Timeout | undefined;
+    /** Started once the request is on its way; settling before that has no timer to clear. */
+    const deadline: { timer?: NodeJS.Timeout } = {};
     let settle!: (err: HubError | undefined, value?: { head: ResponseHead; answer: Buffer }) => void;
     const answered = new Promise<{ head: ResponseHead; answer: Buffer }>((resolve, reject) => {
       settle = (err, value) => {
-        clearTimeout(timer);
+        clearTimeout(deadline.timer);
         settle = () => undefined;
         if (err) reject(err);
         else resolve(value!);
@@ -173,7 +174,7 @@ export class DeviceAuth {
       throw new HubError(this.deps.tunnels.isOnline(deviceId) ? 'CR_ERR_DEVICE_DISCONNECTED' : 'CR_ERR_DEVICE_OFFLINE');
     }
     const ch = channel;
-    timer = setTimeout(() => {
+    deadline.timer = setTimeout(() => {
       ch.cancel();
       settle(new HubError('CR_ERR_DEVICE_TIMEOUT', `no answer from the device's ${path} within ${this.deps.requestTimeoutMs} ms`));
     }, this.deps.requestTimeoutMs);

@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import { ERRORS, errorBody, type ErrorCode } from '../../errors.js';
 import type { HeaderList } from '../../relay/protocol/heads.js';
 import type { ServiceClient } from '../service-client.js';
-import { describeError, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 import type { TokenChecker } from './token-check.js';
 
 export interface LanServerOptions {
