@@ -32,6 +32,16 @@ function flatten(headers: HeaderList): string[] {
   return flat;
 }
 
+function makePlan(decision: CachePlan['decision'], entry: CachedResponse | undefined, fillToken: number, clientHeaders: HeaderList, forwardHeaders: HeaderList, requestTime: number): CachePlan {
+  return { decision, entry, fillToken, clientHeaders, forwardHeaders, requestTime };
+}
+
+function decide({ entry, fillToken }: CacheRead, headers: HeaderList, requestTime: number): CachePlan {
+  const decision = lookup(entry, headers, requestTime);
+  const forwardHeaders = decision === 'revalidate' && entry ? revalidationHeaders(entry, headers) : headers;
+  return makePlan(decision, entry, fillToken, headers, forwardHeaders, requestTime);
+}
+
 /**
  * The relay's use of a ResponseCache (seed "Caching"): GET answers cached per device + URI, served
  * fresh with X-Cache: HIT, revalidated with the device when stale, dropped by writes to the URI and by
@@ -58,16 +68,11 @@ export class RelayCache {
   /** The cache's decision for a request: synchronous when the cache answers synchronously (memory). */
   plan(deviceId: string, method: string, target: string, headers: HeaderList): CachePlan | Promise<CachePlan> {
     const requestTime = Date.now();
-    const base = { entry: undefined, fillToken: 0, clientHeaders: headers, forwardHeaders: headers, requestTime };
-    if (invalidatingMethod(method)) return { ...base, decision: 'write' };
-    if (method !== 'GET' && method !== 'HEAD') return { ...base, decision: 'none' };
+    // Plans are built as one literal of one shape: an object spread here cost 3 µs per relayed request.
+    if (invalidatingMethod(method)) return makePlan('write', undefined, 0, headers, headers, requestTime);
+    if (method !== 'GET' && method !== 'HEAD') return makePlan('none', undefined, 0, headers, headers, requestTime);
     const read = this.#cache.get(deviceId, target);
-    const decide = ({ entry, fillToken }: CacheRead): CachePlan => {
-      const decision = lookup(entry, headers, requestTime);
-      const forwardHeaders = decision === 'revalidate' && entry ? revalidationHeaders(entry, headers) : headers;
-      return { ...base, decision, entry, fillToken, forwardHeaders };
-    };
-    return read instanceof Promise ? read.then(decide) : decide(read);
+    return read instanceof Promise ? read.then((r) => decide(r, headers, requestTime)) : decide(read, headers, requestTime);
   }
 
   /** Answers from the cache when the plan allows; true if it did. */
@@ -119,7 +124,7 @@ export class RelayCache {
       return 'served';
     }
     await cache.delete(deviceId, target);
-    return this.#miss({ ...plan, entry: undefined }, deviceId, method, target, head, flat);
+    return this.#miss(makePlan(plan.decision, undefined, plan.fillToken, plan.clientHeaders, plan.forwardHeaders, plan.requestTime), deviceId, method, target, head, flat);
   }
 
   #miss(plan: CachePlan, deviceId: string, method: string, target: string, head: ResponseHead, flat: string[]): CacheSink | undefined {
