@@ -17,7 +17,7 @@ import { LRUCache } from 'lru-cache';
 import { HubError } from '../errors.js';
 import type { TunnelServer } from '../relay/edge/tunnel-server.js';
 import type { ResponseHead } from '../relay/protocol/heads.js';
-import { RequestChannel, type ResponseListener } from '../relay/protocol/request-channel.js';
+import { TunnelChannel, type ChannelListener } from '../relay/protocol/channel.js';
 import type { DeviceRecord } from '../store/store.js';
 
 /** The device path may only be an origin-form path (RFC 9112 §3.2.1) of visible ASCII. */
@@ -131,7 +131,7 @@ export class DeviceAuth {
       ['content-length', String(body.length)],
       ['x-forwarded-for', clientAddress],
     ];
-    let channel: RequestChannel | undefined;
+    let channel: TunnelChannel | undefined;
     /** Started once the request is on its way; settling before that has no timer to clear. */
     const deadline: { timer?: NodeJS.Timeout } = {};
     let settle!: (err: HubError | undefined, value?: { head: ResponseHead; answer: Buffer }) => void;
@@ -149,7 +149,7 @@ export class DeviceAuth {
     let size = 0;
     let head: ResponseHead | undefined;
     const finish = (): void => settle(undefined, { head: head!, answer: Buffer.concat(parts) });
-    const listener: ResponseListener = {
+    const listener: ChannelListener = {
       onResponse: (h, end) => {
         head = h;
         if (end) finish();
@@ -169,7 +169,7 @@ export class DeviceAuth {
     const opened = tunnel.open({ method: 'POST', target: path, headers }, false, listener);
     if (opened === null) throw new HubError('CR_ERR_TOO_MANY_REQUESTS', undefined);
     try {
-      channel = opened instanceof RequestChannel ? opened : await opened.promise;
+      channel = opened instanceof TunnelChannel ? opened : await opened.promise;
     } catch {
       throw new HubError(this.deps.tunnels.isOnline(deviceId) ? 'CR_ERR_DEVICE_DISCONNECTED' : 'CR_ERR_DEVICE_OFFLINE');
     }

@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { ERROR_CODE_NAMES, ErrorCode } from '../relay/protocol/frames.js';
 import { TunnelSession, type Hello, type Welcome } from '../relay/protocol/session.js';
-import type { TunnelStream } from '../relay/protocol/stream.js';
+import type { TunnelChannel } from '../relay/protocol/channel.js';
 import type { HubEndpoint } from './connector.js';
 import { describeError, type Logger } from './log.js';
 import type { NotificationQueue, QueuedNotification } from './notify-queue.js';
@@ -19,7 +19,8 @@ export interface ConnectionOptions {
 export interface ConnectionHooks {
   log: Logger;
   queue: NotificationQueue;
-  onStream(stream: TunnelStream): void;
+  /** A relayed request arrived. */
+  onChannel(channel: TunnelChannel): void;
   onEstablished(conn: HubConnection, welcome: Welcome): void;
   onAck(seq: number): void;
 }
@@ -65,7 +66,7 @@ export class HubConnection {
     this.#handshakeTimer = setTimeout(() => session.destroy(new Error(`no WELCOME within ${opts.handshakeTimeoutMs} ms`)), opts.handshakeTimeoutMs);
 
     session.on('welcome', (w: Welcome) => this.#onWelcome(w));
-    session.on('stream', (s: TunnelStream) => hooks.onStream(s));
+    session.onChannel = (ch) => hooks.onChannel(ch);
     session.on('notifyAck', (seq: number) => hooks.onAck(seq));
     session.on('pong', (p: Buffer) => {
       this.rttMs = Date.now() - Number(p.readBigUInt64BE(0));

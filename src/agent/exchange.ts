@@ -1,27 +1,31 @@
 import { PassThrough } from 'node:stream';
 import { ERRORS, errorBody, type ErrorCode as HubErrorCode } from '../errors.js';
+import { ErrorCode } from '../relay/protocol/frames.js';
+import type { ChannelListener, TunnelChannel } from '../relay/protocol/channel.js';
 import type { HeaderList, RequestHead } from '../relay/protocol/heads.js';
-import type { TunnelStream } from '../relay/protocol/stream.js';
 import type { CallHandler, ServiceCall, ServiceClient } from './service-client.js';
 
 /**
- * One relayed request: the stream's readable side (the request body) goes to the REST service; the
- * service's response goes back into the stream's writable side, chunk by chunk, so server-sent events
- * and other streaming answers are never buffered whole, and a slow hub pauses the service.
+ * One relayed request: the request body from the hub goes to the REST service; the service's
+ * response goes back on the channel, chunk by chunk, so server-sent events and other streaming answers
+ * are never buffered whole, and a slow hub (or client) pauses the service.
  */
-export class Exchange implements CallHandler {
+export class Exchange implements CallHandler, ChannelListener {
   #answered = false;
   #noBody = false;
   #call: ServiceCall | undefined;
-  #drainWaiter: ServiceCall | undefined;
-  readonly #onDrain = (): void => {
-    const call = this.#drainWaiter;
-    this.#drainWaiter = undefined;
+  /** The request body on its way to the service (none when the request has no body). */
+  #body: PassThrough | undefined;
+  #paused: ServiceCall | undefined;
+  readonly #resumeCall = (): void => {
+    const call = this.#paused;
+    this.#paused = undefined;
     call?.resume();
   };
+  readonly #resumeChannel = (): void => this.channel.resume();
 
   constructor(
-    private readonly stream: TunnelStream,
+    private readonly channel: TunnelChannel,
     private readonly head: RequestHead,
     private readonly client: ServiceClient,
     /** The hub's frame limit: a RESPONSE head larger than this would close the whole tunnel. */
@@ -29,24 +33,46 @@ export class Exchange implements CallHandler {
   ) {}
 
   start(): void {
-    const { stream, head } = this;
-    stream.once('close', () => this.#onStreamClosed());
-    let body: PassThrough | null = null;
-    if (stream.peerEnded) {
-      // No request body: let the readable side end, so the stream closes once the answer is sent.
-      stream.resume();
-    } else {
-      // A body of its own for the service call: if the call fails, its body is destroyed, and the
-      // tunnel stream must stay usable for the error answer.
-      body = new PassThrough();
-      stream.pipe(body);
-    }
-    this.#call = this.client.call(head.method, head.target, head.headers, body, this);
+    const { channel, head } = this;
+    channel.listener = this;
+    // A body of its own for the service call: the call may fail and destroy it, and the channel must
+    // stay usable for the error answer.
+    if (!channel.peerEnded) this.#body = new PassThrough();
+    this.#call = this.client.call(head.method, head.target, head.headers, this.#body ?? null, this);
   }
 
+  /** The channel is over (answered, reset, or the tunnel closed): the call ends too. */
+  closed(): void {
+    if (!this.#answered) this.client.log.debug('relayed request cancelled before the response head', { stream: this.channel.id });
+    this.#answered = true;
+    this.#body?.destroy();
+    // A no-op once the answer is complete. A head-only answer is complete as far as the service
+    // goes, and aborting it would close a connection that can be reused.
+    if (!this.#noBody) this.#call?.abort();
+  }
+
+  // ---- the request body, from the hub ----
+
+  onData(chunk: Buffer, end: boolean): void {
+    const body = this.#body;
+    if (!body || body.destroyed) return;
+    if (chunk.length > 0 && !body.write(chunk)) {
+      // The service reads slower than the client sends: no credit goes back to the hub meanwhile.
+      this.channel.pause();
+      body.once('drain', this.#resumeChannel);
+    }
+    if (end) body.end();
+  }
+
+  onError(): void {
+    // The hub reset the stream (its client went away) or the tunnel closed; `closed` follows.
+  }
+
+  // ---- the service's answer ----
+
   onHead(status: number, headers: HeaderList, call: ServiceCall): void {
-    const { stream, head } = this;
-    if (this.#answered || stream.destroyed) {
+    const { channel, head } = this;
+    if (this.#answered || channel.closed) {
       call.abort();
       return;
     }
@@ -59,7 +85,7 @@ export class Exchange implements CallHandler {
       return;
     }
     try {
-      stream.respond({ status, headers }, this.#noBody);
+      channel.respond({ status, headers }, this.#noBody);
     } catch (err) {
       // A head the tunnel cannot encode (a header longer than its u16 length field).
       call.abort();
@@ -69,24 +95,23 @@ export class Exchange implements CallHandler {
     this.#answered = true;
   }
 
-  onData(chunk: Buffer, call: ServiceCall): void {
-    if (this.#noBody || this.stream.destroyed) return;
-    if (!this.stream.write(chunk)) {
+  onBody(chunk: Buffer, call: ServiceCall): void {
+    if (this.#noBody || chunk.length === 0) return;
+    if (!this.channel.write(chunk, this.#resumeCall)) {
       // The hub (or its client) is slower than the service: hold the service back.
       call.pause();
-      this.#drainWaiter = call;
-      this.stream.once('drain', this.#onDrain);
+      this.#paused = call;
     }
   }
 
   onEnd(): void {
-    if (!this.#noBody && !this.stream.destroyed) this.stream.end();
+    if (!this.#noBody) this.channel.end();
   }
 
   onFail(code: HubErrorCode, detail: string, afterHead: boolean): void {
     if (afterHead) {
-      this.client.log.debug('relayed response ended early', { stream: this.stream.id, detail });
-      this.stream.destroy(new Error('the REST service response ended early'));
+      this.client.log.debug('relayed response ended early', { stream: this.channel.id, detail });
+      this.channel.cancel(ErrorCode.CANCEL);
       return;
     }
     this.#fail(code, detail);
@@ -95,25 +120,18 @@ export class Exchange implements CallHandler {
   #fail(code: HubErrorCode, detail: string): void {
     if (this.#answered) return;
     this.#answered = true;
-    const { stream, head } = this;
-    this.client.log.warn('relayed request failed', { stream: stream.id, method: head.method, target: head.target, code, detail });
-    if (stream.destroyed) return;
-    stream.unpipe();
+    const { channel, head } = this;
+    this.client.log.warn('relayed request failed', { stream: channel.id, method: head.method, target: head.target, code, detail });
+    if (channel.closed) return;
+    // The rest of the request body, if any, is dropped.
+    this.#body?.destroy();
     const body = Buffer.from(errorBody(code, detail));
-    stream.respond({ status: ERRORS[code].status, headers: [['content-type', 'application/json'], ['content-length', String(body.length)]] });
-    stream.end(body);
+    channel.respond({ status: ERRORS[code].status, headers: [['content-type', 'application/json'], ['content-length', String(body.length)]] });
+    const sent = channel.write(body, () => undefined);
+    channel.end();
     // A RESET after our END_STREAM stops a request body nobody will read; the hub keeps the answer.
-    stream.once('finish', () => {
-      if (!stream.readableEnded) stream.destroy();
-    });
-  }
-
-  #onStreamClosed(): void {
-    if (!this.#answered) this.client.log.debug('relayed request cancelled before the response head', { stream: this.stream.id });
-    this.#answered = true;
-    // The client went away or the tunnel dropped: the call ends too (a no-op once the answer is complete;
-    // a head-only answer is complete as far as the service goes, and its connection stays reusable).
-    if (!this.#noBody) this.#call?.abort();
+    // (Not while the answer still waits for window: the RESET would drop it.)
+    if (sent && !channel.peerEnded) channel.cancel(ErrorCode.CANCEL);
   }
 }
 

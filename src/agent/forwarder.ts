@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { ErrorCode } from '../relay/protocol/frames.js';
-import { StreamResetError, type TunnelStream } from '../relay/protocol/stream.js';
+import type { TunnelChannel } from '../relay/protocol/channel.js';
 import { Exchange } from './exchange.js';
-import { describeError, type Logger } from './log.js';
+import type { Logger } from './log.js';
 import { ServiceClient } from './service-client.js';
 
 /** The device-info JSON goes into HELLO, whose frame the hub caps at 64 KiB during the handshake. */
@@ -23,7 +23,7 @@ export interface ForwarderOptions {
  * `concurrency` at once; see Exchange for one request), and fetches the device info for HELLO.
  */
 export class Forwarder extends EventEmitter {
-  readonly #inflight = new Set<TunnelStream>();
+  readonly #inflight = new Set<TunnelChannel>();
   /** Streams beyond this are refused; the hub is told `concurrency` and should queue before that. */
   readonly #hardLimit: number;
   readonly #client: ServiceClient;
@@ -45,26 +45,26 @@ export class Forwarder extends EventEmitter {
   }
 
   /** Serves one relayed request; `maxHeadBytes` is the largest frame the hub takes (for the head). */
-  handle(stream: TunnelStream, maxHeadBytes: number): void {
-    const head = stream.request;
+  handle(channel: TunnelChannel, maxHeadBytes: number): void {
+    const head = channel.request;
     const log = this.opts.log;
-    stream.on('error', (err) => log.debug('relayed request stream ended early', { stream: stream.id, err: describeError(err) }));
     if (!head) {
-      stream.destroy(new StreamResetError(ErrorCode.PROTOCOL_ERROR));
+      channel.cancel(ErrorCode.PROTOCOL_ERROR);
       return;
     }
     if (this.#inflight.size >= this.#hardLimit) {
-      log.warn('relayed request refused: too many at once', { stream: stream.id, inflight: this.#inflight.size });
-      stream.destroy(new StreamResetError(ErrorCode.REFUSED_STREAM));
+      log.warn('relayed request refused: too many at once', { stream: channel.id, inflight: this.#inflight.size });
+      channel.cancel(ErrorCode.REFUSED_STREAM);
       return;
     }
-    this.#inflight.add(stream);
-    stream.once('close', () => {
-      this.#inflight.delete(stream);
+    this.#inflight.add(channel);
+    const exchange = new Exchange(channel, head, this.#client, maxHeadBytes);
+    channel.onClose = () => {
+      exchange.closed();
+      this.#inflight.delete(channel);
       if (this.#inflight.size === 0) this.emit('idle');
-    });
-
-    new Exchange(stream, head, this.#client, maxHeadBytes).start();
+    };
+    exchange.start();
   }
 
   /** GET {api}{path}: the device-info JSON object sent in HELLO. */
@@ -87,7 +87,7 @@ export class Forwarder extends EventEmitter {
             done(new Error(`status ${status}`));
           }
         },
-        onData: (chunk, c) => {
+        onBody: (chunk, c) => {
           size += chunk.length;
           if (size > MAX_INFO_BYTES) {
             c.abort();
@@ -130,7 +130,7 @@ export class Forwarder extends EventEmitter {
 
   /** Resets every relayed request still running and closes idle connections to the service. */
   close(): void {
-    for (const s of [...this.#inflight]) s.destroy(new StreamResetError(ErrorCode.CANCEL, 'agent stopping'));
+    for (const ch of [...this.#inflight]) ch.cancel(ErrorCode.CANCEL);
     void this.#client.close();
   }
 }

@@ -186,7 +186,7 @@ export class HubLink extends EventEmitter {
       {
         log,
         queue: this.deps.queue,
-        onStream: (st) => forwarder.handle(st, conn.session.peerMaxFrameBytes),
+        onChannel: (ch) => forwarder.handle(ch, conn.session.peerMaxFrameBytes),
         onEstablished: (cn, welcome: Welcome) => {
           this.#hubSpeaksLan = hasFeature(welcome, LAN_FEATURE);
           log.info('connected', { hub: ep.url, transport: ep.transport, bootId: cn.bootId, queuedNotifications: this.deps.queue.size });

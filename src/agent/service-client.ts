@@ -10,7 +10,7 @@ export interface CallHandler {
   /** The response head (hop-by-hop fields already removed). */
   onHead(status: number, headers: HeaderList, call: ServiceCall): void;
   /** A chunk of the response body; `call.pause()` holds the next ones back until `call.resume()`. */
-  onData(chunk: Buffer, call: ServiceCall): void;
+  onBody(chunk: Buffer, call: ServiceCall): void;
   onEnd(): void;
   /**
    * The call failed: before the head with the hub error code a client should see; after the head the
@@ -144,7 +144,7 @@ export class ServiceCall implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.#done) this.handler.onData(chunk, this);
+    if (!this.#done) this.handler.onBody(chunk, this);
   }
 
   onResponseEnd(): void {

@@ -9,7 +9,7 @@ import { sendError } from '../http/reply.js';
 import type { TunnelServer } from './edge/tunnel-server.js';
 import { requestHeadersForDevice, responseHeadersForClient } from './headers.js';
 import type { ResponseHead } from './protocol/heads.js';
-import { RequestChannel, type ResponseListener } from './protocol/request-channel.js';
+import { TunnelChannel, type ChannelListener } from './protocol/channel.js';
 import type { CachePlan, CacheSink, RelayCache } from './relay-cache.js';
 
 export interface RelayOptions {
@@ -124,8 +124,8 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
     const exchange = new RelayedRequest(ctx, req, res, started, deviceId, method, target, plan, deviceToken === undefined ? undefined : { userId, token: deviceToken });
     const opened = tunnel.open({ method, target, headers }, !withBody, exchange);
     if (opened === null) return fail(res, 'CR_ERR_TOO_MANY_REQUESTS', started, undefined, { 'retry-after': '1' });
-    let channel: RequestChannel;
-    if (opened instanceof RequestChannel) {
+    let channel: TunnelChannel;
+    if (opened instanceof TunnelChannel) {
       channel = opened;
     } else {
       // Queued behind the device's in-flight limit: leave the queue if the client goes away.
@@ -152,8 +152,8 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
  * One relayed request once its stream is open: the client's body goes up the channel, the device's
  * answer comes down it into the client's response (through the cache when the plan says so).
  */
-class RelayedRequest implements ResponseListener {
-  #channel: RequestChannel | undefined;
+class RelayedRequest implements ChannelListener {
+  #channel: TunnelChannel | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** The client's answer is settled: sent, failed, or the client went away. */
   #over = false;
@@ -178,7 +178,7 @@ class RelayedRequest implements ResponseListener {
     private readonly deviceToken: { userId: string; token: string } | undefined,
   ) {}
 
-  start(channel: RequestChannel, withBody: boolean): void {
+  start(channel: TunnelChannel, withBody: boolean): void {
     this.#channel = channel;
     const { res, ctx } = this;
     res.once('close', this.#onClientClose);
@@ -201,7 +201,7 @@ class RelayedRequest implements ResponseListener {
 
   readonly #onDrain = (): void => this.#channel?.resume();
 
-  #sendBody(channel: RequestChannel): void {
+  #sendBody(channel: TunnelChannel): void {
     const { req, ctx } = this;
     const max = ctx.opts.maxRequestBodyBytes;
     let seen = 0;
@@ -219,8 +219,7 @@ class RelayedRequest implements ResponseListener {
         return; // the rest is read and dropped
       }
       // Backpressure: the next chunk waits until the tunnel took this one (within the stream's window).
-      req.pause();
-      channel.write(chunk, resume);
+      if (!channel.write(chunk, resume)) req.pause();
     });
     req.once('end', () => {
       if (!refused) channel.end();

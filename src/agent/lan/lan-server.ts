@@ -158,7 +158,7 @@ export class LanServer {
         for (const [k, v] of head) flat.push(k, v);
         res.writeHead(status, flat);
       },
-      onData: (chunk, c) => {
+      onBody: (chunk, c) => {
         if (!res.write(chunk)) {
           c.pause();
           res.once('drain', () => c.resume());

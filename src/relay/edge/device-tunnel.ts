@@ -1,20 +1,20 @@
 import type { TunnelSession } from '../protocol/session.js';
-import { RequestChannel, type ResponseListener } from '../protocol/request-channel.js';
+import { TunnelChannel, type ChannelListener } from '../protocol/channel.js';
 import type { RequestHead } from '../protocol/heads.js';
 
 /** A relayed request waiting for a free slot on its device's tunnel. */
 export interface QueuedRequest {
-  promise: Promise<RequestChannel>;
+  promise: Promise<TunnelChannel>;
   /** Drops the request from the queue (its promise rejects); no effect once it has started. */
   cancel(): void;
 }
 
 interface Waiter {
-  resolve: (s: RequestChannel) => void;
+  resolve: (s: TunnelChannel) => void;
   reject: (err: Error) => void;
   head: RequestHead;
   end: boolean;
-  listener: ResponseListener;
+  listener: ChannelListener;
 }
 
 /**
@@ -51,11 +51,11 @@ export class DeviceTunnel {
    * queues the request and returns it, to await and to cancel if the client goes away. Returns null
    * when the queue is full. A queued request rejects if the tunnel closes first.
    */
-  open(head: RequestHead, end: boolean, listener: ResponseListener): RequestChannel | QueuedRequest | null {
+  open(head: RequestHead, end: boolean, listener: ChannelListener): TunnelChannel | QueuedRequest | null {
     if (this.#inflight < this.maxInflight && this.#queue.length === 0) return this.#start(head, end, listener);
     if (this.#queue.length >= this.maxQueued) return null;
     let waiter!: Waiter;
-    const promise = new Promise<RequestChannel>((resolve, reject) => {
+    const promise = new Promise<TunnelChannel>((resolve, reject) => {
       waiter = { resolve, reject, head, end, listener };
     });
     this.#queue.push(waiter);
@@ -77,16 +77,16 @@ export class DeviceTunnel {
   }
 
   /** Re-issues every queued request through `open` (used on take-over). */
-  transferQueued(open: (head: RequestHead, end: boolean, listener: ResponseListener) => RequestChannel | QueuedRequest | null): void {
+  transferQueued(open: (head: RequestHead, end: boolean, listener: ChannelListener) => TunnelChannel | QueuedRequest | null): void {
     for (const w of this.#queue.splice(0)) {
       const r = open(w.head, w.end, w.listener);
       if (r === null) w.reject(new Error('queue full after take-over'));
-      else if (r instanceof RequestChannel) w.resolve(r);
+      else if (r instanceof TunnelChannel) w.resolve(r);
       else r.promise.then(w.resolve, w.reject);
     }
   }
 
-  #start(head: RequestHead, end: boolean, listener: ResponseListener): RequestChannel {
+  #start(head: RequestHead, end: boolean, listener: ChannelListener): TunnelChannel {
     const ch = this.session.openRequest(head, end, listener);
     this.#inflight++;
     ch.onClose = this.#onChannelClosed;

@@ -20,7 +20,7 @@ import { decodeInvalidate, decodeLanKeys, decodeRevoked, encodeInvalidate, encod
 import { FrameParser } from './parser.js';
 import type { PublicTokenKey } from './signed-token.js';
 import { parseHandshake, peerLimits, type Hello, type Welcome } from './handshake.js';
-import { RequestChannel, type ResponseListener } from './request-channel.js';
+import { TunnelChannel, type ChannelListener } from './channel.js';
 import { StreamResetError, TunnelStream } from './stream.js';
 
 export type { Hello, Welcome } from './handshake.js';
@@ -67,9 +67,14 @@ export class TunnelSession extends EventEmitter {
   lastReceivedAt = Date.now();
   /** Set on the hub once HELLO is accepted, on the agent once WELCOME arrives. */
   established = false;
-  readonly #streams = new Map<number, TunnelStream | RequestChannel>();
+  /**
+   * Agent side: serves each relayed request as a TunnelChannel (the lean form the agent uses). Without
+   * it, requests arrive as TunnelStream duplexes in 'stream' events.
+   */
+  onChannel: ((ch: TunnelChannel) => void) | undefined;
+  readonly #streams = new Map<number, TunnelStream | TunnelChannel>();
   /** Channels with credit to return once the current read is parsed. */
-  #credits: RequestChannel[] = [];
+  #credits: TunnelChannel[] = [];
   #parsing = false;
   #creditFlushScheduled = false;
   readonly #parser: FrameParser;
@@ -133,6 +138,11 @@ export class TunnelSession extends EventEmitter {
     let ok = true;
     for (const b of encodeFrame(type, flags, stream, payload)) ok = d.write(b);
     if (!ok) this.#needDrain = true;
+  }
+
+  /** The connection's buffer is over its mark: writers should wait for afterDrain. */
+  get needsDrain(): boolean {
+    return this.#needDrain && !this.#closed;
   }
 
   /** Runs `cb` now if the connection can take more, else once it has drained. */
@@ -199,19 +209,19 @@ export class TunnelSession extends EventEmitter {
    * Hub side: opens a stream for a relayed request whose answer goes to `listener`: the relay's lean
    * form of `request` (no Duplex per request). With `end`, the request has no body.
    */
-  openRequest(head: RequestHead, end: boolean, listener: ResponseListener): RequestChannel {
+  openRequest(head: RequestHead, end: boolean, listener: ChannelListener): TunnelChannel {
     if (this.#closed || this.draining) throw new StreamResetError(ErrorCode.REFUSED_STREAM, 'tunnel is closing');
     if (this.#nextStreamId > MAX_STREAM_ID) throw new StreamResetError(ErrorCode.REFUSED_STREAM, 'stream ids exhausted');
     const id = this.#nextStreamId++;
-    const ch = new RequestChannel(id, this, listener, this.peerWindowBytes, this.options.windowBytes);
+    const ch = new TunnelChannel(id, this, listener, this.peerWindowBytes, this.options.windowBytes);
     this.#streams.set(id, ch);
     this.sendFrame(FrameType.REQUEST, end ? Flag.END_STREAM : 0, id, encodeRequestHead(head));
-    if (end) ch.markHeadEnded();
+    if (end) ch.markSentEnd();
     return ch;
   }
 
   /** @internal A channel consumed answer bytes: its WINDOW goes out once the current read is parsed. */
-  queueCredit(ch: RequestChannel): void {
+  queueCredit(ch: TunnelChannel): void {
     this.#credits.push(ch);
     if (!this.#parsing && !this.#creditFlushScheduled) {
       this.#creditFlushScheduled = true;
@@ -342,6 +352,14 @@ export class TunnelSession extends EventEmitter {
           this.sendReset(f.stream, ErrorCode.REFUSED_STREAM);
           return;
         }
+        if (this.onChannel) {
+          const ch = new TunnelChannel(f.stream, this, undefined, this.peerWindowBytes, this.options.windowBytes);
+          ch.request = head;
+          if (f.flags & Flag.END_STREAM) ch.markPeerEnded();
+          this.#streams.set(f.stream, ch);
+          this.onChannel(ch);
+          return;
+        }
         const s = new TunnelStream(f.stream, this, this.peerWindowBytes, this.options.windowBytes);
         s.request = head;
         this.#streams.set(f.stream, s);
@@ -407,7 +425,7 @@ export class TunnelSession extends EventEmitter {
   }
 
   /** The open stream a frame is for; undefined for a stream that already closed; error for one never opened. */
-  #streamFor(f: Frame): TunnelStream | RequestChannel | undefined {
+  #streamFor(f: Frame): TunnelStream | TunnelChannel | undefined {
     const s = this.#streams.get(f.stream);
     if (s) return s;
     const opened = this.role === 'hub' ? this.#nextStreamId - 1 : this.#highestPeerStream;

@@ -48,11 +48,6 @@ export class TunnelStream extends Duplex {
     this.#windowBytes = windowBytes;
   }
 
-  /** The peer ended its side (END_STREAM seen); on the agent, at open, the request has no body. */
-  get peerEnded(): boolean {
-    return this.#gotEnd;
-  }
-
   /** Agent side: send the response head; with `end`, the response has no body. */
   respond(head: ResponseHead, end = false): void {
     if (this.#closed) return;
