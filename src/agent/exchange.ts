@@ -13,6 +13,8 @@ import type { CallHandler, ServiceCall, ServiceClient } from './service-client.j
 export class Exchange implements CallHandler, ChannelListener {
   #answered = false;
   #noBody = false;
+  /** Body bytes still to come when the service gave a Content-Length: the last chunk carries END_STREAM. */
+  #remaining = -1;
   #call: ServiceCall | undefined;
   /** The request body on its way to the service (none when the request has no body). */
   #body: PassThrough | undefined;
@@ -46,9 +48,9 @@ export class Exchange implements CallHandler, ChannelListener {
     if (!this.#answered) this.client.log.debug('relayed request cancelled before the response head', { stream: this.channel.id });
     this.#answered = true;
     this.#body?.destroy();
-    // A no-op once the answer is complete. A head-only answer is complete as far as the service
-    // goes, and aborting it would close a connection that can be reused.
-    if (!this.#noBody) this.#call?.abort();
+    // Not once the whole answer went out (head only, or the last chunk of a known length): the call
+    // is finishing on its own, and aborting it would close a connection that can be reused.
+    if (!this.#noBody && this.#remaining !== 0) this.#call?.abort();
   }
 
   // ---- the request body, from the hub ----
@@ -76,7 +78,9 @@ export class Exchange implements CallHandler, ChannelListener {
       call.abort();
       return;
     }
-    this.#noBody = head.method === 'HEAD' || status === 204 || status === 304 || contentLengthZero(headers);
+    const length = contentLength(headers);
+    this.#noBody = head.method === 'HEAD' || status === 204 || status === 304 || length === 0;
+    this.#remaining = length;
     let size = 4;
     for (const [k, v] of headers) size += 4 + k.length + v.length;
     if (size > this.maxHeadBytes) {
@@ -97,7 +101,12 @@ export class Exchange implements CallHandler, ChannelListener {
 
   onBody(chunk: Buffer, call: ServiceCall): void {
     if (this.#noBody || chunk.length === 0) return;
-    if (!this.channel.write(chunk, this.#resumeCall)) {
+    let last = false;
+    if (this.#remaining > 0) {
+      this.#remaining = Math.max(0, this.#remaining - chunk.length);
+      last = this.#remaining === 0;
+    }
+    if (!this.channel.write(chunk, this.#resumeCall, last)) {
       // The hub (or its client) is slower than the service: hold the service back.
       call.pause();
       this.#paused = call;
@@ -135,7 +144,8 @@ export class Exchange implements CallHandler, ChannelListener {
   }
 }
 
-function contentLengthZero(headers: HeaderList): boolean {
-  for (const [k, v] of headers) if (k === 'content-length') return v === '0';
-  return false;
+/** The declared body length, or -1 when there is none (chunked, or until the connection closes). */
+function contentLength(headers: HeaderList): number {
+  for (const [k, v] of headers) if (k === 'content-length') return /^\d{1,15}$/.test(v) ? Number(v) : -1;
+  return -1;
 }

@@ -306,8 +306,8 @@ class RelayedRequest implements ChannelListener {
       return;
     }
     if (!this.#streaming) return;
-    if (chunk.length > 0) this.#write(chunk);
-    if (end) this.#end();
+    if (end) this.#end(chunk);
+    else if (chunk.length > 0) this.#write(chunk);
   }
 
   #write(chunk: Buffer): void {
@@ -320,12 +320,17 @@ class RelayedRequest implements ChannelListener {
     }
   }
 
-  #end(): void {
+  /** The answer is complete; `last` is its final chunk (a fixed-length body often arrives whole with its end). */
+  #end(last?: Buffer): void {
     if (!this.#streaming || this.#over) return;
     this.#over = true;
+    if (last !== undefined && last.length > 0) {
+      this.#down += last.length;
+      this.#sink?.chunk(last);
+    }
     this.ctx.deps.metrics.relayBytes.inc({ direction: 'down' }, this.#down);
     this.#sink?.end();
-    this.res.end();
+    this.res.end(last);
   }
 
   onError(err: Error): void {

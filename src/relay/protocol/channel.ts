@@ -79,22 +79,31 @@ export class TunnelChannel {
   }
 
   /**
-   * Sends a body chunk (in frames within the peer's window). Returns true when it went out and the
-   * connection can take more; false when the caller should wait for `cb` (window or socket full).
+   * Sends a body chunk (in frames within the peer's window); with `last`, its final frame also ends
+   * this side (END_STREAM), which saves the peer a frame and a write when the length is known.
+   * Returns true when it went out and the connection can take more; false when the caller should
+   * wait for `cb` (window or socket full).
    */
-  write(chunk: Buffer, cb: () => void): boolean {
+  write(chunk: Buffer, cb: () => void, last = false): boolean {
     if (this.#closed || this.#sentEnd) return true;
+    if (chunk.length === 0) {
+      if (last) this.end();
+      return true;
+    }
     const maxFrame = this.session.peerMaxFrameBytes;
     while (chunk.length > 0) {
       const n = Math.min(chunk.length, this.#sendWindow, maxFrame);
       if (n === 0) {
         this.#pending = { chunk, cb };
+        if (last) this.#endAfterPending = true;
         return false;
       }
-      this.session.sendFrame(FrameType.DATA, 0, this.id, chunk.subarray(0, n));
+      const done = n === chunk.length;
+      this.session.sendFrame(FrameType.DATA, last && done ? Flag.END_STREAM : 0, this.id, done ? chunk : chunk.subarray(0, n));
       this.#sendWindow -= n;
       chunk = chunk.subarray(n);
     }
+    if (last) this.markSentEnd();
     if (!this.session.needsDrain) return true;
     this.session.afterDrain(cb);
     return false;
