@@ -9,10 +9,16 @@
 //   BENCH_TRANSPORT=tcp|ws                agent tunnel transport (default tcp)
 //   BENCH_AGENT_ARGS="--concurrency 16"   extra agent flags (what-if runs; defaults otherwise)
 //   BENCH_HUB_ARGS="--cache-max-bytes 0"  extra hub flags (what-if runs; defaults otherwise)
+//   BENCH_RATE=5000 (default)             also proxy and relay at this fixed req/s on the most connections:
+//                                         latency without queueing (0 to skip)
 //   BENCH_PROFILE=DIR                     hub and agent under --cpu-prof, profiles in DIR/hub, DIR/agent
 //                                         (summarise with bench/support/cpuprofile-top.ts)
 //
 // Target: at 100 connections the relay reaches at least the proxy's throughput, with p99 under 10 ms.
+// Flat out, 100 closed-loop connections queue: by Little's law the mean latency is 100 / throughput, so
+// p99 < 10 ms needs well over 10,000 req/s, which this 2-core box (load generator and device included)
+// cannot give even to the proxy. The fixed-rate cases measure latency at 100 connections without that
+// queue, and their p99 is the one the verdict holds to the target.
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,6 +32,7 @@ const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 2);
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '10,100').split(',').map(Number);
 const TARGETS = new Set((process.env.BENCH_TARGETS ?? 'direct,proxy,relay').split(','));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+const RATE = Number(process.env.BENCH_RATE ?? 5000);
 const QUIET_WAIT_S = Number(process.env.BENCH_QUIET_WAIT_S ?? 30);
 /** Other processes using more than this much CPU (% of one core) during a case make it "noisy". */
 const NOISY_PCT = 25;
@@ -43,6 +50,8 @@ const SERVERS = ['hub', 'agent', 'proxy', 'device'];
 interface Row {
   target: string;
   connections: number;
+  /** Fixed request rate of the case (req/s), or undefined when the load ran flat out. */
+  rate?: number;
   round: number;
   load: LoadResult;
   /** CPU and system calls over the measured run, per process and machine-wide. */
@@ -64,8 +73,8 @@ const parse = <T>(line: string): T => JSON.parse(line) as T;
 const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 
 /** Runs the load generator (its own process) and samples CPU of `pids` over the measured part only. */
-async function measure(url: string, connections: number, headers: Record<string, string>, pids: Record<string, number>): Promise<Omit<Row, 'target' | 'connections' | 'round'>> {
-  const spec = { url, connections, warmupS: WARMUP_S, durationS: DURATION_S, headers };
+async function measure(url: string, connections: number, headers: Record<string, string>, pids: Record<string, number>, rate?: number): Promise<Omit<Row, 'target' | 'connections' | 'round'>> {
+  const spec = { url, connections, warmupS: WARMUP_S, durationS: DURATION_S, headers, rate };
   const gen = node(['--import', 'tsx', join(ROOT, 'bench/relay/load.ts'), JSON.stringify(spec)], 'load');
   const limitMs = (WARMUP_S + DURATION_S) * 1000 + 30_000;
   try {
@@ -102,11 +111,13 @@ function usPerReq(r: Row, names: string[]): number {
   return ((pct / 100) * 1e6) / r.load.requestsPerS;
 }
 
+const label = (r: Row): string => (r.rate === undefined ? r.target : `${r.target} at ${r.rate} req/s`);
+
 function tables(rows: Row[]): string {
   const speed = [
     '| target | conns | round | req/s | p50 ms | p99 ms | max ms | errors / non-2xx | new TCP conns | machine CPU % (of 200) | not ours % | steal % |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.target} | ${r.connections} | ${r.round}${noisy(r) ? ' (noisy)' : ''} | ${fmt(r.load.requestsPerS)} | ${fmt(r.load.p50Ms, 2)} | ${fmt(r.load.p99Ms, 2)} | ${fmt(r.load.maxMs, 1)} | ${r.load.errors} / ${r.load.non2xx} | ${r.tcpOpens} | ${fmt(r.usage.machinePct)} | ${fmt(r.usage.otherPct)} | ${fmt(r.usage.stealPct)} |`),
+    ...rows.map((r) => `| ${label(r)} | ${r.connections} | ${r.round}${noisy(r) ? ' (noisy)' : ''} | ${fmt(r.load.requestsPerS)} | ${fmt(r.load.p50Ms, 2)} | ${fmt(r.load.p99Ms, 2)} | ${fmt(r.load.maxMs, 1)} | ${r.load.errors} / ${r.load.non2xx} | ${r.tcpOpens} | ${fmt(r.usage.machinePct)} | ${fmt(r.usage.otherPct)} | ${fmt(r.usage.stealPct)} |`),
   ];
   const cost = [
     '| target | conns | round | process | CPU % of a core | of which kernel | CPU µs / request | syscalls / request | sleeps / request |',
@@ -117,9 +128,9 @@ function tables(rows: Row[]): string {
       const u = r.usage.processes[k];
       if (!u) continue;
       const perReq = (n: number, digits = 1): string => fmt(n / r.load.ok, digits);
-      cost.push(`| ${r.target} | ${r.connections} | ${r.round} | ${k} | ${fmt(u.cpuPct)} | ${fmt(u.sysPct)} | ${fmt(usPerReq(r, [k]))} | ${perReq(u.reads + u.writes)} | ${perReq(u.sleeps, 2)} |`);
+      cost.push(`| ${label(r)} | ${r.connections} | ${r.round} | ${k} | ${fmt(u.cpuPct)} | ${fmt(u.sysPct)} | ${fmt(usPerReq(r, [k]))} | ${perReq(u.reads + u.writes)} | ${perReq(u.sleeps, 2)} |`);
     }
-    cost.push(`| ${r.target} | ${r.connections} | ${r.round} | **all servers** | | | **${fmt(usPerReq(r, SERVERS))}** | | |`);
+    cost.push(`| ${label(r)} | ${r.connections} | ${r.round} | **all servers** | | | **${fmt(usPerReq(r, SERVERS))}** | | |`);
   }
   return `${speed.join('\n')}\n\nCost per request (measured part only; sleeps = voluntary context switches of the main thread):\n\n${cost.join('\n')}`;
 }
@@ -132,18 +143,25 @@ function median(rows: Row[], match: (r: Row) => boolean): Row | undefined {
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
-/** The comparison with the target, one line per connection count. */
+/** The comparison with the target, one line per connection count, and the fixed-rate latency. */
 function verdicts(rows: Row[]): string[] {
   const lines: string[] = [];
+  const most = Math.max(...CONNECTIONS);
+  const paced = RATE > 0 ? median(rows, (r) => r.rate !== undefined && r.target.startsWith('relay')) : undefined;
+  const pacedProxy = RATE > 0 ? median(rows, (r) => r.rate !== undefined && r.target === 'one-hop proxy') : undefined;
   for (const c of CONNECTIONS) {
-    const proxy = median(rows, (r) => r.connections === c && r.target === 'one-hop proxy');
-    const relay = median(rows, (r) => r.connections === c && r.target.startsWith('relay'));
+    const proxy = median(rows, (r) => r.rate === undefined && r.connections === c && r.target === 'one-hop proxy');
+    const relay = median(rows, (r) => r.rate === undefined && r.connections === c && r.target.startsWith('relay'));
     if (!proxy || !relay) continue;
     const ratio = relay.load.requestsPerS / proxy.load.requestsPerS;
-    const met = ratio >= 1 && relay.load.p99Ms < P99_TARGET_MS;
-    lines.push(`- ${c} connections: relay at ${fmt(ratio * 100)} % of the proxy's req/s, p99 ${fmt(relay.load.p99Ms, 2)} ms`
-      + ` (target: >= 100 %, p99 < ${P99_TARGET_MS} ms)${c === 100 ? `: ${met ? 'MET' : 'MISSED'}` : ''}.`
-      + ` CPU per request: hub ${fmt(usPerReq(relay, ['hub']))} µs + agent ${fmt(usPerReq(relay, ['agent']))} µs, proxy ${fmt(usPerReq(proxy, ['proxy']))} µs`);
+    let line = `- ${c} connections, flat out: relay at ${fmt(ratio * 100)} % of the proxy's req/s (target >= 100 %: ${ratio >= 1 ? 'MET' : 'MISSED'}),`
+      + ` p99 ${fmt(relay.load.p99Ms, 2)} ms (proxy ${fmt(proxy.load.p99Ms, 2)} ms).`
+      + ` CPU per request: hub ${fmt(usPerReq(relay, ['hub']))} µs + agent ${fmt(usPerReq(relay, ['agent']))} µs, proxy ${fmt(usPerReq(proxy, ['proxy']))} µs`;
+    if (c === most && paced) {
+      line += `\n- ${c} connections at ${RATE} req/s: relay p99 ${fmt(paced.load.p99Ms, 2)} ms (target < ${P99_TARGET_MS} ms: ${paced.load.p99Ms < P99_TARGET_MS ? 'MET' : 'MISSED'}),`
+        + ` p50 ${fmt(paced.load.p50Ms, 2)} ms; proxy p99 ${pacedProxy ? fmt(pacedProxy.load.p99Ms, 2) : '-'} ms`;
+    }
+    lines.push(line);
   }
   return lines;
 }
@@ -207,6 +225,14 @@ try {
         await waitForQuiet();
         process.stderr.write(`round ${round}: ${c.target}, ${connections} connections: ${WARMUP_S} s warm-up + ${DURATION_S} s\n`);
         rows.push({ target: c.target, connections, round, ...(await measure(c.url, connections, c.headers, c.watch)) });
+      }
+    }
+    if (RATE > 0) {
+      const connections = Math.max(...CONNECTIONS);
+      for (const c of cases.filter((k) => k.key !== 'direct')) {
+        await waitForQuiet();
+        process.stderr.write(`round ${round}: ${c.target}, ${connections} connections at ${RATE} req/s: ${WARMUP_S} s warm-up + ${DURATION_S} s\n`);
+        rows.push({ target: c.target, connections, round, rate: RATE, ...(await measure(c.url, connections, c.headers, c.watch, RATE)) });
       }
     }
   }
