@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { encodeFrame, FrameType, HEADER_BYTES, PROTOCOL_VERSION, decodeGoaway, ErrorCode } from '../src/relay/protocol/frames.js';
+import { TunnelSession } from '../src/relay/protocol/session.js';
 import { curl } from './support/procs.js';
 import { startWorld, type World } from './support/world.js';
 
@@ -110,6 +112,38 @@ describe('limits: bad input gets a clear error and the hub carries on', () => {
     assert.equal(status, 200);
     const health = await fetch(`${w.hub.url}/healthz`);
     assert.equal(health.status, 200);
+  });
+
+  it('answers 502 for a response head Node cannot send (a control character in a field), and that tunnel carries on', async () => {
+    // An agent of someone else's making, with the device's credentials (it takes over the tunnel).
+    const socket = connect(w.hub.tunnelPort, '127.0.0.1');
+    await once(socket, 'connect');
+    const session = new TunnelSession(socket, 'agent', { maxFrameBytes: 65536, windowBytes: 65536 });
+    session.onChannel = (ch) => {
+      const bad = ch.request?.target === '/bad';
+      const body = Buffer.from('{"ok":true}');
+      ch.respond({ status: 200, headers: [['content-type', 'application/json'], ['x-note', bad ? 'a\u0001b' : 'fine'], ['content-length', String(body.length)]] });
+      ch.write(body, () => undefined, true);
+    };
+    const welcomed = once(session, 'welcome');
+    session.sendHello({ version: PROTOCOL_VERSION, deviceId: w.deviceId, secret: w.secret, bootId: 'hand-made', info: { email: w.email }, maxFrameBytes: 65536, windowBytes: 65536, maxStreams: 4 });
+    await welcomed;
+    try {
+      const bad = await fetch(`${w.api}/bad`, { headers: w.auth });
+      assert.equal(bad.status, 502);
+      const err = (await bad.json()) as { error: { code: string; message: string } };
+      assert.equal(err.error.code, 'CR_ERR_DEVICE_API_UNREACHABLE');
+      assert.match(err.error.message, /not valid HTTP/);
+      const good = await fetch(`${w.api}/good`, { headers: w.auth });
+      assert.equal(good.status, 200, 'the same tunnel answers the next request');
+      assert.equal(good.headers.get('x-note'), 'fine');
+      assert.deepEqual(await good.json(), { ok: true });
+      assert.equal(session.closed, false);
+    } finally {
+      session.close();
+    }
+    // The real agent takes its tunnel back.
+    await w.agent.waitFor(() => w.agent.logs('connected').length >= 3, 15_000);
   });
 
   it('answers 502 CR_ERR_DEVICE_API_UNREACHABLE when the agent cannot reach the device REST service', async () => {

@@ -287,9 +287,17 @@ class RelayedRequest implements ChannelListener {
       return;
     }
     if (this.#over || res.destroyed) return;
+    try {
+      res.writeHead(head.status, flat);
+    } catch (err) {
+      // A head Node will not send (a status outside 100-999's usable range, a control character in a
+      // field): the agent is not ours to trust, and its mistake must not escape into the tunnel.
+      this.#channel?.cancel();
+      this.#failWith('CR_ERR_DEVICE_API_UNREACHABLE', `the device's response head is not valid HTTP: ${(err as Error).message}`);
+      return;
+    }
     this.#streaming = true;
     this.#sink = sink;
-    res.writeHead(head.status, flat);
     ctx.deps.metrics.relayRequests.inc({ status: String(head.status), cache: sink ? 'miss' : 'none' });
     if (early) {
       for (const chunk of early) this.#write(chunk);
