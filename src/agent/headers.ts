@@ -35,16 +35,24 @@ export function requestHeadersForService(headers: HeaderList, host: string): str
 /**
  * The service's response headers for the RESPONSE frame: lower-case [name, value] pairs in order, a
  * multi-valued field (set-cookie) repeated, hop-by-hop fields removed (the hub frames the body itself).
+ * Takes the raw list as an HTTP client gives it: names and values alternating, as latin1 buffers
+ * (undici) or strings.
  */
-export function responseHeadersForHub(rawHeaders: readonly string[]): HeaderList {
-  const connection: string[] = [];
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === 'connection') connection.push(rawHeaders[i + 1]!);
-  const listed = connectionListed(connection);
+export function responseHeadersForHub(raw: ReadonlyArray<Buffer | string>): HeaderList {
   const out: HeaderList = [];
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || listed.has(name)) continue;
-    out.push([name, rawHeaders[i + 1]!]);
+  let connection: string[] | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = latin1(raw[i]!).toLowerCase();
+    const value = latin1(raw[i + 1]!);
+    if (name === 'connection') (connection ??= []).push(value);
+    if (HOP_BY_HOP.has(name)) continue;
+    out.push([name, value]);
   }
-  return out;
+  if (!connection) return out;
+  const listed = connectionListed(connection);
+  return out.filter(([name]) => !listed.has(name));
+}
+
+function latin1(v: Buffer | string): string {
+  return typeof v === 'string' ? v : v.toString('latin1');
 }

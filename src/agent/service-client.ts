@@ -140,7 +140,7 @@ export class ServiceCall implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, status: number): void {
     if (this.#done || status < 200) return;
     this.#headSeen = true;
-    this.handler.onHead(status, responseHeadersForHub(rawStrings(controller.rawHeaders)), this);
+    this.handler.onHead(status, responseHeadersForHub(Array.isArray(controller.rawHeaders) ? controller.rawHeaders : []), this);
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -169,15 +169,4 @@ export class ServiceCall implements Dispatcher.DispatchHandler {
     else if (code === 'UND_ERR_INVALID_ARG') this.handler.onFail('CR_ERR_BAD_REQUEST', `request not forwardable: ${err.message}`, false);
     else this.handler.onFail('CR_ERR_DEVICE_API_UNREACHABLE', describeError(err), false);
   }
-}
-
-/** undici hands raw header names and values as latin1 buffers. */
-function rawStrings(raw: Dispatcher.DispatchController['rawHeaders']): string[] {
-  if (!Array.isArray(raw)) return [];
-  const out = new Array<string>(raw.length);
-  for (let i = 0; i < raw.length; i++) {
-    const v = raw[i]!;
-    out[i] = typeof v === 'string' ? v : v.toString('latin1');
-  }
-  return out;
 }
