@@ -1,67 +1,15 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import net from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { test, type TestContext } from 'node:test';
-import { ErrorCode, PROTOCOL_VERSION } from './frames.js';
+import { test } from 'node:test';
+import { ErrorCode } from './frames.js';
 import type { RequestHead, ResponseHead } from './heads.js';
 import { TunnelSession, type Hello, type Welcome } from './session.js';
 import { StreamResetError, type TunnelStream } from './stream.js';
-
-// Two real TunnelSessions, 'hub' and 'agent', on the two ends of a loopback TCP connection.
-
-interface Limits {
-  hubWindowBytes?: number;
-  agentWindowBytes?: number;
-  hubMaxFrameBytes?: number;
-  agentMaxFrameBytes?: number;
-}
-
-interface Tunnel {
-  hub: TunnelSession;
-  agent: TunnelSession;
-  hubSocket: net.Socket;
-  agentSocket: net.Socket;
-  hello: Hello;
-  welcome: Welcome;
-}
-
-async function socketPair(t: TestContext): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const accepted = once(server, 'connection');
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  const [[hubSide]] = (await Promise.all([accepted, once(client, 'connect')])) as [[net.Socket], unknown];
-  server.close();
-  t.after(() => {
-    hubSide.destroy();
-    client.destroy();
-  });
-  return [hubSide, client];
-}
-
-/** Opens a tunnel and runs the handshake: HELLO from the agent, WELCOME from the hub. */
-async function openTunnel(t: TestContext, limits: Limits = {}): Promise<Tunnel> {
-  const [hubSocket, agentSocket] = await socketPair(t);
-  const hubOpts = { maxFrameBytes: limits.hubMaxFrameBytes ?? 65_536, windowBytes: limits.hubWindowBytes ?? 262_144 };
-  const agentOpts = { maxFrameBytes: limits.agentMaxFrameBytes ?? 65_536, windowBytes: limits.agentWindowBytes ?? 262_144 };
-  const hub = new TunnelSession(hubSocket, 'hub', hubOpts);
-  const agent = new TunnelSession(agentSocket, 'agent', agentOpts);
-  const hello: Hello = {
-    version: PROTOCOL_VERSION, deviceId: 'dev-1', secret: 's3cret', bootId: 'boot-a', info: { model: 'test' },
-    maxStreams: 64, ...agentOpts,
-  };
-  const welcome: Welcome = { version: PROTOCOL_VERSION, pingIntervalMs: 20_000, idleTimeoutMs: 60_000, ...hubOpts };
-  hub.once('hello', (h: Hello) => hub.sendWelcome(welcome, h));
-  const welcomed = once(agent, 'welcome');
-  agent.sendHello(hello);
-  await welcomed;
-  return { hub, agent, hubSocket, agentSocket, hello, welcome };
-}
+import { openTunnel, socketPair } from './tunnel-pair.test.js';
 
 /** The agent side of a device: `handler` answers every relayed request. */
 function serve(agent: TunnelSession, handler: (s: TunnelStream, head: RequestHead) => void | Promise<void>): void {
