@@ -72,7 +72,7 @@ export class TunnelSession extends EventEmitter {
    * it, requests arrive as TunnelStream duplexes in 'stream' events.
    */
   onChannel: ((ch: TunnelChannel) => void) | undefined;
-  readonly #streams = new Map<number, TunnelStream | TunnelChannel>();
+  readonly #streams = new Map<number, TunnelChannel>();
   /** Channels with credit to return once the current read is parsed. */
   #credits: TunnelChannel[] = [];
   #parsing = false;
@@ -195,13 +195,8 @@ export class TunnelSession extends EventEmitter {
 
   /** Hub side: opens a stream carrying a relayed request. With `end`, the request has no body. */
   request(head: RequestHead, end: boolean): TunnelStream {
-    if (this.#closed || this.draining) throw new StreamResetError(ErrorCode.REFUSED_STREAM, 'tunnel is closing');
-    if (this.#nextStreamId > MAX_STREAM_ID) throw new StreamResetError(ErrorCode.REFUSED_STREAM, 'stream ids exhausted');
-    const id = this.#nextStreamId++;
-    const s = new TunnelStream(id, this, this.peerWindowBytes, this.options.windowBytes);
-    this.#streams.set(id, s);
-    this.sendFrame(FrameType.REQUEST, end ? Flag.END_STREAM : 0, id, encodeRequestHead(head));
-    if (end) s.markHeadEnded();
+    const s = new TunnelStream(this.openRequest(head, end, undefined));
+    if (end) s.headEndedWritable();
     return s;
   }
 
@@ -209,7 +204,7 @@ export class TunnelSession extends EventEmitter {
    * Hub side: opens a stream for a relayed request whose answer goes to `listener`: the relay's lean
    * form of `request` (no Duplex per request). With `end`, the request has no body.
    */
-  openRequest(head: RequestHead, end: boolean, listener: ChannelListener): TunnelChannel {
+  openRequest(head: RequestHead, end: boolean, listener: ChannelListener | undefined): TunnelChannel {
     if (this.#closed || this.draining) throw new StreamResetError(ErrorCode.REFUSED_STREAM, 'tunnel is closing');
     if (this.#nextStreamId > MAX_STREAM_ID) throw new StreamResetError(ErrorCode.REFUSED_STREAM, 'stream ids exhausted');
     const id = this.#nextStreamId++;
@@ -352,18 +347,17 @@ export class TunnelSession extends EventEmitter {
           this.sendReset(f.stream, ErrorCode.REFUSED_STREAM);
           return;
         }
+        const ch = new TunnelChannel(f.stream, this, undefined, this.peerWindowBytes, this.options.windowBytes);
+        ch.request = head;
+        const end = (f.flags & Flag.END_STREAM) !== 0;
+        if (end) ch.markPeerEnded();
+        this.#streams.set(f.stream, ch);
         if (this.onChannel) {
-          const ch = new TunnelChannel(f.stream, this, undefined, this.peerWindowBytes, this.options.windowBytes);
-          ch.request = head;
-          if (f.flags & Flag.END_STREAM) ch.markPeerEnded();
-          this.#streams.set(f.stream, ch);
           this.onChannel(ch);
           return;
         }
-        const s = new TunnelStream(f.stream, this, this.peerWindowBytes, this.options.windowBytes);
-        s.request = head;
-        this.#streams.set(f.stream, s);
-        if (f.flags & Flag.END_STREAM) s.onData(Buffer.alloc(0), true);
+        const s = new TunnelStream(ch);
+        if (end) s.peerEndedAtOpen();
         this.emit('stream', s);
         return;
       }
@@ -425,7 +419,7 @@ export class TunnelSession extends EventEmitter {
   }
 
   /** The open stream a frame is for; undefined for a stream that already closed; error for one never opened. */
-  #streamFor(f: Frame): TunnelStream | TunnelChannel | undefined {
+  #streamFor(f: Frame): TunnelChannel | undefined {
     const s = this.#streams.get(f.stream);
     if (s) return s;
     const opened = this.role === 'hub' ? this.#nextStreamId - 1 : this.#highestPeerStream;

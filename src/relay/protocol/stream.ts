@@ -1,8 +1,7 @@
 import { Duplex } from 'node:stream';
-import { ErrorCode, ERROR_CODE_NAMES, Flag, FrameType, ProtocolError, u32 } from './frames.js';
+import { ErrorCode, ERROR_CODE_NAMES } from './frames.js';
+import type { ChannelListener, TunnelChannel } from './channel.js';
 import type { RequestHead, ResponseHead } from './heads.js';
-import { encodeResponseHead } from './heads.js';
-import type { TunnelSession } from './session.js';
 
 /** A stream ended by the peer's RESET, or by the connection closing. */
 export class StreamResetError extends Error {
@@ -13,202 +12,92 @@ export class StreamResetError extends Error {
 }
 
 /**
- * One request/response exchange on a tunnel. The writable side sends DATA frames (the request body on
- * the hub, the response body on the agent); the readable side yields the peer's DATA frames.
+ * One exchange on a tunnel as a Node Duplex, over the TunnelChannel that carries it: the writable side
+ * sends DATA frames (the request body on the hub, the response body on the agent); the readable side
+ * yields the peer's DATA frames. For tools and tests that want stream semantics (`pipe`, async
+ * iteration); the relay itself uses the channel directly.
  *
- * Flow control: the peer may have at most `windowBytes` of unconsumed data in flight on this stream.
- * Credit (WINDOW frames) is returned only as the reader consumes data, so a slow consumer (say, an HTTP
- * client on a slow link) stops the sender instead of making anyone buffer without bound.
+ * Flow control is the channel's: credit goes back while the readable buffer is below its high-water
+ * mark, and stops (the channel pauses) when it is full, until the reader asks for more.
  */
-export class TunnelStream extends Duplex {
-  /** The request head: set on the agent side when the stream opens. */
-  request?: RequestHead;
+export class TunnelStream extends Duplex implements ChannelListener {
   /** The response head: set on the hub side when RESPONSE arrives (also emitted as 'response'). */
   response?: ResponseHead;
+  readonly #channel: TunnelChannel;
 
-  #sendWindow: number;
-  #recvWindow: number;
-  readonly #windowBytes: number;
-  #pushed = 0;
-  #credited = 0;
-  #pending: { chunk: Buffer; cb: (err?: Error | null) => void } | undefined;
-  #sentEnd = false;
-  #gotEnd = false;
-  #closed = false;
-
-  constructor(
-    readonly id: number,
-    private readonly session: TunnelSession,
-    sendWindow: number,
-    windowBytes: number,
-  ) {
+  constructor(channel: TunnelChannel) {
     super({ allowHalfOpen: true });
-    this.#sendWindow = sendWindow;
-    this.#recvWindow = windowBytes;
-    this.#windowBytes = windowBytes;
+    this.#channel = channel;
+    channel.listener = this;
+    // Over without an error: on the hub, a RESET after the complete answer ends the upload; the
+    // writable side ends with it, so the stream finishes.
+    channel.onClose = () => {
+      if (!this.writableEnded && !this.destroyed) this.end();
+    };
+  }
+
+  get id(): number {
+    return this.#channel.id;
+  }
+
+  /** The request head: set on the agent side when the stream opens. */
+  get request(): RequestHead | undefined {
+    return this.#channel.request;
   }
 
   /** Agent side: send the response head; with `end`, the response has no body. */
   respond(head: ResponseHead, end = false): void {
-    if (this.#closed) return;
-    this.session.sendFrame(FrameType.RESPONSE, end ? Flag.END_STREAM : 0, this.id, encodeResponseHead(head));
-    if (end) this.markHeadEnded();
+    this.#channel.respond(head, end);
+    // End the writable side too, so the stream finishes (and emits 'close') once the peer's side ends.
+    if (end && !this.writableEnded) this.end();
   }
 
-  /** Marks the writable side as ended by the head frame itself (no body follows). */
-  markHeadEnded(): void {
-    this.#markSentEnd();
-    // End the writable side too, so the stream finishes (and emits 'close') once the peer's side ends.
+  /** @internal The request had no body: its REQUEST frame ended it. */
+  peerEndedAtOpen(): void {
+    this.push(null);
+  }
+
+  /** @internal The REQUEST frame ended this side: the writable side has nothing to send. */
+  headEndedWritable(): void {
     if (!this.writableEnded) this.end();
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.#send(chunk, cb);
-  }
-
-  #send(chunk: Buffer, cb: (err?: Error | null) => void): void {
-    if (this.#closed || this.#sentEnd) {
-      cb();
-      return;
-    }
-    const maxFrame = this.session.peerMaxFrameBytes;
-    while (chunk.length > 0) {
-      const n = Math.min(chunk.length, this.#sendWindow, maxFrame);
-      if (n === 0) {
-        this.#pending = { chunk, cb };
-        return;
-      }
-      this.session.sendFrame(FrameType.DATA, 0, this.id, chunk.subarray(0, n));
-      this.#sendWindow -= n;
-      chunk = chunk.subarray(n);
-    }
-    this.session.afterDrain(cb);
+    if (this.#channel.write(chunk, cb)) cb();
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    if (!this.#sentEnd && !this.#closed) {
-      this.session.sendFrame(FrameType.DATA, Flag.END_STREAM, this.id);
-      this.#markSentEnd();
-    }
+    this.#channel.end();
     cb();
   }
 
   override _read(): void {
-    this.#creditConsumed();
-  }
-
-  /**
-   * Every way of consuming (flowing 'data', pipe, async iteration, read()) goes through read(), so
-   * credit is returned here. _read alone is not enough: Node calls it once and then not again until
-   * the next push, and a sender waiting for credit pushes nothing, so both sides would wait forever
-   * (seen with windows below about 24 KiB, where the one _read came before the reader took the data).
-   */
-  override read(size?: number): ReturnType<Duplex['read']> {
-    const chunk: unknown = super.read(size);
-    this.#creditConsumed();
-    return chunk;
-  }
-
-  #creditConsumed(): void {
-    const consumed = this.#pushed - this.readableLength - this.#credited;
-    // Credit in batches, but always once the buffer is empty, so a blocked sender is released.
-    if (consumed > 0 && !this.#gotEnd && !this.#closed && (consumed >= this.#windowBytes / 4 || this.readableLength === 0)) {
-      this.#credited += consumed;
-      this.#recvWindow += consumed;
-      this.session.sendFrame(FrameType.WINDOW, 0, this.id, u32(consumed));
-    }
+    this.#channel.resume();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (!this.#closed) {
-      this.#closed = true;
-      if (!(this.#sentEnd && this.#gotEnd)) this.session.sendReset(this.id, err instanceof StreamResetError ? err.code : ErrorCode.CANCEL);
-      this.session.forgetStream(this.id);
-    }
-    const pending = this.#pending;
-    this.#pending = undefined;
-    pending?.cb(err ?? new StreamResetError(ErrorCode.CANCEL));
+    this.#channel.cancel(err instanceof StreamResetError ? err.code : ErrorCode.CANCEL);
     cb(err);
   }
 
-  // ---- called by the session for frames on this stream ----
+  // ---- the channel's listener ----
 
   /** @internal */
   onResponse(head: ResponseHead, end: boolean): void {
-    if (this.response) throw new ProtocolError(`second RESPONSE on stream ${this.id}`);
     this.response = head;
     this.emit('response', head);
-    if (end) this.#endReadable();
+    if (end && !this.destroyed) this.push(null);
   }
 
   /** @internal */
-  onData(payload: Buffer, end: boolean): void {
-    if (this.#gotEnd) throw new ProtocolError(`DATA after END_STREAM on stream ${this.id}`);
-    if (payload.length > this.#recvWindow) {
-      throw new ProtocolError(`stream ${this.id} sent ${payload.length} bytes with a window of ${this.#recvWindow}`, ErrorCode.FLOW_CONTROL_ERROR);
-    }
-    if (payload.length > 0) {
-      this.#recvWindow -= payload.length;
-      this.#pushed += payload.length;
-      if (!this.destroyed) this.push(payload);
-    }
-    if (end) this.#endReadable();
+  onData(chunk: Buffer, end: boolean): void {
+    if (this.destroyed) return;
+    if (chunk.length > 0 && !this.push(chunk)) this.#channel.pause();
+    if (end) this.push(null);
   }
 
-  /** @internal */
-  onWindow(increment: number): void {
-    if (increment === 0 || this.#sendWindow + increment > 0x7fffffff) {
-      throw new ProtocolError(`bad WINDOW increment ${increment} on stream ${this.id}`, ErrorCode.FLOW_CONTROL_ERROR);
-    }
-    this.#sendWindow += increment;
-    const pending = this.#pending;
-    if (pending) {
-      this.#pending = undefined;
-      this.#send(pending.chunk, pending.cb);
-    }
-  }
-
-  /** @internal */
-  onReset(code: number): void {
-    if (this.#gotEnd && this.session.role === 'hub') {
-      // The device answered in full and asks us to stop sending the request body: the response
-      // stands (as RFC 9113 §8.1 lets a server do). On the agent a RESET always means the request
-      // was abandoned, so it falls through and fails the stream: the agent must stop its work.
-      this.#closed = true;
-      this.#sentEnd = true;
-      this.session.forgetStream(this.id);
-      const pending = this.#pending;
-      this.#pending = undefined;
-      pending?.cb();
-      if (!this.writableEnded) this.end();
-      return;
-    }
-    this.#closed = true;
-    this.session.forgetStream(this.id);
-    this.destroy(new StreamResetError(code));
-  }
-
-  /** @internal The connection is gone. */
-  onSessionClosed(err: Error): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  /** @internal The peer reset the exchange or the connection closed. */
+  onError(err: Error): void {
     this.destroy(err);
-  }
-
-  #endReadable(): void {
-    this.#gotEnd = true;
-    if (!this.destroyed) this.push(null);
-    if (this.#sentEnd) this.#finishExchange();
-  }
-
-  #markSentEnd(): void {
-    this.#sentEnd = true;
-    if (this.#gotEnd) this.#finishExchange();
-  }
-
-  #finishExchange(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.session.forgetStream(this.id);
   }
 }
