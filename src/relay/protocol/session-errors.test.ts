@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import net from 'node:net';
+import type net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
 import {
@@ -17,6 +17,7 @@ import {
 } from './frames.js';
 import { encodeRequestHead, encodeResponseHead } from './heads.js';
 import { FrameParser } from './parser.js';
+import { socketPair } from './tunnel-pair.test.js';
 import { TunnelSession, type Hello, type Role } from './session.js';
 
 // A real TunnelSession on one end of a loopback socket; the test plays the peer byte by byte, so it can
@@ -46,17 +47,7 @@ const welcome = { version: PROTOCOL_VERSION, pingIntervalMs: 1000, idleTimeoutMs
 
 /** A `role` session whose peer is the test. A hub session welcomes every HELLO unless `welcomes` is false. */
 async function rawPeer(t: TestContext, role: Role, welcomes = true, maxFrameBytes = MAX_FRAME): Promise<RawPeer> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const accepted = once(server, 'connection');
-  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  const [[sessionSide]] = (await Promise.all([accepted, once(socket, 'connect')])) as [[net.Socket], unknown];
-  server.close();
-  t.after(() => {
-    socket.destroy();
-    sessionSide.destroy();
-  });
+  const [sessionSide, socket] = await socketPair(t);
   const session = new TunnelSession(sessionSide, role, { maxFrameBytes, windowBytes: WINDOW });
   if (role === 'hub' && welcomes) session.on('hello', (h: Hello) => session.sendWelcome(welcome, h));
   const frames: Frame[] = [];
