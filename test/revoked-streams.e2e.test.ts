@@ -79,7 +79,8 @@ describe('revoked tokens end the streams and MQTT connections opened with them',
     assert.equal(deviceEvents.status, 200);
     const v5 = await mqtt.connect(mqttUrl, { protocolVersion: 5, username: w.email, password: doomed });
     const v4 = await mqtt.connect(mqttUrl, { protocolVersion: 4, username: w.email, password: doomed });
-    const sub = started(new Proc(spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(w.hub.mqttPort!), '-V', 'mqttv311', '-u', w.email, '-P', doomed, '-t', topic(), '-i', 'doomed-sub'], { stdio: ['ignore', 'pipe', 'pipe'] }), 'mosquitto_sub'));
+    // Also on the device's retained status topic: its message, printed at once, shows the subscription is in place.
+    const sub = started(new Proc(spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(w.hub.mqttPort!), '-V', 'mqttv311', '-u', w.email, '-P', doomed, '-t', topic(), '-t', `devices/${w.deviceId}/status`, '-i', 'doomed-sub'], { stdio: ['ignore', 'pipe', 'pipe'] }), 'mosquitto_sub'));
 
     // The other token: a stream and an MQTT client that must stay up.
     const keptEvents = started(curlStream(topicsUrl(), kept));
@@ -88,6 +89,11 @@ describe('revoked tokens end the streams and MQTT connections opened with them',
 
     await allEvents.waitFor((l) => l.startsWith('event: status'));
     await deviceEvents.until((e) => e.some((x) => x.event === 'status'));
+    // The topic streams and mosquitto_sub are subscribed once the retained status message reached them
+    // (a process started on a loaded machine may connect after a message published too early).
+    await topicEvents.waitFor((l) => l.includes('/status"'));
+    await keptEvents.waitFor((l) => l.includes('/status"'));
+    await sub.waitFor((l) => l.includes('"online":true'));
     // Every connection is up before the logout: a message published now reaches each of them.
     await v5.subscribeAsync(topic(), { qos: 1 });
     const publish = (payload: string) => fetch(`${w.hub.url}/v1/topics/${topic()}?qos=1`, { method: 'POST', headers: bearer(kept), body: payload });
