@@ -1,24 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import { CLI, Proc, cli, curl, tempDir } from './support/procs.js';
-
-const run = promisify(execFile);
-
-async function fails(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stderr: string }> {
-  try {
-    await run(process.execPath, [CLI, ...args], { env });
-  } catch (err) {
-    const e = err as { code: number; stderr: string };
-    return { code: e.code, stderr: e.stderr };
-  }
-  assert.fail(`cloudrest ${args.join(' ')} succeeded`);
-}
+import { CLI, Proc, cli, cliFails, curl, tempDir } from './support/procs.js';
 
 describe('command line', () => {
   let data: ReturnType<typeof tempDir>;
@@ -58,17 +45,17 @@ describe('command line', () => {
   });
 
   it('refuses bad input with a clear message and exit code 2', async () => {
-    const dup = await fails(['users', 'add', '--data', data.path, '--email', 'cli@example.com', '--password', 'long enough password']);
+    const dup = await cliFails(['users', 'add', '--data', data.path, '--email', 'cli@example.com', '--password', 'long enough password']);
     assert.equal(dup.code, 2);
     assert.match(dup.stderr, /already exists/);
-    const short = await fails(['users', 'add', '--data', data.path, '--email', 'x@example.com', '--password', 'short']);
+    const short = await cliFails(['users', 'add', '--data', data.path, '--email', 'x@example.com', '--password', 'short']);
     assert.match(short.stderr, /at least 8 characters/);
-    const unknown = await fails(['hub', '--no-such-flag']);
+    const unknown = await cliFails(['hub', '--no-such-flag']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /no-such-flag/);
-    const badPort = await fails(['hub', '--http-port', 'eighty']);
+    const badPort = await cliFails(['hub', '--http-port', 'eighty']);
     assert.match(badPort.stderr, /--http-port: expected an integer/);
-    const missing = await fails(['agent', '--hub', 'tcp://127.0.0.1:1']);
+    const missing = await cliFails(['agent', '--hub', 'tcp://127.0.0.1:1']);
     assert.match(missing.stderr, /missing required option --device-id/);
   });
 
@@ -88,11 +75,11 @@ describe('command line', () => {
     const env = { ...process.env, CLOUDREST_CONFIG: cfg, CLOUDREST_DATA: envDir };
     assert.equal(await dataUsed([], env), envDir);
     assert.equal(await dataUsed(['--data', flagDir], env), flagDir);
-    const bad = await fails(['hub'], { ...env, CLOUDREST_REQUEST_TIMEOUT_MS: 'not a number' });
+    const bad = await cliFails(['hub'], { ...env, CLOUDREST_REQUEST_TIMEOUT_MS: 'not a number' });
     assert.match(bad.stderr, /CLOUDREST_REQUEST_TIMEOUT_MS: expected an integer/);
     const badFile = join(data.path, 'bad.json');
     writeFileSync(badFile, JSON.stringify({ httpPortt: 1 }));
-    assert.match((await fails(['hub', '--config', badFile])).stderr, /unknown key "httpPortt"/);
+    assert.match((await cliFails(['hub', '--config', badFile])).stderr, /unknown key "httpPortt"/);
   });
 
   it('says which port is taken when the HTTP port is in use', async () => {
@@ -100,7 +87,7 @@ describe('command line', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as { port: number }).port;
     try {
-      const r = await fails(['hub', '--data', data.path, '--host', '127.0.0.1', '--http-port', String(port), '--tunnel-port', '0']);
+      const r = await cliFails(['hub', '--data', data.path, '--host', '127.0.0.1', '--http-port', String(port), '--tunnel-port', '0']);
       assert.equal(r.code, 2);
       assert.match(r.stderr, new RegExp(`HTTP port ${port} on 127.0.0.1 is already in use; choose another with --http-port`));
     } finally {

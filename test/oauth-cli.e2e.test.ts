@@ -2,19 +2,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { CLI, cli, tempDir } from './support/procs.js';
+import { CLI, cli, cliFails, tempDir } from './support/procs.js';
 
 const run = promisify(execFile);
-
-async function fails(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stderr: string }> {
-  try {
-    await run(process.execPath, [CLI, ...args], { env });
-  } catch (err) {
-    const e = err as { code: number; stderr: string };
-    return { code: e.code, stderr: e.stderr };
-  }
-  assert.fail(`cloudrest ${args.join(' ')} succeeded`);
-}
 
 describe('command line: oauth-clients', () => {
   let data: ReturnType<typeof tempDir>;
@@ -57,16 +47,16 @@ describe('command line: oauth-clients', () => {
       ['javascript:alert(1)', /not allowed/],
       ['cb', /not an absolute URI/],
     ] as const) {
-      const r = await fails(['oauth-clients', 'add', '--data', data.path, '--name', 'Bad', '--redirect-uri', uri]);
+      const r = await cliFails(['oauth-clients', 'add', '--data', data.path, '--name', 'Bad', '--redirect-uri', uri]);
       assert.equal(r.code, 2, uri);
       assert.match(r.stderr, why);
     }
-    assert.match((await fails(['oauth-clients', 'add', '--data', data.path, '--name', 'Bad'])).stderr, /missing required option --redirect-uri/);
-    assert.match((await fails(['oauth-clients', 'add', '--data', data.path, '--name', 'x'.repeat(101), '--redirect-uri', 'https://a.example/cb'])).stderr, /1-100 printable/);
-    const unknown = await fails(['oauth-clients', 'remove', 'oc_nobody', '--data', data.path]);
+    assert.match((await cliFails(['oauth-clients', 'add', '--data', data.path, '--name', 'Bad'])).stderr, /missing required option --redirect-uri/);
+    assert.match((await cliFails(['oauth-clients', 'add', '--data', data.path, '--name', 'x'.repeat(101), '--redirect-uri', 'https://a.example/cb'])).stderr, /1-100 printable/);
+    const unknown = await cliFails(['oauth-clients', 'remove', 'oc_nobody', '--data', data.path]);
     assert.deepEqual([unknown.code, /no OAuth client oc_nobody/.test(unknown.stderr)], [2, true]);
-    assert.match((await fails(['oauth-clients', 'remove', '--data', data.path])).stderr, /usage: cloudrest oauth-clients remove CLIENT_ID/);
-    assert.match((await fails(['oauth-clients', 'rename'])).stderr, /unknown command: cloudrest oauth-clients rename/);
+    assert.match((await cliFails(['oauth-clients', 'remove', '--data', data.path])).stderr, /usage: cloudrest oauth-clients remove CLIENT_ID/);
+    assert.match((await cliFails(['oauth-clients', 'rename'])).stderr, /unknown command: cloudrest oauth-clients rename/);
     assert.equal(await cli(['oauth-clients', 'list', '--data', data.path, '--json']), before);
   });
 

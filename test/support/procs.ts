@@ -95,6 +95,17 @@ export async function cli(args: string[]): Promise<string> {
   return stdout;
 }
 
+/** Runs `cloudrest args` expecting it to fail: its exit code and stderr (the test fails if it succeeds). */
+export async function cliFails(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stderr: string }> {
+  try {
+    await run(process.execPath, [CLI, ...args], { env });
+  } catch (err) {
+    const e = err as { code: number; stderr: string };
+    return { code: e.code, stderr: e.stderr };
+  }
+  throw new Error(`cloudrest ${args.join(' ')} succeeded`);
+}
+
 export interface HubProc extends Proc {
   httpPort: number;
   tunnelPort: number;
