@@ -58,8 +58,6 @@ export class ServiceClient {
     this.#pool = new Pool(base.origin, {
       connections: opts.concurrency,
       pipelining: 1,
-      headersTimeout: opts.requestTimeoutMs,
-      bodyTimeout: 0, // an event stream may be quiet for long; the client or the hub ends it
     });
   }
 
@@ -70,13 +68,12 @@ export class ServiceClient {
   call(method: string, target: string, headers: HeaderList, body: Readable | null, handler: CallHandler): ServiceCall {
     const call = new ServiceCall(this.#pool, handler, body === null && RETRYABLE.has(method));
     call.start({
-      origin: undefined,
       method: method as Dispatcher.HttpMethod,
       path: this.#prefix + target,
       headers: requestHeadersForService(headers, this.host),
       body,
       headersTimeout: this.requestTimeoutMs,
-      bodyTimeout: 0,
+      bodyTimeout: 0, // an event stream may be quiet for long; the client or the hub ends it
     });
     return call;
   }
@@ -123,10 +120,6 @@ export class ServiceCall implements Dispatcher.DispatchHandler {
 
   resume(): void {
     this.#controller?.resume();
-  }
-
-  get headSeen(): boolean {
-    return this.#headSeen;
   }
 
   // ---- undici's side ----
