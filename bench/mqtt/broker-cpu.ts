@@ -5,7 +5,7 @@
 //
 //   node --import tsx bench/mqtt/broker-cpu.ts DIST SCENARIO [MESSAGES=100000]
 //   DIST      a dist/ folder: dist, or a copy of an earlier build (.bench-tmp/a/dist)
-//   SCENARIO  fanin0 fanin1 p2p0 p2p1 fanout0 fanout1 (shape, then QoS)
+//   SCENARIO  fanin0 fanin1 p2p0 p2p1 fanout0 fanout1 lat0 lat1 (shape, then QoS; lat: one PUBLISH per read)
 // Prints one line: {"scenario":...,"dist":...,"msgs":N,"usPerMsg":X}.
 import { Duplex } from 'node:stream';
 import { resolve } from 'node:path';
@@ -111,10 +111,12 @@ const shapes: Record<string, { pubs: number; subs: number; topic: (i: number) =>
   fanin: { pubs: 100, subs: 1, topic: (i) => `bench/fanin/${i}`, filter: () => 'bench/fanin/+' },
   p2p: { pubs: 20, subs: 20, topic: (i) => `bench/p2p/${i}`, filter: (i) => `bench/p2p/${i}` },
   fanout: { pubs: 1, subs: 1000, topic: () => 'bench/fanout', filter: () => 'bench/fanout' },
+  // The latency scenario's shape: one PUBLISH per chunk, as a client paced at a fixed rate sends them.
+  lat: { pubs: 10, subs: 10, topic: (i) => `bench/lat/${i}`, filter: (i) => `bench/lat/${i}` },
 };
 const found = shapes[shape];
 if (found === undefined) {
-  process.stderr.write(`unknown scenario ${scenario}: fanin0 fanin1 p2p0 p2p1 fanout0 fanout1\n`);
+  process.stderr.write(`unknown scenario ${scenario}: fanin0 fanin1 p2p0 p2p1 fanout0 fanout1 lat0 lat1\n`);
   process.exit(2);
 }
 const s = found;
@@ -126,8 +128,8 @@ subs.forEach((c, i) => c.push(subscribe(s.filter(i), qos)));
 const pubs = Array.from({ length: s.pubs }, (_, i) => open(`pub-${i}`));
 for (let k = 0; k < 5; k++) await turn();
 
-// 64 chunks of 32 PUBLISHes per publisher, encoded once (packet ids run on across chunks).
-const BATCH = 32;
+// 64 chunks of 32 PUBLISHes per publisher (1 in the latency shape), encoded once (packet ids run on across chunks).
+const BATCH = shape === 'lat' ? 1 : 32;
 const chunks = pubs.map((_, i) => {
   let id = 1;
   return Array.from({ length: 64 }, () => Buffer.concat(Array.from({ length: BATCH }, () => {

@@ -9,6 +9,9 @@
 //   idle        10,000 connected idle clients: each broker's RSS before and after (a fresh process each),
 //               against a bare Node net server holding as many sockets (the floor)
 //
+// The latency scenarios also run the floor as a relay (floor-server.ts: exact topics, bytes passed on
+// unchanged): what a Node process pays per message through `net` streams before any broker code.
+//
 // Throughput is a closed loop: publishers send while fewer than BENCH_INFLIGHT copies (fan-out: 32
 // messages to each subscriber) are published and not yet received, so the broker always has work and is
 // never pushed into dropping messages; only messages the subscribers received are counted.
@@ -26,6 +29,7 @@
 //                                      CLOUDREST_TEST_VERBOSE=1 what they print shows on stderr
 //   BENCH_HUB_B=.bench-tmp/a/dist/cli/main.js  with hub-b in BENCH_BROKERS: a second hub from that build (A/B runs)
 //   BENCH_MOSQUITTO_NODELAY=false      Mosquitto with Nagle on (its default; the bench turns it off, as the hub does)
+//   BENCH_FLOOR=0                      latency scenarios without the bare Node relay (floor)
 //
 // Targets (issue 3): throughput >= 1.5x Aedes and >= 0.8x Mosquitto; p99 no worse than Mosquitto's at
 // the same rate; at most 6 KB of hub RSS per idle connection.
@@ -108,6 +112,13 @@ function crashedRow(b: RunningBroker, scenario: Scenario, round: number): Row {
 
 /** The broker order of a round: rotated each round, so no broker always runs first or last. */
 const order = (round: number): BrokerName[] => BROKERS.map((_b, i) => BROKERS[(i + round - 1) % BROKERS.length]!);
+const FLOOR_RELAY = process.env.BENCH_FLOOR !== '0';
+/** Who runs a scenario: the brokers, and in the latency scenarios the bare Node relay too (rotated in). */
+function lineup(sc: Scenario, round: number): BrokerName[] {
+  if (sc.kind !== 'latency' || !FLOOR_RELAY || BROKERS.includes('floor')) return order(round);
+  const all: BrokerName[] = [...BROKERS, 'floor'];
+  return all.map((_b, i) => all[(i + round - 1) % all.length]!);
+}
 
 const rows: Row[] = [];
 const idle: IdleRow[] = [];
@@ -119,7 +130,8 @@ try {
       const brokers = new Map<BrokerName, RunningBroker>();
       for (const name of order(round)) brokers.set(name, await start(name, round));
       for (const sc of scenarios) {
-        for (const name of order(round)) {
+        for (const name of lineup(sc, round)) {
+          if (!brokers.has(name)) brokers.set(name, await start(name, round));
           await waitForQuiet(QUIET_WAIT_S);
           process.stderr.write(`round ${round}: ${sc.title} on ${name}: ${WARMUP_S} s warm-up + ${DURATION_S} s\n`);
           let broker = brokers.get(name)!;

@@ -13,6 +13,8 @@ export const rate = (r: Row): number => r.received / r.seconds;
 const kbPerConn = (r: IdleRow): number => (r.rssAfter - r.rssBefore) / 1024 / Math.max(1, r.connections);
 const crashNote = (r: Row): string => (r.crashedAfter === undefined ? '' : ` (crashed after the window: ${r.crashedAfter.replaceAll('|', '/')})`);
 const mb = (b: number): string => (b / 1024 / 1024).toFixed(1);
+/** The floor relays messages in the latency runs: a Node process with no broker code (floor-server.ts). */
+const brokerTitle = (b: BrokerName): string => (b === 'floor' ? 'bare Node relay (floor)' : b);
 
 /** CPU µs a process (or the generators together) spent per message received. */
 function usPerMsg(r: Row, names: string[]): number {
@@ -26,11 +28,15 @@ export const GENERATOR_BOUND_PCT = 90;
 const generatorBound = (r: Row): boolean => generators(r).some((k) => r.usage.processes[k]!.cpuPct >= GENERATOR_BOUND_PCT);
 const flags = (r: Row): string => `${noisy(r) ? ' (noisy)' : ''}${generatorBound(r) ? ' (generator-bound)' : ''}${crashNote(r)}`;
 
-/** The row with the median received rate among quiet rounds (all rounds if none was quiet). */
+/**
+ * The median round among quiet rounds (all rounds if none was quiet): by received rate in throughput
+ * scenarios, by p99 in latency scenarios (where every broker receives the rate asked).
+ */
 export function median(rows: Row[], broker: BrokerName, key: string): Row | undefined {
   const matching = rows.filter((r) => r.broker === broker && r.scenario.key === key && r.crashed === undefined);
   const quiet = matching.filter((r) => !noisy(r));
-  const sorted = (quiet.length > 0 ? quiet : matching).sort((a, b) => rate(a) - rate(b));
+  const by = (r: Row): number => (r.scenario.kind === 'latency' ? (r.latency?.p99Us ?? Infinity) : rate(r));
+  const sorted = (quiet.length > 0 ? quiet : matching).sort((a, b) => by(a) - by(b));
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
@@ -58,15 +64,16 @@ export function throughputTable(rows: Row[]): string {
 
 export function latencyTable(rows: Row[]): string {
   const lines = [
-    '| scenario | broker | round | rate asked/s | msgs received/s | p50 ms | p99 ms | max ms | behind | broker CPU % |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | broker | round | rate asked/s | msgs received/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | behind | broker CPU % | broker µs/msg |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows.filter((x) => x.scenario.kind === 'latency')) {
     if (r.crashed !== undefined) {
-      lines.push(`| ${r.scenario.title} | ${r.broker} | ${r.round} | ${r.scenario.ratePerS} | crashed: ${r.crashed.replaceAll('|', '/')} | | | | | |`);
+      lines.push(`| ${r.scenario.title} | ${brokerTitle(r.broker)} | ${r.round} | ${r.scenario.ratePerS} | crashed: ${r.crashed.replaceAll('|', '/')} | | | | | | | | |`);
       continue;
     }
-    lines.push(`| ${r.scenario.title} | ${r.broker} | ${r.round}${flags(r)} | ${r.scenario.ratePerS} | ${fmt(rate(r))} | ${ms(r.latency?.p50Us)} | ${ms(r.latency?.p99Us)} | ${ms(r.latency?.maxUs)} | ${r.behind} | ${fmt(r.usage.processes.broker?.cpuPct)} |`);
+    const l = r.latency;
+    lines.push(`| ${r.scenario.title} | ${brokerTitle(r.broker)} | ${r.round}${flags(r)} | ${r.scenario.ratePerS} | ${fmt(rate(r))} | ${ms(l?.p50Us)} | ${ms(l?.p90Us)} | ${ms(l?.p99Us)} | ${ms(l?.p999Us)} | ${ms(l?.maxUs)} | ${r.behind} | ${fmt(r.usage.processes.broker?.cpuPct)} | ${fmt(usPerMsg(r, ['broker']), 1)} |`);
   }
   return lines.join('\n');
 }
@@ -117,7 +124,9 @@ export function verdicts(rows: Row[], idle: IdleRow[]): string[] {
       if (aedes) out.push(`- ${title}: hub ${fmt(rate(hub))} msg/s = ${fmt(rate(hub) / rate(aedes), 2)}x Aedes (target >= ${TARGETS.vsAedes}x): ${verdict(rate(hub) >= TARGETS.vsAedes * rate(aedes))} (${cpu(aedes)})`);
       if (mosq) out.push(`- ${title}: hub ${fmt(rate(hub))} msg/s = ${fmt(rate(hub) / rate(mosq), 2)}x Mosquitto (target >= ${TARGETS.vsMosquitto}x): ${verdict(rate(hub) >= TARGETS.vsMosquitto * rate(mosq))} (${cpu(mosq)})`);
     } else if (mosq && hub.latency && mosq.latency) {
-      out.push(`- ${title}: hub p99 ${ms(hub.latency.p99Us)} ms, Mosquitto p99 ${ms(mosq.latency.p99Us)} ms (target: no worse): ${verdict(hub.latency.p99Us <= mosq.latency.p99Us)}`);
+      const floor = median(rows, 'floor', key)?.latency;
+      const floorNote = floor === undefined ? '' : `; bare Node relay (floor) p99 ${ms(floor.p99Us)} ms`;
+      out.push(`- ${title}: hub p99 ${ms(hub.latency.p99Us)} ms, Mosquitto p99 ${ms(mosq.latency.p99Us)} ms (target: no worse): ${verdict(hub.latency.p99Us <= mosq.latency.p99Us)}${floorNote}`);
     }
   }
   const hubIdle = idle.filter((r) => r.broker === 'hub').sort((a, b) => kbPerConn(a) - kbPerConn(b));

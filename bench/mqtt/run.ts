@@ -44,7 +44,7 @@ export interface Row {
   behind: number;
   lost: number;
   dropped: number;
-  latency: { p50Us: number; p99Us: number; maxUs: number } | undefined;
+  latency: { p50Us: number; p90Us: number; p99Us: number; p999Us: number; maxUs: number } | undefined;
   usage: UsageReport;
   /** Set when the broker process died during the run: the error it printed. */
   crashed?: string;
@@ -160,7 +160,7 @@ function percentiles(reports: GenReport[]): Row['latency'] {
     }
     return NaN;
   };
-  return { p50Us: at(0.5), p99Us: at(0.99), maxUs: (buckets.at(-1)! + 1) * BUCKET_US };
+  return { p50Us: at(0.5), p90Us: at(0.9), p99Us: at(0.99), p999Us: at(0.999), maxUs: (buckets.at(-1)! + 1) * BUCKET_US };
 }
 
 /** Runs `sc` against `b`: generators up (subscribers first), warm-up, measured window, every generator stopped. */
