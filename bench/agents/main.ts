@@ -8,29 +8,22 @@
 //   BENCH_PING_MS=20000 (the hub's --tunnel-ping-interval-ms; 20000 is its default)
 //
 // Target: at most 20 KB of hub RSS per connected agent.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sha256Hex } from '../../src/core/secrets.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { CLI, Proc, tempDir } from '../../test/support/procs.js';
+import { rerunWithOpenFiles } from '../support/fds.js';
 import { cpuSeconds, rssBytes } from '../support/procfs.js';
 import { benchDevice } from './devices.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const FD_LIMIT = 65_536;
 
-// Each connection is a file descriptor in the server and in a generator: raise the soft limit first
-// (to FD_LIMIT, or to the hard limit where that is lower, as in containers without CAP_SYS_RESOURCE).
-if (process.env.CLOUDREST_BENCH_FDS !== '1') {
-  const cmd = `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`;
-  const r = spawnSync('bash', ['-c', cmd, 'bash', process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, CLOUDREST_BENCH_FDS: '1' },
-  });
-  process.exit(r.status ?? 1);
-}
+// Each connection is a file descriptor in the server and in a generator.
+rerunWithOpenFiles(FD_LIMIT);
 
 /** The soft limit on open files of this process (inherited by everything it starts). */
 function openFilesLimit(): number {

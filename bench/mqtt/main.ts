@@ -33,27 +33,19 @@
 //
 // Targets (issue 3): throughput >= 1.5x Aedes and >= 0.8x Mosquitto; p99 no worse than Mosquitto's at
 // the same rate; at most 6 KB of hub RSS per idle connection.
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { tempDir } from '../../test/support/procs.js';
+import { rerunWithOpenFiles } from '../support/fds.js';
 import { startBroker, MAX_INFLIGHT, MAX_QUEUED, type BrokerName, type RunningBroker } from './brokers.js';
 import { costTable, GENERATOR_BOUND_PCT, idleTable, latencyTable, throughputTable, verdicts } from './report.js';
 import { crashReason, exited, measureIdle, runScenario, waitForBrokerIdle, waitForQuiet, PAYLOAD_BYTES, type IdleRow, type Row, type Scenario } from './run.js';
 
 const FD_LIMIT = 65_536;
 
-// Each idle client is a file descriptor in the broker and in a generator: raise the soft limit first
-// (to FD_LIMIT, or to the hard limit where that is lower).
-if (process.env.CLOUDREST_BENCH_FDS !== '1') {
-  const cmd = `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`;
-  const r = spawnSync('bash', ['-c', cmd, 'bash', process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, CLOUDREST_BENCH_FDS: '1' },
-  });
-  process.exit(r.status ?? 1);
-}
+// Each idle client is a file descriptor in the broker and in a generator.
+rerunWithOpenFiles(FD_LIMIT);
 
 const env = (k: string, d: number): number => Number(process.env[k] ?? d);
 const DURATION_S = env('BENCH_DURATION_S', 10);
