@@ -10,6 +10,7 @@
 import { Duplex } from 'node:stream';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { connectPacket, publishTemplate, subscribePacket } from './wire.js';
 
 interface BrokerLike {
   handle(stream: Duplex, meta: { remoteAddress: string; transport: 'tcp' }): void;
@@ -30,28 +31,12 @@ const broker = new Broker({ allowAnonymous: true }, {
   authorizeSubscribe: (_p: string, filter: string, clientId: string) => acl.allows(anonymous, 'subscribe', filter, clientId),
 });
 
-function str(s: string): Buffer {
-  const b = Buffer.from(s);
-  const out = Buffer.alloc(2 + b.length);
-  out.writeUInt16BE(b.length);
-  b.copy(out, 2);
-  return out;
+/** One PUBLISH with a 64-byte payload and, at QoS 1, packet id `id`. */
+function publish(topic: string, qos: 0 | 1, id: number): Buffer {
+  const t = publishTemplate(topic, qos, 64, 1);
+  if (qos > 0) t.bytes.writeUInt16BE(id, t.idAt);
+  return t.bytes;
 }
-function packet(first: number, body: Buffer): Buffer {
-  const len: number[] = [];
-  let n = body.length;
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    len.push(b);
-  } while (n > 0);
-  return Buffer.concat([Buffer.from([first, ...len]), body]);
-}
-const connect = (id: string): Buffer => packet(0x10, Buffer.concat([Buffer.from([0, 4, 77, 81, 84, 84, 4, 2, 0, 60]), str(id)]));
-const subscribe = (filter: string, qos: number): Buffer => packet(0x82, Buffer.concat([Buffer.from([0, 1]), str(filter), Buffer.from([qos])]));
-const publish = (topic: string, qos: number, id: number): Buffer =>
-  packet(0x30 | (qos << 1), Buffer.concat([str(topic), qos > 0 ? Buffer.from([id >> 8, id & 255]) : Buffer.alloc(0), Buffer.alloc(64, 120)]));
 
 let received = 0;
 
@@ -101,11 +86,11 @@ const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 function open(id: string): Client {
   const c = new Client();
   broker.handle(c, { remoteAddress: '127.0.0.1', transport: 'tcp' });
-  c.push(connect(id));
+  c.push(connectPacket(id, 60));
   return c;
 }
 
-const qos = scenario.endsWith('1') ? 1 : 0;
+const qos: 0 | 1 = scenario.endsWith('1') ? 1 : 0;
 const shape = scenario.slice(0, -1);
 const shapes: Record<string, { pubs: number; subs: number; topic: (i: number) => string; filter: (i: number) => string }> = {
   fanin: { pubs: 100, subs: 1, topic: (i) => `bench/fanin/${i}`, filter: () => 'bench/fanin/+' },
@@ -124,7 +109,7 @@ const s = found;
 const fanout = shape === 'fanout' ? s.subs : 1;
 const subs = Array.from({ length: s.subs }, (_, i) => open(`sub-${i}`));
 await turn();
-subs.forEach((c, i) => c.push(subscribe(s.filter(i), qos)));
+subs.forEach((c, i) => c.push(subscribePacket(1, s.filter(i), qos)));
 const pubs = Array.from({ length: s.pubs }, (_, i) => open(`pub-${i}`));
 for (let k = 0; k < 5; k++) await turn();
 
