@@ -8,6 +8,13 @@ import { encodePublish } from '../src/mqtt/publish-encoder.js';
 const connect = (version: 4 | 5): Buffer => generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId: 'codec', clean: true, keepalive: 30 }, { protocolVersion: version });
 const publish = (topic: string, payload: string, version: 4 | 5 = 4): Buffer => generate({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, messageId: 9, dup: false, retain: false }, { protocolVersion: version });
 
+/** What the decoder makes of `bytes`: the packets it completed, and the error that stopped it. */
+function decode(d: PacketDecoder, bytes: Buffer): { packets: Packet[]; error: ReturnType<PacketDecoder['push']> } {
+  const packets: Packet[] = [];
+  const error = d.push(bytes, packets);
+  return { packets, error };
+}
+
 function parseAs(version: 4 | 5, bytes: Buffer): Packet[] {
   const out: Packet[] = [];
   const p = parser({ protocolVersion: version });
@@ -23,11 +30,11 @@ describe('MQTT codec', () => {
     const split = new PacketDecoder(1 << 20);
     const bytewise: Packet[] = [];
     for (const byte of stream) {
-      const r = split.push(Buffer.from([byte]));
+      const r = decode(split, Buffer.from([byte]));
       assert.equal(r.error, null);
       bytewise.push(...r.packets);
     }
-    const whole = new PacketDecoder(1 << 20).push(stream);
+    const whole = decode(new PacketDecoder(1 << 20), stream);
     assert.equal(whole.error, null);
     for (const packets of [bytewise, whole.packets]) {
       assert.deepEqual(packets.map((p) => p.cmd), ['connect', 'publish', 'publish', 'pingreq']);
@@ -37,19 +44,19 @@ describe('MQTT codec', () => {
 
   it('refuses a packet over the maximum size from its fixed header alone', () => {
     const d = new PacketDecoder(100);
-    d.push(connect(4));
-    const r = d.push(Buffer.from([0x30, 0xe8, 0x07])); // remaining length 1000, no body
+    decode(d, connect(4));
+    const r = decode(d, Buffer.from([0x30, 0xe8, 0x07])); // remaining length 1000, no body
     assert.equal(r.error?.reasonCode, 0x95);
   });
 
   it('keeps decoding other connections after one sends a malformed packet', () => {
     const bad = new PacketDecoder(1 << 20);
-    assert.equal(bad.push(Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x09, 0x02, 0x00, 0x3c, 0x00, 0x00])).error?.reasonCode, 0x84);
+    assert.equal(decode(bad, Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x09, 0x02, 0x00, 0x3c, 0x00, 0x00])).error?.reasonCode, 0x84);
     const half = new PacketDecoder(1 << 20);
-    half.push(connect(4));
-    assert.equal(half.push(Buffer.from([0x30, 0x03, 0x00, 0x09, 0x61])).error?.reasonCode, 0x81); // topic longer than the packet
+    decode(half, connect(4));
+    assert.equal(decode(half, Buffer.from([0x30, 0x03, 0x00, 0x09, 0x61])).error?.reasonCode, 0x81); // topic longer than the packet
     const good = new PacketDecoder(1 << 20);
-    const r = good.push(Buffer.concat([connect(4), publish('x', 'fine')]));
+    const r = decode(good, Buffer.concat([connect(4), publish('x', 'fine')]));
     assert.equal(r.error, null);
     assert.deepEqual(r.packets.map((p) => p.cmd), ['connect', 'publish']);
   });
@@ -59,7 +66,7 @@ describe('MQTT codec', () => {
     // One 60 KB read: CONNECT, a PUBLISH with 5 bytes of payload, then 15,000 PINGREQs.
     const pings = Buffer.from(Array.from({ length: 30_000 }, (_, i) => (i % 2 === 0 ? 0xc0 : 0x00)));
     const big = Buffer.concat([connect(4), publish('t', 'small'), pings]);
-    const r = d.push(big);
+    const r = decode(d, big);
     const p = r.packets.find((x): x is IPublishPacket => x.cmd === 'publish')!;
     assert.equal(p.payload.toString(), 'small');
     assert.ok((p.payload as Buffer).buffer.byteLength < 10_000);
@@ -109,7 +116,7 @@ describe('MQTT codec', () => {
     for (const [version, packet] of cases) {
       const bytes = generate(packet, { protocolVersion: version });
       const d = new PacketDecoder(1 << 20);
-      const r = d.push(Buffer.concat([connect(version), bytes]));
+      const r = decode(d, Buffer.concat([connect(version), bytes]));
       assert.equal(r.error, null);
       assert.deepEqual(fields(r.packets[1]!), fields(parseAs(version, bytes)[0]!), `${packet.cmd} v${version}`);
     }
@@ -117,15 +124,15 @@ describe('MQTT codec', () => {
 
   it('reports a broken PUBLISH the same way with or without its fast path', () => {
     const d = new PacketDecoder(1 << 20);
-    d.push(connect(4));
+    decode(d, connect(4));
     // Topic with U+0000, then topic that is not UTF-8: both Malformed (0x81).
-    assert.equal(d.push(Buffer.from([0x30, 0x04, 0x00, 0x02, 0x61, 0x00])).error?.reasonCode, 0x81);
+    assert.equal(decode(d, Buffer.from([0x30, 0x04, 0x00, 0x02, 0x61, 0x00])).error?.reasonCode, 0x81);
     const e = new PacketDecoder(1 << 20);
-    e.push(connect(4));
-    assert.equal(e.push(Buffer.from([0x30, 0x04, 0x00, 0x02, 0xc3, 0x28])).error?.reasonCode, 0x81);
+    decode(e, connect(4));
+    assert.equal(decode(e, Buffer.from([0x30, 0x04, 0x00, 0x02, 0xc3, 0x28])).error?.reasonCode, 0x81);
     const q3 = new PacketDecoder(1 << 20);
-    q3.push(connect(4));
-    assert.equal(q3.push(Buffer.from([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01])).error?.reasonCode, 0x81); // QoS 3
+    decode(q3, connect(4));
+    assert.equal(decode(q3, Buffer.from([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01])).error?.reasonCode, 0x81); // QoS 3
   });
 
   it('encodes acknowledgements in four bytes when nothing more is needed', () => {

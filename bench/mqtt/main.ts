@@ -28,6 +28,8 @@
 //   BENCH_HUB_FLAGS='--trace-gc'       more Node flags for the hub (and hub-b), space-separated; with
 //                                      CLOUDREST_TEST_VERBOSE=1 what they print shows on stderr
 //   BENCH_HUB_B=.bench-tmp/a/dist/cli/main.js  with hub-b in BENCH_BROKERS: a second hub from that build (A/B runs)
+//   BENCH_HUB_B_FLAGS='--min-semi-space-size=8'  Node flags for hub-b instead of BENCH_HUB_FLAGS (A/B of flags:
+//                                      BENCH_HUB_B=dist/cli/main.js runs the same build twice)
 //   BENCH_MOSQUITTO_NODELAY=false      Mosquitto with Nagle on (its default; the bench turns it off, as the hub does)
 //   BENCH_FLOOR=0                      latency scenarios without the bare Node relay (floor)
 //
@@ -59,7 +61,9 @@ const QUIET_WAIT_S = env('BENCH_QUIET_WAIT_S', 30);
 const timing = { warmupS: WARMUP_S, durationS: DURATION_S, batch: env('BENCH_BATCH', 32), pubackWindow: env('BENCH_WINDOW', MAX_INFLIGHT) };
 const BROKERS = (process.env.BENCH_BROKERS ?? 'hub,mosquitto,aedes').split(',') as BrokerName[];
 const PROFILE_DIR = process.env.BENCH_PROFILE;
-const HUB_FLAGS = (process.env.BENCH_HUB_FLAGS ?? '').split(' ').filter((f) => f !== '');
+const flagList = (v: string | undefined): string[] => (v ?? '').split(' ').filter((f) => f !== '');
+const HUB_FLAGS = flagList(process.env.BENCH_HUB_FLAGS);
+const HUB_B_FLAGS = process.env.BENCH_HUB_B_FLAGS === undefined ? HUB_FLAGS : flagList(process.env.BENCH_HUB_B_FLAGS);
 
 const INFLIGHT = env('BENCH_INFLIGHT', 1000);
 const fanin = (qos: 0 | 1): Scenario => ({ key: `fanin-q${qos}`, title: `fan-in QoS ${qos} (100 → 1)`, kind: 'throughput', qos, procs: 1, fanout: 1, ratePerS: 0, inflight: INFLIGHT,
@@ -85,7 +89,8 @@ process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
 
 async function start(name: BrokerName, round: number): Promise<RunningBroker> {
   const profile = PROFILE_DIR && name.startsWith('hub') ? ['--cpu-prof', `--cpu-prof-dir=${join(resolve(PROFILE_DIR), `${name}-r${round}`)}`] : [];
-  const flags = name.startsWith('hub') ? [...HUB_FLAGS, ...profile] : profile;
+  const hubFlags = name === 'hub-b' ? HUB_B_FLAGS : HUB_FLAGS;
+  const flags = name.startsWith('hub') ? [...hubFlags, ...profile] : profile;
   const b = await startBroker(name, work.path, flags);
   running.add(b);
   return b;

@@ -47,12 +47,6 @@ interface ParserInternals {
   _resetState(): void;
 }
 
-export interface DecodeResult {
-  packets: Packet[];
-  /** Set when the input is not valid MQTT; no packet after it is decoded. */
-  error: MqttError | null;
-}
-
 /** Where the shared parser puts what it finds during one parse() call. */
 let sink: { packet: Packet | undefined; error: MqttError | null } = { packet: undefined, error: null };
 const SETTINGS = { 3: { protocolVersion: 3 }, 4: { protocolVersion: 4 }, 5: { protocolVersion: 5 } } as const;
@@ -132,10 +126,13 @@ export class PacketDecoder {
     return this.#version;
   }
 
-  /** Decodes the packets completed by `chunk`. After an error, further input is ignored. */
-  push(chunk: Buffer): DecodeResult {
-    const packets: Packet[] = [];
-    if (this.#error !== null) return { packets, error: this.#error };
+  /**
+   * Decodes the packets completed by `chunk`, appending them to `packets`; returns the error that
+   * stopped decoding (input that is not valid MQTT: nothing after it is decoded, and further input is
+   * ignored), or null.
+   */
+  push(chunk: Buffer, packets: Packet[]): MqttError | null {
+    if (this.#error !== null) return this.#error;
     const n = chunk.length;
     let pos = 0;
     let start = 0;
@@ -149,8 +146,8 @@ export class PacketDecoder {
         const b = chunk[pos++]!;
         if (this.#headerBytes === 0) {
           const type = b >> 4;
-          if (type === 0) return this.#fail(packets, malformed('packet type 0 is reserved'));
-          if (type === PACKET_TYPE_AUTH && this.#version !== 0 && this.#version < 5) return this.#fail(packets, malformed('AUTH exists only in MQTT 5'));
+          if (type === 0) return this.#fail(malformed('packet type 0 is reserved'));
+          if (type === PACKET_TYPE_AUTH && this.#version !== 0 && this.#version < 5) return this.#fail(malformed('AUTH exists only in MQTT 5'));
           this.#firstByte = b;
           this.#headerBytes = 1;
           this.#remaining = 0;
@@ -162,15 +159,15 @@ export class PacketDecoder {
         this.#multiplier *= 128;
         if ((b & 0x80) !== 0) {
           // 3.1.1 §2.2.3 / 5.0 §1.5.5: at most four bytes.
-          if (this.#headerBytes === 5) return this.#fail(packets, malformed('remaining length longer than four bytes'));
+          if (this.#headerBytes === 5) return this.#fail(malformed('remaining length longer than four bytes'));
           continue;
         }
         const total = this.#headerBytes + this.#remaining;
         this.#headerBytes = 0;
         // 5.0 §3.1.2.11.4 / §3.2.2.3.6: the server's Maximum Packet Size.
-        if (total > this.#maxPacketBytes) return this.#fail(packets, new MqttError(RC.PACKET_TOO_LARGE, `packet of ${total} bytes exceeds the maximum of ${this.#maxPacketBytes}`));
+        if (total > this.#maxPacketBytes) return this.#fail(new MqttError(RC.PACKET_TOO_LARGE, `packet of ${total} bytes exceeds the maximum of ${this.#maxPacketBytes}`));
         // [MQTT-3.1.0-2] a second CONNECT is a protocol violation; no need to buffer it.
-        if (this.#firstByte >> 4 === PACKET_TYPE_CONNECT && this.#version !== 0) return this.#fail(packets, protocolError('second CONNECT'));
+        if (this.#firstByte >> 4 === PACKET_TYPE_CONNECT && this.#version !== 0) return this.#fail(protocolError('second CONNECT'));
         if (this.#remaining > 0) {
           this.#bodyLeft = this.#remaining;
           continue;
@@ -178,26 +175,36 @@ export class PacketDecoder {
       }
       // A whole packet: chunk[start, pos), after any earlier pieces.
       const parts = this.#parts;
-      const bytes = parts === undefined ? chunk.subarray(start, pos) : Buffer.concat([...parts, chunk.subarray(start, pos)]);
-      this.#parts = undefined;
+      const ok = parts === undefined ? this.#decode(chunk, start, pos, packets) : this.#decodeJoined(parts, chunk.subarray(start, pos), packets);
       start = pos;
-      if (!this.#decode(bytes, packets)) return { packets, error: this.#error };
+      if (!ok) return this.#error;
     }
     if (start < n) {
       const rest = chunk.subarray(start);
       (this.#parts ??= []).push(rest.length < COPY_PARTIAL_BELOW ? Buffer.from(rest) : rest);
     }
-    return { packets, error: null };
+    return null;
   }
 
-  #decode(bytes: Buffer, out: Packet[]): boolean {
-    // After CONNECT, the hot packets in their common forms skip mqtt-packet (fast-decode.ts).
-    const fast = this.#version === 0 ? undefined : fastDecode(bytes, bytes.length - this.#remaining, this.#version);
+  /** A packet that spanned chunks: its pieces joined, then decoded. */
+  #decodeJoined(parts: Buffer[], last: Buffer, out: Packet[]): boolean {
+    this.#parts = undefined;
+    parts.push(last);
+    const bytes = Buffer.concat(parts);
+    return this.#decode(bytes, 0, bytes.length, out);
+  }
+
+  /** Decodes the whole packet `chunk[start, end)`. */
+  #decode(chunk: Buffer, start: number, end: number, out: Packet[]): boolean {
+    // After CONNECT, the hot packets in their common forms skip mqtt-packet (fast-decode.ts), straight
+    // from the chunk.
+    const fast = this.#version === 0 ? undefined : fastDecode(chunk, start, end - this.#remaining, end, this.#version);
     if (fast !== undefined) {
       if (fast.cmd === 'publish') compactPayload(fast);
       out.push(fast);
       return true;
     }
+    const bytes = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
     const { packet, error } = parseOne(bytes, this.#version);
     const problem = error ?? checkPacket(packet!, this.#version);
     if (problem !== null) {
@@ -210,10 +217,10 @@ export class PacketDecoder {
     return true;
   }
 
-  #fail(packets: Packet[], err: MqttError): DecodeResult {
+  #fail(err: MqttError): MqttError {
     this.#error = err;
     this.#parts = undefined;
-    return { packets, error: err };
+    return err;
   }
 }
 

@@ -2,7 +2,7 @@
  * The I/O of one client connection, and nothing else: bytes from the stream go through the decoder to
  * the channel; bytes from the channel go to the stream. Backpressure both ways: reading stops while the
  * channel works on a packet asynchronously (CONNECT) and while the stream is not draining what we
- * wrote; writes made in one tick go out in one batch (cork/uncork).
+ * wrote; what a connection is given during one tick goes out in one write at the end of it.
  */
 import type { Duplex } from 'node:stream';
 import type { Packet } from 'mqtt-packet';
@@ -13,10 +13,46 @@ import type { MqttError } from './errors.js';
 
 /** How long a closing connection may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
+/**
+ * Bytes a connection may hold for the end of the tick; more are written at once, so that the stream's
+ * own high-water mark (and with it `congested`, which the outbox obeys) sees them without delay.
+ */
+const HOLD_BYTES = 16_384;
 
-/** Sends what a connection wrote during one tick (one callback per tick, shared, no closure). */
-function uncorkAfterTick(c: Connection): void {
-  c.uncork();
+/**
+ * Connections holding bytes for the end of this tick, written by one callback for all of them: one
+ * `process.nextTick` per tick instead of one per connection, and no cork/uncork (which makes Node's
+ * Writable keep a record per write and go through writev).
+ */
+const holding: Connection[] = [];
+let flushQueued = false;
+
+function flushHolding(): void {
+  flushQueued = false;
+  // A flush may hand bytes to another connection (never to itself): they join the list and go out too.
+  for (let i = 0; i < holding.length; i++) holding[i]!.flush();
+  holding.length = 0;
+}
+
+/**
+ * The packets of the read being handed to a channel, one array shared by every connection: nearly
+ * every read is handled synchronously to the end, and then allocates no array. A connection that has to
+ * wait (an asynchronous CONNECT) keeps what is left in its own. Emptied with pop(), which keeps the
+ * array's storage (`length = 0` would drop it).
+ */
+const decoded: Packet[] = [];
+let decodedInUse = false;
+
+function takeDecoded(): Packet[] {
+  if (decodedInUse) return [];
+  decodedInUse = true;
+  return decoded;
+}
+
+function releaseDecoded(packets: Packet[]): void {
+  if (packets !== decoded) return;
+  while (decoded.length > 0) decoded.pop();
+  decodedInUse = false;
 }
 
 /** Who keeps the list of open connections (the Broker): told once a connection's transport closed. */
@@ -59,8 +95,13 @@ export class Connection implements ChannelIO {
   #decodeError: MqttError | null = null;
   #busy = false;
   #congested = false;
-  #corked = false;
+  /** Bytes held for the end of the tick: the first buffer, then any more (see `holding`). */
+  #held: Buffer | undefined;
+  #heldMore: Buffer[] | undefined;
+  #heldBytes = 0;
   #ended = false;
+  /** The stream closed: bytes still held are dropped. */
+  #closedUnder = false;
   #paused = false;
 
   constructor(ctx: BrokerContext, stream: Duplex, meta: ConnectionMeta, owner: ConnectionOwner) {
@@ -82,13 +123,46 @@ export class Connection implements ChannelIO {
 
   write(bytes: Buffer): void {
     if (this.#ended) return;
-    const stream = this.#stream;
-    if (!this.#corked) {
-      this.#corked = true;
-      stream.cork();
-      process.nextTick(uncorkAfterTick, this);
+    if (this.#held === undefined) {
+      this.#held = bytes;
+      this.#heldBytes = bytes.length;
+      holding.push(this);
+      if (!flushQueued) {
+        flushQueued = true;
+        process.nextTick(flushHolding);
+      }
+    } else {
+      (this.#heldMore ??= []).push(bytes);
+      this.#heldBytes += bytes.length;
     }
-    if (!stream.write(bytes) && !this.#congested) {
+    if (this.#heldBytes >= HOLD_BYTES) this.flush();
+  }
+
+  /** Writes the bytes held for the end of the tick: one buffer, or the small ones joined into one. */
+  flush(): void {
+    const first = this.#held;
+    if (first === undefined) return;
+    const more = this.#heldMore;
+    const total = this.#heldBytes;
+    this.#held = undefined;
+    this.#heldMore = undefined;
+    this.#heldBytes = 0;
+    if (this.#closedUnder) return;
+    const stream = this.#stream;
+    let ok: boolean;
+    if (more === undefined) ok = stream.write(first);
+    else if (total < HOLD_BYTES) {
+      more.unshift(first);
+      ok = stream.write(Buffer.concat(more, total));
+    } else {
+      // Something large among them: no copy, one writev.
+      stream.cork();
+      stream.write(first);
+      for (const b of more) stream.write(b);
+      stream.uncork();
+      ok = stream.writableLength < stream.writableHighWaterMark;
+    }
+    if (!ok && !this.#congested) {
       this.#congested = true;
       this.#flow();
       stream.once('drain', () => {
@@ -99,14 +173,9 @@ export class Connection implements ChannelIO {
     }
   }
 
-  /** Sends what was written during this tick, in one write. */
-  uncork(): void {
-    this.#corked = false;
-    this.#stream.uncork();
-  }
-
   end(): void {
     if (this.#ended) return;
+    this.flush();
     this.#ended = true;
     const stream = this.#stream;
     stream.end();
@@ -117,21 +186,25 @@ export class Connection implements ChannelIO {
   /** Bytes from the stream. */
   received(chunk: Buffer): void {
     this.#ctx.stats.wireBytesIn += chunk.length;
-    const { packets, error } = this.#decoder.push(chunk);
-    if (error !== null) this.#decodeError = error;
-    if (this.#backlog === undefined) {
-      if (packets.length === 0 && error === null) return;
-      this.#backlog = packets;
+    let backlog = this.#backlog;
+    if (backlog === undefined) {
+      backlog = takeDecoded();
       this.#next = 0;
-    } else {
-      for (const p of packets) this.#backlog.push(p);
     }
+    const error = this.#decoder.push(chunk, backlog);
+    if (error !== null) this.#decodeError = error;
+    if (this.#backlog === undefined && backlog.length === 0 && error === null) {
+      releaseDecoded(backlog);
+      return;
+    }
+    this.#backlog = backlog;
     this.#process();
   }
 
   /** The stream closed (either side, or an error). */
   closed(): void {
     this.#ended = true;
+    this.#closedUnder = true;
     this.#backlog = undefined;
     this.channel.transportClosed();
     this.#owner.connectionClosed(this);
@@ -143,11 +216,18 @@ export class Connection implements ChannelIO {
     while (!this.#busy && this.#next < backlog.length) {
       if (this.channel.state === 'closed') {
         this.#backlog = undefined;
+        releaseDecoded(backlog);
         return;
       }
       const r = this.channel.receive(backlog[this.#next++]!);
       if (r !== undefined) {
         this.#busy = true;
+        if (backlog === decoded) {
+          // The shared array is for this turn only: what waits is kept in one of our own.
+          this.#backlog = backlog.slice(this.#next);
+          this.#next = 0;
+          releaseDecoded(backlog);
+        }
         this.#flow();
         void r.finally(() => {
           this.#busy = false;
@@ -159,6 +239,7 @@ export class Connection implements ChannelIO {
     if (this.#busy) return;
     // Everything handed over: an idle connection keeps no array of old packets (nor the CONNECT).
     this.#backlog = undefined;
+    releaseDecoded(backlog);
     if (this.#decodeError !== null) {
       const err = this.#decodeError;
       this.#decodeError = null;

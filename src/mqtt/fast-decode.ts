@@ -7,7 +7,8 @@
  * Each function returns the packet mqtt-packet would have produced (the fields the handlers read), or
  * undefined for anything out of the ordinary (MQTT 5 properties, a reason code, a truncated or invalid
  * field), which then goes through mqtt-packet and its checks as before, so errors are reported the same.
- * `bytes` is one whole packet; `body` is where its variable header starts.
+ * The packet is `bytes[start, end)` (a read's chunk may hold several); `body` is where its variable
+ * header starts.
  */
 import { isUtf8 } from 'node:buffer';
 import type { Packet } from 'mqtt-packet';
@@ -16,11 +17,11 @@ const ACKS = ['', '', '', '', 'puback', 'pubrec', 'pubrel', 'pubcomp'] as const;
 /** First byte of each acknowledgement: PUBREL has the reserved flags 0010 ([MQTT-3.6.1-1]), the others 0000. */
 const ACK_FIRST_BYTE = [0, 0, 0, 0, 0x40, 0x50, 0x62, 0x70];
 
-export function fastDecode(bytes: Buffer, body: number, version: number): Packet | undefined {
-  const first = bytes[0]!;
+export function fastDecode(bytes: Buffer, start: number, body: number, end: number, version: number): Packet | undefined {
+  const first = bytes[start]!;
   const type = first >> 4;
-  const length = bytes.length - body;
-  if (type === 3) return fastPublish(bytes, body, version);
+  const length = end - body;
+  if (type === 3) return fastPublish(bytes, first, body, end, version);
   if (type >= 4 && type <= 7) {
     // 3.1.1 §3.4-3.7: exactly the packet id; 5.0 §3.4.2.1: no reason code means 0 (Success).
     if (first !== ACK_FIRST_BYTE[type] || length !== 2) return undefined;
@@ -34,10 +35,8 @@ export function fastDecode(bytes: Buffer, body: number, version: number): Packet
 }
 
 /** PUBLISH (3.1.1 §3.3, 5.0 §3.3), in 5.0 only without properties. */
-function fastPublish(bytes: Buffer, body: number, version: number): Packet | undefined {
-  const first = bytes[0]!;
+function fastPublish(bytes: Buffer, first: number, body: number, end: number, version: number): Packet | undefined {
   const qos = (first >> 1) & 3;
-  const end = bytes.length;
   if (qos === 3 || body + 2 > end) return undefined;
   const topicStart = body + 2;
   const topicEnd = topicStart + bytes.readUInt16BE(body);
@@ -61,7 +60,7 @@ function fastPublish(bytes: Buffer, body: number, version: number): Packet | und
     dup: (first & 8) !== 0,
     length: end - body,
     topic: bytes.toString('utf8', topicStart, topicEnd),
-    payload: bytes.subarray(pos),
+    payload: bytes.subarray(pos, end),
     messageId,
   } as Packet;
 }
