@@ -6,6 +6,7 @@
  */
 import type { QoS } from 'mqtt-packet';
 import type { BrokerContext } from './context.js';
+import { InflightTable } from './inflight.js';
 import { fromStored, isExpired, toStored, type Message } from './message.js';
 import type { QueuedMessage } from './persistence.js';
 import type { SharedGroup } from './router.js';
@@ -40,8 +41,8 @@ export interface OutboxTarget {
 export class Outbox {
   #queue: Outgoing[] = [];
   #head = 0;
-  /** By packet id; made on the first QoS 1/2 message (an idle client costs no map). */
-  #inflight: Map<number, Outgoing> | undefined;
+  /** By packet id; made on the first QoS 1/2 message (an idle client costs no table). */
+  #inflight: InflightTable<Outgoing> | undefined;
   #nextId = 1;
   /** Mirror QoS 1/2 entries in the persistence store. */
   persistent = false;
@@ -120,7 +121,7 @@ export class Outbox {
 
   /** On a resumed session: every unacknowledged PUBLISH again with DUP, every PUBREL again ([MQTT-4.4.0-1]). */
   resend(target: OutboxTarget): void {
-    for (const o of this.#inflight?.values() ?? []) {
+    for (const o of this.#inflight?.inOrder() ?? []) {
       if (o.released) target.writePubrel(o.packetId);
       else target.writePublish(o, true);
     }
@@ -170,7 +171,7 @@ export class Outbox {
 
   /** Empties the outbox (session ended), returning what was neither delivered nor acknowledged. */
   clear(): Outgoing[] {
-    const pending = [...(this.#inflight?.values() ?? []), ...this.#queue.slice(this.#head)];
+    const pending = [...(this.#inflight?.inOrder() ?? []), ...this.#queue.slice(this.#head)];
     this.ctx.stats.inflight -= this.inflight;
     this.ctx.stats.queued -= this.queued;
     this.#inflight = undefined;
@@ -193,7 +194,7 @@ export class Outbox {
         seq: s.seq,
       };
       if (o.packetId !== 0 && o.qos > 0 && this.#inflight?.has(o.packetId) !== true) {
-        (this.#inflight ??= new Map()).set(o.packetId, o);
+        (this.#inflight ??= new InflightTable()).add(o);
         this.ctx.stats.inflight++;
         this.#nextId = (o.packetId % 65_535) + 1;
       } else {
@@ -213,7 +214,7 @@ export class Outbox {
     }
     if (o.qos > 0) {
       o.packetId = this.#allocateId();
-      (this.#inflight ??= new Map()).set(o.packetId, o);
+      (this.#inflight ??= new InflightTable()).add(o);
       this.ctx.stats.inflight++;
       this.#update(o, { packetId: o.packetId });
     }
