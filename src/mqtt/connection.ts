@@ -100,8 +100,6 @@ export class Connection implements ChannelIO {
   #heldMore: Buffer[] | undefined;
   #heldBytes = 0;
   #ended = false;
-  /** The stream closed: bytes still held are dropped. */
-  #closedUnder = false;
   #paused = false;
 
   constructor(ctx: BrokerContext, stream: Duplex, meta: ConnectionMeta, owner: ConnectionOwner) {
@@ -147,8 +145,9 @@ export class Connection implements ChannelIO {
     this.#held = undefined;
     this.#heldMore = undefined;
     this.#heldBytes = 0;
-    if (this.#closedUnder) return;
     const stream = this.#stream;
+    // The stream closed under us: what was held has nowhere to go.
+    if (stream.destroyed) return;
     let ok: boolean;
     if (more === undefined) ok = stream.write(first);
     else if (total < HOLD_BYTES) {
@@ -204,7 +203,6 @@ export class Connection implements ChannelIO {
   /** The stream closed (either side, or an error). */
   closed(): void {
     this.#ended = true;
-    this.#closedUnder = true;
     this.#backlog = undefined;
     this.channel.transportClosed();
     this.#owner.connectionClosed(this);
