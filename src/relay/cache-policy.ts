@@ -43,13 +43,18 @@ export function headerValue(headers: HeaderList, name: string): string | undefin
   return value;
 }
 
+export type CacheDirectives = ReadonlyMap<string, string | true>;
+
+/** The directives of an absent Cache-Control, shared: most responses have none, and this runs on each. */
+const NO_DIRECTIVES: CacheDirectives = new Map();
+
 /**
  * Cache-Control directives (RFC 9111 §5.2): lower-case names, `true` for a directive without a value.
  * Only the first occurrence of a directive counts (RFC 9111 §4.2.1).
  */
-export function parseCacheControl(value: string | undefined): Map<string, string | true> {
+export function parseCacheControl(value: string | undefined): CacheDirectives {
+  if (value === undefined) return NO_DIRECTIVES;
   const out = new Map<string, string | true>();
-  if (value === undefined) return out;
   const re = /([!#$%&'*+\-.^_`|~0-9A-Za-z]+)(?:\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*)))?/g;
   for (const m of value.matchAll(re)) {
     const name = m[1]!.toLowerCase();
@@ -60,7 +65,7 @@ export function parseCacheControl(value: string | undefined): Map<string, string
 }
 
 /** delta-seconds (RFC 9111 §1.2.2) in ms; an invalid value counts as 0, i.e. stale (RFC 9111 §4.2.1). */
-function deltaMs(cc: Map<string, string | true>, name: string): number | undefined {
+function deltaMs(cc: CacheDirectives, name: string): number | undefined {
   const v = cc.get(name);
   if (v === undefined) return undefined;
   if (v === true || !/^\d+$/.test(v)) return 0;
@@ -156,7 +161,7 @@ export function isCacheableResponse(method: string, status: number, responseHead
     || parseHttpDate(headerValue(responseHeaders, 'last-modified')) !== undefined;
 }
 
-function authorizedReuse(cc: Map<string, string | true>): boolean {
+function authorizedReuse(cc: CacheDirectives): boolean {
   return cc.has('public') || cc.has('s-maxage') || cc.has('must-revalidate');
 }
 
