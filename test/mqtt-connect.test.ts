@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { IConnackPacket, IDisconnectPacket, IPubackPacket } from 'mqtt-packet';
+import { generate, type IConnackPacket, type IDisconnectPacket, type IPubackPacket, type IPublishPacket } from 'mqtt-packet';
 import { collect, mosquitto, sleep, startBroker, type TestBroker } from './mqtt-harness.js';
 
 describe('MQTT CONNECT: versions, sessions, keep alive, take-over, authentication', () => {
@@ -162,6 +162,47 @@ describe('MQTT CONNECT: versions, sessions, keep alive, take-over, authenticatio
       assert.equal((await raw.next()).cmd, 'pingresp');
       assert.equal(raw.socket.destroyed, false);
     } finally {
+      await slow.stop();
+    }
+  });
+
+  it('handles SUBSCRIBE and PUBLISH sent in the same write as CONNECT once authentication ends, while other clients carry on', async () => {
+    let release: () => void = () => undefined;
+    const authenticated = new Promise<void>((r) => (release = r));
+    const slow = await startBroker({ allowAnonymous: true }, {
+      authenticate: async ({ username }) => {
+        await authenticated;
+        return { principal: `device:${username ?? ''}` };
+      },
+    });
+    try {
+      const eager = await slow.raw();
+      eager.setVersion(4);
+      eager.write(Buffer.concat([
+        generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'eager', clean: true, keepalive: 60, username: 'eager', password: Buffer.from('x') }),
+        generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'eager/#', qos: 1 }] }),
+        generate({ cmd: 'publish', topic: 'eager/self', payload: Buffer.from('first'), qos: 1, messageId: 2, dup: false, retain: false }),
+        generate({ cmd: 'publish', topic: 'eager/self', payload: Buffer.from('second'), qos: 0, dup: false, retain: false }),
+      ]));
+      // Meanwhile an anonymous pair exchanges messages: its reads go through the decoder while the first
+      // connection's packets wait.
+      const sub = await slow.client({ clientId: 'meanwhile-sub' });
+      await sub.subscribeAsync('meanwhile/t', { qos: 1 });
+      const got = collect(sub, 3);
+      const pub = await slow.client({ clientId: 'meanwhile-pub' });
+      for (const n of ['1', '2', '3']) await pub.publishAsync('meanwhile/t', n, { qos: 1 });
+      assert.deepEqual((await got).map((m) => m.payload), ['1', '2', '3']);
+      assert.equal(eager.packets.length, 0, 'nothing answered before CONNACK');
+
+      release();
+      assert.equal(((await eager.next((p) => p.cmd === 'connack')) as IConnackPacket).returnCode, 0);
+      assert.equal((await eager.next((p) => p.cmd === 'suback')).cmd, 'suback');
+      assert.equal((await eager.next((p) => p.cmd === 'puback')).cmd, 'puback');
+      const first = (await eager.next((p) => p.cmd === 'publish')) as IPublishPacket;
+      const second = (await eager.next((p) => p.cmd === 'publish')) as IPublishPacket;
+      assert.deepEqual([first.payload.toString(), second.payload.toString()], ['first', 'second']);
+    } finally {
+      release();
       await slow.stop();
     }
   });
