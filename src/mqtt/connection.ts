@@ -31,14 +31,14 @@ function flushHolding(): void {
   flushQueued = false;
   // A flush may hand bytes to another connection (never to itself): they join the list and go out too.
   for (let i = 0; i < holding.length; i++) holding[i]!.flush();
-  holding.length = 0;
+  // pop(), not `length = 0`, which would drop the array's storage and make it allocate again next tick.
+  while (holding.length > 0) holding.pop();
 }
 
 /**
  * The packets of the read being handed to a channel, one array shared by every connection: nearly
  * every read is handled synchronously to the end, and then allocates no array. A connection that has to
- * wait (an asynchronous CONNECT) keeps what is left in its own. Emptied with pop(), which keeps the
- * array's storage (`length = 0` would drop it).
+ * wait (an asynchronous CONNECT) keeps what is left in its own. Emptied with pop(), like `holding`.
  */
 const decoded: Packet[] = [];
 let decodedInUse = false;
