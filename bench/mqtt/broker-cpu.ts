@@ -10,7 +10,7 @@
 import { Duplex } from 'node:stream';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { connectPacket, publishTemplate, subscribePacket } from './wire.js';
+import { connectPacket, publishTemplate, readFixedHeader, subscribePacket, type FixedHeader } from './wire.js';
 
 interface BrokerLike {
   handle(stream: Duplex, meta: { remoteAddress: string; transport: 'tcp' }): void;
@@ -39,6 +39,7 @@ function publish(topic: string, qos: 0 | 1, id: number): Buffer {
 }
 
 let received = 0;
+const header: FixedHeader = { body: 0, end: 0 };
 
 /** A client's end of the connection: counts PUBLISHes it is sent and answers QoS 1 ones with PUBACK. */
 class Client extends Duplex {
@@ -57,17 +58,9 @@ class Client extends Duplex {
   #scan(buf: Buffer): void {
     const acks: number[] = [];
     let pos = 0;
-    while (pos < buf.length) {
+    while (pos < buf.length && readFixedHeader(buf, pos, header)) {
       const first = buf[pos]!;
-      let len = 0;
-      let mul = 1;
-      let i = pos + 1;
-      let b: number;
-      do {
-        b = buf[i++]!;
-        len += (b & 127) * mul;
-        mul *= 128;
-      } while ((b & 128) !== 0);
+      const i = header.body;
       if (first >> 4 === 3) {
         received++;
         if (((first >> 1) & 3) > 0) {
@@ -75,7 +68,7 @@ class Client extends Duplex {
           acks.push(0x40, 2, buf[i + 2 + topicLength]!, buf[i + 3 + topicLength]!);
         }
       }
-      pos = i + len;
+      pos = header.end;
     }
     // As a peer would: the acknowledgements come back on a later turn of the event loop.
     if (acks.length > 0) setImmediate(() => this.push(Buffer.from(acks)));

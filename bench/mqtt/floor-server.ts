@@ -7,28 +7,23 @@
 //
 // Usage: node --import tsx bench/mqtt/floor-server.ts   (prints {"port":N})
 import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { readFixedHeader, type FixedHeader } from './wire.js';
 
 const CONNACK = Buffer.from([0x20, 0x02, 0x00, 0x00]);
 const PINGRESP = Buffer.from([0xd0, 0x00]);
 /** Subscribed sockets by exact topic. */
 const subscribers = new Map<string, Socket[]>();
 
+const header: FixedHeader = { body: 0, end: 0 };
+
 /** One listener shared by every socket: walks the chunk's packets by their fixed headers (3.1.1 §2.2). */
 function onData(this: Socket, chunk: Buffer): void {
   let pos = 0;
-  while (pos + 2 <= chunk.length) {
+  // The bench's clients never split a packet across writes this small.
+  while (pos < chunk.length && readFixedHeader(chunk, pos, header)) {
     const first = chunk[pos]!;
-    let length = 0;
-    let shift = 0;
-    let i = pos + 1;
-    let b: number;
-    do {
-      b = chunk[i++]!;
-      length += (b & 127) << shift;
-      shift += 7;
-    } while ((b & 128) !== 0 && i < chunk.length);
-    const end = i + length;
-    if (end > chunk.length) return; // the bench's clients never split a packet across writes this small
+    const i = header.body;
+    const end = header.end;
     const type = first >> 4;
     if (type === 1) this.write(CONNACK);
     else if (type === 12) this.write(PINGRESP);

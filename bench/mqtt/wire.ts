@@ -81,9 +81,37 @@ export interface WireHandler {
   pingresp(): void;
 }
 
+/** Where a packet's variable header starts and where the packet ends (filled by readFixedHeader). */
+export interface FixedHeader {
+  body: number;
+  end: number;
+}
+
+/**
+ * Reads the fixed header of the packet at `pos` (3.1.1 §2.2: type byte, remaining length in 1-4 bytes)
+ * into `out`. False when `buf` does not hold the whole packet. No allocation: callers pass one `out`.
+ */
+export function readFixedHeader(buf: Buffer, pos: number, out: FixedHeader): boolean {
+  const n = buf.length;
+  let len = 0;
+  let mul = 1;
+  let i = pos + 1;
+  let b = 0x80;
+  while ((b & 0x80) !== 0 && i < n) {
+    b = buf[i++]!;
+    len += (b & 0x7f) * mul;
+    mul *= 128;
+  }
+  if ((b & 0x80) !== 0 || i + len > n) return false;
+  out.body = i;
+  out.end = i + len;
+  return true;
+}
+
 /** Splits a byte stream into packets. A packet cut by a chunk boundary waits for the rest. */
 export class Framer {
   #rest: Buffer | undefined;
+  readonly #header: FixedHeader = { body: 0, end: 0 };
 
   constructor(private readonly h: WireHandler) {}
 
@@ -94,19 +122,12 @@ export class Framer {
       this.#rest = undefined;
     }
     const n = buf.length;
+    const h = this.#header;
     let pos = 0;
     while (pos < n) {
       const first = buf[pos]!;
-      let len = 0;
-      let mul = 1;
-      let i = pos + 1;
-      let b = 0x80;
-      while ((b & 0x80) !== 0 && i < n) {
-        b = buf[i++]!;
-        len += (b & 0x7f) * mul;
-        mul *= 128;
-      }
-      if ((b & 0x80) !== 0 || i + len > n) break;
+      if (!readFixedHeader(buf, pos, h)) break;
+      const i = h.body;
       const type = first >> 4;
       if (type === 3) {
         const qos = (first >> 1) & 3;
@@ -117,7 +138,7 @@ export class Framer {
           id = buf.readUInt16BE(p);
           p += 2;
         }
-        this.h.publish(p + 8 <= i + len ? buf.readDoubleLE(p + STAMP_OFFSET) : 0, id);
+        this.h.publish(p + 8 <= h.end ? buf.readDoubleLE(p + STAMP_OFFSET) : 0, id);
       } else if (type === 4) {
         this.h.puback(buf.readUInt16BE(i));
       } else if (type === 2) {
@@ -127,7 +148,7 @@ export class Framer {
       } else if (type === 13) {
         this.h.pingresp();
       }
-      pos = i + len;
+      pos = h.end;
     }
     if (pos < n) this.#rest = Buffer.from(buf.subarray(pos));
   }
