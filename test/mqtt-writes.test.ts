@@ -19,12 +19,15 @@ function countWrites(b: TestBroker, client: RawClient): { writes: number[] } {
   return seen;
 }
 
-async function subscriber(b: TestBroker, filter: string): Promise<RawClient> {
+/** A raw subscriber to `filter` at QoS 0 and a raw publisher, both connected. */
+async function pair(b: TestBroker, filter: string): Promise<{ sub: RawClient; pub: RawClient }> {
   const sub = await b.raw();
   await sub.handshake(4, { clientId: 'writes-sub' });
   sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 0 }] });
   await sub.next((p) => p.cmd === 'suback');
-  return sub;
+  const pub = await b.raw();
+  await pub.handshake(4, { clientId: 'writes-pub' });
+  return { sub, pub };
 }
 
 const publish = (topic: string, payload: Buffer): Buffer => generate({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false });
@@ -33,9 +36,7 @@ describe('MQTT writes to a client', () => {
   it('sends the 20 messages a publisher wrote at once to a subscriber in one write, in order', async () => {
     const b = await startBroker();
     try {
-      const sub = await subscriber(b, 'batch/#');
-      const pub = await b.raw();
-      await pub.handshake(4, { clientId: 'writes-pub' });
+      const { sub, pub } = await pair(b, 'batch/#');
       const seen = countWrites(b, sub);
       pub.write(Buffer.concat(Array.from({ length: 20 }, (_, i) => publish(`batch/${i}`, Buffer.from(`message ${i}`)))));
       const got: IPublishPacket[] = [];
@@ -53,9 +54,7 @@ describe('MQTT writes to a client', () => {
   it('delivers large and small messages from one batch intact and in order', async () => {
     const b = await startBroker();
     try {
-      const sub = await subscriber(b, 'mixed/#');
-      const pub = await b.raw();
-      await pub.handshake(4, { clientId: 'writes-pub' });
+      const { sub, pub } = await pair(b, 'mixed/#');
       const payloads = [Buffer.from('small 0'), Buffer.alloc(40_000, 'a'), Buffer.from('small 2'), Buffer.alloc(20_000, 'b'), Buffer.alloc(100_000, 'c'), Buffer.from('small 5')];
       pub.write(Buffer.concat(payloads.map((p, i) => publish(`mixed/${i}`, p))));
       for (let i = 0; i < payloads.length; i++) {
