@@ -115,6 +115,18 @@ export function mqttPersistenceContract(name: string, open: () => Promise<Opened
         await p.deleteSession('nobody');
       });
 
+      it('lists the client id and owner of every stored session, without deleted ones', async (t) => {
+        const { p } = await fresh(t);
+        assert.deepEqual(await p.sessionOwners(), []);
+        await p.saveSession(session('c1', { owner: 'device:a' }));
+        await p.saveSession(session('c2', { owner: 'device:a' }));
+        await p.saveSession(session('c3', { owner: 'user:b' }));
+        await p.saveSession(session('c2', { owner: 'user:b' }));
+        await p.deleteSession('c1');
+        const owners = (await p.sessionOwners()).sort((x, y) => x.clientId.localeCompare(y.clientId));
+        assert.deepEqual(owners, [{ clientId: 'c2', owner: 'user:b' }, { clientId: 'c3', owner: 'user:b' }]);
+      });
+
       it('a session expires once its interval has passed since disconnect, not before', async (t) => {
         const { p } = await fresh(t);
         const at = 1_700_000_000_000;

@@ -58,8 +58,8 @@ async function waitForPort(p: Proc, port: number): Promise<void> {
   throw new Error(`${p.name}: port ${port} not open within ${START_LIMIT_MS} ms:\n${p.lines.slice(-20).join('\n')}`);
 }
 
-function node(args: string[], name: string): Proc {
-  return new Proc(spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }), name);
+function node(args: string[], name: string, env: NodeJS.ProcessEnv = process.env): Proc {
+  return new Proc(spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }), name);
 }
 
 /** Starts one broker; `dir` is a scratch folder (config, database); `nodeFlags` go to Node brokers. */
@@ -71,7 +71,8 @@ export async function startBroker(name: BrokerName, dir: string, nodeFlags: stri
     writeFileSync(acl, 'allow all anonymous bench/#\n');
     const args = [...nodeFlags, cli, 'hub', '--data', join(dir, `${name}-data-${port}`), '--host', '127.0.0.1', '--http-port', '0', '--tunnel-port', '0',
       '--mqtt-port', String(port), '--mqtt-allow-anonymous', '--acl', acl, '--log-level', 'warn'];
-    const proc = node(args, name);
+    // Every generator connects from 127.0.0.1: no per-address cap (a variable, which older builds ignore, not a flag they would refuse).
+    const proc = node(args, name, { ...process.env, CLOUDREST_MQTT_MAX_CONNECTIONS_PER_ADDRESS: '0' });
     await waitForPort(proc, port);
     return { name, port, proc, pid: proc.child.pid! };
   }

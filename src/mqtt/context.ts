@@ -7,6 +7,7 @@ import type { Deadlines } from './deadlines.js';
 import type { ResolvedHooks } from './hooks.js';
 import type { Message } from './message.js';
 import type { ResolvedOptions } from './options.js';
+import type { OwnerQuotas } from './owner-quotas.js';
 import type { MqttPersistence } from './persistence.js';
 import type { RetainedStore } from './retained.js';
 import type { Router } from './router.js';
@@ -29,12 +30,16 @@ export interface OpenRequest {
   expiryIntervalS: number;
 }
 
+export type OpenOutcome = 'opened' | 'refused' | 'quota' | 'closed';
+
 export interface BrokerContext {
   readonly options: ResolvedOptions;
   readonly hooks: ResolvedHooks;
   readonly stats: BrokerStats;
   readonly router: Router;
   readonly retained: RetainedStore;
+  /** Sessions and queued bytes per owner (maxSessionsPerOwner, maxQueuedBytesPerOwner). */
+  readonly quotas: OwnerQuotas;
   readonly persistence: MqttPersistence | undefined;
   /** Connection timers (CONNECT timeout, keep alive), one heap for all. */
   readonly deadlines: Deadlines;
@@ -46,9 +51,10 @@ export interface BrokerContext {
   /**
    * Takes over or creates the session for a CONNECT that passed authentication. `onOpen` runs at the
    * moment the session is the channel's, before any message can reach it (so CONNACK goes first).
-   * 'refused': the client id is another principal's session; 'closed': the channel closed meanwhile.
+   * 'refused': the client id is another principal's session; 'quota': the principal has its
+   * maxSessionsPerOwner sessions already; 'closed': the channel closed meanwhile.
    */
-  openSession(ch: Channel, req: OpenRequest, onOpen: (session: Session, present: boolean) => void): Promise<'opened' | 'refused' | 'closed'>;
+  openSession(ch: Channel, req: OpenRequest, onOpen: (session: Session, present: boolean) => void): Promise<OpenOutcome>;
   /** Records the credential a channel authenticated with (ch.credential), until forgetCredential at its close. */
   holdCredential(ch: Channel, credential: string): void;
   forgetCredential(ch: Channel): void;

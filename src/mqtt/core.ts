@@ -5,10 +5,11 @@
 import type { QoS } from 'mqtt-packet';
 import type { Channel } from './channel.js';
 import { Deadlines } from './deadlines.js';
-import type { BrokerContext, OpenRequest, PublishOutcome } from './context.js';
+import type { BrokerContext, OpenOutcome, OpenRequest, PublishOutcome } from './context.js';
 import { resolveHooks, type BrokerHooks, type ResolvedHooks } from './hooks.js';
 import { fromStored, isExpired, toStored, type Message } from './message.js';
 import { resolveOptions, type BrokerOptions, type ResolvedOptions } from './options.js';
+import { OwnerQuotas } from './owner-quotas.js';
 import type { MqttPersistence } from './persistence.js';
 import { SessionRegistry } from './registry.js';
 import { RetainedStore } from './retained.js';
@@ -26,6 +27,7 @@ export class BrokerCore implements BrokerContext {
   readonly stats = new BrokerStats();
   readonly router = new Router();
   readonly retained = new RetainedStore();
+  readonly quotas: OwnerQuotas;
   readonly registry: SessionRegistry;
   /** In-process listeners (Broker.subscribeLocal): the hub's SSE bridge, $SYS readers... */
   readonly local = new TopicTree<(m: Message) => void>();
@@ -42,6 +44,7 @@ export class BrokerCore implements BrokerContext {
     this.options = resolveOptions(options);
     this.hooks = resolveHooks(hooks, this.options.allowAnonymous);
     this.persistence = this.options.persistence;
+    this.quotas = new OwnerQuotas(this.options.maxSessionsPerOwner, this.options.maxQueuedBytesPerOwner);
     this.deadlines = new Deadlines(() => this.now());
     this.registry = new SessionRegistry(this);
     this.ready = this.#load();
@@ -88,7 +91,7 @@ export class BrokerCore implements BrokerContext {
     return { deliveries: deliveries.length, stored: stored === undefined ? undefined : Promise.all(stored).then(() => undefined) };
   }
 
-  openSession(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<'opened' | 'refused' | 'closed'> {
+  openSession(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<OpenOutcome> {
     return this.registry.open(ch, req, onOpen);
   }
 
@@ -142,6 +145,12 @@ export class BrokerCore implements BrokerContext {
     } catch (err) {
       this.hooks.onError(err, 'persistence: load retained messages');
     }
+    try {
+      // Stored sessions take their owners' slots before anyone connects (they come into memory only when resumed).
+      for (const { clientId, owner } of await p.sessionOwners()) this.quotas.hold(clientId, owner);
+    } catch (err) {
+      this.hooks.onError(err, 'persistence: count stored sessions');
+    }
     if (!this.closing) this.#sweep = setInterval(() => void this.#deleteExpired(), EXPIRY_SWEEP_MS).unref();
   }
 
@@ -150,7 +159,9 @@ export class BrokerCore implements BrokerContext {
     const ids = await this.track(p.expiredSessions(this.now()), 'list expired sessions');
     for (const id of ids ?? []) {
       // A session in memory has its own timer and may be connected again.
-      if (!this.registry.sessions.has(id)) void this.track(p.deleteSession(id), 'delete an expired session');
+      if (this.registry.sessions.has(id)) continue;
+      void this.track(p.deleteSession(id), 'delete an expired session');
+      this.quotas.release(id);
     }
   }
 }

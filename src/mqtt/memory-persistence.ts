@@ -55,6 +55,10 @@ export class MemoryMqttPersistence implements MqttPersistence {
     return Promise.resolve();
   }
 
+  sessionOwners(): Promise<Array<{ clientId: string; owner: string }>> {
+    return Promise.resolve(Array.from(this.#sessions.values(), (s) => ({ clientId: s.clientId, owner: s.owner })));
+  }
+
   /** Expired once `disconnectedAt + expiryIntervalS` is reached; interval 0 ends the session at disconnect. */
   expiredSessions(now: number): Promise<string[]> {
     const expired: string[] = [];

@@ -19,6 +19,18 @@ export interface BrokerOptions {
   maxQueuedPerClient?: number;
   /** Subscriptions one session may hold; more are refused in SUBACK (0x97 in v5, 0x80 in 3.1.1). Default 10,000. */
   maxSubscriptionsPerClient?: number;
+  /**
+   * Sessions outliving their connection (Session Expiry Interval > 0, 3.1.1 clean session 0) one owner
+   * (principal) may have; a CONNECT that would make one more gets CONNACK 0x97 (5.0) / 3 (3.1.1).
+   * Resuming one of them is always allowed; sessions that end with their connection do not count.
+   * 0 = no limit. Default 0.
+   */
+  maxSessionsPerOwner?: number;
+  /**
+   * Bytes (payload and topic) of messages queued for or in flight to one owner's sessions, all of them
+   * together; past it, the drop policy applies to that session's queue as when it is full. 0 = no limit. Default 0.
+   */
+  maxQueuedBytesPerOwner?: number;
   /** What a full queue does with one more message. Default 'drop-oldest'. */
   dropPolicy?: DropPolicy;
   /** Keep QoS 0 messages for offline persistent sessions too (MQTT allows either). Default false. */
@@ -64,6 +76,8 @@ const DEFAULTS = {
   maxInflightPerClient: 100,
   maxQueuedPerClient: 1_000,
   maxSubscriptionsPerClient: 10_000,
+  maxSessionsPerOwner: 0,
+  maxQueuedBytesPerOwner: 0,
   dropPolicy: 'drop-oldest',
   queueQos0Offline: false,
   keepaliveMaxS: 0,
@@ -85,6 +99,8 @@ const RANGES: Partial<Record<keyof BrokerOptions, [number, number]>> = {
   maxInflightPerClient: [1, 65_535],
   maxQueuedPerClient: [0, 10_000_000],
   maxSubscriptionsPerClient: [1, 10_000_000],
+  maxSessionsPerOwner: [0, 100_000_000],
+  maxQueuedBytesPerOwner: [0, Number.MAX_SAFE_INTEGER],
   keepaliveMaxS: [0, 65_535],
   serverKeepAliveS: [0, 65_535],
   topicAliasMaximum: [0, 65_535],

@@ -8,6 +8,7 @@ import type { QoS } from 'mqtt-packet';
 import type { BrokerContext } from './context.js';
 import { InflightTable } from './inflight.js';
 import { fromStored, isExpired, toStored, type Message } from './message.js';
+import { queuedSize, type OwnerAccount } from './owner-quotas.js';
 import type { QueuedMessage } from './persistence.js';
 import type { SharedGroup } from './router.js';
 
@@ -46,10 +47,14 @@ export class Outbox {
   #nextId = 1;
   /** Mirror QoS 1/2 entries in the persistence store. */
   persistent = false;
+  /** Bytes (queuedSize) of the messages queued or in flight here, also counted in the owner's account. */
+  #bytes = 0;
 
   constructor(
     private readonly ctx: BrokerContext,
     private readonly clientId: string,
+    /** The owner's totals, shared by its sessions (maxQueuedBytesPerOwner). */
+    private readonly account: OwnerAccount,
   ) {}
 
   get queued(): number {
@@ -76,18 +81,30 @@ export class Outbox {
       this.#send(o, target);
       return stored;
     }
-    if (this.queued >= options.maxQueuedPerClient) {
-      if (options.dropPolicy === 'drop-new' || this.queued === 0) {
+    const size = queuedSize(o.message);
+    const { quotas } = this.ctx;
+    // Full: this client's queue (maxQueuedPerClient), or its owner's bytes across all its sessions.
+    if (this.queued >= options.maxQueuedPerClient || !quotas.hasRoom(this.account, size)) {
+      if (options.dropPolicy === 'drop-oldest') {
+        // The oldest of this queue make room, as many as it takes (another session's queue is not this one's to cut).
+        while (this.queued > 0 && (this.queued >= options.maxQueuedPerClient || !quotas.hasRoom(this.account, size))) {
+          if (this.queued < options.maxQueuedPerClient) stats.droppedOwnerQuota++;
+          const oldest = this.#queue[this.#head]!;
+          this.#queue[this.#head++] = undefined as unknown as Outgoing;
+          stats.queued--;
+          stats.dropped++;
+          this.#release(oldest);
+          this.#forget(oldest);
+        }
+      }
+      if (this.queued >= options.maxQueuedPerClient || !quotas.hasRoom(this.account, size)) {
         stats.dropped++;
+        if (this.queued < options.maxQueuedPerClient) stats.droppedOwnerQuota++;
         return undefined;
       }
-      const oldest = this.#queue[this.#head]!;
-      this.#queue[this.#head++] = undefined as unknown as Outgoing;
-      stats.queued--;
-      stats.dropped++;
-      this.#forget(oldest);
     }
     this.#queue.push(o);
+    this.#hold(o);
     stats.queued++;
     return this.#store(o);
   }
@@ -102,6 +119,7 @@ export class Outbox {
       if (o.qos > 0 && this.inflight >= target.sendWindow) break;
       q[this.#head++] = undefined as unknown as Outgoing;
       this.ctx.stats.queued--;
+      this.#release(o);
       if (isExpired(o.message, now)) {
         // 5.0 [MQTT-3.3.2-5]: not delivered once the expiry interval has passed.
         this.ctx.stats.expired++;
@@ -164,7 +182,10 @@ export class Outbox {
   dropQos0(): void {
     if (this.ctx.options.queueQos0Offline) return;
     const before = this.queued;
-    this.#queue = this.#queue.slice(this.#head).filter((o) => o.qos > 0);
+    this.#queue = this.#queue.slice(this.#head).filter((o) => {
+      if (o.qos === 0) this.#release(o);
+      return o.qos > 0;
+    });
     this.#head = 0;
     this.ctx.stats.queued -= before - this.#queue.length;
   }
@@ -174,6 +195,8 @@ export class Outbox {
     const pending = [...(this.#inflight?.inOrder() ?? []), ...this.#queue.slice(this.#head)];
     this.ctx.stats.inflight -= this.inflight;
     this.ctx.stats.queued -= this.queued;
+    this.account.queuedBytes -= this.#bytes;
+    this.#bytes = 0;
     this.#inflight = undefined;
     this.#queue = [];
     this.#head = 0;
@@ -193,6 +216,7 @@ export class Outbox {
         released: s.released === true,
         seq: s.seq,
       };
+      this.#hold(o);
       if (o.packetId !== 0 && o.qos > 0 && this.#inflight?.has(o.packetId) !== true) {
         (this.#inflight ??= new InflightTable()).add(o);
         this.ctx.stats.inflight++;
@@ -215,6 +239,7 @@ export class Outbox {
     if (o.qos > 0) {
       o.packetId = this.#allocateId();
       (this.#inflight ??= new InflightTable()).add(o);
+      this.#hold(o);
       this.ctx.stats.inflight++;
       this.#update(o, { packetId: o.packetId });
     }
@@ -224,7 +249,22 @@ export class Outbox {
   #complete(o: Outgoing): void {
     this.#inflight!.delete(o.packetId);
     this.ctx.stats.inflight--;
+    this.#release(o);
     this.#forget(o);
+  }
+
+  /** `o` is now queued or in flight here: its bytes count for the owner. */
+  #hold(o: Outgoing): void {
+    const n = queuedSize(o.message);
+    this.#bytes += n;
+    this.account.queuedBytes += n;
+  }
+
+  /** `o` left the queue or the inflight window. */
+  #release(o: Outgoing): void {
+    const n = queuedSize(o.message);
+    this.#bytes -= n;
+    this.account.queuedBytes -= n;
   }
 
   /** A free packet id ([MQTT-2.2.1-3]: non-zero, not in use). The window keeps fewer than 65,535 in use. */

@@ -57,6 +57,8 @@ export interface MqttPersistence {
   getSession(clientId: string): Promise<StoredSession | undefined>;
   saveSession(session: StoredSession): Promise<void>;
   deleteSession(clientId: string): Promise<void>;
+  /** The client id and owner of every stored session (read once at start: they count towards maxSessionsPerOwner). */
+  sessionOwners(): Promise<Array<{ clientId: string; owner: string }>>;
   /** Sessions whose expiry has passed at `now`; the broker deletes them. */
   expiredSessions(now: number): Promise<string[]>;
 

@@ -3,7 +3,7 @@
  * with take-over and clean start, their expiry, wills, and restoring sessions from persistence.
  */
 import type { Channel, Will } from './channel.js';
-import type { BrokerContext, OpenRequest } from './context.js';
+import type { BrokerContext, OpenOutcome, OpenRequest } from './context.js';
 import { RC } from './reason-codes.js';
 import { Session } from './session.js';
 import { createSubscription, parseFilter } from './subscription.js';
@@ -19,7 +19,7 @@ export class SessionRegistry {
   constructor(private readonly ctx: BrokerContext) {}
 
   /** See BrokerContext.openSession. Opens for one client id run one after another. */
-  open(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<'opened' | 'refused' | 'closed'> {
+  open(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<OpenOutcome> {
     const prev = this.#locks.get(req.clientId) ?? Promise.resolve();
     const run = prev.then(() => this.#open(ch, req, onOpen));
     const tail = run.catch(() => undefined);
@@ -30,15 +30,21 @@ export class SessionRegistry {
     return run;
   }
 
-  async #open(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<'opened' | 'refused' | 'closed'> {
-    const { persistence } = this.ctx;
-    if (!this.sessions.has(req.clientId) && persistence !== undefined) {
-      if (req.cleanStart) void this.ctx.track(persistence.deleteSession(req.clientId), 'delete a session');
-      else await this.#load(req.clientId);
-    }
+  async #open(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<OpenOutcome> {
+    const { persistence, quotas } = this.ctx;
+    if (!this.sessions.has(req.clientId) && persistence !== undefined && !req.cleanStart) await this.#load(req.clientId);
     if (ch.state === 'closed') return 'closed';
     let s = this.sessions.get(req.clientId);
     if (s !== undefined && s.owner !== req.principal) return 'refused';
+    // Checked before anything changes, and with no await until the slot is held below.
+    if (req.expiryIntervalS > 0 && !quotas.admits(req.clientId, req.principal)) {
+      this.ctx.stats.sessionsRefused++;
+      return 'quota';
+    }
+    if (s === undefined && req.cleanStart && persistence !== undefined) {
+      void this.ctx.track(persistence.deleteSession(req.clientId), 'delete a session');
+      quotas.release(req.clientId);
+    }
     // [MQTT-3.1.4-3] take-over: the existing connection is closed (5.0: DISCONNECT 0x8E first).
     if (s?.channel !== undefined) {
       const old = s.channel;
@@ -68,6 +74,8 @@ export class SessionRegistry {
     s.disconnectedAt = null;
     this.ctx.stats.connections++;
     this.ctx.stats.connectionsTotal++;
+    if (s.expiryIntervalS > 0) quotas.hold(s.clientId, s.owner);
+    else quotas.release(s.clientId);
     onOpen(s, present);
     if (s.persistent) void this.ctx.saveSession(s);
     else if (wasPersistent && persistence !== undefined) void this.ctx.track(persistence.deleteSession(s.clientId), 'delete a session');
@@ -113,7 +121,10 @@ export class SessionRegistry {
       s.pendingWill = undefined;
       this.#publishWill(s.clientId, will.message, will.principal);
     }
-    if (this.sessions.get(s.clientId) === s) this.sessions.delete(s.clientId);
+    if (this.sessions.get(s.clientId) === s) {
+      this.sessions.delete(s.clientId);
+      this.ctx.quotas.release(s.clientId);
+    }
     if (persistence !== undefined && s.persistent) void this.ctx.track(persistence.deleteSession(s.clientId), 'delete a session');
   }
 
@@ -163,6 +174,7 @@ export class SessionRegistry {
     const leftMs = stored.disconnectedAt === null ? stored.expiryIntervalS * 1000 : stored.disconnectedAt + stored.expiryIntervalS * 1000 - now;
     if (stored.expiryIntervalS !== NEVER_EXPIRES && leftMs <= 0) {
       void this.ctx.track(p.deleteSession(clientId), 'delete an expired session');
+      this.ctx.quotas.release(clientId);
       return;
     }
     const [queued, qos2] = await Promise.all([p.queued(clientId, this.ctx.options.maxQueuedPerClient + this.ctx.options.maxInflightPerClient), p.incomingQos2(clientId)]);

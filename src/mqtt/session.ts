@@ -40,11 +40,11 @@ export class Session {
   constructor(
     private readonly ctx: BrokerContext,
     readonly clientId: string,
-    public owner: string,
+    readonly owner: string,
     public protocolVersion: 3 | 4 | 5,
     expiryIntervalS: number,
   ) {
-    this.outbox = new Outbox(ctx, clientId);
+    this.outbox = new Outbox(ctx, clientId, ctx.quotas.account(owner));
     this.expiryIntervalS = expiryIntervalS;
   }
 

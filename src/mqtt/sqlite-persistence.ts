@@ -174,6 +174,11 @@ export class SqliteMqttPersistence implements MqttPersistence {
     );
   }
 
+  async sessionOwners(): Promise<Array<{ clientId: string; owner: string }>> {
+    const rows = await this.#serial((db) => db.selectFrom('mqtt_sessions').select(['client_id', 'owner']).execute());
+    return rows.map((r) => ({ clientId: r.client_id, owner: r.owner }));
+  }
+
   /** Expired once `disconnectedAt + expiryIntervalS` is reached; interval 0 ends the session at disconnect. */
   async expiredSessions(now: number): Promise<string[]> {
     const rows = await this.#serial((db) =>

@@ -16,6 +16,10 @@ export interface StatsSnapshot {
   wireBytesOut: number;
   /** Messages not delivered to a subscriber: its queue was full, or the packet exceeded its Maximum Packet Size. */
   dropped: number;
+  /** Of `dropped`: messages dropped because their owner's queued bytes were at maxQueuedBytesPerOwner. */
+  droppedOwnerQuota: number;
+  /** CONNECTs refused because their owner had maxSessionsPerOwner sessions already. */
+  sessionsRefused: number;
   /** Messages whose Message Expiry Interval passed while they waited in a queue. */
   expired: number;
   /** Gauge: QoS 1/2 messages sent to clients and not yet acknowledged. */
@@ -34,6 +38,8 @@ export class BrokerStats implements StatsSnapshot {
   wireBytesIn = 0;
   wireBytesOut = 0;
   dropped = 0;
+  droppedOwnerQuota = 0;
+  sessionsRefused = 0;
   expired = 0;
   inflight = 0;
   queued = 0;
@@ -49,6 +55,8 @@ export class BrokerStats implements StatsSnapshot {
       wireBytesIn: this.wireBytesIn,
       wireBytesOut: this.wireBytesOut,
       dropped: this.dropped,
+      droppedOwnerQuota: this.droppedOwnerQuota,
+      sessionsRefused: this.sessionsRefused,
       expired: this.expired,
       inflight: this.inflight,
       queued: this.queued,

@@ -7,6 +7,7 @@ import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { PortInUseError } from '../../hub.js';
 import type { Broker } from '../broker.js';
+import type { MqttAddressGate } from './address-gate.js';
 
 export interface ListenerSpec {
   what: 'MQTT' | 'MQTTS';
@@ -24,14 +25,16 @@ export interface TlsFiles {
   ca?: Buffer;
 }
 
-export function mqttTcpServer(broker: Broker): NetServer {
+export function mqttTcpServer(broker: Broker, gate: MqttAddressGate): NetServer {
   return createNetServer((s: Socket) => {
+    const remoteAddress = s.remoteAddress ?? '';
+    if (!gate.admit(s, remoteAddress, 'tcp')) return void s.destroy();
     s.setNoDelay(true);
-    broker.handle(s, { remoteAddress: s.remoteAddress ?? '', transport: 'tcp' });
+    broker.handle(s, { remoteAddress, transport: 'tcp' });
   });
 }
 
-export function mqttTlsServer(broker: Broker, tls: TlsFiles, log: Logger): NetServer {
+export function mqttTlsServer(broker: Broker, tls: TlsFiles, gate: MqttAddressGate, log: Logger): NetServer {
   const server = createTlsServer(
     { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: false } : {}) },
     (s: TLSSocket) => {
@@ -46,6 +49,10 @@ export function mqttTlsServer(broker: Broker, tls: TlsFiles, log: Logger): NetSe
       broker.handle(s, { remoteAddress: s.remoteAddress ?? '', transport: 'tls' });
     },
   );
+  // Counted at accept, before the handshake: a handshake is work, and a socket that never finishes one is held too.
+  server.on('connection', (s: Socket) => {
+    if (!gate.admit(s, s.remoteAddress ?? '', 'tls')) s.destroy();
+  });
   server.on('tlsClientError', (err: Error) => log.debug({ err: err.message }, 'mqtts TLS handshake failed'));
   return server;
 }

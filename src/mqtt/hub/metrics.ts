@@ -3,9 +3,10 @@
  * message here (the broker's own counters are plain numbers).
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { AddressConnections } from '../../core/address-connections.js';
 import type { Broker } from '../broker.js';
 
-export function registerMqttMetrics(registry: Registry, broker: Broker): void {
+export function registerMqttMetrics(registry: Registry, broker: Broker, perAddress: AddressConnections): void {
   const registers = [registry];
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({ name, help, registers, collect() { this.set(read()); } });
@@ -30,5 +31,8 @@ export function registerMqttMetrics(registry: Registry, broker: Broker): void {
   perQos('cloudrest_mqtt_payload_bytes_sent_total', 'Payload bytes of sent PUBLISH packets, by QoS', (s) => s.bytesOut);
   counter('cloudrest_mqtt_connections_total', 'MQTT connections accepted since start', (c) => c.inc(broker.stats.connectionsTotal));
   counter('cloudrest_mqtt_messages_dropped_total', 'MQTT messages not delivered: queue full or larger than the client accepts', (c) => c.inc(broker.stats.dropped));
+  counter('cloudrest_mqtt_messages_dropped_owner_quota_total', 'Of the dropped MQTT messages: those dropped because their device or user had --mqtt-max-queued-bytes-per-owner queued', (c) => c.inc(broker.stats.droppedOwnerQuota));
+  counter('cloudrest_mqtt_sessions_refused_total', 'MQTT CONNECTs refused (0x97 / 3) because their device or user had --mqtt-max-sessions-per-owner sessions', (c) => c.inc(broker.stats.sessionsRefused));
+  counter('cloudrest_mqtt_connections_refused_per_address_total', 'MQTT connections closed at accept because their address had --mqtt-max-connections-per-address open', (c) => c.inc(perAddress.refusedTotal));
   counter('cloudrest_mqtt_messages_expired_total', 'MQTT messages whose expiry passed while queued', (c) => c.inc(broker.stats.expired));
 }

@@ -24,6 +24,7 @@ import { startSysTopics } from '../sys-topics.js';
 import { VERSION } from '../../version.js';
 import { SqliteMqttPersistence } from '../sqlite-persistence.js';
 import { Acl, parseAcl } from './acl.js';
+import { MqttAddressGate } from './address-gate.js';
 import { MqttIdentities } from './authenticate.js';
 import { bridgeDeviceEvents, correctStaleStatus } from './bridge.js';
 import { listenMqtt, mqttTcpServer, mqttTlsServer } from './listeners.js';
@@ -88,6 +89,9 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
       dropPolicy: config.mqttDropPolicy as 'drop-oldest' | 'drop-new',
       maxConnections: config.mqttMaxConnections,
       maxSessionExpiryS: config.mqttMaxSessionExpiryS,
+      maxSessionsPerOwner: config.mqttMaxSessionsPerOwner,
+      maxQueuedBytesPerOwner: config.mqttMaxQueuedBytesPerOwner,
+      maxSubscriptionsPerClient: config.mqttMaxSubscriptionsPerClient,
       persistence,
     },
     {
@@ -116,12 +120,13 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     maxBufferedBytes: 1024 * 1024,
   });
   topics.register(d.app);
-  registerMqttMetrics(d.metrics.registry, broker);
-  const websockets = new MqttWebSockets(broker, config.httpTls, config.mqttMaxPacketBytes);
+  const gate = new MqttAddressGate(config.mqttMaxConnectionsPerAddress, log);
+  registerMqttMetrics(d.metrics.registry, broker, gate.counts);
+  const websockets = new MqttWebSockets(broker, config.httpTls, config.mqttMaxPacketBytes, gate);
   log.info({ aclRules: acl.size, allowAnonymous: config.mqttAllowAnonymous }, 'mqtt broker ready');
 
-  const tcp = mqttTcpServer(broker);
-  const tlsServer: NetServer | undefined = d.tls ? mqttTlsServer(broker, { ...d.tls, ca: config.tlsCa === undefined ? undefined : readFileSync(config.tlsCa) }, log) : undefined;
+  const tcp = mqttTcpServer(broker, gate);
+  const tlsServer: NetServer | undefined = d.tls ? mqttTlsServer(broker, { ...d.tls, ca: config.tlsCa === undefined ? undefined : readFileSync(config.tlsCa) }, gate, log) : undefined;
   let mqttPort: number | undefined;
   let mqttsPort: number | undefined;
   const off: string[] = [];
@@ -159,6 +164,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
         unbridge();
         unwatchRevocations();
         sys?.stop();
+        gate.stop();
         topics.closeAll();
         await broker.close();
         websockets.terminateAll();

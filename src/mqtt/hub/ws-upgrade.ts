@@ -9,8 +9,11 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { wsDuplex } from '../../relay/protocol/ws-duplex.js';
 import type { Broker } from '../broker.js';
+import type { MqttAddressGate } from './address-gate.js';
 
 export const MQTT_WS_PATH = '/mqtt';
+
+const TOO_MANY = 'HTTP/1.1 429 Too Many Requests\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
 export class MqttWebSockets {
   readonly #wss: WebSocketServer;
@@ -19,6 +22,7 @@ export class MqttWebSockets {
     private readonly broker: Broker,
     private readonly secure: boolean,
     maxPacketBytes: number,
+    private readonly gate: MqttAddressGate,
   ) {
     this.#wss = new WebSocketServer({
       noServer: true,
@@ -34,8 +38,17 @@ export class MqttWebSockets {
     const url = req.url ?? '';
     const q = url.indexOf('?');
     if ((q === -1 ? url : url.slice(0, q)) !== MQTT_WS_PATH || this.broker.closing) return false;
+    const remoteAddress = req.socket.remoteAddress ?? '';
+    const transport = this.secure ? 'wss' : 'ws';
+    // Counted from the upgrade (the HTTP request before it is the HTTP server's to bound).
+    if (!this.gate.admit(socket, remoteAddress, transport)) {
+      // RFC 6585 §4; the socket closes once the answer is written, whatever the client does.
+      socket.once('finish', () => socket.destroy());
+      socket.end(TOO_MANY);
+      return true;
+    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      this.broker.handle(wsDuplex(ws), { remoteAddress: req.socket.remoteAddress ?? '', transport: this.secure ? 'wss' : 'ws' });
+      this.broker.handle(wsDuplex(ws), { remoteAddress, transport });
     });
     return true;
   }
