@@ -113,7 +113,15 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   );
   // Links in mails point at --public-url, else at this hub's HTTP URL once its port is bound.
   let linkBase = config.publicUrl ?? '';
-  const accounts = createAccounts({ config, store, auth, tunnels, metrics, log, publicUrl: () => linkBase });
+  const accounts = createAccounts({
+    config, store, auth, tunnels, metrics, log, publicUrl: () => linkBase,
+    // An accepted claim (issue 12): the new owner is read again wherever an owner is cached.
+    deviceOwnerChanged: (id) => {
+      auth.forgetDevice(id);
+      cache?.invalidateDevice(id);
+      mqtt?.deviceOwnerChanged(id);
+    },
+  });
   const events = new EventsService({ bus, auth, tunnels, metrics, historySize: config.eventHistory, heartbeatMs: config.sseHeartbeatMs, maxClients: config.maxSseClients });
   const relay = createRelay(
     { maxRequestBodyBytes: config.maxRequestBodyBytes, requestTimeoutMs: config.requestTimeoutMs },

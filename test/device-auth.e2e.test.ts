@@ -27,8 +27,8 @@ describe('device-side authentication (apiAuthPath): the password lives on the de
   before(async () => {
     data = tempDir();
     await addUser(data.path, OWNER, HUB_PASSWORD);
-    const a = await addDevice(data.path, 'Locked thermostat');
-    const b = await addDevice(data.path, 'Open thermostat');
+    const a = await addDevice(data.path, 'Locked thermostat', OWNER);
+    const b = await addDevice(data.path, 'Open thermostat', OWNER);
     locked = a.id;
     plain = b.id;
     hub = await startHub(data.path, ['--login-max-failures', '3']);

@@ -64,7 +64,7 @@ describe('LAN access: the device serves its REST API on the LAN with the hub\'s 
   before(async () => {
     await addUser(data.path, OWNER, PASSWORD);
     await addUser(data.path, OTHER, PASSWORD);
-    ({ id: deviceId, secret } = await addDevice(data.path, 'Thermostat'));
+    ({ id: deviceId, secret } = await addDevice(data.path, 'Thermostat', OWNER));
     // Short-lived tokens by default (the expiry test); `remember` ones last 30 days.
     hub = await startHub(data.path, ['--token-ttl-ms', '2500']);
     device = await startDevice(OWNER);

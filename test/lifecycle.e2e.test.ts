@@ -114,7 +114,7 @@ describe('tunnel transports: WebSocket and TLS', () => {
   });
 
   it('relays through an agent connected over WebSocket at /v1/agent', async () => {
-    const d = await addDevice(data.path, 'ws device');
+    const d = await addDevice(data.path, 'ws device', email);
     procs.push(await startAgent({ hub: `ws://127.0.0.1:${hub.httpPort}`, deviceId: d.id, secret: d.secret, api: device.url }));
     assert.equal(await getStatus(`${hub.url}/v1/devices/${d.id}/api/device`, { authorization: `Bearer ${token}` }), 200);
     const m = await (await fetch(`${hub.url}/metrics`)).text();
@@ -122,13 +122,13 @@ describe('tunnel transports: WebSocket and TLS', () => {
   });
 
   it('relays through an agent connected over TLS that verifies the hub with a custom CA', async () => {
-    const d = await addDevice(data.path, 'tls device');
+    const d = await addDevice(data.path, 'tls device', email);
     procs.push(await startAgent({ hub: `tls://127.0.0.1:${hub.tunnelPort}`, deviceId: d.id, secret: d.secret, api: device.url, extra: ['--tls-ca', cert] }));
     assert.equal(await getStatus(`${hub.url}/v1/devices/${d.id}/api/device`, { authorization: `Bearer ${token}` }), 200);
   });
 
   it('refuses to connect to a TLS hub whose certificate it cannot verify, and keeps retrying', async () => {
-    const d = await addDevice(data.path, 'untrusting device');
+    const d = await addDevice(data.path, 'untrusting device', email);
     const a = await startAgent({ hub: `tls://127.0.0.1:${hub.tunnelPort}`, deviceId: d.id, secret: d.secret, api: device.url, waitConnected: false });
     procs.push(a);
     await a.waitForLog('hub unreachable', (o) => /certificate/i.test(JSON.stringify(o)));

@@ -69,14 +69,14 @@ describe('request bodies: the bounds the document publishes are the ones the hub
   };
 
   /** A new account through the API (the link, then sign-in), with a token of its own. */
-  const newUser = async (): Promise<{ token: string; password: string }> => {
+  const newUser = async (): Promise<{ token: string; password: string; email: string }> => {
     const { id, email } = await newConfirmation();
     const password = 'correct horse battery';
     const made = await send(`${h.url}/v1/confirmation`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ confirmationId: id, password }) });
     assert.equal(made.status, 201, made.text);
     const login = await send(`${h.url}/v1/auth`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
     assert.equal(login.status, 200, login.text);
-    return { token: (JSON.parse(login.text) as { access_token: string }).access_token, password };
+    return { token: (JSON.parse(login.text) as { access_token: string }).access_token, password, email };
   };
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
@@ -90,6 +90,16 @@ describe('request bodies: the bounds the document publishes are the ones the hub
     'POST /v1/confirmation': async () => ({ fields: { confirmationId: (await newConfirmation()).id }, adjust: (b) => ('passwordRepeat' in b && typeof b.password === 'string' ? { ...b, passwordRepeat: b.password } : b) }),
     'POST /v1/confirmation/resend': async () => ({ fields: { confirmationId: (await newConfirmation()).id } }),
     'POST /v1/devices/{id}/auth': async () => ({ headers: bearer((await newUser()).token) }),
+    'POST /v1/ownership': async () => {
+      // A device that named the new user's email (a pending claim) and the link the hub would mail.
+      const u = await newUser();
+      const deviceId = `d_${randomBytes(6).toString('hex')}`;
+      await h.hub.store.createDevice({ id: deviceId, name: 'Claimer', email: null, secretHash: 'x' });
+      await h.hub.store.updateDeviceInfo(deviceId, { email: u.email }, Date.now());
+      const claimId = randomBytes(32).toString('base64url');
+      await h.hub.store.createConfirmation({ idHash: sha256Hex(claimId), purpose: 'claim', email: u.email, deviceId, createdAt: Date.now(), expiresAt: Date.now() + 3_600_000 });
+      return { fields: { claimId } };
+    },
     'POST /v1/factory/devices': async () => ({ headers: bearer(factoryKey), fields: { id: `SN-${randomBytes(6).toString('hex')}` } }),
     'POST /v1/oauth/authorize': async () => ({ headers: bearer((await newUser()).token) }),
     'POST /v1/oauth/authorize/validate': async () => ({}),

@@ -22,7 +22,8 @@ describe('SqliteStore on a file', () => {
     const first = SqliteStore.open(file);
     await first.migrate();
     const user = await first.createUser({ id: 'u_1', email: 'Ada@Example.com', passwordHash: 'h' });
-    await first.createDevice({ id: 'd_1', name: 'Thermostat', email: null, secretHash: 's' });
+    // Its owner set by the trusted path: a device's own report would only claim an existing account.
+    await first.createDevice({ id: 'd_1', name: 'Thermostat', email: 'ada@example.com', secretHash: 's' });
     await first.updateDeviceInfo('d_1', { email: 'ada@example.com', model: 'x' }, 1234);
     const token = { tokenHash: 't', userId: 'u_1', createdAt: 1, expiresAt: 2 };
     await first.createToken(token);

@@ -176,6 +176,74 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         assert.deepEqual((await store.listDevicesByEmail('bob@example.com')).map((d) => d.id), ['d_1']);
       });
 
+      it("a device naming an existing user's email only claims that account; the owner stays", async (t) => {
+        const store = await fresh(t);
+        await store.createUser({ id: 'u_ada', email: 'ada@example.com', passwordHash: 'h' });
+        await store.createDevice(newDevice('d_1'));
+        await store.updateDeviceInfo('d_1', { email: 'ADA@example.com' }, 10);
+        assert.equal((await store.getDevice('d_1'))?.email, null);
+        assert.deepEqual(await store.listDevicesByEmail('ada@example.com'), []);
+        assert.deepEqual(await store.getDeviceClaim('d_1'), { deviceId: 'd_1', email: 'ada@example.com', createdAt: 10, declinedAt: null });
+        assert.deepEqual((await store.listDeviceClaims('Ada@Example.com')).map((c) => c.deviceId), ['d_1']);
+        await store.updateDeviceInfo('d_1', { email: 'ada@example.com' }, 20);
+        assert.equal((await store.getDeviceClaim('d_1'))?.createdAt, 10, 'reconnecting keeps the claim as it was');
+      });
+
+      it("a device with an unconfirmed owner email that names an existing user's email loses that email", async (t) => {
+        const store = await fresh(t);
+        await store.createUser({ id: 'u_ada', email: 'ada@example.com', passwordHash: 'h' });
+        await store.createDevice(newDevice('d_1', 'nobody-yet@example.com'));
+        await store.updateDeviceInfo('d_1', { email: 'ada@example.com' }, 10);
+        assert.equal((await store.getDevice('d_1'))?.email, null, 'whoever confirms the old address gets nothing');
+        assert.equal((await store.getDeviceClaim('d_1'))?.email, 'ada@example.com');
+      });
+
+      it("an owned device naming another address keeps its owner and claims that address", async (t) => {
+        const store = await fresh(t);
+        await store.createUser({ id: 'u_ada', email: 'ada@example.com', passwordHash: 'h' });
+        await store.createDevice(newDevice('d_1', 'ada@example.com'));
+        await store.updateDeviceInfo('d_1', { email: 'new@example.com' }, 10);
+        assert.equal((await store.getDevice('d_1'))?.email, 'ada@example.com');
+        assert.equal((await store.getDeviceClaim('d_1'))?.email, 'new@example.com');
+        await store.updateDeviceInfo('d_1', { email: 'ada@example.com' }, 20);
+        assert.equal(await store.getDeviceClaim('d_1'), undefined, 'naming its owner again drops the claim');
+      });
+
+      it('accepting a claim moves the device once; declining keeps it declined while the device names that email', async (t) => {
+        const store = await fresh(t);
+        await store.createUser({ id: 'u_ada', email: 'ada@example.com', passwordHash: 'h' });
+        await store.createUser({ id: 'u_bob', email: 'bob@example.com', passwordHash: 'h' });
+        await store.createDevice(newDevice('d_1'));
+        await store.createDevice(newDevice('d_2'));
+        await store.updateDeviceInfo('d_1', { email: 'ada@example.com' }, 1);
+        await store.updateDeviceInfo('d_2', { email: 'ada@example.com' }, 1);
+        await store.createConfirmation({ idHash: 'link1', purpose: 'claim', email: 'ada@example.com', deviceId: 'd_1', createdAt: 1, expiresAt: 100 });
+        assert.equal(await store.acceptDeviceClaim('d_1', 'bob@example.com', 2), undefined, 'not a claim of bob');
+        assert.equal((await store.acceptDeviceClaim('d_1', 'ada@example.com', 2))?.email, 'ada@example.com');
+        assert.deepEqual((await store.listDevicesByEmail('ada@example.com')).map((d) => d.id), ['d_1']);
+        assert.equal((await store.getConfirmation('link1'))?.usedAt, 2);
+        assert.equal(await store.acceptDeviceClaim('d_1', 'ada@example.com', 3), undefined, 'once');
+
+        assert.equal(await store.declineDeviceClaim('d_2', 'ada@example.com', 4), true);
+        assert.equal(await store.declineDeviceClaim('d_2', 'ada@example.com', 5), false);
+        assert.deepEqual(await store.listDeviceClaims('ada@example.com'), []);
+        await store.updateDeviceInfo('d_2', { email: 'ada@example.com' }, 6);
+        assert.equal((await store.getDeviceClaim('d_2'))?.declinedAt, 4);
+        assert.equal(await store.acceptDeviceClaim('d_2', 'ada@example.com', 7), undefined);
+        assert.equal((await store.getDevice('d_2'))?.email, null);
+        await store.deleteDevice('d_2');
+        assert.equal(await store.getDeviceClaim('d_2'), undefined);
+      });
+
+      it('a claim link is no registration link, and counts towards the mail limits', async (t) => {
+        const store = await fresh(t);
+        await store.createConfirmation({ idHash: 'link1', purpose: 'claim', email: 'ada@example.com', deviceId: 'd_1', createdAt: 1, expiresAt: 100 });
+        assert.deepEqual(await store.confirmEmail('link1', { id: 'u_x', passwordHash: 'h' }, 2), { status: 'unknown' });
+        assert.equal(await store.countConfirmations({ since: 0, email: 'ada@example.com' }), 1);
+        assert.equal(await store.countConfirmations({ since: 0, purpose: 'claim' }), 1);
+        assert.equal(await store.countConfirmations({ since: 0, purpose: 'registration' }), 0);
+      });
+
       it('touching a device records when it was last seen and keeps its info', async (t) => {
         const store = await fresh(t);
         await store.createDevice(newDevice('d_1'));
@@ -385,7 +453,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       it('a confirmation is found by its hash and starts unused', async (t) => {
         const store = await fresh(t);
         await store.createConfirmation(pending('c1', ' New@Example.com'));
-        assert.deepEqual(await store.getConfirmation('c1'), { ...pending('c1'), usedAt: null });
+        assert.deepEqual(await store.getConfirmation('c1'), { ...pending('c1'), purpose: 'registration', usedAt: null });
         assert.equal(await store.getConfirmation('c2'), undefined);
         await assert.rejects(store.createConfirmation(pending('c1')), DuplicateError);
       });

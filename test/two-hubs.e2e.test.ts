@@ -21,10 +21,10 @@ describe('one agent, two independent hubs (a LAN hub beside a cloud hub)', () =>
   before(async () => {
     await addUser(cloudData.path, OWNER, PASSWORD);
     await addUser(lanData.path, OWNER, PASSWORD);
-    const d = await addDevice(cloudData.path, 'Thermostat');
+    const d = await addDevice(cloudData.path, 'Thermostat', OWNER);
     deviceId = d.id;
     // The LAN hub knows the device under the same id, with a secret of its own.
-    lanSecret = (JSON.parse(await cli(['devices', 'add', '--data', lanData.path, '--name', 'Thermostat', '--id', deviceId, '--json'])) as { secret: string }).secret;
+    lanSecret = (JSON.parse(await cli(['devices', 'add', '--data', lanData.path, '--name', 'Thermostat', '--id', deviceId, '--email', OWNER, '--json'])) as { secret: string }).secret;
     [cloud, lanHub] = await Promise.all([startHub(cloudData.path), startHub(lanData.path)]);
     device = await startDevice(OWNER);
     agent = await startAgent({

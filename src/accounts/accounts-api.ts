@@ -8,24 +8,30 @@
  *   POST   /v1/devices/{id}/auth     {password}: obtain the device's own token (device-auth.ts)
  *   DELETE /v1/devices/{id}/auth     forget it
  *
- * Confirmation links are in confirmation-api.ts. They share one encapsulated scope, which adds a
+ * Confirmation links are in confirmation-api.ts, device claims (links and the pending list) in
+ * claim-api.ts. They share one encapsulated scope, which adds a
  * parser for HTML form posts without imposing it on the rest of the API.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HubError } from '../errors.js';
 import { requireSession } from '../http/api.js';
 import type { Authenticator, Session } from '../http/auth.js';
+import type { TunnelServer } from '../relay/edge/tunnel-server.js';
 import type { DeviceRecord } from '../store/store.js';
+import { registerClaimApi } from './claim-api.js';
 import { registerConfirmationApi } from './confirmation-api.js';
 import { MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS } from './confirmation-page.js';
 import { apiAuthPath, type DeviceAuth } from './device-auth.js';
 import type { PasswordAttempts } from './password-attempts.js';
 import { sendRateLimited } from './rate-limited.js';
+import type { DeviceClaims } from './device-claims.js';
 import type { Registration } from './registration.js';
 
 export interface AccountsApiDeps {
   auth: Authenticator;
   registration: Registration;
+  claims: DeviceClaims;
+  tunnels: TunnelServer;
   attempts: PasswordAttempts;
   deviceAuth: DeviceAuth;
   /** Retry-After for a confirmation resend that was held back. */
@@ -46,6 +52,7 @@ export function registerAccountsApi(app: FastifyInstance, deps: AccountsApiDeps)
       done(null, Object.fromEntries(new URLSearchParams(body as string)));
     });
     registerConfirmationApi(scope, deps.registration, deps.resendRetryAfterS);
+    registerClaimApi(scope, { auth, claims: deps.claims, attempts, tunnels: deps.tunnels });
 
     scope.get('/v1/auth/tokens', async (req, res) => {
       const s = await requireSession(auth, req);

@@ -17,11 +17,12 @@ export const PAGE_HEADERS = {
 export const MIN_PASSWORD_CHARS = 8;
 export const MAX_PASSWORD_CHARS = 1024;
 
-function esc(s: string): string {
+export function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function page(title: string, body: string): string {
+/** A whole page around `body` (HTML, escaped by the caller); the claim pages (claim-page.ts) share it. */
+export function page(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)} · cloudrest</title>

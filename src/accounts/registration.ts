@@ -5,22 +5,23 @@
  * who from then on owns every device that names the email. Until then those devices have no owner and
  * nobody can reach them.
  *
- * Mail is bounded four ways, all counted from the Store (so they hold across restarts): one mail per
- * address per `resendMs`, `maxPerAddressPerDay` per address, `maxPerDevicePerDay` per device (a rogue
- * device cycling addresses) and `maxPerHour` for the whole hub.
+ * Mail is bounded four ways (mail-limits.ts), shared with the claim mails of device-claims.ts.
+ *
+ * A device naming an address that already has a user joins that account only once the user accepts
+ * (issue 12); that flow is in device-claims.ts.
  */
 import type { Logger } from 'pino';
 import { newId, newToken, sha256Hex, hashPassword } from '../core/secrets.js';
 import type { Mailer } from '../mail/mailer.js';
 import type { ConfirmationRecord, ConfirmResult, Store } from '../store/store.js';
+import type { DeviceClaims } from './device-claims.js';
 import { displayName, normalizedEmail } from './email.js';
+import { DAY_MS, HOUR_MS, mailHeldBack, type HeldBack, type MailLimits } from './mail-limits.js';
 
-export interface RegistrationOptions {
+export type { HeldBack } from './mail-limits.js';
+
+export interface RegistrationOptions extends MailLimits {
   confirmationTtlMs: number;
-  resendMs: number;
-  maxPerHour: number;
-  maxPerAddressPerDay: number;
-  maxPerDevicePerDay: number;
 }
 
 export interface RegistrationDeps {
@@ -31,10 +32,10 @@ export interface RegistrationDeps {
   publicUrl: () => string;
   /** ms since the epoch; tests move it instead of sleeping. */
   clock?: () => number;
+  /** Claims of devices on existing accounts (issue 12); without it such devices get no mail. */
+  claims?: DeviceClaims;
 }
 
-const HOUR_MS = 3_600_000;
-const DAY_MS = 24 * HOUR_MS;
 /** Emails being looked at concurrently; beyond this a connect does not start another look. */
 const MAX_IN_FLIGHT = 10_000;
 /** Confirmation ids are 43 base64url characters; anything else is unknown without a query. */
@@ -46,8 +47,6 @@ export type LinkState =
   | { status: 'unknown' }
   | { status: 'used' | 'expired' | 'registered'; email: string };
 
-/** Why a mail was not sent; see the module comment. */
-export type HeldBack = 'sent recently' | 'address daily limit' | 'device daily limit' | 'hub hourly limit';
 
 export class Registration {
   readonly #inFlight = new Set<string>();
@@ -80,7 +79,9 @@ export class Registration {
   }
 
   async #consider(deviceId: string, email: string, deviceName: string): Promise<void> {
-    if (await this.deps.store.getUserByEmail(email)) return; // confirmed: the device is that user's already
+    // An existing account: the device is its owner's already, or claims it (the Store decided as it
+    // saved the info), and a claim waits for that user's yes (device-claims.ts).
+    if (await this.deps.store.getUserByEmail(email)) return this.deps.claims?.offer(deviceId, email, deviceName);
     const held = await this.#heldBack(email, deviceId, this.#now());
     if (held) {
       this.deps.log.info({ deviceId, email, reason: held }, 'confirmation mail held back');
@@ -89,14 +90,8 @@ export class Registration {
     await this.#issue(email, deviceId, deviceName);
   }
 
-  async #heldBack(email: string, deviceId: string | null, now: number): Promise<HeldBack | undefined> {
-    const { store } = this.deps;
-    const o = this.opts;
-    if (o.resendMs > 0 && (await store.countConfirmations({ since: now - o.resendMs + 1, email })) > 0) return 'sent recently';
-    if ((await store.countConfirmations({ since: now - DAY_MS, email })) >= o.maxPerAddressPerDay) return 'address daily limit';
-    if (deviceId !== null && (await store.countConfirmations({ since: now - DAY_MS, deviceId })) >= o.maxPerDevicePerDay) return 'device daily limit';
-    if ((await store.countConfirmations({ since: now - HOUR_MS })) >= o.maxPerHour) return 'hub hourly limit';
-    return undefined;
+  #heldBack(email: string, deviceId: string | null, now: number): Promise<HeldBack | undefined> {
+    return mailHeldBack(this.deps.store, this.opts, email, deviceId, now);
   }
 
   /** Records a new confirmation and queues its mail. */
@@ -163,11 +158,12 @@ export class Registration {
 
   async #find(confirmationId: string): Promise<ConfirmationRecord | undefined> {
     if (!CONFIRMATION_ID.test(confirmationId)) return undefined;
-    return this.deps.store.getConfirmation(sha256Hex(confirmationId));
+    const c = await this.deps.store.getConfirmation(sha256Hex(confirmationId));
+    return c?.purpose === 'registration' ? c : undefined; // a claim's link is no registration link
   }
 }
 
-function escapeHtml(s: string): string {
+export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 

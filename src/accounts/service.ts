@@ -16,6 +16,7 @@ import type { Store } from '../store/store.js';
 import { Mailer, checkSmtpUrl, redactedSmtpUrl } from '../mail/mailer.js';
 import { registerAccountsApi } from './accounts-api.js';
 import { DeviceAuth } from './device-auth.js';
+import { DeviceClaims } from './device-claims.js';
 import { PasswordAttempts } from './password-attempts.js';
 import { Registration } from './registration.js';
 import type { Authenticator } from '../http/auth.js';
@@ -29,10 +30,14 @@ export interface AccountsDeps {
   log: Logger;
   /** Base URL for links in mails; read when a mail is written (the HTTP port is bound by then). */
   publicUrl: () => string;
+  /** A device got a new owner (an accepted claim): whatever caches its owner must forget it. */
+  deviceOwnerChanged?: (deviceId: string) => void;
 }
 
 export interface AccountsService {
   readonly registration: Registration;
+  /** Devices waiting for an account's yes (issue 12). */
+  readonly claims: DeviceClaims;
   readonly deviceAuth: DeviceAuth;
   readonly attempts: PasswordAttempts;
   readonly mailer: Mailer;
@@ -70,16 +75,14 @@ export function createAccounts(d: AccountsDeps): AccountsService {
     (e) => mails.inc({ result: e }),
   );
   log.info(config.smtpUrl ? { smtp: redactedSmtpUrl(config.smtpUrl) } : { outbox: config.outbox ?? join(config.data, 'outbox') }, config.smtpUrl ? 'mail goes through SMTP' : 'mail goes to the outbox folder (no --smtp-url)');
-  const registration = new Registration(
-    {
-      confirmationTtlMs: config.confirmationTtlMs,
-      resendMs: config.confirmationResendMs,
-      maxPerHour: config.mailMaxPerHour,
-      maxPerAddressPerDay: config.mailMaxPerAddressPerDay,
-      maxPerDevicePerDay: config.mailMaxPerDevicePerDay,
-    },
-    { store, mailer, log, publicUrl: d.publicUrl },
-  );
+  const mailLimits = {
+    resendMs: config.confirmationResendMs,
+    maxPerHour: config.mailMaxPerHour,
+    maxPerAddressPerDay: config.mailMaxPerAddressPerDay,
+    maxPerDevicePerDay: config.mailMaxPerDevicePerDay,
+  };
+  const claims = new DeviceClaims({ ...mailLimits, linkTtlMs: config.confirmationTtlMs }, { store, mailer, log, publicUrl: d.publicUrl, ownerChanged: d.deviceOwnerChanged });
+  const registration = new Registration({ ...mailLimits, confirmationTtlMs: config.confirmationTtlMs }, { store, mailer, log, publicUrl: d.publicUrl, claims });
   const attempts = new PasswordAttempts({ maxFailures: config.loginMaxFailures, maxFailuresPerAddress: config.loginMaxFailuresPerAddress, windowMs: config.loginWindowMs });
   const deviceAuth = new DeviceAuth({ tunnels: d.tunnels, requestTimeoutMs: config.requestTimeoutMs });
 
@@ -96,11 +99,12 @@ export function createAccounts(d: AccountsDeps): AccountsService {
 
   return {
     registration,
+    claims,
     deviceAuth,
     attempts,
     mailer,
     deviceConnected: (deviceId, info) => registration.deviceConnected(deviceId, info),
-    register: (app) => registerAccountsApi(app, { auth: d.auth, registration, attempts, deviceAuth, resendRetryAfterS: Math.max(1, Math.ceil(config.confirmationResendMs / 1000)) }),
+    register: (app) => registerAccountsApi(app, { auth: d.auth, registration, claims, tunnels: d.tunnels, attempts, deviceAuth, resendRetryAfterS: Math.max(1, Math.ceil(config.confirmationResendMs / 1000)) }),
     async close() {
       clearInterval(sweep);
       await mailer.close();

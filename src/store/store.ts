@@ -19,7 +19,11 @@ export interface UserRecord {
 export interface DeviceRecord {
   id: string;
   name: string;
-  /** Owner's email as the device reports it (seed "User Registration"); lower-cased. */
+  /**
+   * Owner's email (seed "User Registration"); lower-cased. Set by the trusted paths (`devices add
+   * --email`, import, the factory API), by an accepted claim, or from the device's own report when that
+   * attaches it to no account and takes it from none (see Store.updateDeviceInfo).
+   */
   email: string | null;
   secretHash: string;
   /** Last device-info JSON the agent sent (GET /device on the device), as an object. */
@@ -53,6 +57,11 @@ export interface TokenInfo extends TokenRecord {
  */
 export interface ConfirmationRecord {
   idHash: string;
+  /**
+   * 'registration': confirms an email, creating its user. 'claim': the accept (or decline) link for a
+   * device's claim (DeviceClaimRecord) on the account of `email`.
+   */
+  purpose: 'registration' | 'claim';
   /** Lower-cased and trimmed. */
   email: string;
   /** The device whose connection asked for it (null if it came another way). */
@@ -60,6 +69,20 @@ export interface ConfirmationRecord {
   createdAt: number;
   expiresAt: number;
   usedAt: number | null;
+}
+
+/**
+ * A device asking to belong to an account that has not accepted it (issue 12): it reported `email`,
+ * which is an existing user's (or it has an owner and reported another address). Until the user of
+ * `email` accepts, the device's owner stays what it was. One per device: its latest report.
+ */
+export interface DeviceClaimRecord {
+  deviceId: string;
+  /** Lower-cased and trimmed. */
+  email: string;
+  createdAt: number;
+  /** When the user declined it; kept (and not listed) while the device reports the same email. */
+  declinedAt: number | null;
 }
 
 export type ConfirmResult =
@@ -113,7 +136,17 @@ export interface Store extends OAuthStore {
   getDevice(id: string): Promise<DeviceRecord | undefined>;
   listDevices(): Promise<DeviceRecord[]>;
   listDevicesByEmail(email: string): Promise<DeviceRecord[]>;
-  /** Saves what the agent reported at connect; the email in `info` (if a string) becomes the owner email. */
+  /**
+   * Saves what the agent reported at connect, and, atomically, what its `email` (if a non-empty
+   * string) means for ownership (issue 12: a device cannot attach itself to an account):
+   * - the owner email already: nothing changes, and any claim of the device is dropped;
+   * - the device has no owner account (no email, or one no user has) and no user has the reported
+   *   email: it becomes the owner email (whoever confirms the address owns the device);
+   * - otherwise the owner stays, and the device claims the reported email (DeviceClaimRecord); a
+   *   claim of the same email is kept as it is (a declined one stays declined). A device with no owner
+   *   account claiming an existing user's email loses its unconfirmed owner email.
+   * No usable email in `info` keeps the owner and drops any claim.
+   */
   updateDeviceInfo(id: string, info: Record<string, unknown>, seenAt: number): Promise<void>;
   touchDevice(id: string, seenAt: number): Promise<void>;
   deleteDevice(id: string): Promise<boolean>;
@@ -124,6 +157,18 @@ export interface Store extends OAuthStore {
   createDevices(devices: readonly NewDevice[]): Promise<DeviceRecord[]>;
   /** Revokes (a time) or re-enables (null) a device; false if there is no such device. */
   setDeviceRevoked(id: string, revokedAt: number | null): Promise<boolean>;
+
+  getDeviceClaim(deviceId: string): Promise<DeviceClaimRecord | undefined>;
+  /** The claims on this email's account not declined, of devices that exist, oldest first. */
+  listDeviceClaims(email: string): Promise<DeviceClaimRecord[]>;
+  /**
+   * Atomically: if the device claims `email` and the claim is not declined, the device's owner becomes
+   * `email`, the claim is removed and its unused links are used at `now`; returns the device. Otherwise
+   * changes nothing and returns undefined.
+   */
+  acceptDeviceClaim(deviceId: string, email: string, now: number): Promise<DeviceRecord | undefined>;
+  /** Marks the device's claim of `email` declined and uses its links; false if there is no such open claim. */
+  declineDeviceClaim(deviceId: string, email: string, now: number): Promise<boolean>;
 
   createFactoryKey(key: { id: string; name: string; keyHash: string; derivationKey: string }): Promise<FactoryKeyRecord>;
   getFactoryKey(id: string): Promise<FactoryKeyRecord | undefined>;
@@ -146,14 +191,18 @@ export interface Store extends OAuthStore {
   /** Deletes these tokens (any user's); returns how many existed. Revocation goes through Authenticator.revoke. */
   deleteTokens(tokenHashes: readonly string[]): Promise<number>;
 
-  createConfirmation(c: Omit<ConfirmationRecord, 'usedAt'>): Promise<void>;
+  /** `purpose` defaults to 'registration'. */
+  createConfirmation(c: Omit<ConfirmationRecord, 'usedAt' | 'purpose'> & { purpose?: ConfirmationRecord['purpose'] }): Promise<void>;
   getConfirmation(idHash: string): Promise<ConfirmationRecord | undefined>;
-  /** Confirmations created at or after `since`, all or of one email or of one device (rate limits). */
-  countConfirmations(filter: { since: number; email?: string; deviceId?: string }): Promise<number>;
   /**
-   * Atomically: if the confirmation exists, is unused, has not expired at `now` and its email has no
-   * user, creates the user with that email and marks every confirmation of the email used. Otherwise
-   * changes nothing and says why.
+   * Confirmations (of either purpose unless one is given) created at or after `since`, all or of one
+   * email or of one device (rate limits).
+   */
+  countConfirmations(filter: { since: number; email?: string; deviceId?: string; purpose?: ConfirmationRecord['purpose'] }): Promise<number>;
+  /**
+   * Atomically: if the registration confirmation exists, is unused, has not expired at `now` and its
+   * email has no user, creates the user with that email and marks every registration confirmation of
+   * the email used. Otherwise changes nothing and says why (a claim link is 'unknown' here).
    */
   confirmEmail(idHash: string, user: { id: string; passwordHash: string }, now: number): Promise<ConfirmResult>;
   /** Removes confirmations created before `createdBefore`, used or not; returns how many. */

@@ -21,7 +21,8 @@ export async function startWorld(opts: { hubArgs?: string[]; agentArgs?: string[
   const email = 'owner@example.com';
   const password = 'correct horse battery';
   await addUser(data.path, email, password);
-  const { id, secret } = await addDevice(data.path, 'Test device');
+  // Added with its owner (the trusted path): the device's own report would only ask her (issue 12).
+  const { id, secret } = await addDevice(data.path, 'Test device', email);
   const hub = await startHub(data.path, opts.hubArgs);
   const device = await startDevice(email);
   const hubUrl = opts.transport === 'ws' ? `ws://127.0.0.1:${hub.httpPort}` : `tcp://127.0.0.1:${hub.tunnelPort}`;

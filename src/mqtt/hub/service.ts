@@ -62,6 +62,8 @@ export interface MqttService {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Disconnects the device's MQTT clients (DISCONNECT 0x98 Administrative action); returns how many. */
   disconnectDevice(deviceId: string, reason: string): number;
+  /** The device has a new owner (an accepted claim): the ACL reads it again. Never throws. */
+  deviceOwnerChanged(deviceId: string): void;
   close(): Promise<void>;
 }
 
@@ -157,6 +159,9 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     },
     handleUpgrade: (req, socket, head) => websockets.handleUpgrade(req, socket, head),
     disconnectDevice: (deviceId, reason) => broker.disconnectPrincipal(`device:${deviceId}`, RC.ADMINISTRATIVE_ACTION, reason),
+    deviceOwnerChanged: (deviceId) => {
+      ownership.refreshDevice(deviceId).catch((err: unknown) => log.error({ err, deviceId }, 'mqtt: reading device owner failed'));
+    },
     close() {
       closing ??= (async () => {
         tcp.close();

@@ -289,6 +289,34 @@ const m0006OAuth: Migration = {
   },
 };
 
+/**
+ * Pending device ownership (issue 12): a device that reports the email of an existing account (or
+ * of another address while it has an owner) does not change owner until that account accepts. One
+ * claim per device, its latest report; a declined one is kept so the device does not mail again
+ * while it reports the same email. The accept links mailed for claims are rows of
+ * `email_confirmations` with `purpose` 'claim' (null: a registration link), so both kinds of mail
+ * share one set of mail limits.
+ */
+const m0007DeviceClaims: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('device_claims')
+      // Not a foreign key, like email_confirmations.device_id; listing joins devices, deleting sweeps.
+      .addColumn('device_id', 'text', (c) => c.primaryKey())
+      .addColumn('email', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('declined_at', 'bigint')
+      .execute();
+    await db.schema.createIndex('device_claims_email_idx').on('device_claims').column('email').execute();
+    await db.schema.alterTable('email_confirmations').addColumn('purpose', 'text').execute();
+  },
+
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('email_confirmations').dropColumn('purpose').execute();
+    await db.schema.dropTable('device_claims').execute();
+  },
+};
+
 /** Every migration, by name. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': m0001Initial,
@@ -297,6 +325,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0004_factory': m0004Factory,
   '0005_revoked_tokens': m0005RevokedTokens,
   '0006_oauth': m0006OAuth,
+  '0007_device_claims': m0007DeviceClaims,
 });
 
 export const migrationProvider: MigrationProvider = {

@@ -15,10 +15,15 @@ export interface ConfirmationsTable {
   created_at: number;
   expires_at: number;
   used_at: number | null;
+  /** null: a registration link (every row before migration 0007); 'claim': a device claim's link. */
+  purpose: string | null;
 }
 
 function toConfirmation(row: Selectable<ConfirmationsTable>): ConfirmationRecord {
-  return { idHash: row.id_hash, email: row.email, deviceId: row.device_id, createdAt: row.created_at, expiresAt: row.expires_at, usedAt: row.used_at };
+  return {
+    idHash: row.id_hash, purpose: row.purpose === 'claim' ? 'claim' : 'registration',
+    email: row.email, deviceId: row.device_id, createdAt: row.created_at, expiresAt: row.expires_at, usedAt: row.used_at,
+  };
 }
 
 type ConfirmationMethods = 'createConfirmation' | 'getConfirmation' | 'countConfirmations' | 'confirmEmail' | 'deleteConfirmationsCreatedBefore';
@@ -30,8 +35,11 @@ export class SqliteConfirmations implements Pick<Store, ConfirmationMethods> {
     this.#db = db;
   }
 
-  async createConfirmation(c: Omit<ConfirmationRecord, 'usedAt'>): Promise<void> {
-    const row = { id_hash: c.idHash, email: normalizeEmail(c.email), device_id: c.deviceId, created_at: c.createdAt, expires_at: c.expiresAt, used_at: null };
+  async createConfirmation(c: Parameters<Store['createConfirmation']>[0]): Promise<void> {
+    const row = {
+      id_hash: c.idHash, email: normalizeEmail(c.email), device_id: c.deviceId, created_at: c.createdAt, expires_at: c.expiresAt, used_at: null,
+      purpose: c.purpose === 'claim' ? 'claim' : null,
+    };
     await insertOrDuplicate('Confirmation', () => this.#db.insertInto('email_confirmations').values(row).execute());
   }
 
@@ -40,17 +48,18 @@ export class SqliteConfirmations implements Pick<Store, ConfirmationMethods> {
     return row && toConfirmation(row);
   }
 
-  async countConfirmations(filter: { since: number; email?: string; deviceId?: string }): Promise<number> {
+  async countConfirmations(filter: Parameters<Store['countConfirmations']>[0]): Promise<number> {
     let q = this.#db.selectFrom('email_confirmations').select((eb) => eb.fn.countAll<number>().as('n')).where('created_at', '>=', filter.since);
     if (filter.email !== undefined) q = q.where('email', '=', normalizeEmail(filter.email));
     if (filter.deviceId !== undefined) q = q.where('device_id', '=', filter.deviceId);
+    if (filter.purpose !== undefined) q = filter.purpose === 'claim' ? q.where('purpose', '=', 'claim') : q.where('purpose', 'is', null);
     const row = await q.executeTakeFirstOrThrow();
     return Number(row.n);
   }
 
   async confirmEmail(idHash: string, user: { id: string; passwordHash: string }, now: number): Promise<ConfirmResult> {
     return this.#db.transaction().execute(async (trx) => {
-      const c = await trx.selectFrom('email_confirmations').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
+      const c = await trx.selectFrom('email_confirmations').selectAll().where('id_hash', '=', idHash).where('purpose', 'is', null).executeTakeFirst();
       if (!c) return { status: 'unknown' };
       if (c.used_at !== null) return { status: 'used', email: c.email };
       if (c.expires_at <= now) return { status: 'expired', email: c.email };
@@ -58,7 +67,7 @@ export class SqliteConfirmations implements Pick<Store, ConfirmationMethods> {
       if (existing) return { status: 'registered', email: c.email };
       const row = { id: user.id, email: c.email, password_hash: user.passwordHash, created_at: now };
       await trx.insertInto('users').values(row).execute();
-      await trx.updateTable('email_confirmations').set({ used_at: now }).where('email', '=', c.email).where('used_at', 'is', null).execute();
+      await trx.updateTable('email_confirmations').set({ used_at: now }).where('email', '=', c.email).where('used_at', 'is', null).where('purpose', 'is', null).execute();
       return { status: 'confirmed', user: toUser(row) };
     });
   }

@@ -1,8 +1,14 @@
-/** SqliteStore's device registry (table `devices`), on the store's one Kysely instance. */
+/**
+ * SqliteStore's device registry (table `devices`), on the store's one Kysely instance. A device's
+ * report at connect also decides its claims (table `device_claims`, device-claims.ts), in one
+ * transaction with the users it names.
+ */
 import type { Kysely, Selectable } from 'kysely';
 import { DuplicateError, type DeviceRecord, type NewDevice, type Store } from '../store.js';
+import type { DeviceClaimsTable } from './device-claims.js';
 import { insertOrDuplicate, isUniqueViolation } from './duplicate.js';
 import { normalizeEmail } from './email.js';
+import type { UsersTable } from './users-tokens.js';
 
 export interface DevicesTable {
   id: string;
@@ -26,7 +32,7 @@ function parseInfo(text: string | null): Record<string, unknown> | null {
   }
 }
 
-function toDevice(row: Selectable<DevicesTable>): DeviceRecord {
+export function toDevice(row: Selectable<DevicesTable>): DeviceRecord {
   return {
     id: row.id,
     name: row.name,
@@ -59,10 +65,12 @@ function deviceRow(device: NewDevice, now: number): Selectable<DevicesTable> {
 type DeviceMethods = 'createDevice' | 'createDevices' | 'setDeviceRevoked' | 'getDevice' | 'listDevices' | 'listDevicesByEmail'
   | 'updateDeviceInfo' | 'touchDevice' | 'deleteDevice';
 
-export class SqliteDevices implements Pick<Store, DeviceMethods> {
-  readonly #db: Kysely<{ devices: DevicesTable }>;
+type Tables = { devices: DevicesTable; users: UsersTable; device_claims: DeviceClaimsTable };
 
-  constructor(db: Kysely<{ devices: DevicesTable }>) {
+export class SqliteDevices implements Pick<Store, DeviceMethods> {
+  readonly #db: Kysely<Tables>;
+
+  constructor(db: Kysely<Tables>) {
     this.#db = db;
   }
 
@@ -118,12 +126,32 @@ export class SqliteDevices implements Pick<Store, DeviceMethods> {
   }
 
   async updateDeviceInfo(id: string, info: Record<string, unknown>, seenAt: number): Promise<void> {
-    const email = typeof info['email'] === 'string' ? normalizeEmail(info['email']) : '';
-    await this.#db
-      .updateTable('devices')
-      .set({ info: JSON.stringify(info), last_seen_at: seenAt, ...(email === '' ? {} : { email }) })
-      .where('id', '=', id)
-      .execute();
+    const reported = typeof info['email'] === 'string' ? normalizeEmail(info['email']) : '';
+    await this.#db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('devices').select('email').where('id', '=', id).executeTakeFirst();
+      if (!row) return;
+      const isUser = async (email: string | null) =>
+        email !== null && (await trx.selectFrom('users').select('id').where('email', '=', email).executeTakeFirst()) !== undefined;
+      let owner = row.email;
+      let claim = false;
+      if (reported !== '' && reported !== owner) {
+        const reportedIsUser = await isUser(reported);
+        const ownerIsUser = await isUser(owner);
+        // Issue 12: the device may name an address nobody has (its confirmation gives the device to
+        // whoever proves the mailbox), but joining an account, or leaving one, waits for a yes.
+        if (!ownerIsUser) owner = reportedIsUser ? null : reported;
+        claim = reportedIsUser || ownerIsUser;
+      }
+      await trx.updateTable('devices').set({ info: JSON.stringify(info), last_seen_at: seenAt, email: owner }).where('id', '=', id).execute();
+      if (!claim) {
+        await trx.deleteFrom('device_claims').where('device_id', '=', id).execute();
+        return;
+      }
+      const existing = await trx.selectFrom('device_claims').select('email').where('device_id', '=', id).executeTakeFirst();
+      if (existing?.email === reported) return; // the same claim: kept, declined or not
+      await trx.deleteFrom('device_claims').where('device_id', '=', id).execute();
+      await trx.insertInto('device_claims').values({ device_id: id, email: reported, created_at: seenAt, declined_at: null }).execute();
+    });
   }
 
   async touchDevice(id: string, seenAt: number): Promise<void> {
@@ -131,6 +159,7 @@ export class SqliteDevices implements Pick<Store, DeviceMethods> {
   }
 
   async deleteDevice(id: string): Promise<boolean> {
+    await this.#db.deleteFrom('device_claims').where('device_id', '=', id).execute();
     const result = await this.#db.deleteFrom('devices').where('id', '=', id).executeTakeFirst();
     return result.numDeletedRows > 0n;
   }

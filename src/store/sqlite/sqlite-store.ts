@@ -13,6 +13,7 @@ import type { FactoryKeyRecord, Store } from '../store.js';
 import type { OAuthStore } from '../oauth-store.js';
 import { insertOrDuplicateValue } from './duplicate.js';
 import { SqliteConfirmations, type ConfirmationsTable } from './confirmations.js';
+import { SqliteDeviceClaims, type DeviceClaimsTable } from './device-claims.js';
 import { SqliteDevices, type DevicesTable } from './devices.js';
 import { FactoryKeyQueries, type FactoryKeysTable } from './factory-keys.js';
 import { SqliteRevokedTokens, type RevokedTokensTable } from './revoked-tokens.js';
@@ -26,10 +27,11 @@ interface Tables {
   factory_keys: FactoryKeysTable;
   email_confirmations: ConfirmationsTable;
   revoked_tokens: RevokedTokensTable;
+  device_claims: DeviceClaimsTable;
 }
 
 /**
- * The Store, one part per concern (users-tokens.ts, devices.ts, confirmations.ts, revoked-tokens.ts,
+ * The Store, one part per concern (users-tokens.ts, devices.ts, device-claims.ts, confirmations.ts, revoked-tokens.ts,
  * factory-keys.ts, sqlite-oauth.ts), each on the same Kysely instance: this class opens the database
  * and delegates.
  */
@@ -37,6 +39,7 @@ export class SqliteStore implements Store {
   readonly #db: Kysely<Tables>;
   readonly #users: SqliteUsers;
   readonly #devices: SqliteDevices;
+  readonly #claims: SqliteDeviceClaims;
   readonly #confirmations: SqliteConfirmations;
   readonly #revoked: SqliteRevokedTokens;
   readonly #factoryKeys: FactoryKeyQueries;
@@ -47,7 +50,8 @@ export class SqliteStore implements Store {
     // Kysely is invariant in its table map; each part sees only its own tables.
     const part = <T>() => db as unknown as Kysely<T>;
     this.#users = new SqliteUsers(part<{ users: UsersTable; tokens: TokensTable }>());
-    this.#devices = new SqliteDevices(part<{ devices: DevicesTable }>());
+    this.#devices = new SqliteDevices(part<{ devices: DevicesTable; users: UsersTable; device_claims: DeviceClaimsTable }>());
+    this.#claims = new SqliteDeviceClaims(part<{ device_claims: DeviceClaimsTable; devices: DevicesTable; email_confirmations: ConfirmationsTable }>());
     this.#confirmations = new SqliteConfirmations(part<{ email_confirmations: ConfirmationsTable; users: UsersTable }>());
     this.#revoked = new SqliteRevokedTokens(part<{ revoked_tokens: RevokedTokensTable }>());
     this.#factoryKeys = new FactoryKeyQueries(part<{ factory_keys: FactoryKeysTable }>());
@@ -116,6 +120,13 @@ export class SqliteStore implements Store {
   updateDeviceInfo: Store['updateDeviceInfo'] = (id, info, at) => this.#devices.updateDeviceInfo(id, info, at);
   touchDevice: Store['touchDevice'] = (id, at) => this.#devices.touchDevice(id, at);
   deleteDevice: Store['deleteDevice'] = (id) => this.#devices.deleteDevice(id);
+
+  // Pending device ownership (device-claims.ts)
+
+  getDeviceClaim: Store['getDeviceClaim'] = (id) => this.#claims.getDeviceClaim(id);
+  listDeviceClaims: Store['listDeviceClaims'] = (email) => this.#claims.listDeviceClaims(email);
+  acceptDeviceClaim: Store['acceptDeviceClaim'] = (id, email, now) => this.#claims.acceptDeviceClaim(id, email, now);
+  declineDeviceClaim: Store['declineDeviceClaim'] = (id, email, now) => this.#claims.declineDeviceClaim(id, email, now);
 
   // Factory keys (queries in factory-keys.ts)
 
