@@ -126,6 +126,13 @@ export class PacketDecoder {
     return this.#version;
   }
 
+  /** Bytes of an incomplete packet held (at most the maximum packet size); nonzero when the peer stopped mid-packet. */
+  get pending(): number {
+    let n = 0;
+    for (const p of this.#parts ?? []) n += p.length;
+    return n;
+  }
+
   /**
    * Decodes the packets completed by `chunk`, appending them to `packets`; returns the error that
    * stopped decoding (input that is not valid MQTT: nothing after it is decoded, and further input is
