@@ -20,6 +20,7 @@ import {
 } from '../src/relay/protocol/frames.js';
 import { hasFeature, parseHandshake, peerLimits } from '../src/relay/protocol/handshake.js';
 import { decodeRequestHead, decodeResponseHead, encodeRequestHead, encodeResponseHead, type HeaderList } from '../src/relay/protocol/heads.js';
+import { PartialBytes } from '../src/relay/protocol/partial-bytes.js';
 import { FrameParser } from '../src/relay/protocol/parser.js';
 import { FUZZ_TEST_OPTIONS, checkProperty, chunksOf, cutPoints, hostile, onlyThrows, randomBytes, record } from './support/fuzz.js';
 
@@ -102,6 +103,31 @@ describe('tunnel frame parser under fuzzing', () => {
       });
       assert.equal(err?.code, ErrorCode.FRAME_TOO_LARGE);
       assert.ok(fed < HEADER_BYTES, `refused only after ${fed} bytes`); // the chunk that completed the header threw
+    });
+  });
+});
+
+describe('partial frame bytes under fuzzing', () => {
+  test('any reads held, peeked at and taken come back as the bytes that were read, in order', FUZZ_TEST_OPTIONS, () => {
+    const step = fc.oneof(
+      { arbitrary: fc.oneof(randomBytes(80), randomBytes(9000)).map((b) => ({ append: b })), weight: 4 },
+      { arbitrary: fc.nat().map((n) => ({ peek: n })), weight: 1 },
+    );
+    checkProperty([fc.array(step, { maxLength: 20 }), randomBytes(16)], (steps, last) => {
+      const held = new PartialBytes();
+      const expected: Buffer[] = [];
+      for (const s of steps) {
+        if ('append' in s) {
+          held.append(s.append);
+          expected.push(s.append);
+        } else {
+          const n = s.peek % (held.length + 1);
+          assert.deepEqual(held.peek(n), Buffer.concat(expected).subarray(0, n));
+        }
+        assert.equal(held.length, Buffer.concat(expected).length);
+      }
+      assert.deepEqual(held.take(last), Buffer.concat([...expected, last]));
+      assert.equal(held.length, 0);
     });
   });
 });

@@ -58,7 +58,7 @@ export class PartialBytes {
    * else everything held is joined once (a header split over reads is not joined again on every read).
    */
   peek(n: number): Buffer {
-    const first = this.#parts[0] ?? this.#block!.subarray(0, this.#blockUsed);
+    const first = this.#parts[0] ?? this.#block?.subarray(0, this.#blockUsed) ?? Buffer.alloc(0);
     if (first.length >= n) return first.subarray(0, n);
     const joined = this.take();
     this.#parts = [joined];
