@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { generate, parser, type IPublishPacket, type Packet } from 'mqtt-packet';
 import { encode, PacketDecoder } from '../src/mqtt/codec.js';
 import type { Message } from '../src/mqtt/message.js';
@@ -139,5 +141,23 @@ describe('MQTT codec', () => {
     assert.deepEqual([...encode({ cmd: 'puback', messageId: 258 }, 4)], [0x40, 0x02, 0x01, 0x02]);
     assert.deepEqual([...encode({ cmd: 'pubrel', messageId: 1, reasonCode: 0 }, 5)], [0x62, 0x02, 0x00, 0x01]);
     assert.deepEqual([...encode({ cmd: 'pubrec', messageId: 1, reasonCode: 0x10 }, 5)], [0x50, 0x04, 0x00, 0x01, 0x10, 0x00]);
+  });
+  it('holds a packet trickled one byte per read in about its size, not a Buffer per byte', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const used = (): number => {
+      gc();
+      const m = process.memoryUsage();
+      return m.heapUsed + m.arrayBuffers;
+    };
+    const d = new PacketDecoder(1 << 20);
+    assert.equal(decode(d, connect(4)).error, null);
+    assert.equal(decode(d, Buffer.from([0x30, 0xff, 0xff, 0x3e])).error, null); // a PUBLISH of ~1 MB, to come
+    const before = used();
+    for (let i = 0; i < 100_000; i++) assert.equal(decode(d, Buffer.from([0x61])).error, null);
+    const grown = used() - before;
+    assert.equal(d.pending, 100_004);
+    // One Buffer per read held ~14 MB here.
+    assert.ok(grown < 1_000_000, `grew ${grown} bytes holding 100,000`);
   });
 });

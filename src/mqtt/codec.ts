@@ -12,6 +12,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { generate, parser as createParser, writeToStream, type IPublishPacket, type Packet } from 'mqtt-packet';
+import { PartialBytes } from '../relay/protocol/partial-bytes.js';
 import { MqttError, malformed, protocolError } from './errors.js';
 import { fastDecode } from './fast-decode.js';
 import { checkPacket } from './packet-checks.js';
@@ -29,8 +30,6 @@ export const PROTOCOL_MAX_PACKET_BYTES = MAX_REMAINING_LENGTH + 5;
 
 const PACKET_TYPE_CONNECT = 1;
 const PACKET_TYPE_AUTH = 15;
-/** A partial packet smaller than this is copied out of its chunk, so the chunk is not kept alive. */
-const COPY_PARTIAL_BELOW = 4_096;
 
 /** The parts of mqtt-packet's parser that the decoder reaches into (mqtt-packet 9, parser.js). */
 interface ParserInternals {
@@ -114,8 +113,8 @@ export class PacketDecoder {
   #remaining = 0;
   #multiplier = 1;
   #bodyLeft = 0;
-  /** Earlier pieces of a packet that spans chunks. */
-  #parts: Buffer[] | undefined;
+  /** Earlier pieces of a packet that spans chunks (created on first use: most reads end on a packet boundary). */
+  #parts: PartialBytes | undefined;
 
   constructor(maxPacketBytes: number) {
     this.#maxPacketBytes = maxPacketBytes;
@@ -124,6 +123,11 @@ export class PacketDecoder {
   /** Protocol level of the decoded CONNECT (3, 4 or 5), or 0 before one was seen. */
   get protocolVersion(): number {
     return this.#version;
+  }
+
+  /** Bytes of an incomplete packet held (at most the maximum packet size); nonzero when the peer stopped mid-packet. */
+  get pending(): number {
+    return this.#parts?.length ?? 0;
   }
 
   /**
@@ -179,18 +183,15 @@ export class PacketDecoder {
       start = pos;
       if (!ok) return this.#error;
     }
-    if (start < n) {
-      const rest = chunk.subarray(start);
-      (this.#parts ??= []).push(rest.length < COPY_PARTIAL_BELOW ? Buffer.from(rest) : rest);
-    }
+    // A small partial packet is copied out of its chunk, so the chunk is not kept alive; a large one is kept.
+    if (start < n) (this.#parts ??= new PartialBytes()).append(chunk.subarray(start));
     return null;
   }
 
   /** A packet that spanned chunks: its pieces joined, then decoded. */
-  #decodeJoined(parts: Buffer[], last: Buffer, out: Packet[]): boolean {
+  #decodeJoined(parts: PartialBytes, last: Buffer, out: Packet[]): boolean {
     this.#parts = undefined;
-    parts.push(last);
-    const bytes = Buffer.concat(parts);
+    const bytes = parts.take(last);
     return this.#decode(bytes, 0, bytes.length, out);
   }
 

@@ -20,6 +20,14 @@ test('answers keep four fields whatever the device name holds, and parse back', 
   assert.equal(parseAnswer(Buffer.alloc(2000, 0x61)), undefined);
 });
 
+test('a device name with a run of bars or a long tail still gives an answer that parses back to it', () => {
+  const parse = (name: string): string | undefined => parseAnswer(Buffer.from(formatAnswer({ mac: 'aa:bb:cc:dd:ee:ff', name, url: 'http://192.0.2.5:8081' })))?.name;
+  assert.equal(parse('Kitchen ||| evil'), 'Kitchen | evil');
+  assert.equal(parse('|||'), '|');
+  assert.equal(parse(`${'a'.repeat(63)} tail`), 'a'.repeat(63), 'the cut does not leave a space the parser trims');
+  assert.equal(parse(`${'a'.repeat(63)}😀`), 'a'.repeat(63), 'the cut does not split a character');
+});
+
 test('answers are limited per asker and in all', () => {
   const l = new ReplyLimiter(1000, 3, 2);
   assert.ok(l.allow('a', 0));

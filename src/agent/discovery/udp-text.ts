@@ -29,10 +29,19 @@ export function isQuery(msg: Buffer): boolean {
   return !msg.toString('latin1').startsWith(ANSWER_PREFIX.trimEnd());
 }
 
-/** A device name as it may appear in an answer: no separators, no control characters, bounded. */
+/**
+ * A device name as it may appear in an answer: no separators, no control characters, bounded, and as
+ * parseAnswer reads it back (trimmed, whole characters).
+ */
 function cleanName(name: string): string {
+  // A run of bars becomes one: joining the pieces of split('||') with '|' turned "|||" back into "||",
+  // and a name like "a ||| b" then broke its own answer into five fields.
   // eslint-disable-next-line no-control-regex
-  return name.replace(/[\u0000-\u001f\u007f]/g, ' ').split('||').join('|').trim().slice(0, MAX_NAME_CHARS) || 'cloudrest device';
+  const text = name.replace(/[\u0000-\u001f\u007f]/g, ' ').replace(/\|{2,}/g, '|').trim();
+  // Cut at a character boundary (a lone surrogate would go out as U+FFFD), then trim what the cut exposed.
+  let end = Math.min(text.length, MAX_NAME_CHARS);
+  if (end < text.length && /[\ud800-\udbff]/.test(text[end - 1]!)) end--;
+  return text.slice(0, end).trimEnd() || 'cloudrest device';
 }
 
 export function formatAnswer(a: DiscoveryAnswer): string {

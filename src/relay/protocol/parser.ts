@@ -1,12 +1,13 @@
 import { HEADER_BYTES, ErrorCode, FRAME_TYPE_NAMES, ProtocolError, type Frame } from './frames.js';
+import { PartialBytes } from './partial-bytes.js';
 
 /**
  * Streaming frame parser: feed it chunks as they arrive, get whole frames out. Memory is bounded by
  * `maxFrameBytes`: a header announcing a larger payload is rejected before any of it is buffered.
  */
 export class FrameParser {
-  #chunks: Buffer[] = [];
-  #buffered = 0;
+  /** The start of a frame whose end has not arrived yet. */
+  readonly #held = new PartialBytes();
 
   constructor(private maxFrameBytes: number) {}
 
@@ -17,17 +18,14 @@ export class FrameParser {
   /** Calls `onFrame` for every complete frame in the data seen so far. Throws ProtocolError. */
   push(chunk: Buffer, onFrame: (frame: Frame) => void): void {
     let buf: Buffer;
-    if (this.#buffered === 0) {
+    if (this.#held.length === 0) {
       buf = chunk;
     } else {
       // Hold chunks until the frame they start is complete, then join once: a large frame split over
       // many socket reads is copied once, not once per read.
-      this.#chunks.push(chunk);
-      this.#buffered += chunk.length;
-      if (this.#buffered < this.#need()) return;
-      buf = Buffer.concat(this.#chunks, this.#buffered);
-      this.#chunks = [];
-      this.#buffered = 0;
+      this.#held.append(chunk);
+      if (this.#held.length < this.#need()) return;
+      buf = this.#held.take();
     }
     let off = 0;
     while (buf.length - off >= HEADER_BYTES) {
@@ -44,21 +42,16 @@ export class FrameParser {
       off += HEADER_BYTES + length;
       onFrame({ type, flags, stream, payload });
     }
-    if (off < buf.length) {
-      const rest = buf.subarray(off);
-      // Copy a small tail so it does not pin a large socket chunk; a large one is kept as it is.
-      this.#chunks.push(rest.length < 4096 ? Buffer.from(rest) : rest);
-      this.#buffered = rest.length;
-    }
+    // A small tail is copied (it does not pin a large socket chunk); a large one is kept as it is.
+    if (off < buf.length) this.#held.append(buf.subarray(off));
   }
 
   /** Bytes needed to complete the frame whose start is buffered (header size until the header is in). */
   #need(): number {
-    if (this.#buffered < HEADER_BYTES) return HEADER_BYTES;
-    // Join a header split over chunks once, keeping the result: joining it afresh on every call would
-    // copy everything held on every read again (quadratic when a large frame's header straddles reads).
-    if (this.#chunks[0]!.length < HEADER_BYTES) this.#chunks = [Buffer.concat(this.#chunks, this.#buffered)];
-    const head = this.#chunks[0]!;
+    if (this.#held.length < HEADER_BYTES) return HEADER_BYTES;
+    // peek() joins a header split over chunks once, keeping the result: joining it afresh on every
+    // call would copy everything held on every read again.
+    const head = this.#held.peek(HEADER_BYTES);
     if (!(head[0]! in FRAME_TYPE_NAMES)) return 0; // let push() report it
     const length = head.readUInt32BE(1);
     if (length > this.maxFrameBytes) return 0;
@@ -67,6 +60,6 @@ export class FrameParser {
 
   /** Bytes of an incomplete frame held; nonzero when the peer stopped mid-frame. */
   get pending(): number {
-    return this.#buffered;
+    return this.#held.length;
   }
 }
