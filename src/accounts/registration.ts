@@ -10,7 +10,8 @@
  * device cycling addresses) and `maxPerHour` for the whole hub.
  */
 import type { Logger } from 'pino';
-import { newId, newToken, sha256Hex, hashPassword } from '../core/secrets.js';
+import { PasswordHasher } from '../core/password-hasher.js';
+import { newId, newToken, sha256Hex } from '../core/secrets.js';
 import type { Mailer } from '../mail/mailer.js';
 import type { ConfirmationRecord, ConfirmResult, Store } from '../store/store.js';
 import { displayName, normalizedEmail } from './email.js';
@@ -31,6 +32,8 @@ export interface RegistrationDeps {
   publicUrl: () => string;
   /** ms since the epoch; tests move it instead of sleeping. */
   clock?: () => number;
+  /** The hub's bound on password hashes (the Authenticator's); its own with the defaults without it. */
+  hasher?: PasswordHasher;
 }
 
 const HOUR_MS = 3_600_000;
@@ -52,12 +55,14 @@ export type HeldBack = 'sent recently' | 'address daily limit' | 'device daily l
 export class Registration {
   readonly #inFlight = new Set<string>();
   readonly #now: () => number;
+  readonly #hasher: PasswordHasher;
 
   constructor(
     private readonly opts: RegistrationOptions,
     private readonly deps: RegistrationDeps,
   ) {
     this.#now = deps.clock ?? Date.now;
+    this.#hasher = deps.hasher ?? new PasswordHasher();
   }
 
   /**
@@ -127,12 +132,13 @@ export class Registration {
 
   /**
    * Confirms the email of a valid link with the password its owner chose, creating the user. The
-   * password is hashed only for a link that is valid, so unknown ids cost no scrypt work.
+   * password is hashed only for a link that is valid, so unknown ids cost no scrypt work, and the hash
+   * waits its turn among the hub's others (throws BusyError when it cannot).
    */
-  async confirm(confirmationId: string, password: string): Promise<ConfirmResult> {
+  async confirm(confirmationId: string, password: string, clientAddress: string): Promise<ConfirmResult> {
     const state = await this.inspect(confirmationId);
     if (state.status !== 'valid') return state;
-    const passwordHash = await hashPassword(password);
+    const passwordHash = await this.#hasher.hash(password, clientAddress);
     const r = await this.deps.store.confirmEmail(sha256Hex(confirmationId), { id: newId('u_'), passwordHash }, this.#now());
     if (r.status === 'confirmed') this.deps.log.info({ email: r.user.email, userId: r.user.id }, 'email confirmed; user created');
     return r;

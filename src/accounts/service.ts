@@ -78,7 +78,7 @@ export function createAccounts(d: AccountsDeps): AccountsService {
       maxPerAddressPerDay: config.mailMaxPerAddressPerDay,
       maxPerDevicePerDay: config.mailMaxPerDevicePerDay,
     },
-    { store, mailer, log, publicUrl: d.publicUrl },
+    { store, mailer, log, publicUrl: d.publicUrl, hasher: d.auth.hasher },
   );
   const attempts = new PasswordAttempts({ maxFailures: config.loginMaxFailures, maxFailuresPerAddress: config.loginMaxFailuresPerAddress, windowMs: config.loginWindowMs });
   const deviceAuth = new DeviceAuth({ tunnels: d.tunnels, requestTimeoutMs: config.requestTimeoutMs });
