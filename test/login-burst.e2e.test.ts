@@ -7,29 +7,32 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { addUser, startHub, tempDir, type HubProc } from './support/procs.js';
+import { formOf } from './support/curl-browser.js';
+import { authorizeUrl, registerClient } from './support/oauth.js';
+import { addDevice, addUser, login as signIn, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
 
 interface Answer {
   status: number;
   retryAfter: string | undefined;
   code: string | undefined;
+  text: string;
 }
 
-/** POST /v1/auth on a connection of its own from `localAddress`. */
-function login(url: string, localAddress: string, email: string, password: string): Promise<Answer> {
-  const body = JSON.stringify({ email, password });
+/** A POST on a connection of its own from `localAddress` (127.0.0.x are all loopback on Linux). */
+function post(url: string, localAddress: string, body: string, headers: Record<string, string>): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(`${url}/v1/auth`, { method: 'POST', agent: false, localAddress, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const req = request(url, { method: 'POST', agent: false, localAddress, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => {
+        const text = Buffer.concat(parts).toString('utf8');
         let code: string | undefined;
         try {
-          code = (JSON.parse(Buffer.concat(parts).toString('utf8')) as { error?: { code?: string } }).error?.code;
+          code = (JSON.parse(text) as { error?: { code?: string } }).error?.code;
         } catch {
           code = undefined;
         }
-        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], code });
+        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], code, text });
       });
       res.on('error', reject);
     });
@@ -38,14 +41,21 @@ function login(url: string, localAddress: string, email: string, password: strin
   });
 }
 
-/** What a burst got: the count of each status, and whether every 429 said when to come back. */
-function tally(answers: Answer[]) {
+const JSON_TYPE = { 'content-type': 'application/json' };
+
+/** POST /v1/auth from `localAddress`. */
+function login(url: string, localAddress: string, email: string, password: string): Promise<Answer> {
+  return post(`${url}/v1/auth`, localAddress, JSON.stringify({ email, password }), JSON_TYPE);
+}
+
+/** What a burst got: the count of refusals (`refusal`: the status of a wrong secret) and of 429s, and whether every 429 said when to come back. */
+function tally(answers: Answer[], refusal = 401) {
   const count = (s: number) => answers.filter((a) => a.status === s).length;
   const limited = answers.filter((a) => a.status === 429);
   return {
-    401: count(401),
+    401: count(refusal),
     429: count(429),
-    other: answers.filter((a) => a.status !== 401 && a.status !== 429).map((a) => a.status),
+    other: answers.filter((a) => a.status !== refusal && a.status !== 429).map((a) => a.status),
     every429HasRetryAfter: limited.every((a) => a.retryAfter !== undefined && Number(a.retryAfter) >= 1),
     codes429: [...new Set(limited.map((a) => a.code))].sort(),
   };
@@ -109,5 +119,103 @@ describe('login bursts: the failed-password limits hold under concurrency', () =
     assert.ok(checked <= 50, `${checked} wrong passwords were checked from one address, the limit is 50`);
     const blocked = await login(hub.url, '127.0.0.3', 'bob@example.com', 'bob right password');
     assert.equal(blocked.status, 429, 'the address stays limited for every account');
+  });
+});
+
+/** `n` copies of `one` at once. */
+const burst = (n: number, one: (i: number) => Promise<Answer>) => Promise.all(Array.from({ length: n }, (_, i) => one(i)));
+
+describe('bursts on every other password check: password change, OAuth consent, device authentication', () => {
+  const N = 200;
+  const DEVICE_PASSWORD = 'kept only on the device';
+  let data: { path: string; remove(): void };
+  let hub: HubProc;
+  let device: Proc;
+  let agent: Proc;
+  let deviceId: string;
+  let clientId: string;
+  before(async () => {
+    data = tempDir();
+    await addUser(data.path, 'carol@example.com', 'carol right password');
+    await addUser(data.path, 'dave@example.com', 'dave right password');
+    await addUser(data.path, 'erin@example.com', 'erin right password');
+    const d = await addDevice(data.path, 'Locked thermostat', 'erin@example.com');
+    deviceId = d.id;
+    clientId = (await registerClient(data.path, 'Burst service', ['https://svc.example/cb'], true)).client_id;
+    hub = await startHub(data.path);
+    device = await startDevice('erin@example.com', { password: DEVICE_PASSWORD });
+    agent = await startAgent({ hub: `tcp://127.0.0.1:${hub.tunnelPort}`, deviceId: d.id, secret: d.secret, api: (device as Proc & { url: string }).url });
+  });
+  after(async () => {
+    await Promise.all([agent?.stop(), device?.stop()]);
+    await hub?.stop();
+    data?.remove();
+  });
+
+  it(`${N} concurrent password changes with a wrong current password: at most 10 are checked, the rest get 429`, async (t) => {
+    const token = await signIn(hub.url, 'carol@example.com', 'carol right password');
+    const headers = { ...JSON_TYPE, authorization: `Bearer ${token}` };
+    const change = (current: string) => post(`${hub.url}/v1/auth/password`, '127.0.0.5', JSON.stringify({ current, new: 'a brand new password' }), headers);
+    const s = tally(await burst(N, (i) => change(`guess ${i}`)));
+    t.diagnostic(`password change: ${s[401]} × 401, ${s[429]} × 429 ${JSON.stringify(s.codes429)}`);
+    assert.ok(s[401] <= 10, `${s[401]} wrong current passwords were checked, the limit is 10`);
+    assert.equal(s[401] + s[429], N, `other answers: ${JSON.stringify(s.other)}`);
+    assert.ok(s.every429HasRetryAfter);
+    assert.equal((await change('carol right password')).status, 429, 'the account stays limited');
+  });
+
+  it(`${N} concurrent consent forms with a wrong password: at most 10 are checked, the rest get the page again with 429 and Retry-After`, async (t) => {
+    const page = await fetch(authorizeUrl(hub.url, { response_type: 'code', client_id: clientId, redirect_uri: 'https://svc.example/cb', scope: 'devices:read', state: 's' }));
+    assert.equal(page.status, 200);
+    const cookie = (page.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const form = formOf({ status: 200, url: page.url, headers: {}, body: await page.text() });
+    const submit = (password: string) =>
+      post(form.action, '127.0.0.6', new URLSearchParams({ ...form.fields, email: 'dave@example.com', password, decision: 'allow' }).toString(), { 'content-type': 'application/x-www-form-urlencoded', cookie });
+    const answers = await burst(N, (i) => submit(`guess ${i}`));
+    const s = tally(answers);
+    t.diagnostic(`OAuth consent: ${s[401]} × 401, ${s[429]} × 429`);
+    assert.ok(s[401] <= 10, `${s[401]} wrong passwords were checked, the limit is 10`);
+    assert.equal(s[401] + s[429], N, `other answers: ${JSON.stringify(s.other)}`);
+    assert.ok(s.every429HasRetryAfter);
+    assert.ok(answers.filter((a) => a.status === 429).every((a) => /Too many failed attempts/.test(a.text)), 'the page says why');
+    assert.equal((await submit('dave right password')).status, 429, 'the account stays limited');
+  });
+
+  it(`${N} concurrent device authentications with a wrong password: at most 10 reach the device, the rest get 429`, async (t) => {
+    const token = await signIn(hub.url, 'erin@example.com', 'erin right password');
+    const headers = { ...JSON_TYPE, authorization: `Bearer ${token}` };
+    const auth = (password: string) => post(`${hub.url}/v1/devices/${deviceId}/auth`, '127.0.0.7', JSON.stringify({ password }), headers);
+    const s = tally(await burst(N, (i) => auth(`guess ${i}`)), 403);
+    t.diagnostic(`device auth: ${s[401]} × 403, ${s[429]} × 429 ${JSON.stringify(s.codes429)}`);
+    assert.ok(s[401] <= 10, `${s[401]} wrong passwords reached the device, the limit is 10`);
+    assert.equal(s[401] + s[429], N, `other answers: ${JSON.stringify(s.other)}`);
+    assert.ok(s.every429HasRetryAfter);
+    assert.equal((await auth(DEVICE_PASSWORD)).status, 429, 'the device stays limited');
+  });
+});
+
+describe('password hashes are bounded hub-wide', () => {
+  let data: { path: string; remove(): void };
+  let hub: HubProc;
+  before(async () => {
+    data = tempDir();
+    await addUser(data.path, 'ada@example.com', 'ada right password');
+    hub = await startHub(data.path, ['--max-concurrent-password-hashes', '1', '--max-queued-password-hashes', '0']);
+  });
+  after(async () => {
+    await hub?.stop();
+    data?.remove();
+  });
+
+  it('logins from many addresses at once beyond the hash slots get 429 CR_ERR_BUSY with Retry-After, and are not counted as failures', async (t) => {
+    const answers = await burst(40, (i) => login(hub.url, `127.0.1.${i + 1}`, 'ada@example.com', `guess ${i}`));
+    const busy = answers.filter((a) => a.status === 429);
+    const checked = answers.filter((a) => a.status === 401).length;
+    t.diagnostic(`one slot, no queue: ${checked} × 401, ${busy.length} × 429 ${JSON.stringify([...new Set(busy.map((a) => a.code))])}`);
+    assert.ok(checked >= 1 && checked <= 10, `${checked} checked`);
+    assert.ok(busy.length >= 1, 'some found no slot');
+    assert.equal(checked + busy.length, 40, `other answers: ${JSON.stringify(answers.filter((a) => a.status !== 401 && a.status !== 429).map((a) => a.status))}`);
+    assert.ok(busy.every((a) => a.code === 'CR_ERR_BUSY' && Number(a.retryAfter) >= 1), 'each says CR_ERR_BUSY and when to come back');
+    if (checked < 10) assert.equal((await login(hub.url, '127.0.2.1', 'ada@example.com', 'ada right password')).status, 200, 'busy refusals did not lock the account');
   });
 });
