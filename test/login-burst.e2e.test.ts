@@ -197,12 +197,21 @@ describe('bursts on every other password check: password change, OAuth consent, 
 describe('password hashes are bounded hub-wide', () => {
   let data: { path: string; remove(): void };
   let hub: HubProc;
+  let device: Proc;
+  let agent: Proc;
+  let deviceId: string;
   before(async () => {
     data = tempDir();
     await addUser(data.path, 'ada@example.com', 'ada right password');
+    const d = await addDevice(data.path, 'New thermostat');
+    deviceId = d.id;
     hub = await startHub(data.path, ['--max-concurrent-password-hashes', '1', '--max-queued-password-hashes', '0']);
+    // A device naming an email nobody has: the hub writes a confirmation link (logged, no mail server).
+    device = await startDevice('newbie@example.com');
+    agent = await startAgent({ hub: `tcp://127.0.0.1:${hub.tunnelPort}`, deviceId: d.id, secret: d.secret, api: (device as Proc & { url: string }).url });
   });
   after(async () => {
+    await Promise.all([agent?.stop(), device?.stop()]);
     await hub?.stop();
     data?.remove();
   });
@@ -217,5 +226,19 @@ describe('password hashes are bounded hub-wide', () => {
     assert.equal(checked + busy.length, 40, `other answers: ${JSON.stringify(answers.filter((a) => a.status !== 401 && a.status !== 429).map((a) => a.status))}`);
     assert.ok(busy.every((a) => a.code === 'CR_ERR_BUSY' && Number(a.retryAfter) >= 1), 'each says CR_ERR_BUSY and when to come back');
     if (checked < 10) assert.equal((await login(hub.url, '127.0.2.1', 'ada@example.com', 'ada right password')).status, 200, 'busy refusals did not lock the account');
+  });
+
+  it('concurrent confirmations of one link beyond the hash slots get 429 CR_ERR_BUSY with Retry-After; one creates the account', async (t) => {
+    const logged = await hub.waitForLog('confirmation mail queued', (l) => l.deviceId === deviceId);
+    const id = new URL(logged.link as string).searchParams.get('confirmationId')!;
+    const body = JSON.stringify({ confirmationId: id, password: 'newbie chosen password' });
+    const answers = await burst(20, (i) => post(`${hub.url}/v1/confirmation`, `127.0.3.${i + 1}`, body, JSON_TYPE));
+    const by = (s: number) => answers.filter((a) => a.status === s);
+    t.diagnostic(`confirmations: ${by(201).length} × 201, ${by(410).length} × 410, ${by(429).length} × 429`);
+    assert.equal(by(201).length, 1, 'one confirms');
+    assert.ok(by(429).length >= 1, 'some found no slot');
+    assert.equal(by(201).length + by(410).length + by(429).length, 20, `other answers: ${JSON.stringify(answers.map((a) => a.status))}`);
+    assert.ok(by(429).every((a) => a.code === 'CR_ERR_BUSY' && Number(a.retryAfter) >= 1));
+    assert.equal((await login(hub.url, '127.0.3.100', 'newbie@example.com', 'newbie chosen password')).status, 200);
   });
 });
