@@ -47,6 +47,9 @@ export interface Attempt {
 /** What `reserve` answers: an attempt to settle, or how long to wait before trying again. */
 export type Reservation<A = Attempt> = { attempt: A; retryAfterMs: 0 } | { attempt: undefined; retryAfterMs: number };
 
+/** The wait suggested while checks in flight fill the limit. */
+const IN_FLIGHT_WAIT_MS = 1000;
+
 export class FailureLimiter {
   readonly #windows: LRUCache<string, Window>;
   readonly #now: () => number;
@@ -72,11 +75,17 @@ export class FailureLimiter {
     return w;
   }
 
+  /**
+   * How long a refused attempt should wait: until the window ends when its failures alone reach the
+   * limit; a second (Retry-After's unit) when checks in flight make up the rest, since they settle
+   * within seconds and may succeed.
+   */
   #wait(w: Window, now: number): number {
-    return Math.max(1, w.startedAt + this.opts.windowMs - now);
+    const windowEnd = Math.max(1, w.startedAt + this.opts.windowMs - now);
+    return w.failures >= this.opts.maxFailures ? windowEnd : Math.min(windowEnd, IN_FLIGHT_WAIT_MS);
   }
 
-  /** 0 if an attempt for `key` would be reserved now, else the ms until the window ends. Reserves nothing. */
+  /** 0 if an attempt for `key` would be reserved now, else the ms to wait (see #wait). Reserves nothing. */
   retryAfterMs(key: string, now = this.#now()): number {
     const w = this.#current(key, now);
     return w === undefined || w.failures + w.inFlight < this.opts.maxFailures ? 0 : this.#wait(w, now);
@@ -84,7 +93,7 @@ export class FailureLimiter {
 
   /**
    * Reserves an attempt for `key` before its secret is checked, or refuses it (failures and checks in
-   * flight already reach the limit) with the ms until the window ends.
+   * flight already reach the limit) with the ms to wait.
    */
   reserve(key: string, now = this.#now()): Reservation {
     let w = this.#current(key, now);
