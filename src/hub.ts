@@ -27,6 +27,7 @@ import { wsDuplex } from './relay/protocol/ws-duplex.js';
 import { RelayCache } from './relay/relay-cache.js';
 import { createMqtt, type MqttService } from './mqtt/hub/service.js';
 import { FailureLimiter } from './core/failure-limiter.js';
+import { PasswordHasher } from './core/password-hasher.js';
 import { registerFactoryApi } from './factory/factory-api.js';
 import { registerOAuth } from './oauth/http.js';
 import { OAuthService } from './oauth/oauth-service.js';
@@ -82,7 +83,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const metrics = createMetrics();
   // Tokens are signed so agents can check them on the LAN with no hub (docs/api.md "LAN access").
   const signer = TokenSigner.open(config.data);
-  const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs, signer }, bus);
+  const hasher = new PasswordHasher({ maxConcurrent: config.maxConcurrentPasswordHashes, maxQueued: config.maxQueuedPasswordHashes, maxWaitMs: config.passwordHashMaxWaitMs });
+  const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs, signer, hasher }, bus);
   const cache = config.cacheMaxBytes > 0 ? new RelayCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
   const lan = new LanTrustSync({
     store, bus, log, keys: [signer.publicKey],

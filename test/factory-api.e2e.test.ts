@@ -133,4 +133,13 @@ describe('factory API: POST /v1/factory/devices', () => {
     assert.match(stdout, /cloudrest_factory_requests_total\{result="created"\} 3/);
     assert.ok(hub.logs('factory request refused: bad factory key').length >= 4);
   });
+
+  it('200 concurrent bad keys from one address: at most the limit (3) are looked up and refused with 401, the rest get 429', async () => {
+    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => post(hub, { from: '127.0.0.4', key: `crfk_burst-${i}`, body: { id: 'guess' } })));
+    const refused = answers.filter((a) => a.status === 401).length;
+    const limited = answers.filter((a) => a.status === 429);
+    assert.ok(refused <= 3, `${refused} bad keys were looked up, the limit is 3`);
+    assert.equal(refused + limited.length, 200);
+    assert.ok(limited.every((a) => a.body.error?.code === 'CR_ERR_RATE_LIMITED' && Number(a.headers['retry-after']) >= 1));
+  });
 });

@@ -23,6 +23,7 @@ import { registerConfirmationApi } from './confirmation-api.js';
 import { MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS } from './confirmation-page.js';
 import { apiAuthPath, type DeviceAuth } from './device-auth.js';
 import type { PasswordAttempts } from './password-attempts.js';
+import { checkPassword } from './password-check.js';
 import { sendRateLimited } from './rate-limited.js';
 import type { DeviceClaims } from './device-claims.js';
 import type { Registration } from './registration.js';
@@ -79,14 +80,14 @@ export function registerAccountsApi(app: FastifyInstance, deps: AccountsApiDeps)
       const s = await requireSession(auth, req);
       const body = req.body as { current: string; new: string };
       const account = s.user.email.toLowerCase();
-      const wait = attempts.retryAfterMs(account, req.ip);
-      if (wait > 0) return sendRateLimited(res, wait);
-      if ((await auth.verifyPassword(s.user.email, body.current))?.id !== s.user.id) {
-        attempts.failed(account, req.ip);
-        throw new HubError('CR_ERR_INVALID_CREDENTIALS', 'the current password is wrong');
-      }
-      attempts.succeeded(account);
-      await auth.changePassword(s.user, body.new, s.tokenHash);
+      const c = await checkPassword(attempts, account, req.ip, async () => {
+        const user = await auth.verifyPassword(s.user.email, body.current, req.ip);
+        return user?.id === s.user.id ? user : undefined;
+      });
+      if (c.status === 'refused') return sendRateLimited(res, c.retryAfterMs, c.code);
+      if (c.status === 'wrong') throw new HubError('CR_ERR_INVALID_CREDENTIALS', 'the current password is wrong');
+      // Hashing the new password also waits its turn; a BusyError here is 429 CR_ERR_BUSY (http/api.ts).
+      await auth.changePassword(s.user, body.new, s.tokenHash, req.ip);
       return res.code(204).send();
     });
 
@@ -110,17 +111,19 @@ export function registerAccountsApi(app: FastifyInstance, deps: AccountsApiDeps)
     }, async (req, res) => {
       const { s, d } = await ownedDevice(req);
       // The device checks the password; the hub still bounds how fast anyone may guess through it.
-      const key = `device ${d.id}`;
-      const wait = attempts.retryAfterMs(key, req.ip);
-      if (wait > 0) return sendRateLimited(res, wait);
+      // Reserved before the device is asked, so concurrent guesses cannot outrun the limit.
+      const { attempt, retryAfterMs } = attempts.reserve(`device ${d.id}`, req.ip);
+      if (attempt === undefined) return sendRateLimited(res, retryAfterMs);
       try {
         const { expiresAt } = await deviceAuth.authenticate(s.user, d, (req.body as { password: string }).password, req.ip);
-        attempts.succeeded(key);
+        attempt.succeeded();
         res.header('cache-control', 'no-store');
         return { authenticated: true, expires: new Date(expiresAt).toISOString() };
       } catch (err) {
-        if (err instanceof HubError && err.code === 'CR_ERR_DEVICE_AUTH_FAILED') attempts.failed(key, req.ip);
+        if (err instanceof HubError && err.code === 'CR_ERR_DEVICE_AUTH_FAILED') attempt.failed();
         throw err;
+      } finally {
+        attempt.release(); // an offline device, a timeout or a bad answer checked nothing
       }
     });
 

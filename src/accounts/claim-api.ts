@@ -19,6 +19,7 @@ import { claimDecidedPage, claimForm } from './claim-page.js';
 import { MAX_PASSWORD_CHARS, PAGE_HEADERS, problemPage } from './confirmation-page.js';
 import type { ClaimLinkState, DeviceClaims } from './device-claims.js';
 import type { PasswordAttempts } from './password-attempts.js';
+import { checkPassword } from './password-check.js';
 import { sendRateLimited } from './rate-limited.js';
 
 export interface ClaimApiDeps {
@@ -89,14 +90,12 @@ export function registerClaimApi(app: FastifyInstance, deps: ClaimApiDeps): void
         const message = 'Enter your password to accept the device.';
         return wantsJson(req) ? json(res, 'CR_ERR_VALIDATION', message) : html(res, 400, claimForm(id, state.email, device, message));
       }
-      const wait = attempts.retryAfterMs(state.email, req.ip);
-      if (wait > 0) return sendRateLimited(res, wait);
-      if (!(await auth.verifyPassword(state.email, password))) {
-        attempts.failed(state.email, req.ip);
+      const c = await checkPassword(attempts, state.email.toLowerCase(), req.ip, () => auth.verifyPassword(state.email, password, req.ip));
+      if (c.status === 'refused') return sendRateLimited(res, c.retryAfterMs, c.code);
+      if (c.status === 'wrong') {
         const message = 'That is not the password of this account.';
         return wantsJson(req) ? json(res, 'CR_ERR_INVALID_CREDENTIALS', message) : html(res, 401, claimForm(id, state.email, device, message));
       }
-      attempts.succeeded(state.email);
     }
     const r = await claims.decideByLink(id, decision);
     if (r.status === 'accepted' || r.status === 'declined') {

@@ -7,8 +7,10 @@
  *   POST /v1/confirmation/resend               {confirmationId} of an expired link: mails a new one
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BusyError } from '../core/fair-semaphore.js';
 import { ERRORS, HubError, type ErrorCode } from '../errors.js';
 import { MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PAGE_HEADERS, confirmedPage, passwordForm, problemPage, resentPage } from './confirmation-page.js';
+import { retryAfterSeconds } from './rate-limited.js';
 import type { LinkState, Registration } from './registration.js';
 
 const MAX_ID_CHARS = 128;
@@ -79,7 +81,15 @@ export function registerConfirmationApi(app: FastifyInstance, registration: Regi
     if (problem !== undefined) {
       return wantsJson(req) ? json(res, 'CR_ERR_VALIDATION', problem) : html(res, 400, passwordForm(id, state.email, problem));
     }
-    const r = await registration.confirm(id, password!);
+    let r;
+    try {
+      r = await registration.confirm(id, password!, req.ip);
+    } catch (err) {
+      if (!(err instanceof BusyError)) throw err;
+      // Too many password hashes at once, hub-wide (core/password-hasher.ts): the link still works.
+      res.header('retry-after', String(retryAfterSeconds(err.retryAfterMs)));
+      return wantsJson(req) ? json(res, 'CR_ERR_BUSY') : html(res, 429, passwordForm(id, state.email, 'The hub is busy. Try again in a moment.'));
+    }
     if (r.status !== 'confirmed') return refuse(req, res, id, r.status === 'unknown' ? { status: 'unknown' } : { status: r.status, email: r.email ?? state.email }, 'confirmation/resend');
     if (wantsJson(req)) return res.code(201).header('cache-control', 'no-store').send({ email: r.user.email, confirmed: true });
     return html(res, 200, confirmedPage(r.user.email));

@@ -1,32 +1,53 @@
 /**
  * The two limits of a password check (login, password change, device authentication, OAuth consent):
  * per account (the email, whether or not it exists, so the answer says nothing about which do) and per
- * client address (IPv6 by /64). Both are core/failure-limiter.ts windows.
+ * client address (IPv6 by /64). Both are core/failure-limiter.ts windows, and a check reserves its
+ * attempt in both before the password is hashed, so concurrent guesses cannot outrun either limit.
  */
-import { FailureLimiter, addressKey } from '../core/failure-limiter.js';
+import { FailureLimiter, addressKey, type Attempt, type Reservation } from '../core/failure-limiter.js';
 
 export class PasswordAttempts {
   readonly #accounts: FailureLimiter;
   readonly #addresses: FailureLimiter;
 
-  constructor(opts: { maxFailures: number; maxFailuresPerAddress: number; windowMs: number; maxKeys?: number }) {
+  constructor(opts: { maxFailures: number; maxFailuresPerAddress: number; windowMs: number; maxKeys?: number; now?: () => number }) {
     const maxKeys = opts.maxKeys ?? 100_000;
-    this.#accounts = new FailureLimiter({ maxFailures: opts.maxFailures, windowMs: opts.windowMs, maxKeys });
-    this.#addresses = new FailureLimiter({ maxFailures: opts.maxFailuresPerAddress, windowMs: opts.windowMs, maxKeys });
+    this.#accounts = new FailureLimiter({ maxFailures: opts.maxFailures, windowMs: opts.windowMs, maxKeys, now: opts.now });
+    this.#addresses = new FailureLimiter({ maxFailures: opts.maxFailuresPerAddress, windowMs: opts.windowMs, maxKeys, now: opts.now });
   }
 
-  /** 0 to go ahead, else the ms to wait. */
-  retryAfterMs(account: string, address: string): number {
-    return Math.max(this.#accounts.retryAfterMs(account), this.#addresses.retryAfterMs(addressKey(address)));
-  }
-
-  failed(account: string, address: string): void {
-    this.#accounts.failed(account);
-    this.#addresses.failed(addressKey(address));
-  }
-
-  /** A correct password clears the account's failures (not the address's: it may be trying many accounts). */
-  succeeded(account: string): void {
-    this.#accounts.succeeded(account);
+  /**
+   * Reserves a password check for this account from this address, or refuses it with the ms to wait.
+   * Settle the attempt: `failed()` counts against both; `succeeded()` clears the account's failures
+   * but not the address's (it may be trying many accounts), whose reservation is given back;
+   * `release()` (nothing was checked) gives both back.
+   */
+  reserve(account: string, address: string): Reservation {
+    const a = this.#accounts.reserve(account);
+    if (a.attempt === undefined) return a;
+    const b = this.#addresses.reserve(addressKey(address));
+    if (b.attempt === undefined) {
+      a.attempt.release();
+      return b;
+    }
+    const forAccount: Attempt = a.attempt;
+    const forAddress: Attempt = b.attempt;
+    return {
+      retryAfterMs: 0,
+      attempt: {
+        failed: () => {
+          forAccount.failed();
+          forAddress.failed();
+        },
+        succeeded: () => {
+          forAccount.succeeded();
+          forAddress.release();
+        },
+        release: () => {
+          forAccount.release();
+          forAddress.release();
+        },
+      },
+    };
   }
 }

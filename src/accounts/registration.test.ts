@@ -142,14 +142,14 @@ describe('registration from the device', () => {
     const r = await rig(t);
     await r.outcome(() => r.reg.deviceConnected('d_1', { email: 'new@example.com' }));
     const id = idOf((await r.mails())[0]!.link);
-    assert.deepEqual(await r.reg.confirm('A'.repeat(43), 'a good password'), { status: 'unknown' });
-    assert.deepEqual(await r.reg.confirm('bad id!', 'a good password'), { status: 'unknown' });
-    const ok = await r.reg.confirm(id, 'a good password');
+    assert.deepEqual(await r.reg.confirm('A'.repeat(43), 'a good password', '127.0.0.1'), { status: 'unknown' });
+    assert.deepEqual(await r.reg.confirm('bad id!', 'a good password', '127.0.0.1'), { status: 'unknown' });
+    const ok = await r.reg.confirm(id, 'a good password', '127.0.0.1');
     assert.equal(ok.status, 'confirmed');
     const user = await r.store.getUserByEmail('new@example.com');
     assert.equal(user?.id, ok.status === 'confirmed' ? ok.user.id : '');
     assert.match(user!.passwordHash, /^scrypt\$/);
-    assert.deepEqual(await r.reg.confirm(id, 'another password'), { status: 'used', email: 'new@example.com' });
+    assert.deepEqual(await r.reg.confirm(id, 'another password', '127.0.0.1'), { status: 'used', email: 'new@example.com' });
     assert.equal((await r.store.getUserByEmail('new@example.com'))?.passwordHash, user!.passwordHash);
   });
 
@@ -159,14 +159,14 @@ describe('registration from the device', () => {
     const id = idOf((await r.mails())[0]!.link);
     r.advance(60_000);
     assert.deepEqual(await r.reg.inspect(id), { status: 'expired', email: 'late@example.com' });
-    assert.deepEqual(await r.reg.confirm(id, 'a good password'), { status: 'expired', email: 'late@example.com' });
+    assert.deepEqual(await r.reg.confirm(id, 'a good password', '127.0.0.1'), { status: 'expired', email: 'late@example.com' });
     assert.equal(await r.store.getUserByEmail('late@example.com'), undefined);
     assert.deepEqual(await r.reg.resend(id), { status: 'sent', email: 'late@example.com' });
     const mails = await r.mails();
     assert.equal(mails.length, 2);
     const fresh = idOf(mails[1]!.link);
     assert.notEqual(fresh, id);
-    assert.equal((await r.reg.confirm(fresh, 'a good password')).status, 'confirmed');
+    assert.equal((await r.reg.confirm(fresh, 'a good password', '127.0.0.1')).status, 'confirmed');
     assert.deepEqual(await r.reg.resend(fresh), { status: 'used', email: 'late@example.com' });
   });
 
@@ -176,7 +176,7 @@ describe('registration from the device', () => {
     const id = idOf((await r.mails())[0]!.link);
     await r.store.createUser({ id: 'u_cli', email: 'new@example.com', passwordHash: 'set by the operator' });
     assert.deepEqual(await r.reg.inspect(id), { status: 'registered', email: 'new@example.com' });
-    assert.deepEqual(await r.reg.confirm(id, 'a good password'), { status: 'registered', email: 'new@example.com' });
+    assert.deepEqual(await r.reg.confirm(id, 'a good password', '127.0.0.1'), { status: 'registered', email: 'new@example.com' });
     assert.equal((await r.store.getUserByEmail('new@example.com'))?.passwordHash, 'set by the operator');
   });
 

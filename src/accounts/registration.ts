@@ -11,7 +11,8 @@
  * (issue 12); that flow is in device-claims.ts.
  */
 import type { Logger } from 'pino';
-import { newId, newToken, sha256Hex, hashPassword } from '../core/secrets.js';
+import { PasswordHasher } from '../core/password-hasher.js';
+import { newId, newToken, sha256Hex } from '../core/secrets.js';
 import type { Mailer } from '../mail/mailer.js';
 import type { ConfirmationRecord, ConfirmResult, Store } from '../store/store.js';
 import type { DeviceClaims } from './device-claims.js';
@@ -34,6 +35,8 @@ export interface RegistrationDeps {
   clock?: () => number;
   /** Claims of devices on existing accounts (issue 12); without it such devices get no mail. */
   claims?: DeviceClaims;
+  /** The hub's bound on password hashes (the Authenticator's); its own with the defaults without it. */
+  hasher?: PasswordHasher;
 }
 
 /** Emails being looked at concurrently; beyond this a connect does not start another look. */
@@ -51,12 +54,14 @@ export type LinkState =
 export class Registration {
   readonly #inFlight = new Set<string>();
   readonly #now: () => number;
+  readonly #hasher: PasswordHasher;
 
   constructor(
     private readonly opts: RegistrationOptions,
     private readonly deps: RegistrationDeps,
   ) {
     this.#now = deps.clock ?? Date.now;
+    this.#hasher = deps.hasher ?? new PasswordHasher();
   }
 
   /**
@@ -122,12 +127,13 @@ export class Registration {
 
   /**
    * Confirms the email of a valid link with the password its owner chose, creating the user. The
-   * password is hashed only for a link that is valid, so unknown ids cost no scrypt work.
+   * password is hashed only for a link that is valid, so unknown ids cost no scrypt work, and the hash
+   * waits its turn among the hub's others (throws BusyError when it cannot).
    */
-  async confirm(confirmationId: string, password: string): Promise<ConfirmResult> {
+  async confirm(confirmationId: string, password: string, clientAddress: string): Promise<ConfirmResult> {
     const state = await this.inspect(confirmationId);
     if (state.status !== 'valid') return state;
-    const passwordHash = await hashPassword(password);
+    const passwordHash = await this.#hasher.hash(password, clientAddress);
     const r = await this.deps.store.confirmEmail(sha256Hex(confirmationId), { id: newId('u_'), passwordHash }, this.#now());
     if (r.status === 'confirmed') this.deps.log.info({ email: r.user.email, userId: r.user.id }, 'email confirmed; user created');
     return r;

@@ -82,7 +82,7 @@ export function createAccounts(d: AccountsDeps): AccountsService {
     maxPerDevicePerDay: config.mailMaxPerDevicePerDay,
   };
   const claims = new DeviceClaims({ ...mailLimits, linkTtlMs: config.confirmationTtlMs }, { store, mailer, log, publicUrl: d.publicUrl, ownerChanged: d.deviceOwnerChanged });
-  const registration = new Registration({ ...mailLimits, confirmationTtlMs: config.confirmationTtlMs }, { store, mailer, log, publicUrl: d.publicUrl, claims });
+  const registration = new Registration({ ...mailLimits, confirmationTtlMs: config.confirmationTtlMs }, { store, mailer, log, publicUrl: d.publicUrl, claims, hasher: d.auth.hasher });
   const attempts = new PasswordAttempts({ maxFailures: config.loginMaxFailures, maxFailuresPerAddress: config.loginMaxFailuresPerAddress, windowMs: config.loginWindowMs });
   const deviceAuth = new DeviceAuth({ tunnels: d.tunnels, requestTimeoutMs: config.requestTimeoutMs });
 

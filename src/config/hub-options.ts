@@ -66,6 +66,9 @@ export const hubOptions = {
   loginMaxFailures: { type: 'int', default: 10, min: 1, description: 'Failed password checks per account per --login-window-ms before 429' },
   loginMaxFailuresPerAddress: { type: 'int', default: 50, min: 1, description: 'Failed password checks per client address (IPv6: per /64) per --login-window-ms before 429' },
   loginWindowMs: { type: 'int', default: 15 * 60_000, min: 1000, description: 'Window of the failed-password limits' },
+  maxConcurrentPasswordHashes: { type: 'int', default: 4, min: 1, max: 1024, description: 'Password hashes (scrypt) computed at once, hub-wide: login, password change, OAuth consent, confirmation' },
+  maxQueuedPasswordHashes: { type: 'int', default: 128, min: 0, description: 'Password hashes waiting for a slot, hub-wide (one client address may hold a quarter); more get 429 CR_ERR_BUSY' },
+  passwordHashMaxWaitMs: { type: 'int', default: 5000, min: 1, description: 'Longest a password hash waits for a slot before 429 CR_ERR_BUSY with Retry-After' },
   shutdownGraceMs: { type: 'int', default: 10_000, min: 0, description: 'Time in-flight requests get to finish on shutdown' },
 } as const satisfies OptionTable;
 

@@ -1,16 +1,23 @@
 /**
  * Failed-attempt limits, one mechanism for every check a stranger can repeat (passwords, device
- * secrets, factory keys): at most `maxFailures` failures per key in a window of `windowMs` from the
- * first failure; past that, every attempt is refused until the window ends, before any secret is
- * hashed or looked up. Keys live in an LRU of `maxKeys` entries, so an attacker cycling through keys
- * costs a bounded amount of memory (and can at worst push older keys out, which lifts their limit
- * early; it never blocks anyone extra).
+ * secrets, factory keys): at most `maxFailures` failures per key in a window of `windowMs`; past that,
+ * every attempt is refused until the window ends, before any secret is hashed or looked up.
+ *
+ * A check reserves its attempt before it starts (`reserve`), and the reservation counts as a failure
+ * until the check settles it: a check that awaits (a password hash, a Store lookup, a device's answer)
+ * cannot be started more than `maxFailures` times at once, so N concurrent guesses cost at most the
+ * limit's worth of checks, not N (issue 12: 1,500 concurrent wrong passwords were all hashed and all
+ * answered 401 when the limit was read before the hash and counted after it).
+ *
+ * Keys live in an LRU of `maxKeys` entries, so an attacker cycling through keys costs a bounded amount
+ * of memory (and can at worst push older keys out, which lifts their limit early; it never blocks
+ * anyone extra).
  */
 import { isIPv6 } from 'node:net';
 import { LRUCache } from 'lru-cache';
 
 export interface FailureLimiterOptions {
-  /** Failures allowed per key per window; the next attempt waits for the window to end. */
+  /** Failures (and checks in flight) allowed per key per window; the next attempt waits for the window to end. */
   maxFailures: number;
   windowMs: number;
   /** Keys tracked at most (least recently used dropped first). */
@@ -20,37 +27,102 @@ export interface FailureLimiterOptions {
 }
 
 interface Window {
+  /** Settled failures in this window. */
   failures: number;
+  /** Reservations not settled yet; each counts as a failure until it is. */
+  inFlight: number;
   startedAt: number;
 }
+
+/** A reserved attempt: settle it once, with what the check found. Later calls do nothing. */
+export interface Attempt {
+  /** The secret was wrong: the reservation stays, as a failure, until the window ends. */
+  failed(): void;
+  /** The secret was right: the key's failures are forgotten (other checks still in flight keep counting). */
+  succeeded(): void;
+  /** Nothing was checked (the hub was busy, the device offline, an error): the reservation is given back. */
+  release(): void;
+}
+
+/** What `reserve` answers: an attempt to settle, or how long to wait before trying again. */
+export type Reservation<A = Attempt> = { attempt: A; retryAfterMs: 0 } | { attempt: undefined; retryAfterMs: number };
+
+/** The wait suggested while checks in flight fill the limit. */
+const IN_FLIGHT_WAIT_MS = 1000;
 
 export class FailureLimiter {
   readonly #windows: LRUCache<string, Window>;
   readonly #now: () => number;
 
   constructor(private readonly opts: FailureLimiterOptions) {
-    this.#windows = new LRUCache({ max: opts.maxKeys, ttl: opts.windowMs, ttlAutopurge: false });
+    // No LRU ttl: windows end on the limiter's own clock (below), and an entry with checks in flight
+    // must not vanish under them.
+    this.#windows = new LRUCache({ max: opts.maxKeys });
     this.#now = opts.now ?? Date.now;
   }
 
-  /** 0 if an attempt for `key` may proceed, else the ms until it may. */
-  retryAfterMs(key: string, now = this.#now()): number {
+  /** The key's window as of `now`: an ended one starts again with no failures (checks in flight still count). */
+  #current(key: string, now: number): Window | undefined {
     const w = this.#windows.get(key);
-    if (w === undefined || w.failures < this.opts.maxFailures) return 0;
-    return Math.max(0, w.startedAt + this.opts.windowMs - now);
-  }
-
-  failed(key: string, now = this.#now()): void {
-    const w = this.#windows.get(key);
-    if (w === undefined || now >= w.startedAt + this.opts.windowMs) {
-      this.#windows.set(key, { failures: 1, startedAt: now });
-    } else {
-      w.failures++;
+    if (w !== undefined && now >= w.startedAt + this.opts.windowMs) {
+      w.failures = 0;
+      w.startedAt = now;
+      if (w.inFlight === 0) {
+        this.#windows.delete(key);
+        return undefined;
+      }
     }
+    return w;
   }
 
-  succeeded(key: string): void {
-    this.#windows.delete(key);
+  /**
+   * How long a refused attempt should wait: until the window ends when its failures alone reach the
+   * limit; a second (Retry-After's unit) when checks in flight make up the rest, since they settle
+   * within seconds and may succeed.
+   */
+  #wait(w: Window, now: number): number {
+    const windowEnd = Math.max(1, w.startedAt + this.opts.windowMs - now);
+    return w.failures >= this.opts.maxFailures ? windowEnd : Math.min(windowEnd, IN_FLIGHT_WAIT_MS);
+  }
+
+  /** 0 if an attempt for `key` would be reserved now, else the ms to wait (see #wait). Reserves nothing. */
+  retryAfterMs(key: string, now = this.#now()): number {
+    const w = this.#current(key, now);
+    return w === undefined || w.failures + w.inFlight < this.opts.maxFailures ? 0 : this.#wait(w, now);
+  }
+
+  /**
+   * Reserves an attempt for `key` before its secret is checked, or refuses it (failures and checks in
+   * flight already reach the limit) with the ms to wait.
+   */
+  reserve(key: string, now = this.#now()): Reservation {
+    let w = this.#current(key, now);
+    if (w !== undefined && w.failures + w.inFlight >= this.opts.maxFailures) return { attempt: undefined, retryAfterMs: this.#wait(w, now) };
+    if (w === undefined) {
+      w = { failures: 0, inFlight: 0, startedAt: now };
+      this.#windows.set(key, w);
+    }
+    w.inFlight++;
+    return { attempt: this.#attempt(key, w), retryAfterMs: 0 };
+  }
+
+  #attempt(key: string, w: Window): Attempt {
+    let open = true;
+    const settle = (failure: boolean, clear: boolean) => {
+      if (!open) return;
+      open = false;
+      w.inFlight--;
+      if (failure) w.failures++;
+      if (clear) w.failures = 0;
+      // A window with nothing to count is dropped, so successful checks do not fill the LRU. The entry
+      // may have been pushed out and replaced meanwhile: only this window is removed.
+      if (w.failures === 0 && w.inFlight === 0 && this.#windows.peek(key) === w) this.#windows.delete(key);
+    };
+    return {
+      failed: () => settle(true, false),
+      succeeded: () => settle(false, true),
+      release: () => settle(false, false),
+    };
   }
 
   /** Keys tracked (for tests and metrics). */

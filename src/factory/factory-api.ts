@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { deviceIdProblem, deviceNameProblem, emailProblem, normalizeOwnerEmail } from '../core/device-fields.js';
-import type { FailureLimiter } from '../core/failure-limiter.js';
+import type { Attempt, FailureLimiter } from '../core/failure-limiter.js';
 import { safeEqualHex, sha256Hex } from '../core/secrets.js';
 import { HubError } from '../errors.js';
 import type { HubMetrics } from '../http/metrics.js';
@@ -64,30 +64,35 @@ export function registerFactoryApi(app: FastifyInstance, deps: FactoryApiDeps): 
   });
   const keys = new WeakMap<FastifyRequest, FactoryKeyRecord>();
 
-  const refuse = (req: FastifyRequest, code: 'CR_ERR_FACTORY_KEY_INVALID' | 'CR_ERR_FACTORY_KEY_REVOKED', reason: string, keyId?: string): never => {
-    const address = req.socket.remoteAddress ?? '';
-    limiter.failed(address);
+  const refuse = (req: FastifyRequest, attempt: Attempt, code: 'CR_ERR_FACTORY_KEY_INVALID' | 'CR_ERR_FACTORY_KEY_REVOKED', reason: string, keyId?: string): never => {
+    attempt.failed();
     requests.inc({ result: 'bad_key' });
-    log.warn({ remoteAddress: address, reason, factoryKeyId: keyId }, 'factory request refused: bad factory key');
+    log.warn({ remoteAddress: req.socket.remoteAddress ?? '', reason, factoryKeyId: keyId }, 'factory request refused: bad factory key');
     throw new HubError(code);
   };
 
   /** Runs before the body is read: a client without a valid key learns nothing about its body. */
   const authenticate = async (req: FastifyRequest, res: FastifyReply): Promise<void> => {
-    const address = req.socket.remoteAddress ?? '';
-    const waitMs = limiter.retryAfterMs(address);
-    if (waitMs > 0) {
+    // Reserved before the key is looked up, so concurrent bad keys cannot outrun the limit.
+    const { attempt, retryAfterMs } = limiter.reserve(req.socket.remoteAddress ?? '');
+    if (attempt === undefined) {
       requests.inc({ result: 'rate_limited' });
-      res.header('retry-after', String(Math.ceil(waitMs / 1000)));
+      res.header('retry-after', String(Math.ceil(retryAfterMs / 1000)));
       throw new HubError('CR_ERR_RATE_LIMITED');
     }
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    const key = m?.[1];
-    if (key === undefined || key.length > MAX_FACTORY_KEY_CHARS) return refuse(req, 'CR_ERR_FACTORY_KEY_INVALID', key === undefined ? 'no factory key' : 'oversized key');
-    const rec = await store.getFactoryKeyByHash(sha256Hex(key));
-    if (rec === undefined) return refuse(req, 'CR_ERR_FACTORY_KEY_INVALID', 'unknown key');
-    if (rec.revokedAt !== null) return refuse(req, 'CR_ERR_FACTORY_KEY_REVOKED', 'revoked key', rec.id);
-    keys.set(req, rec);
+    try {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+      const key = m?.[1];
+      if (key === undefined || key.length > MAX_FACTORY_KEY_CHARS) return refuse(req, attempt, 'CR_ERR_FACTORY_KEY_INVALID', key === undefined ? 'no factory key' : 'oversized key');
+      const rec = await store.getFactoryKeyByHash(sha256Hex(key));
+      if (rec === undefined) return refuse(req, attempt, 'CR_ERR_FACTORY_KEY_INVALID', 'unknown key');
+      if (rec.revokedAt !== null) return refuse(req, attempt, 'CR_ERR_FACTORY_KEY_REVOKED', 'revoked key', rec.id);
+      keys.set(req, rec);
+    } finally {
+      // A good key (or a failing Store) gives the reservation back; a good key does not clear the
+      // address's failures, as it never did.
+      attempt.release();
+    }
   };
 
   app.post(FACTORY_DEVICES_PATH, { bodyLimit: 4096, onRequest: authenticate }, async (req, res) => {

@@ -1,6 +1,8 @@
 import { MAX_EMAIL_CHARS } from '../core/device-fields.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { sendRateLimited } from '../accounts/rate-limited.js';
+import { checkPassword } from '../accounts/password-check.js';
+import { retryAfterSeconds, sendRateLimited } from '../accounts/rate-limited.js';
+import { BusyError } from '../core/fair-semaphore.js';
 import type { PasswordAttempts } from '../accounts/password-attempts.js';
 import { HubError, ERRORS, type ErrorCode } from '../errors.js';
 import type { DeviceRecord, Store } from '../store/store.js';
@@ -55,6 +57,8 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     // RFC 6750 §3.1: a token without the needed scope.
     if (err instanceof HubError && err.code === 'CR_ERR_INSUFFICIENT_SCOPE') res.header('www-authenticate', 'Bearer error="insufficient_scope"');
     if (err instanceof HubError) return reply(res, err.code, err.message);
+    // A password hash that found no slot (core/password-hasher.ts), wherever a route let it through.
+    if (err instanceof BusyError) return reply(res.header('retry-after', String(retryAfterSeconds(err.retryAfterMs))), 'CR_ERR_BUSY');
     const e = err as { code?: string; statusCode?: number; message: string; validation?: unknown };
     if (e.validation) return reply(res, 'CR_ERR_VALIDATION', e.message);
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply(res, 'CR_ERR_BODY_TOO_LARGE');
@@ -90,15 +94,11 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   }, async (req, res) => {
     const { email, password, remember } = req.body as { email: string; password: string; remember?: boolean };
     const account = email.trim().toLowerCase();
-    // Refused before any hashing, so a locked account costs the hub nothing.
-    const wait = deps.attempts?.retryAfterMs(account, req.ip) ?? 0;
-    if (wait > 0) return sendRateLimited(res, wait);
-    const r = await auth.login(account, password, remember === true);
-    if (!r) {
-      deps.attempts?.failed(account, req.ip);
-      return reply(res, 'CR_ERR_INVALID_CREDENTIALS');
-    }
-    deps.attempts?.succeeded(account);
+    // Reserved before any hashing, so a locked account costs the hub nothing and a burst no more than the limit.
+    const c = await checkPassword(deps.attempts, account, req.ip, () => auth.login(account, password, remember === true, req.ip));
+    if (c.status === 'refused') return sendRateLimited(res, c.retryAfterMs, c.code);
+    if (c.status === 'wrong') return reply(res, 'CR_ERR_INVALID_CREDENTIALS');
+    const r = c.value;
     const devices = await store.listDevicesByEmail(r.user.email);
     res.header('cache-control', 'no-store');
     return { access_token: r.token, token_type: 'Bearer', expires: new Date(r.expiresAt).toISOString(), devices: devices.map(summary) };

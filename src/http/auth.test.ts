@@ -33,7 +33,7 @@ async function session(auth: Authenticator, token: string): Promise<Session> {
 describe('Authenticator revocation', () => {
   it('logout revokes at once, even a cached token, and publishes its hash, user and expiry', async (t) => {
     const { auth, events } = await setup(t);
-    const { token, expiresAt } = (await auth.login('ada@example.com', 'first password', false))!;
+    const { token, expiresAt } = (await auth.login('ada@example.com', 'first password', false, '127.0.0.1'))!;
     await session(auth, token);
     assert.ok(auth.session(token) && !(auth.session(token) instanceof Promise), 'cached: answered synchronously');
     await auth.logout(token);
@@ -50,7 +50,7 @@ describe('Authenticator revocation', () => {
     for (const [node, a] of [['this', auth], ['other', other]] as const) {
       a.onRevoked((e) => heard.push('tokenHashes' in e ? { node, hashes: e.tokenHashes } : { node, matched: e.match(probe) }));
     }
-    const { token } = (await auth.login('ada@example.com', 'first password', false))!;
+    const { token } = (await auth.login('ada@example.com', 'first password', false, '127.0.0.1'))!;
     await auth.logout(token);
     assert.deepEqual(heard.filter((h) => h.node === 'other'), [{ node: 'other', hashes: [sha256Hex(token)] }]);
     assert.ok(heard.some((h) => h.node === 'this' && h.hashes?.[0] === sha256Hex(token)));
@@ -68,7 +68,7 @@ describe('Authenticator revocation', () => {
     const { store, bus, auth } = await setup(t);
     const other = new Authenticator(store, TTL, bus); // a second node sharing the store and the bus
     t.after(() => other.close());
-    const { token } = (await auth.login('ada@example.com', 'first password', false))!;
+    const { token } = (await auth.login('ada@example.com', 'first password', false, '127.0.0.1'))!;
     await session(other, token);
     await auth.logout(token);
     assert.equal(await other.session(token), undefined, 'evicted on the event, not after the cache TTL');
@@ -76,8 +76,8 @@ describe('Authenticator revocation', () => {
 
   it('lists live tokens by id (never the token), marking the current one, and revokes one by id', async (t) => {
     const { auth, events } = await setup(t);
-    const a = (await auth.login('ada@example.com', 'first password', false))!;
-    const b = (await auth.login('ada@example.com', 'first password', true))!;
+    const a = (await auth.login('ada@example.com', 'first password', false, '127.0.0.1'))!;
+    const b = (await auth.login('ada@example.com', 'first password', true, '127.0.0.1'))!;
     const s = await session(auth, a.token);
     const list = await auth.listTokens(s);
     assert.equal(list.length, 2);
@@ -98,7 +98,7 @@ describe('Authenticator revocation', () => {
 
   it('records when a token was last used', async (t) => {
     const { store, auth } = await setup(t);
-    const { token } = (await auth.login('ada@example.com', 'first password', false))!;
+    const { token } = (await auth.login('ada@example.com', 'first password', false, '127.0.0.1'))!;
     const before = Date.now();
     const s = await session(auth, token);
     // The write happens off the request path; the listing shows it once done.
@@ -114,25 +114,25 @@ describe('Authenticator revocation', () => {
   it('a password change revokes every other token in one event and keeps the current one', async (t) => {
     const { auth, store, events } = await setup(t);
     const tokens = [];
-    for (let i = 0; i < 3; i++) tokens.push((await auth.login('ada@example.com', 'first password', false))!.token);
+    for (let i = 0; i < 3; i++) tokens.push((await auth.login('ada@example.com', 'first password', false, '127.0.0.1'))!.token);
     const s = await session(auth, tokens[0]!);
     for (const tk of tokens) await session(auth, tk); // all cached
-    assert.equal(await auth.verifyPassword(s.user.email, 'wrong'), undefined);
-    assert.equal((await auth.verifyPassword(s.user.email, 'first password'))?.id, s.user.id);
-    await auth.changePassword(s.user, 'second password', s.tokenHash);
+    assert.equal(await auth.verifyPassword(s.user.email, 'wrong', '127.0.0.1'), undefined);
+    assert.equal((await auth.verifyPassword(s.user.email, 'first password', '127.0.0.1'))?.id, s.user.id);
+    await auth.changePassword(s.user, 'second password', s.tokenHash, '127.0.0.1');
     assert.ok(await auth.session(tokens[0]!));
     assert.equal(await auth.session(tokens[1]!), undefined);
     assert.equal(await auth.session(tokens[2]!), undefined);
     assert.equal(events.length, 1);
     assert.deepEqual(events[0]!.tokens.map((x) => x.tokenHash).sort(), [sha256Hex(tokens[1]!), sha256Hex(tokens[2]!)].sort());
-    assert.equal(await auth.login('ada@example.com', 'first password', false), undefined);
-    assert.ok(await auth.login('ada@example.com', 'second password', false));
+    assert.equal(await auth.login('ada@example.com', 'first password', false, '127.0.0.1'), undefined);
+    assert.ok(await auth.login('ada@example.com', 'second password', false, '127.0.0.1'));
     assert.equal((await store.listTokensByUser('u_1', Date.now())).length, 2);
   });
 
   it('a token revoked while its session is being loaded is not cached as valid', async (t) => {
     const { auth } = await setup(t);
-    const { token, expiresAt } = (await auth.login('ada@example.com', 'first password', false))!;
+    const { token, expiresAt } = (await auth.login('ada@example.com', 'first password', false, '127.0.0.1'))!;
     // A cache miss reads the token, the revocation deletes and evicts, then the miss would cache what
     // it read: it must notice the revocation in between.
     const loading = auth.session(token);

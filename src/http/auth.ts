@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import type { Bus } from '../core/bus.js';
-import { hashPassword, newToken, sha256Hex, verifyPassword } from '../core/secrets.js';
+import { PasswordHasher } from '../core/password-hasher.js';
+import { hashPassword, newToken, sha256Hex } from '../core/secrets.js';
 import { TOKENS_REVOKED_TOPIC, decodeRevocation, encodeRevocations, type RevokedToken } from '../core/token-revocation.js';
 import { isOAuthAccessToken } from '../oauth/secrets.js';
 import { loadOAuthSession } from '../oauth/session.js';
@@ -16,6 +17,8 @@ export interface AuthOptions {
   cacheTtlMs?: number;
   /** Issues signed tokens that agents can verify offline (LAN access); opaque random tokens without it. */
   signer?: TokenSigner;
+  /** Bounds the password hashes of this hub (core/password-hasher.ts); its defaults without it. */
+  hasher?: PasswordHasher;
 }
 
 export interface Session {
@@ -92,6 +95,8 @@ export class Authenticator {
   readonly #touched = new LRUCache<string, true>({ max: 50_000, ttl: TOUCH_INTERVAL_MS });
   /** Bumped by every revocation: a session loaded across one is re-read rather than cached stale. */
   #revocations = 0;
+  /** Every password hash for a request goes through it, hub-wide. */
+  readonly hasher: PasswordHasher;
   readonly #unsubscribe: (() => void) | undefined;
   /** Told of every revocation, to end the long-lived connections (SSE, MQTT) opened with those tokens. */
   readonly #revokedListeners = new Set<(ended: EndedSessions) => void>();
@@ -101,6 +106,7 @@ export class Authenticator {
     private readonly opts: AuthOptions,
     private readonly bus?: Bus,
   ) {
+    this.hasher = opts.hasher ?? new PasswordHasher();
     const ttl = opts.cacheTtlMs ?? 5000;
     this.#tokens = new LRUCache({
       max: 50_000,
@@ -116,8 +122,8 @@ export class Authenticator {
     });
   }
 
-  async login(email: string, password: string, remember: boolean): Promise<{ token: string; expiresAt: number; user: UserRecord } | undefined> {
-    const user = await this.verifyPassword(email, password);
+  async login(email: string, password: string, remember: boolean, clientAddress: string): Promise<{ token: string; expiresAt: number; user: UserRecord } | undefined> {
+    const user = await this.verifyPassword(email, password, clientAddress);
     if (!user) return undefined;
     return { ...(await this.issueToken(user, remember ? this.opts.rememberTokenTtlMs : this.opts.tokenTtlMs)), user };
   }
@@ -259,10 +265,11 @@ export class Authenticator {
   /**
    * The user if the password is theirs, read from the Store (not the session cache); issues no token.
    * Unknown emails are checked against a dummy hash, so timing does not reveal which emails exist.
+   * The hash waits its turn in `hasher` (the client address's); throws BusyError when it cannot.
    */
-  async verifyPassword(email: string, password: string): Promise<UserRecord | undefined> {
+  async verifyPassword(email: string, password: string, clientAddress: string): Promise<UserRecord | undefined> {
     const user = await this.store.getUserByEmail(email);
-    const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+    const ok = await this.hasher.verify(password, user?.passwordHash ?? (await dummyHash()), clientAddress);
     return user && ok ? user : undefined;
   }
 
@@ -270,8 +277,8 @@ export class Authenticator {
    * Sets a new password (the caller has checked the current one) and revokes every token of the user
    * but `keepTokenHash`, so whoever held another session is signed out.
    */
-  async changePassword(user: UserRecord, password: string, keepTokenHash: string): Promise<void> {
-    await this.store.setUserPassword(user.id, await hashPassword(password));
+  async changePassword(user: UserRecord, password: string, keepTokenHash: string, clientAddress: string): Promise<void> {
+    await this.store.setUserPassword(user.id, await this.hasher.hash(password, clientAddress));
     const tokens = await this.store.listTokensByUser(user.id, Date.now());
     await this.revoke(user.id, tokens.filter((t) => t.tokenHash !== keepTokenHash));
   }

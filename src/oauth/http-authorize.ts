@@ -13,6 +13,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS, HubError, type ErrorCode } from '../errors.js';
 import { requireSession } from '../http/api.js';
 import type { PasswordAttempts } from '../accounts/password-attempts.js';
+import { checkPassword } from '../accounts/password-check.js';
+import { retryAfterSeconds } from '../accounts/rate-limited.js';
 import type { Authenticator } from '../http/auth.js';
 import type { OAuthClientRecord, Store, UserRecord } from '../store/store.js';
 import { checkAuthorizationRequest, requestFields, type AuthorizationCheck, type AuthorizationRequest } from './authorize-request.js';
@@ -140,20 +142,17 @@ export function registerAuthorize(app: FastifyInstance, d: AuthorizeDeps): void 
     if (decision !== 'allow') return showError(res, 'CR_ERR_OAUTH_INVALID_REQUEST', 'decision must be allow or deny');
     const email = (p.get('email') ?? '').trim().toLowerCase();
     const password = p.get('password') ?? '';
-    // Refused before any hashing, like POST /v1/auth, and counted against the same limits.
-    const wait = d.attempts?.retryAfterMs(email, req.ip) ?? 0;
-    if (wait > 0) {
-      res.header('retry-after', String(Math.ceil(wait / 1000)));
-      return showConsent(req, res, 429, check, { error: ERRORS.CR_ERR_RATE_LIMITED.message, email: email.slice(0, MAX_EMAIL_CHARS) });
+    // Reserved before any hashing, like POST /v1/auth, and counted against the same limits.
+    const c = await checkPassword(d.attempts, email, req.ip, async () =>
+      email.length <= MAX_EMAIL_CHARS && password.length <= MAX_PASSWORD && email !== '' && password !== ''
+        ? d.auth.verifyPassword(email, password, req.ip)
+        : undefined);
+    if (c.status === 'refused') {
+      res.header('retry-after', String(retryAfterSeconds(c.retryAfterMs)));
+      return showConsent(req, res, 429, check, { error: ERRORS[c.code].message, email: email.slice(0, MAX_EMAIL_CHARS) });
     }
-    const user = email.length <= MAX_EMAIL_CHARS && password.length <= MAX_PASSWORD && email !== '' && password !== ''
-      ? await d.auth.verifyPassword(email, password)
-      : undefined;
-    if (!user) {
-      d.attempts?.failed(email, req.ip);
-      return showConsent(req, res, 401, check, { error: ERRORS.CR_ERR_INVALID_CREDENTIALS.message, email: email.slice(0, MAX_EMAIL_CHARS) });
-    }
-    d.attempts?.succeeded(email);
+    if (c.status === 'wrong') return showConsent(req, res, 401, check, { error: ERRORS.CR_ERR_INVALID_CREDENTIALS.message, email: email.slice(0, MAX_EMAIL_CHARS) });
+    const user = c.value;
     // RFC 9700 §4.11: 303, so the browser does not repeat the POST (with the password) to the client.
     return res.redirect(await decide('allow', user, check.request), 303);
   }
