@@ -18,6 +18,8 @@ export interface StatsSnapshot {
   dropped: number;
   /** Messages whose Message Expiry Interval passed while they waited in a queue. */
   expired: number;
+  /** Retained messages refused (or, where the protocol cannot refuse, not retained) past a retained quota. */
+  retainedRefused: number;
   /** Gauge: QoS 1/2 messages sent to clients and not yet acknowledged. */
   inflight: number;
   /** Gauge: messages waiting in session queues. */
@@ -35,6 +37,7 @@ export class BrokerStats implements StatsSnapshot {
   wireBytesOut = 0;
   dropped = 0;
   expired = 0;
+  retainedRefused = 0;
   inflight = 0;
   queued = 0;
 
@@ -50,6 +53,7 @@ export class BrokerStats implements StatsSnapshot {
       wireBytesOut: this.wireBytesOut,
       dropped: this.dropped,
       expired: this.expired,
+      retainedRefused: this.retainedRefused,
       inflight: this.inflight,
       queued: this.queued,
     };

@@ -4,6 +4,7 @@
  * ([MQTT-3.8.4-6]); retained messages follow, per Retain Handling.
  */
 import type { ISubackPacket, ISubscribePacket, QoS } from 'mqtt-packet';
+import { topicLimitProblem } from '../../core/topic-limits.js';
 import type { Channel } from '../channel.js';
 import { malformed, protocolError } from '../errors.js';
 import { RC } from '../reason-codes.js';
@@ -28,7 +29,8 @@ export function handleSubscribe(ch: Channel, p: ISubscribePacket): void {
   const fresh: Array<{ sub: Subscription; isNew: boolean }> = [];
   for (const s of p.subscriptions) {
     const parsed = parseFilter(s.topic);
-    if ('problem' in parsed) {
+    // 5.0 §3.9.3: 0x8F for a filter the server does not accept, here one over its topic limits.
+    if ('problem' in parsed || topicLimitProblem(parsed.topicFilter, ctx.topicLimits) !== null) {
       codes.push(v5 ? RC.TOPIC_FILTER_INVALID : FAILURE_V3);
       continue;
     }
@@ -71,12 +73,23 @@ function sendRetained(ch: Channel, subs: Array<{ sub: Subscription; isNew: boole
   const { ctx } = ch;
   if (ctx.retained.size === 0) return;
   const now = ctx.now();
+  // Those kept in persistence only are read one after another, not all at once.
+  let reads: Promise<void> | undefined;
   for (const { sub, isNew } of subs) {
     // Not for shared subscriptions (5.0 §4.8.2); Retain Handling 1: only for a new one; 2: never.
     if (sub.group !== undefined || sub.retainHandling === 2 || (sub.retainHandling === 1 && !isNew)) continue;
     const ids = sub.subscriptionId === undefined ? undefined : [sub.subscriptionId];
-    for (const m of ctx.retained.match(sub.topicFilter, now)) {
-      void sub.session.deliver(m, Math.min(m.qos, sub.qos) as QoS, true, ids);
+    for (const e of ctx.retained.match(sub.topicFilter, now)) {
+      if (e.message !== undefined) {
+        void sub.session.deliver(e.message, Math.min(e.qos, sub.qos) as QoS, true, ids);
+        continue;
+      }
+      reads = (reads ?? Promise.resolve()).then(async () => {
+        const m = await ctx.loadRetained(e);
+        // Replaced meanwhile: the new one went to this subscription as it was published. Unsubscribed: not wanted.
+        if (m === undefined || ctx.retained.get(e.topic) !== e || sub.session.subscriptions.get(sub.filter) !== sub) return;
+        void sub.session.deliver(m, Math.min(m.qos, sub.qos) as QoS, true, ids);
+      });
     }
   }
 }

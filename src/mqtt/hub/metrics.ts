@@ -13,6 +13,7 @@ export function registerMqttMetrics(registry: Registry, broker: Broker): void {
   gauge('cloudrest_mqtt_sessions', 'MQTT sessions in memory, connected or not', () => broker.sessions);
   gauge('cloudrest_mqtt_subscriptions', 'MQTT subscriptions', () => broker.subscriptions);
   gauge('cloudrest_mqtt_retained_messages', 'Retained MQTT messages', () => broker.retainedCount);
+  gauge('cloudrest_mqtt_retained_bytes', 'Bytes charged for retained MQTT messages (topics, payloads, properties), in memory or on disk', () => broker.retainedBytes);
   gauge('cloudrest_mqtt_inflight_messages', 'QoS 1/2 messages sent to clients and not yet acknowledged', () => broker.inflight);
   gauge('cloudrest_mqtt_queued_messages', 'Messages waiting in MQTT session queues', () => broker.queued);
 
@@ -30,5 +31,6 @@ export function registerMqttMetrics(registry: Registry, broker: Broker): void {
   perQos('cloudrest_mqtt_payload_bytes_sent_total', 'Payload bytes of sent PUBLISH packets, by QoS', (s) => s.bytesOut);
   counter('cloudrest_mqtt_connections_total', 'MQTT connections accepted since start', (c) => c.inc(broker.stats.connectionsTotal));
   counter('cloudrest_mqtt_messages_dropped_total', 'MQTT messages not delivered: queue full or larger than the client accepts', (c) => c.inc(broker.stats.dropped));
+  counter('cloudrest_mqtt_retained_refused_total', 'Retained MQTT messages refused (or published without being retained) past a retained quota', (c) => c.inc(broker.stats.retainedRefused));
   counter('cloudrest_mqtt_messages_expired_total', 'MQTT messages whose expiry passed while queued', (c) => c.inc(broker.stats.expired));
 }

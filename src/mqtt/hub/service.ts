@@ -88,6 +88,13 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
       dropPolicy: config.mqttDropPolicy as 'drop-oldest' | 'drop-new',
       maxConnections: config.mqttMaxConnections,
       maxSessionExpiryS: config.mqttMaxSessionExpiryS,
+      maxTopicLevels: config.mqttMaxTopicLevels,
+      maxTopicBytes: config.mqttMaxTopicBytes,
+      maxRetainedPerOwner: config.mqttMaxRetainedPerOwner,
+      maxRetainedBytesPerOwner: config.mqttMaxRetainedBytesPerOwner,
+      maxRetained: config.mqttMaxRetained,
+      maxRetainedBytes: config.mqttMaxRetainedBytes,
+      retainedInMemoryMaxBytes: config.mqttRetainedInMemoryMaxBytes,
       persistence,
     },
     {
@@ -95,6 +102,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
       authorizePublish: (principal, topic, clientId) => allowed(principal, 'publish', topic, clientId),
       authorizeSubscribe: (principal, filter, clientId) => allowed(principal, 'subscribe', filter, clientId),
       onError: (err, context) => log.error({ err }, `mqtt: ${context}`),
+      onWarning: (message, details) => log.warn(details, `mqtt: ${message}`),
     },
   );
   await broker.ready;
