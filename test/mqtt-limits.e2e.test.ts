@@ -159,7 +159,10 @@ describe('MQTT limits in the hub: deep topics, retained quotas, the hub-owned st
     const deep = deepTopic(`devices/${deviceId}/stored`, 30_000);
     const db = new Database(join(data.path, 'cloudrest.db'));
     try {
-      db.prepare('insert into mqtt_retained (topic, payload, qos) values (?, ?, 1)').run(deep, Buffer.from('from the old hub'));
+      // As a hub before the retained quotas stored them: no owner, no charge.
+      const insert = db.prepare('insert into mqtt_retained (topic, payload, qos) values (?, ?, 1)');
+      insert.run(deep, Buffer.from('from the old hub'));
+      insert.run(`devices/${deviceId}/legacy`, Buffer.alloc(4096, 1));
     } finally {
       db.close();
     }
@@ -169,9 +172,11 @@ describe('MQTT limits in the hub: deep topics, retained quotas, the hub-owned st
     const skipped = await hub!.waitForLog('mqtt: stored retained messages skipped: topic over the limits');
     assert.equal(skipped.skipped, 1);
     const sub = await clients.connect(url(), user());
-    const retained = await retainedOf(sub, `devices/${deviceId}/#`, 1);
-    assert.deepEqual([...retained.keys()], [`devices/${deviceId}/ok`]);
+    const retained = await retainedOf(sub, `devices/${deviceId}/#`, 2);
+    assert.deepEqual([...retained.keys()].sort(), [`devices/${deviceId}/legacy`, `devices/${deviceId}/ok`]);
+    assert.ok(retained.get(`devices/${deviceId}/legacy`)?.equals(Buffer.alloc(4096, 1)), 'an older row, read from the database on delivery');
     assert.equal(await closesWithin(sub, 500), false, 'the subscriber is still connected');
+    assert.equal(await pubackCode(await clients.connect(url(), device()), `devices/${deviceId}/legacy`, ''), 0);
   });
 
   it('retained messages past the per-owner count are refused (5.0 PUBACK 0x97, HTTP 429); replacing and clearing are always accepted', async () => {
