@@ -86,11 +86,6 @@ export class Broker {
     const core = this.#core;
     const payload = typeof msg.payload === 'string' ? Buffer.from(msg.payload) : msg.payload;
     const qos = msg.qos ?? 0;
-    // The broker's own statistics are not traffic: counting them would change them at every round.
-    if (!msg.topic.startsWith(SYS_PREFIX)) {
-      core.stats.messagesIn[qos]++;
-      core.stats.bytesIn[qos] += payload.length;
-    }
     const m: Message = {
       topic: msg.topic,
       payload,
@@ -101,6 +96,11 @@ export class Broker {
       senderId: undefined,
     };
     if (msg.owner !== undefined && !core.admitRetained(m, msg.owner)) throw new RetainedQuotaError('retained message quota exceeded');
+    // The broker's own statistics are not traffic: counting them would change them at every round.
+    if (!msg.topic.startsWith(SYS_PREFIX)) {
+      core.stats.messagesIn[qos]++;
+      core.stats.bytesIn[qos] += payload.length;
+    }
     const { stored } = core.route(m, msg.owner);
     return stored ?? Promise.resolve();
   }
