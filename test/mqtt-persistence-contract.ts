@@ -302,6 +302,25 @@ export function mqttPersistenceContract(name: string, open: () => Promise<Opened
         await p.setRetained(message('zzz', { payload: Buffer.alloc(0), retain: true }));
         assert.deepEqual((await p.allRetained()).map((m) => m.topic), ['b']);
       });
+
+      it('indexes retained messages with their charge, payloads only up to the size asked; getRetained reads one whole', async (t) => {
+        const { p } = await fresh(t);
+        await p.setRetained(message('small', { payload: Buffer.from('tiny'), retain: true }), { owner: 'device:d1', bytes: 9 });
+        await p.setRetained(richRetained, { owner: 'user:u1', bytes: 5000 });
+        const index = (await p.retainedIndex(100)).sort((x, y) => (x.topic < y.topic ? -1 : 1));
+        const rest = { ...richRetained } as Partial<typeof richRetained>;
+        delete rest.payload;
+        delete rest.properties;
+        delete rest.retain;
+        assert.deepEqual(index, [
+          { ...rest, owner: 'user:u1', bytes: 5000 },
+          { topic: 'small', qos: 1, owner: 'device:d1', bytes: 9, payload: Buffer.from('tiny') },
+        ]);
+        assert.deepEqual(await p.getRetained(richRetained.topic), richRetained);
+        assert.equal(await p.getRetained('nothing here'), undefined);
+        // Larger than asked for, the properties stay behind with the payload.
+        assert.equal((await p.retainedIndex(10_000)).find((r) => r.topic === richRetained.topic)?.properties !== undefined, true);
+      });
     });
 
     if (opts.durable) it('survives close and reopen with sessions, queues in flight, QoS 2 ids and retained messages', async (t) => {

@@ -242,3 +242,41 @@ describe('TopicTree against a level-by-level reference matcher', () => {
     }
   });
 });
+
+describe('topic tree walks on deep topics', () => {
+  const deep = (levels: number, last = 'end'): string => `${'a/'.repeat(levels - 1)}${last}`;
+
+  it('matches, reports and removes filters 30,000 levels deep without overflowing the stack', () => {
+    const tree = new TopicTree<string>();
+    const exact = deep(30_000);
+    const hash = `${'a/'.repeat(29_998)}#`;
+    const plus = `${'a/'.repeat(29_999)}+`;
+    const name = (f: string): string => (f.length > 20 ? f.slice(-3) : f);
+    for (const f of [exact, hash, plus, '#']) tree.add(f, name(f));
+    assert.deepEqual(tree.match(exact), ['#', 'a/#', 'end', 'a/+']);
+    assert.equal(tree.hasMatch(exact), true);
+    assert.deepEqual(tree.match(deep(30_001)), ['#', 'a/#']);
+    assert.deepEqual(tree.match(deep(15_000)), ['#']);
+    for (const f of [exact, hash, plus, '#']) assert.equal(tree.remove(f, name(f)), true);
+    assert.equal(tree.nodeCount, 1);
+    assert.equal(tree.hasMatch(exact), false);
+  });
+
+  it('gives matching values in the order the recursive walk did: #, then the literal level, then +', () => {
+    const tree = new TopicTree<string>();
+    for (const f of ['+/b', 'a/+', 'a/b', 'a/#', '#']) tree.add(f, f);
+    assert.deepEqual(tree.match('a/b'), ['#', 'a/#', 'a/b', 'a/+', '+/b']);
+    assert.deepEqual(tree.match('$a/b'), []);
+  });
+
+  it('lets a callback read the same tree while it is being walked', () => {
+    const tree = new TopicTree<string>();
+    for (const f of ['x/#', 'x/+', 'y/#']) tree.add(f, f);
+    const seen: string[] = [];
+    tree.forEach('x/1', (v) => {
+      seen.push(v);
+      seen.push(...tree.match('y/1').map((w) => `inner ${w}`));
+    });
+    assert.deepEqual(seen, ['x/#', 'inner y/#', 'x/+', 'inner y/#']);
+  });
+});

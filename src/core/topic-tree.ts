@@ -92,6 +92,9 @@ export class TopicTree<T> {
   readonly #root = new TrieNode<T>();
   #size = 0;
   #nodes = 1;
+  /** The walk's stack of (node, levels consumed), reused by every match. */
+  readonly #stackNodes: TrieNode<T>[] = [];
+  readonly #stackDepths: number[] = [];
 
   /** Number of (filter, value) pairs held. */
   get size(): number {
@@ -196,7 +199,7 @@ export class TopicTree<T> {
     const levels = topic.split('/');
     // [MQTT-4.7.2-1] a filter starting with a wildcard must not match a topic starting with '$'.
     const dollar = topic.charCodeAt(0) === DOLLAR;
-    visit(this.#root, levels, 0, dollar, fn);
+    this.#walk(levels, dollar, fn);
   }
 
   /** The values whose filters match `topic`, as a snapshot that later changes to the tree do not affect. */
@@ -209,7 +212,57 @@ export class TopicTree<T> {
   /** True when at least one filter matches `topic`. */
   hasMatch(topic: string): boolean {
     if (this.#size === 0) return false;
-    return some(this.#root, topic.split('/'), 0, topic.charCodeAt(0) === DOLLAR);
+    let found = false;
+    this.#walk(topic.split('/'), topic.charCodeAt(0) === DOLLAR, undefined, () => (found = true));
+    return found;
+  }
+
+  /**
+   * Depth-first over the nodes that `levels` can reach: the literal child, then the `+` child, as the
+   * recursive walk did, so values come in the same order. Iterative on an explicit stack, so a topic of
+   * any depth (65,535 levels fit in a topic name) cannot overflow the call stack. The stack is kept
+   * between calls (no allocation per publish); a call made from `fn` (a read, which is allowed) works
+   * above the entries of the call it interrupts. `stop`, when given, ends the walk at the first value.
+   */
+  #walk(levels: string[], dollar: boolean, fn: ((value: T) => void) | undefined, stop?: () => void): void {
+    const nodes = this.#stackNodes;
+    const depths = this.#stackDepths;
+    const base = nodes.length;
+    nodes.push(this.#root);
+    depths.push(0);
+    const n = levels.length;
+    try {
+      while (nodes.length > base) {
+        const node = nodes.pop()!;
+        const i = depths.pop()!;
+        const wild = !(dollar && i === 0);
+        // `#` matches the remaining levels, including none: `a/#` matches `a` (§4.7.1.2).
+        if (wild && node.hash !== undefined) {
+          if (stop !== undefined) return stop();
+          emit(node.hash, fn!);
+        }
+        if (i === n) {
+          if (node.exact !== undefined) {
+            if (stop !== undefined) return stop();
+            emit(node.exact, fn!);
+          }
+          continue;
+        }
+        // Pushed first, popped last: `+` (which matches exactly one level, maybe empty) after the literal level.
+        if (wild && node.plus !== undefined) {
+          nodes.push(node.plus);
+          depths.push(i + 1);
+        }
+        const child = node.children?.get(levels[i]!);
+        if (child !== undefined) {
+          nodes.push(child);
+          depths.push(i + 1);
+        }
+      }
+    } finally {
+      nodes.length = base;
+      depths.length = base;
+    }
   }
 
   #newNode(): TrieNode<T> {
@@ -232,26 +285,4 @@ function indexOfSlash(s: string, from: number): number {
 
 function emit<T>(set: Set<T> | undefined, fn: (value: T) => void): void {
   if (set !== undefined) for (const v of set) fn(v);
-}
-
-/** `node` has consumed `i` levels. Depth-first: one branch for the literal level, one for `+`. */
-function visit<T>(node: TrieNode<T>, levels: string[], i: number, dollar: boolean, fn: (value: T) => void): void {
-  // `#` matches the remaining levels, including none: `a/#` matches `a` (§4.7.1.2).
-  if (!(dollar && i === 0)) emit(node.hash, fn);
-  if (i === levels.length) {
-    emit(node.exact, fn);
-    return;
-  }
-  const child = node.children?.get(levels[i]!);
-  if (child !== undefined) visit(child, levels, i + 1, dollar, fn);
-  // `+` matches exactly one level, which may be empty (`sport/+` matches `sport/`).
-  if (node.plus !== undefined && !(dollar && i === 0)) visit(node.plus, levels, i + 1, dollar, fn);
-}
-
-function some<T>(node: TrieNode<T>, levels: string[], i: number, dollar: boolean): boolean {
-  if (node.hash !== undefined && !(dollar && i === 0)) return true;
-  if (i === levels.length) return node.exact !== undefined;
-  const child = node.children?.get(levels[i]!);
-  if (child !== undefined && some(child, levels, i + 1, dollar)) return true;
-  return node.plus !== undefined && !(dollar && i === 0) && some(node.plus, levels, i + 1, dollar);
 }

@@ -31,6 +31,16 @@ export interface ServerMessage {
   properties?: MessageProperties;
   /** Message Expiry Interval, in seconds. */
   messageExpiryIntervalS?: number;
+  /**
+   * The principal a retained message is charged to, under the retained quotas (a user publishing over
+   * HTTP). Unset: the hub's own message, never refused.
+   */
+  owner?: string;
+}
+
+/** A retained server publish with an `owner` refused: it would pass one of the retained quotas. Nothing was published. */
+export class RetainedQuotaError extends Error {
+  override readonly name = 'RetainedQuotaError';
 }
 
 export class Broker {
@@ -67,7 +77,8 @@ export class Broker {
 
   /**
    * Publishes as the server: to every matching subscription, and stored if retained. Resolves once
-   * persistent copies are stored. Throws TypeError on an invalid topic name. Not subject to the ACL hooks.
+   * persistent copies are stored. Throws TypeError on an invalid topic name, and RetainedQuotaError
+   * when `owner` is set and the retained quotas refuse the message. Not subject to the ACL hooks.
    */
   publish(msg: ServerMessage): Promise<void> {
     const problem = validateTopicName(msg.topic);
@@ -75,12 +86,7 @@ export class Broker {
     const core = this.#core;
     const payload = typeof msg.payload === 'string' ? Buffer.from(msg.payload) : msg.payload;
     const qos = msg.qos ?? 0;
-    // The broker's own statistics are not traffic: counting them would change them at every round.
-    if (!msg.topic.startsWith(SYS_PREFIX)) {
-      core.stats.messagesIn[qos]++;
-      core.stats.bytesIn[qos] += payload.length;
-    }
-    const { stored } = core.route({
+    const m: Message = {
       topic: msg.topic,
       payload,
       qos,
@@ -88,7 +94,14 @@ export class Broker {
       properties: msg.properties,
       expiresAt: msg.messageExpiryIntervalS === undefined ? undefined : core.now() + msg.messageExpiryIntervalS * 1000,
       senderId: undefined,
-    });
+    };
+    if (msg.owner !== undefined && !core.admitRetained(m, msg.owner)) throw new RetainedQuotaError('retained message quota exceeded');
+    // The broker's own statistics are not traffic: counting them would change them at every round.
+    if (!msg.topic.startsWith(SYS_PREFIX)) {
+      core.stats.messagesIn[qos]++;
+      core.stats.bytesIn[qos] += payload.length;
+    }
+    const { stored } = core.route(m, msg.owner);
     return stored ?? Promise.resolve();
   }
 
@@ -109,7 +122,16 @@ export class Broker {
     core.local.add(filter, fn);
     if (o.retained === true) {
       const now = core.now();
-      for (const m of core.retained.match(filter, now)) if (active && !isExpired(m, now)) onMessage(m);
+      for (const e of core.retained.match(filter, now)) {
+        if (e.message !== undefined) {
+          if (active && !isExpired(e.message, now)) onMessage(e.message);
+          continue;
+        }
+        // Kept in persistence only: delivered once read, unless replaced or unsubscribed meanwhile.
+        void core.loadRetained(e).then((m) => {
+          if (m !== undefined && active && core.retained.get(e.topic) === e) onMessage(m);
+        });
+      }
     }
     return () => {
       if (!active) return;
@@ -173,6 +195,11 @@ export class Broker {
 
   get retainedCount(): number {
     return this.#core.retained.size;
+  }
+
+  /** Bytes charged for the retained messages (topics, payloads, properties), in memory or not. */
+  get retainedBytes(): number {
+    return this.#core.retained.usage.bytes;
   }
 
   /** QoS 1/2 messages sent to clients and not yet acknowledged. */

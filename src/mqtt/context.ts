@@ -9,7 +9,8 @@ import type { Message } from './message.js';
 import type { ResolvedOptions } from './options.js';
 import type { OwnerQuotas } from './owner-quotas.js';
 import type { MqttPersistence } from './persistence.js';
-import type { RetainedStore } from './retained.js';
+import type { RetainedEntry, RetainedStore } from './retained.js';
+import type { TopicLimits } from '../core/topic-limits.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 import type { BrokerStats } from './stats.js';
@@ -46,8 +47,17 @@ export interface BrokerContext {
   now(): number;
   /** Follows a persistence write: failures go to hooks.onError (resolving undefined); close() waits for it. */
   track<T>(p: Promise<T>, context: string): Promise<T | undefined>;
-  /** Routes a message to its subscribers and, if it is retained, stores it ([MQTT-3.3.1-5]). */
-  route(m: Message): PublishOutcome;
+  /** Most levels and bytes of a topic name or filter. */
+  readonly topicLimits: TopicLimits;
+  /**
+   * Routes a message to its subscribers and, if it is retained, stores it ([MQTT-3.3.1-5]), charged to
+   * `owner` (the publishing principal; default '' for the server). Check admitRetained() first.
+   */
+  route(m: Message, owner?: string): PublishOutcome;
+  /** False (counted and logged, rate-limited) when retaining `m` would pass one of `owner`'s or the hub's retained quotas. */
+  admitRetained(m: Message, owner: string): boolean;
+  /** The message of a retained entry, read from persistence when only persistence holds it; undefined if gone or expired. */
+  loadRetained(entry: RetainedEntry): Promise<Message | undefined>;
   /**
    * Takes over or creates the session for a CONNECT that passed authentication. `onOpen` runs at the
    * moment the session is the channel's, before any message can reach it (so CONNACK goes first).

@@ -12,14 +12,20 @@ import { resolveOptions, type BrokerOptions, type ResolvedOptions } from './opti
 import { OwnerQuotas } from './owner-quotas.js';
 import type { MqttPersistence } from './persistence.js';
 import { SessionRegistry } from './registry.js';
-import { RetainedStore } from './retained.js';
+import { retainedBytes, RetainedStore, type RetainedEntry } from './retained.js';
+import type { RetainedQuotas } from './retained-usage.js';
 import { Router } from './router.js';
 import type { Session } from './session.js';
 import { BrokerStats } from './stats.js';
-import { TopicTree } from '../core/topic-tree.js';
+import { topicLimitProblem, type TopicLimits } from '../core/topic-limits.js';
+import { TopicTree, validateTopicName } from '../core/topic-tree.js';
 
 /** How often sessions that expired in the store (never loaded since a restart) are deleted. */
 const EXPIRY_SWEEP_MS = 60_000;
+/** Refused retained messages are logged at most this often (with the count since the last line). */
+const REFUSAL_LOG_MS = 10_000;
+/** A payload whose buffer is this much larger than itself is a view of a read buffer: copied before it is retained. */
+const SLACK_BYTES = 8192;
 
 export class BrokerCore implements BrokerContext {
   readonly options: ResolvedOptions;
@@ -33,12 +39,17 @@ export class BrokerCore implements BrokerContext {
   readonly local = new TopicTree<(m: Message) => void>();
   readonly persistence: MqttPersistence | undefined;
   readonly deadlines: Deadlines;
+  readonly topicLimits: TopicLimits;
   readonly ready: Promise<void>;
   closing = false;
   readonly #writes = new Set<Promise<unknown>>();
   /** Open channels by the credential they authenticated with; bounded by the open connections. */
   readonly #byCredential = new Map<string, Set<Channel>>();
   #sweep: NodeJS.Timeout | undefined;
+  readonly #quotas: RetainedQuotas;
+  /** Retained messages refused since the last log line about them, and when that was. */
+  #refusedUnlogged = 0;
+  #refusalLoggedAt = -Infinity;
 
   constructor(options: BrokerOptions, hooks: BrokerHooks) {
     this.options = resolveOptions(options);
@@ -46,6 +57,9 @@ export class BrokerCore implements BrokerContext {
     this.persistence = this.options.persistence;
     this.quotas = new OwnerQuotas(this.options.maxSessionsPerOwner, this.options.maxQueuedBytesPerOwner);
     this.deadlines = new Deadlines(() => this.now());
+    const o = this.options;
+    this.topicLimits = { maxLevels: o.maxTopicLevels, maxBytes: o.maxTopicBytes };
+    this.#quotas = { maxPerOwner: o.maxRetainedPerOwner, maxBytesPerOwner: o.maxRetainedBytesPerOwner, maxTotal: o.maxRetained, maxBytes: o.maxRetainedBytes };
     this.registry = new SessionRegistry(this);
     this.ready = this.#load();
   }
@@ -71,13 +85,38 @@ export class BrokerCore implements BrokerContext {
     return tracked;
   }
 
-  route(m: Message): PublishOutcome {
+  admitRetained(m: Message, owner: string): boolean {
+    // Clearing is always allowed: it is how an owner frees quota.
+    if (!m.retain || !this.options.retainAvailable || m.payload.length === 0) return true;
+    const why = this.retained.usage.exceeded(owner, retainedBytes(m), this.retained.get(m.topic), this.#quotas);
+    if (why === null) return true;
+    this.stats.retainedRefused++;
+    // Logged at most once per interval: a client looping on refusals must not flood the log.
+    const now = this.now();
+    if (now - this.#refusalLoggedAt < REFUSAL_LOG_MS) {
+      this.#refusedUnlogged++;
+    } else {
+      this.hooks.onWarning('retained message refused: quota exceeded', { owner, topic: m.topic.slice(0, 200), limit: why, refused: this.#refusedUnlogged + 1 });
+      this.#refusedUnlogged = 0;
+      this.#refusalLoggedAt = now;
+    }
+    return false;
+  }
+
+  route(m: Message, owner = ''): PublishOutcome {
     let stored: Array<Promise<unknown>> | undefined;
     if (m.retain && this.options.retainAvailable) {
-      // [MQTT-3.3.1-5] stored, replacing the topic's previous one; an empty payload clears it.
-      this.retained.set(m);
       // `$SYS/` values describe this run of the broker: kept in memory only.
-      if (this.persistence !== undefined && !m.topic.startsWith('$SYS/')) (stored ??= []).push(this.track(this.persistence.setRetained(toStored(m)), 'store a retained message'));
+      const sys = m.topic.startsWith('$SYS/');
+      const bytes = retainedBytes(m);
+      // [MQTT-3.3.1-5] stored, replacing the topic's previous one; an empty payload clears it.
+      if (m.payload.length === 0) this.retained.delete(m.topic);
+      else {
+        // A large one lives in persistence only and is read from there for each delivery.
+        const onDisk = this.persistence !== undefined && !sys && bytes > this.options.retainedInMemoryMaxBytes;
+        this.retained.set({ topic: m.topic, message: onDisk ? undefined : ownPayload(m), qos: m.qos, expiresAt: m.expiresAt, owner, bytes });
+      }
+      if (this.persistence !== undefined && !sys) (stored ??= []).push(this.track(this.persistence.setRetained(toStored(m), { owner, bytes }), 'store a retained message'));
     }
     // A snapshot: a listener may unsubscribe (its SSE stream overflowed) while it is called.
     if (this.local.size > 0) for (const fn of this.local.match(m.topic)) fn(m);
@@ -89,6 +128,14 @@ export class BrokerCore implements BrokerContext {
       if (s !== undefined) (stored ??= []).push(s);
     }
     return { deliveries: deliveries.length, stored: stored === undefined ? undefined : Promise.all(stored).then(() => undefined) };
+  }
+
+  async loadRetained(entry: RetainedEntry): Promise<Message | undefined> {
+    if (entry.message !== undefined) return entry.message;
+    const s = await this.track(this.persistence!.getRetained(entry.topic), 'read a retained message');
+    if (s === undefined) return undefined;
+    const m = fromStored(s);
+    return isExpired(m, this.now()) ? undefined : { ...m, retain: true };
   }
 
   openSession(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<OpenOutcome> {
@@ -137,10 +184,20 @@ export class BrokerCore implements BrokerContext {
     if (p === undefined) return;
     try {
       const now = this.now();
-      for (const s of await p.allRetained()) {
-        const m = fromStored(s);
-        if (!isExpired(m, now)) this.retained.set({ ...m, retain: true });
+      let skipped = 0;
+      let example = '';
+      for (const r of await p.retainedIndex(this.options.retainedInMemoryMaxBytes)) {
+        if (r.expiresAt !== undefined && r.expiresAt <= now) continue;
+        // Stored before the topic limits, or under larger ones: never delivered, so no subscriber can be hurt by one.
+        const problem = validateTopicName(r.topic) ?? topicLimitProblem(r.topic, this.topicLimits);
+        if (problem !== null) {
+          if (skipped++ === 0) example = `${r.topic.slice(0, 100)}: ${problem}`;
+          continue;
+        }
+        const message = r.payload === undefined ? undefined : { ...fromStored({ topic: r.topic, payload: r.payload, qos: r.qos, retain: true, properties: r.properties, expiresAt: r.expiresAt }), retain: true };
+        this.retained.set({ topic: r.topic, message, qos: r.qos, expiresAt: r.expiresAt, owner: r.owner, bytes: r.bytes });
       }
+      if (skipped > 0) this.hooks.onWarning('stored retained messages skipped: topic over the limits', { skipped, example });
       await this.#deleteExpired();
     } catch (err) {
       this.hooks.onError(err, 'persistence: load retained messages');
@@ -164,4 +221,10 @@ export class BrokerCore implements BrokerContext {
       this.quotas.release(id);
     }
   }
+}
+
+/** `m`, or a copy holding only its payload's bytes when the payload is a view of a larger buffer. */
+function ownPayload(m: Message): Message {
+  const p = m.payload;
+  return p.buffer.byteLength > p.length + SLACK_BYTES ? { ...m, payload: Buffer.from(p) } : m;
 }

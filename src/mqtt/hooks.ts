@@ -53,6 +53,8 @@ export interface BrokerHooks {
   authorizeSubscribe?(principal: string, filter: string, clientId: string): boolean;
   /** Told about failures that close no connection (a persistence write that failed, a hook that threw). */
   onError?(err: unknown, context: string): void;
+  /** Told about what the broker refused or skipped without closing a connection (rate-limited where a peer can repeat it). */
+  onWarning?(message: string, details: Record<string, unknown>): void;
 }
 
 export interface ResolvedHooks {
@@ -61,6 +63,7 @@ export interface ResolvedHooks {
   authorizePublish(principal: string, topic: string, clientId: string): boolean;
   authorizeSubscribe(principal: string, filter: string, clientId: string): boolean;
   onError(err: unknown, context: string): void;
+  onWarning(message: string, details: Record<string, unknown>): void;
 }
 
 export const ANONYMOUS = 'anonymous';
@@ -80,6 +83,7 @@ export function resolveHooks(hooks: BrokerHooks, allowAnonymous: boolean): Resol
     authorizePublish: guard(hooks.authorizePublish?.bind(hooks), onError, 'authorizePublish'),
     authorizeSubscribe: guard(hooks.authorizeSubscribe?.bind(hooks), onError, 'authorizeSubscribe'),
     onError,
+    onWarning: hooks.onWarning?.bind(hooks) ?? ((message, details) => process.emitWarning(`MQTT broker: ${message} ${JSON.stringify(details)}`)),
   };
 }
 

@@ -5,7 +5,7 @@
  * Records are copied in and out, so a caller changing a session or message object afterwards changes
  * nothing stored; payload Buffers and property values are shared, and treated as immutable.
  */
-import type { MqttPersistence, QueuedMessage, StoredMessage, StoredSession } from './persistence.js';
+import type { MqttPersistence, QueuedMessage, RetainedRecord, StoredMessage, StoredSession } from './persistence.js';
 
 /** A session's expiry interval meaning "never" (MQTT 5 §3.1.2.11.2). */
 const NEVER_EXPIRES_S = 0xffffffff;
@@ -21,6 +21,10 @@ function copyMessage<T extends StoredMessage>(into: T, from: StoredMessage): T {
   return into;
 }
 
+function copyRetained(m: StoredMessage): StoredMessage {
+  return copyMessage({ topic: m.topic, payload: m.payload, qos: m.qos, retain: true }, m);
+}
+
 function copyQueued(m: QueuedMessage): QueuedMessage {
   const copy: QueuedMessage = { seq: m.seq, topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain, released: m.released === true };
   if (m.packetId !== undefined) copy.packetId = m.packetId;
@@ -33,7 +37,7 @@ export class MemoryMqttPersistence implements MqttPersistence {
   /** Per client, messages by seq; Map order is insertion order, which is seq order. */
   readonly #queues = new Map<string, Map<number, QueuedMessage>>();
   readonly #incomingQos2 = new Map<string, Set<number>>();
-  readonly #retained = new Map<string, StoredMessage>();
+  readonly #retained = new Map<string, { message: StoredMessage; owner: string; bytes: number }>();
   #lastSeq = 0;
 
   // Sessions
@@ -147,16 +151,34 @@ export class MemoryMqttPersistence implements MqttPersistence {
 
   // Retained
 
-  setRetained(message: StoredMessage): Promise<void> {
+  setRetained(message: StoredMessage, charge: { owner: string; bytes: number } = { owner: '', bytes: 0 }): Promise<void> {
     // [MQTT-3.3.1-6/7]: a retained PUBLISH with an empty payload removes the topic's retained message.
     if (message.payload.length === 0) this.#retained.delete(message.topic);
-    else this.#retained.set(message.topic, copyMessage({ topic: message.topic, payload: message.payload, qos: message.qos, retain: true }, message));
+    else this.#retained.set(message.topic, { message: copyRetained(message), owner: charge.owner, bytes: charge.bytes });
     return Promise.resolve();
   }
 
   allRetained(): Promise<StoredMessage[]> {
-    const all = [...this.#retained.values()].map((m) => copyMessage({ topic: m.topic, payload: m.payload, qos: m.qos, retain: true }, m));
-    return Promise.resolve(all);
+    return Promise.resolve([...this.#retained.values()].map((r) => copyRetained(r.message)));
+  }
+
+  retainedIndex(inlineMaxBytes: number): Promise<RetainedRecord[]> {
+    const out: RetainedRecord[] = [];
+    for (const { message: m, owner, bytes } of this.#retained.values()) {
+      const r: RetainedRecord = { topic: m.topic, qos: m.qos, owner, bytes };
+      if (m.expiresAt !== undefined) r.expiresAt = m.expiresAt;
+      if (bytes <= inlineMaxBytes) {
+        r.payload = m.payload;
+        if (m.properties !== undefined) r.properties = { ...m.properties };
+      }
+      out.push(r);
+    }
+    return Promise.resolve(out);
+  }
+
+  getRetained(topic: string): Promise<StoredMessage | undefined> {
+    const r = this.#retained.get(topic);
+    return Promise.resolve(r && copyRetained(r.message));
   }
 
   close(): Promise<void> {

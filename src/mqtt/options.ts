@@ -58,6 +58,23 @@ export interface BrokerOptions {
   maxConnections?: number;
   /** Prefix of the client identifiers the broker assigns ([MQTT-3.1.3-6]). Default 'auto-'. */
   assignedClientIdPrefix?: string;
+  /** Most levels in a topic name or filter; a longer name is refused (5.0 0x90), a filter too (0x8F). Default 128. */
+  maxTopicLevels?: number;
+  /** Most UTF-8 bytes in a topic name or filter, refused as maxTopicLevels. Default 1,024. */
+  maxTopicBytes?: number;
+  /** Retained messages one owner (the publishing principal) may have; more are refused (5.0 0x97). Default 1,000. */
+  maxRetainedPerOwner?: number;
+  /** Bytes (topic, payload, properties) of retained messages one owner may have. Default 16 MiB. */
+  maxRetainedBytesPerOwner?: number;
+  /** Retained messages in all. Default 100,000. */
+  maxRetained?: number;
+  /** Bytes of retained messages in all. Default 256 MiB. */
+  maxRetainedBytes?: number;
+  /**
+   * Retained messages larger than this (bytes, as charged) keep no payload in memory when there is
+   * persistence: it is read from there when the message is delivered. Default 1,024.
+   */
+  retainedInMemoryMaxBytes?: number;
   /** Where sessions, queued messages and retained messages are kept; unset = memory only. */
   persistence?: MqttPersistence;
   /** Clock, in ms since epoch; tests replace it. Default Date.now. */
@@ -89,6 +106,13 @@ const DEFAULTS = {
   sharedSubscriptionAvailable: true,
   maxConnections: 0,
   assignedClientIdPrefix: 'auto-',
+  maxTopicLevels: 128,
+  maxTopicBytes: 1024,
+  maxRetainedPerOwner: 1000,
+  maxRetainedBytesPerOwner: 16 * 1024 * 1024,
+  maxRetained: 100_000,
+  maxRetainedBytes: 256 * 1024 * 1024,
+  retainedInMemoryMaxBytes: 1024,
   now: Date.now,
 } as const satisfies Omit<ResolvedOptions, 'persistence' | 'serverKeepAliveS'>;
 
@@ -108,6 +132,14 @@ const RANGES: Partial<Record<keyof BrokerOptions, [number, number]>> = {
   maxSessionExpiryS: [0, 0xffff_ffff],
   connectTimeoutMs: [1, 3_600_000],
   maxConnections: [0, 100_000_000],
+  // A topic's length travels in two bytes (3.1.1 §1.5.3, 5.0 §1.5.4), so 65,535 of either is no limit.
+  maxTopicLevels: [1, 65_535],
+  maxTopicBytes: [1, 65_535],
+  maxRetainedPerOwner: [0, 100_000_000],
+  maxRetainedBytesPerOwner: [0, Number.MAX_SAFE_INTEGER],
+  maxRetained: [0, 100_000_000],
+  maxRetainedBytes: [0, Number.MAX_SAFE_INTEGER],
+  retainedInMemoryMaxBytes: [0, Number.MAX_SAFE_INTEGER],
 };
 
 export function resolveOptions(o: BrokerOptions = {}): ResolvedOptions {

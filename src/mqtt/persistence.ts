@@ -53,6 +53,20 @@ export interface QueuedMessage extends StoredMessage {
   subscriptionIds?: number[];
 }
 
+/** A retained message as the broker indexes it at start; payload and properties only for small ones. */
+export interface RetainedRecord {
+  topic: string;
+  qos: 0 | 1 | 2;
+  expiresAt?: number;
+  /** Who it is charged to ('' for the server's own, and for rows stored before owners were). */
+  owner: string;
+  /** What it is charged (topic, payload, properties), as given to setRetained or estimated for older rows. */
+  bytes: number;
+  /** Present when bytes <= the inlineMaxBytes asked for. */
+  payload?: Buffer;
+  properties?: Record<string, unknown>;
+}
+
 export interface MqttPersistence {
   getSession(clientId: string): Promise<StoredSession | undefined>;
   saveSession(session: StoredSession): Promise<void>;
@@ -80,9 +94,19 @@ export interface MqttPersistence {
   removeIncomingQos2(clientId: string, packetId: number): Promise<void>;
   incomingQos2(clientId: string): Promise<number[]>;
 
-  /** Stores or, with an empty payload, clears the retained message of a topic ([MQTT-3.3.1-6/7]). */
-  setRetained(message: StoredMessage): Promise<void>;
-  /** All retained messages (loaded once at start; the broker matches them in memory). */
+  /**
+   * Stores or, with an empty payload, clears the retained message of a topic ([MQTT-3.3.1-6/7]), with
+   * who it is charged to and how much (default: '' and 0).
+   */
+  setRetained(message: StoredMessage, charge?: { owner: string; bytes: number }): Promise<void>;
+  /** All retained messages with their payloads. */
   allRetained(): Promise<StoredMessage[]>;
+  /**
+   * Every retained message (loaded once at start; the broker matches them in memory), with payload and
+   * properties only for those charged at most `inlineMaxBytes`: the others are read with getRetained.
+   */
+  retainedIndex(inlineMaxBytes: number): Promise<RetainedRecord[]>;
+  /** One topic's retained message, payload included. */
+  getRetained(topic: string): Promise<StoredMessage | undefined>;
   close(): Promise<void>;
 }

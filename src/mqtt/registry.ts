@@ -152,7 +152,8 @@ export class SessionRegistry {
     if (message.topic.startsWith('$SYS') || !hooks.authorizePublish(principal, message.topic, clientId)) return;
     this.ctx.stats.messagesIn[message.qos]++;
     this.ctx.stats.bytesIn[message.qos] += message.payload.length;
-    this.ctx.route(message);
+    // A will past its owner's retained quota still goes to the subscribers, as a client's QoS 0 would.
+    this.ctx.route(this.ctx.admitRetained(message, principal) ? message : { ...message, retain: false }, principal);
   }
 
   #armExpiry(s: Session, ms: number): void {

@@ -14,7 +14,7 @@
 import { CompiledQuery } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
-import type { MqttPersistence, QueuedMessage, StoredMessage, StoredSession, StoredSubscription } from './persistence.js';
+import type { MqttPersistence, QueuedMessage, RetainedRecord, StoredMessage, StoredSession, StoredSubscription } from './persistence.js';
 
 // Row types of migration 0002_mqtt. Booleans are 0/1; JSON columns are text.
 interface MqttTables {
@@ -27,7 +27,8 @@ interface MqttTables {
     properties: string | null; expires_at: number | null; packet_id: number | null; released: number; subscription_ids: string | null;
   };
   mqtt_incoming_qos2: { client_id: string; packet_id: number };
-  mqtt_retained: { topic: string; payload: Buffer; qos: number; properties: string | null; expires_at: number | null };
+  // owner and bytes: migration 0008_mqtt_retained_owner; null in rows stored before it.
+  mqtt_retained: { topic: string; payload: Buffer; qos: number; properties: string | null; expires_at: number | null; owner: string | null; bytes: number | null };
 }
 type Row<T extends keyof MqttTables> = Selectable<MqttTables[T]>;
 
@@ -294,14 +295,14 @@ export class SqliteMqttPersistence implements MqttPersistence {
 
   // Retained
 
-  async setRetained(message: StoredMessage): Promise<void> {
+  async setRetained(message: StoredMessage, charge: { owner: string; bytes: number } = { owner: '', bytes: 0 }): Promise<void> {
     // [MQTT-3.3.1-6/7]: a retained PUBLISH with an empty payload removes the topic's retained message.
     if (message.payload.length === 0) {
       await this.#serial((db) => db.deleteFrom('mqtt_retained').where('topic', '=', message.topic).execute());
       return;
     }
     const properties = message.properties === undefined ? null : encodeJson(message.properties);
-    const row = { topic: message.topic, payload: message.payload, qos: message.qos, properties, expires_at: message.expiresAt ?? null };
+    const row = { topic: message.topic, payload: message.payload, qos: message.qos, properties, expires_at: message.expiresAt ?? null, owner: charge.owner, bytes: charge.bytes };
     const { topic: _key, ...changes } = row;
     await this.#serial((db) =>
       db.insertInto('mqtt_retained').values(row).onConflict((oc) => oc.column('topic').doUpdateSet(changes)).execute(),
@@ -310,6 +311,34 @@ export class SqliteMqttPersistence implements MqttPersistence {
 
   async allRetained(): Promise<StoredMessage[]> {
     return (await this.#serial((db) => db.selectFrom('mqtt_retained').selectAll().execute())).map(toRetained);
+  }
+
+  async retainedIndex(inlineMaxBytes: number): Promise<RetainedRecord[]> {
+    // Older rows have no charge: estimated as topic + payload + properties, in bytes.
+    const bytes = 'coalesce(bytes, length(cast(topic as blob)) + length(payload) + coalesce(length(cast(properties as blob)), 0))';
+    const rows = await this.#serial((db) =>
+      db.executeQuery<{ topic: string; qos: number; expires_at: number | null; owner: string | null; bytes: number; payload: Buffer | null; properties: string | null }>(
+        CompiledQuery.raw(
+          `select topic, qos, expires_at, owner, ${bytes} as bytes, ` +
+            `case when ${bytes} <= ? then payload end as payload, case when ${bytes} <= ? then properties end as properties from mqtt_retained`,
+          [inlineMaxBytes, inlineMaxBytes],
+        ),
+      ),
+    );
+    return rows.rows.map((row) => {
+      const r: RetainedRecord = { topic: row.topic, qos: row.qos as RetainedRecord['qos'], owner: row.owner ?? '', bytes: Number(row.bytes) };
+      if (row.expires_at !== null) r.expiresAt = row.expires_at;
+      if (row.payload !== null) {
+        r.payload = row.payload;
+        if (row.properties !== null) r.properties = decodeJson(row.properties) as Record<string, unknown>;
+      }
+      return r;
+    });
+  }
+
+  async getRetained(topic: string): Promise<StoredMessage | undefined> {
+    const row = await this.#serial((db) => db.selectFrom('mqtt_retained').selectAll().where('topic', '=', topic).executeTakeFirst());
+    return row && toRetained(row);
   }
 
   /** Waits for the operations already called, then closes the database if this instance opened it. */

@@ -22,6 +22,8 @@ export interface StatsSnapshot {
   sessionsRefused: number;
   /** Messages whose Message Expiry Interval passed while they waited in a queue. */
   expired: number;
+  /** Retained messages refused (or, where the protocol cannot refuse, not retained) past a retained quota. */
+  retainedRefused: number;
   /** Gauge: QoS 1/2 messages sent to clients and not yet acknowledged. */
   inflight: number;
   /** Gauge: messages waiting in session queues. */
@@ -41,6 +43,7 @@ export class BrokerStats implements StatsSnapshot {
   droppedOwnerQuota = 0;
   sessionsRefused = 0;
   expired = 0;
+  retainedRefused = 0;
   inflight = 0;
   queued = 0;
 
@@ -58,6 +61,7 @@ export class BrokerStats implements StatsSnapshot {
       droppedOwnerQuota: this.droppedOwnerQuota,
       sessionsRefused: this.sessionsRefused,
       expired: this.expired,
+      retainedRefused: this.retainedRefused,
       inflight: this.inflight,
       queued: this.queued,
     };

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import type { IConnectPacket } from 'mqtt-packet';
+import { topicLimitProblem } from '../../core/topic-limits.js';
 import { validateTopicName } from '../../core/topic-tree.js';
 import type { Channel } from '../channel.js';
 import { protocolError } from '../errors.js';
@@ -67,7 +68,8 @@ export async function handleConnect(ch: Channel, p: IConnectPacket): Promise<voi
   // Will: 3.1.1 §3.1.2.5, 5.0 §3.1.2.5 and §3.1.3.2.
   if (p.will !== undefined) {
     const w = p.will;
-    const problem = validateTopicName(w.topic);
+    // 5.0 §3.2.2.2: 0x90 for a will topic the server does not accept, here also one over its limits.
+    const problem = validateTopicName(w.topic) ?? topicLimitProblem(w.topic, ctx.topicLimits);
     if (problem !== null) return refuse(ch, RC.TOPIC_NAME_INVALID, `will topic ${problem}`);
     if (w.retain === true && !options.retainAvailable) return refuse(ch, RC.RETAIN_NOT_SUPPORTED); // [MQTT-3.2.2-?] 5.0 §3.2.2.3.5
     const payload = typeof w.payload === 'string' ? Buffer.from(w.payload) : w.payload;

@@ -4,6 +4,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { IPublishPacket } from 'mqtt-packet';
+import { topicLimitProblem } from '../../core/topic-limits.js';
 import { validateTopicName } from '../../core/topic-tree.js';
 import type { Channel } from '../channel.js';
 import { MqttError, malformed, protocolError } from '../errors.js';
@@ -39,7 +40,12 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
   const problem = validateTopicName(topic);
   // [MQTT-3.3.2-2] no wildcards in a topic name.
   if (problem !== null) throw new MqttError(RC.TOPIC_NAME_INVALID, `topic ${problem}`);
-  if (alias !== undefined && p.topic !== '') (ch.aliasesIn ??= new Map()).set(alias, topic);
+  const overLimit = topicLimitProblem(topic, ctx.topicLimits);
+  // A well-formed name over the server's limits: 5.0 refuses it with 0x90 "not accepted by this
+  // Server" in PUBACK/PUBREC (§3.4.2.1, §3.5.2.1), or, at QoS 0 where no acknowledgement can carry it,
+  // with DISCONNECT 0x90 (§3.14.2.1, §4.13); 3.1.1 can only close the connection.
+  if (overLimit !== null && (!v5 || qos === 0)) throw new MqttError(RC.TOPIC_NAME_INVALID, `topic ${overLimit}`);
+  if (alias !== undefined && p.topic !== '' && overLimit === null) (ch.aliasesIn ??= new Map()).set(alias, topic);
   // 5.0 §3.3.1.3: a retained PUBLISH when Retain Available is 0 ends the connection with 0x9A.
   if (p.retain && !options.retainAvailable) throw new MqttError(RC.RETAIN_NOT_SUPPORTED);
 
@@ -57,10 +63,31 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
   if (qos > 0 && ++ch.incomingInflight > options.receiveMaximum) throw new MqttError(RC.RECEIVE_MAXIMUM_EXCEEDED);
 
   let refusal: number | undefined;
+  if (overLimit !== null) refusal = RC.TOPIC_NAME_INVALID;
   // 5.0 §3.3.2.3.2: the server may check a payload marked as UTF-8.
-  if (v5 && props?.payloadFormatIndicator === true && !isUtf8(payload)) refusal = RC.PAYLOAD_FORMAT_INVALID;
+  else if (v5 && props?.payloadFormatIndicator === true && !isUtf8(payload)) refusal = RC.PAYLOAD_FORMAT_INVALID;
   // `$SYS/` belongs to the broker; the hook decides the rest.
   else if (topic.startsWith('$SYS') || !ctx.hooks.authorizePublish(ch.principal, topic, ch.clientId)) refusal = RC.NOT_AUTHORIZED;
+
+  let m: Message | undefined;
+  if (refusal === undefined) {
+    m = {
+      topic,
+      payload,
+      qos,
+      retain: p.retain,
+      properties: v5 ? messageProperties(props) : undefined,
+      expiresAt: props?.messageExpiryInterval === undefined ? undefined : ctx.now() + props.messageExpiryInterval * 1000,
+      senderId: ch.clientId,
+    };
+    if (m.retain && !ctx.admitRetained(m, ch.principal)) {
+      // 5.0 §3.4.2.1 / §3.5.2.1: 0x97 Quota exceeded, and the message is not published. Where no
+      // refusal can be said (QoS 0, 3.1.1) it is published without being retained, as Mosquitto does
+      // past its retained limits: subscribers still get it live.
+      if (v5 && qos > 0) refusal = RC.QUOTA_EXCEEDED;
+      else m = { ...m, retain: false };
+    }
+  }
 
   if (refusal !== undefined) {
     if (qos === 0) {
@@ -80,18 +107,7 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
 
   let deliveries = 0;
   let stored: Promise<void> | undefined;
-  if (refusal === undefined) {
-    const m: Message = {
-      topic,
-      payload,
-      qos,
-      retain: p.retain,
-      properties: v5 ? messageProperties(props) : undefined,
-      expiresAt: props?.messageExpiryInterval === undefined ? undefined : ctx.now() + props.messageExpiryInterval * 1000,
-      senderId: ch.clientId,
-    };
-    ({ deliveries, stored } = ctx.route(m));
-  }
+  if (m !== undefined && refusal === undefined) ({ deliveries, stored } = ctx.route(m, ch.principal));
   if (qos === 0) return;
   // 5.0 §3.4.2.1: 0x10 tells the publisher nobody was subscribed.
   const reasonCode = v5 && deliveries === 0 && refusal === undefined ? RC.NO_MATCHING_SUBSCRIBERS : RC.SUCCESS;

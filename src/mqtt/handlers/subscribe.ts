@@ -3,11 +3,22 @@
  * client's subscription with the same filter, [MQTT-3.8.4-3]); SUBACK carries one code per filter
  * ([MQTT-3.8.4-6]); retained messages follow, per Retain Handling.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ISubackPacket, ISubscribePacket, QoS } from 'mqtt-packet';
+import { topicLimitProblem } from '../../core/topic-limits.js';
 import type { Channel } from '../channel.js';
 import { malformed, protocolError } from '../errors.js';
 import { RC } from '../reason-codes.js';
+import type { Session } from '../session.js';
 import { createSubscription, parseFilter, type Subscription } from '../subscription.js';
+
+/** How often a replay of retained messages read from persistence looks whether the client has room for the next. */
+const PACE_MS = 10;
+/**
+ * Unacknowledged messages a session may have before the next retained message is read from persistence:
+ * each in flight holds its payload until acknowledged, and these are the large ones (1 MB each, 100 in flight was 100 MB).
+ */
+const REPLAY_INFLIGHT = 4;
 
 /** 3.1.1 SUBACK failure code (3.1.1 §3.9.3). */
 const FAILURE_V3 = 0x80;
@@ -28,7 +39,8 @@ export function handleSubscribe(ch: Channel, p: ISubscribePacket): void {
   const fresh: Array<{ sub: Subscription; isNew: boolean }> = [];
   for (const s of p.subscriptions) {
     const parsed = parseFilter(s.topic);
-    if ('problem' in parsed) {
+    // 5.0 §3.9.3: 0x8F for a filter the server does not accept, here one over its topic limits.
+    if ('problem' in parsed || topicLimitProblem(parsed.topicFilter, ctx.topicLimits) !== null) {
       codes.push(v5 ? RC.TOPIC_FILTER_INVALID : FAILURE_V3);
       continue;
     }
@@ -71,12 +83,30 @@ function sendRetained(ch: Channel, subs: Array<{ sub: Subscription; isNew: boole
   const { ctx } = ch;
   if (ctx.retained.size === 0) return;
   const now = ctx.now();
+  // Those kept in persistence only are read one after another, each once the client has room for it,
+  // so a subscription matching many large ones does not bring them all into memory at once.
+  let reads: Promise<void> | undefined;
   for (const { sub, isNew } of subs) {
     // Not for shared subscriptions (5.0 §4.8.2); Retain Handling 1: only for a new one; 2: never.
     if (sub.group !== undefined || sub.retainHandling === 2 || (sub.retainHandling === 1 && !isNew)) continue;
     const ids = sub.subscriptionId === undefined ? undefined : [sub.subscriptionId];
-    for (const m of ctx.retained.match(sub.topicFilter, now)) {
-      void sub.session.deliver(m, Math.min(m.qos, sub.qos) as QoS, true, ids);
+    for (const e of ctx.retained.match(sub.topicFilter, now)) {
+      if (e.message !== undefined) {
+        void sub.session.deliver(e.message, Math.min(e.qos, sub.qos) as QoS, true, ids);
+        continue;
+      }
+      reads = (reads ?? Promise.resolve()).then(async () => {
+        await room(sub.session);
+        const m = await ctx.loadRetained(e);
+        // Replaced meanwhile: the new one went to this subscription as it was published. Unsubscribed: not wanted.
+        if (m === undefined || ctx.retained.get(e.topic) !== e || sub.session.subscriptions.get(sub.filter) !== sub) return;
+        void sub.session.deliver(m, Math.min(m.qos, sub.qos) as QoS, true, ids);
+      });
     }
   }
+}
+
+/** Resolves once `session` can send a message at once with few in flight, or has no connection to wait for. */
+async function room(session: Session): Promise<void> {
+  while (session.connected && !(session.readyForDelivery && session.outbox.inflight < REPLAY_INFLIGHT)) await sleep(PACE_MS);
 }

@@ -12,6 +12,10 @@
  * match is allowed: by the first allow rule whose pattern covers the whole filter, unless a deny rule
  * above it overlaps the filter. When no rule decides, the defaults apply: a device may use
  * `devices/{its id}/#`, a user `devices/{id}/#` of each device they own; anything else is refused.
+ *
+ * Before any rule: `devices/{id}/status` is the hub's (bridge.ts publishes each device's online state
+ * there, retained), so no client may publish on it, whatever the rules say; a device or its owner could
+ * otherwise show it online while it is not.
  */
 import { validateTopicFilter } from '../../core/topic-tree.js';
 import { ConfigError } from '../../config/load.js';
@@ -115,6 +119,11 @@ function levelsFor(rule: AclRule, id: Identity, clientId: string): readonly stri
   return text.split('/').map((l) => (l.includes('\0') ? '+' : l));
 }
 
+/** `devices/{id}/status`: written by the hub only. */
+function isHubOwned(levels: readonly string[]): boolean {
+  return levels.length === 3 && levels[0] === 'devices' && levels[2] === 'status';
+}
+
 export class Acl {
   constructor(
     private readonly rules: readonly AclRule[],
@@ -129,6 +138,7 @@ export class Acl {
   /** May `id` publish on topic `name` (action publish) or subscribe to filter `name` (action subscribe)? */
   allows(id: Identity, action: AclAction, name: string, clientId: string): boolean {
     const wanted = name.split('/');
+    if (action === 'publish' && isHubOwned(wanted)) return false;
     for (const rule of this.rules) {
       if (!rule.actions.includes(action) || !applies(rule.who, id)) continue;
       const levels = levelsFor(rule, id, clientId);

@@ -14,6 +14,7 @@ export function registerMqttMetrics(registry: Registry, broker: Broker, perAddre
   gauge('cloudrest_mqtt_sessions', 'MQTT sessions in memory, connected or not', () => broker.sessions);
   gauge('cloudrest_mqtt_subscriptions', 'MQTT subscriptions', () => broker.subscriptions);
   gauge('cloudrest_mqtt_retained_messages', 'Retained MQTT messages', () => broker.retainedCount);
+  gauge('cloudrest_mqtt_retained_bytes', 'Bytes charged for retained MQTT messages (topics, payloads, properties), in memory or on disk', () => broker.retainedBytes);
   gauge('cloudrest_mqtt_inflight_messages', 'QoS 1/2 messages sent to clients and not yet acknowledged', () => broker.inflight);
   gauge('cloudrest_mqtt_queued_messages', 'Messages waiting in MQTT session queues', () => broker.queued);
 
@@ -34,5 +35,6 @@ export function registerMqttMetrics(registry: Registry, broker: Broker, perAddre
   counter('cloudrest_mqtt_messages_dropped_owner_quota_total', 'Of the dropped MQTT messages: those dropped because their device or user had --mqtt-max-queued-bytes-per-owner queued', (c) => c.inc(broker.stats.droppedOwnerQuota));
   counter('cloudrest_mqtt_sessions_refused_total', 'MQTT CONNECTs refused (0x97 / 3) because their device or user had --mqtt-max-sessions-per-owner sessions', (c) => c.inc(broker.stats.sessionsRefused));
   counter('cloudrest_mqtt_connections_refused_per_address_total', 'MQTT connections closed at accept because their address had --mqtt-max-connections-per-address open', (c) => c.inc(perAddress.refusedTotal));
+  counter('cloudrest_mqtt_retained_refused_total', 'Retained MQTT messages refused (or published without being retained) past a retained quota', (c) => c.inc(broker.stats.retainedRefused));
   counter('cloudrest_mqtt_messages_expired_total', 'MQTT messages whose expiry passed while queued', (c) => c.inc(broker.stats.expired));
 }

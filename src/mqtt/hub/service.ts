@@ -94,6 +94,13 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
       maxSessionsPerOwner: config.mqttMaxSessionsPerOwner,
       maxQueuedBytesPerOwner: config.mqttMaxQueuedBytesPerOwner,
       maxSubscriptionsPerClient: config.mqttMaxSubscriptionsPerClient,
+      maxTopicLevels: config.mqttMaxTopicLevels,
+      maxTopicBytes: config.mqttMaxTopicBytes,
+      maxRetainedPerOwner: config.mqttMaxRetainedPerOwner,
+      maxRetainedBytesPerOwner: config.mqttMaxRetainedBytesPerOwner,
+      maxRetained: config.mqttMaxRetained,
+      maxRetainedBytes: config.mqttMaxRetainedBytes,
+      retainedInMemoryMaxBytes: config.mqttRetainedInMemoryMaxBytes,
       persistence,
     },
     {
@@ -101,6 +108,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
       authorizePublish: (principal, topic, clientId) => allowed(principal, 'publish', topic, clientId),
       authorizeSubscribe: (principal, filter, clientId) => allowed(principal, 'subscribe', filter, clientId),
       onError: (err, context) => log.error({ err }, `mqtt: ${context}`),
+      onWarning: (message, details) => log.warn(details, `mqtt: ${message}`),
     },
   );
   await broker.ready;

@@ -15,7 +15,8 @@ import type { HubMetrics } from '../../http/metrics.js';
 import { requireSession } from '../../http/api.js';
 import { LiveSessions } from '../../http/live-sessions.js';
 import { openSse, type SseStream } from '../../http/sse.js';
-import type { Broker } from '../broker.js';
+import { topicLimitProblem, type TopicLimits } from '../../core/topic-limits.js';
+import { RetainedQuotaError, type Broker } from '../broker.js';
 import type { Message } from '../message.js';
 import type { Acl, AclAction, Identity } from './acl.js';
 import type { DeviceOwnership } from './ownership.js';
@@ -41,9 +42,13 @@ export class TopicsApi {
   /** The open streams by token, to end those of a revoked token. */
   readonly #live = new LiveSessions();
   readonly #unsubscribe: () => void;
+  /** The broker's topic limits, for topics and filters given over HTTP too. */
+  readonly #limits: TopicLimits;
 
   constructor(private readonly d: TopicsApiDeps) {
     this.#unsubscribe = d.auth.onRevoked((ended) => this.#live.end(ended));
+    const o = d.broker.options;
+    this.#limits = { maxLevels: o.maxTopicLevels, maxBytes: o.maxTopicBytes };
   }
 
   register(app: FastifyInstance): void {
@@ -56,7 +61,7 @@ export class TopicsApi {
       scope.get('/v1/topics/events', async (req, res) => {
         const { filter } = req.query as { filter?: string };
         if (typeof filter !== 'string' || filter === '') throw new HubError('CR_ERR_VALIDATION', 'query parameter filter is required');
-        const problem = filter.startsWith('$share/') ? 'shared subscriptions are for MQTT clients' : validateTopicFilter(filter);
+        const problem = filter.startsWith('$share/') ? 'shared subscriptions are for MQTT clients' : (validateTopicFilter(filter) ?? topicLimitProblem(filter, this.#limits));
         if (problem !== null) throw new HubError('CR_ERR_TOPIC_INVALID', `filter: ${problem}`);
         const session = await this.#authorize(req, 'subscribe', filter);
         if (this.#streams.size >= d.maxStreams) throw new HubError('CR_ERR_TOO_MANY_REQUESTS', 'too many event streams');
@@ -79,17 +84,23 @@ export class TopicsApi {
 
       scope.post('/v1/topics/*', async (req, res) => {
         const topic = (req.params as { '*': string })['*'];
-        const problem = validateTopicName(topic);
+        const problem = validateTopicName(topic) ?? topicLimitProblem(topic, this.#limits);
         if (problem !== null) throw new HubError('CR_ERR_TOPIC_INVALID', `topic: ${problem}`);
         const { qos: qosText, retain: retainText } = req.query as { qos?: string; retain?: string };
         if (qosText !== undefined && qosText !== '0' && qosText !== '1') throw new HubError('CR_ERR_VALIDATION', 'qos must be 0 or 1');
         if (retainText !== undefined && retainText !== 'true' && retainText !== 'false') throw new HubError('CR_ERR_VALIDATION', 'retain must be true or false');
-        await this.#authorize(req, 'publish', topic);
+        const { user } = await this.#authorize(req, 'publish', topic);
         const qos = qosText === '1' ? 1 : 0;
         const retain = retainText === 'true';
         const payload = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         // QoS 1: answered once the persistent copies (queued for offline sessions, retained) are stored.
-        await d.broker.publish({ topic, payload, qos, retain });
+        // Retained, it is charged to the user as their MQTT connections' messages are (principal user:ID).
+        try {
+          await d.broker.publish({ topic, payload, qos, retain, owner: `user:${user.id}` });
+        } catch (err) {
+          if (err instanceof RetainedQuotaError) throw new HubError('CR_ERR_RETAINED_QUOTA', 'retained message quota exceeded: clear retained messages (an empty body with retain=true) to free it');
+          throw err;
+        }
         return res.header('cache-control', 'no-store').send({ topic, qos, retain, bytes: payload.length });
       });
     });

@@ -317,6 +317,22 @@ const m0007DeviceClaims: Migration = {
   },
 };
 
+/**
+ * MQTT retained-message quotas (issue 12): who each retained message is charged to (the publishing
+ * principal) and how many bytes, so per-owner usage survives a restart without reading every payload.
+ */
+const m0008MqttRetainedOwner: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('mqtt_retained').addColumn('owner', 'text').execute();
+    await db.schema.alterTable('mqtt_retained').addColumn('bytes', 'bigint').execute();
+  },
+
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('mqtt_retained').dropColumn('bytes').execute();
+    await db.schema.alterTable('mqtt_retained').dropColumn('owner').execute();
+  },
+};
+
 /** Every migration, by name. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': m0001Initial,
@@ -326,6 +342,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0005_revoked_tokens': m0005RevokedTokens,
   '0006_oauth': m0006OAuth,
   '0007_device_claims': m0007DeviceClaims,
+  '0008_mqtt_retained_owner': m0008MqttRetainedOwner,
 });
 
 export const migrationProvider: MigrationProvider = {
