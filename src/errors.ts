@@ -32,6 +32,7 @@ export const ERRORS = {
   CR_ERR_BODY_TOO_LARGE: { status: 413, message: 'The request body exceeds the size limit' },
   CR_ERR_TOO_MANY_REQUESTS: { status: 429, message: 'Too many concurrent requests for this device' },
   CR_ERR_RATE_LIMITED: { status: 429, message: 'Too many failed attempts; retry after the time in Retry-After' },
+  CR_ERR_TOO_MANY_STREAMS: { status: 429, message: 'This user has too many event streams open; close one or retry after the time in Retry-After' },
   CR_ERR_INTERNAL: { status: 500, message: 'Internal error' },
   CR_ERR_DEVICE_API_UNREACHABLE: { status: 502, message: "The agent could not reach the device's REST service" },
   CR_ERR_DEVICE_DISCONNECTED: { status: 502, message: 'The device disconnected while answering' },

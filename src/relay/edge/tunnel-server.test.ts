@@ -36,7 +36,7 @@ test('a device revoked while its HELLO is being checked is not admitted', async 
     },
   }) as Store;
   const tunnels = new TunnelServer(
-    { maxFrameBytes: 65_536, windowBytes: 262_144, pingIntervalMs: 10_000, idleTimeoutMs: 30_000, handshakeTimeoutMs: 10_000, maxTunnels: 10, maxInflightPerDevice: 4, maxQueuedPerDevice: 4 },
+    { maxFrameBytes: 65_536, windowBytes: 262_144, pingIntervalMs: 10_000, idleTimeoutMs: 30_000, handshakeTimeoutMs: 10_000, maxTunnels: 10, maxHandshakes: 10, maxPerAddress: 0, maxInflightPerDevice: 4, maxQueuedPerDevice: 4 },
     { store, bus: new LocalBus(), presence: new MapPresence('n_test'), log: pino({ level: 'silent' }), metrics: createMetrics() },
   );
   t.after(() => tunnels.shutdown(0));
