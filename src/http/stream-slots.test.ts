@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HubError } from '../errors.js';
+import type { HubError } from '../errors.js';
 import { StreamSlots } from './stream-slots.js';
 
 function code(r: (() => void) | HubError): string {
