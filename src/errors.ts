@@ -37,6 +37,7 @@ export const ERRORS = {
   CR_ERR_RATE_LIMITED: { status: 429, message: 'Too many failed attempts; retry after the time in Retry-After' },
   CR_ERR_BUSY: { status: 429, message: 'The hub is checking too many passwords at once; retry after the time in Retry-After' },
   CR_ERR_RETAINED_QUOTA: { status: 429, message: 'Your retained MQTT messages (or the hub\'s) are at their limit; clear some to retain more' },
+  CR_ERR_TOO_MANY_STREAMS: { status: 429, message: 'This user has too many event streams open; close one or retry after the time in Retry-After' },
   CR_ERR_INTERNAL: { status: 500, message: 'Internal error' },
   CR_ERR_DEVICE_API_UNREACHABLE: { status: 502, message: "The agent could not reach the device's REST service" },
   CR_ERR_DEVICE_DISCONNECTED: { status: 502, message: 'The device disconnected while answering' },

@@ -28,6 +28,8 @@ import { RelayCache } from './relay/relay-cache.js';
 import { createMqtt, type MqttService } from './mqtt/hub/service.js';
 import { FailureLimiter } from './core/failure-limiter.js';
 import { PasswordHasher } from './core/password-hasher.js';
+import { LogLimiter } from './core/log-limiter.js';
+import { StreamSlots } from './http/stream-slots.js';
 import { registerFactoryApi } from './factory/factory-api.js';
 import { registerOAuth } from './oauth/http.js';
 import { OAuthService } from './oauth/oauth-service.js';
@@ -92,6 +94,10 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   });
   let shuttingDown = false;
   let ready = false;
+  // Refused tunnel HELLOs and MQTT CONNECTs: one log line per kind and address per interval (src/core/log-limiter.ts).
+  const refusals = new LogLimiter(log, { intervalMs: config.logRefusalsIntervalMs, maxKeys: 10_000 });
+  // SSE streams of every route (/v1/events, /v1/devices/{id}/events, /v1/topics/events) share these slots.
+  const sseSlots = new StreamSlots({ max: config.maxSseClients, maxPerUser: config.maxSseClientsPerUser });
 
   const tunnels = new TunnelServer(
     {
@@ -101,11 +107,13 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       idleTimeoutMs: config.tunnelIdleTimeoutMs,
       handshakeTimeoutMs: config.tunnelHandshakeTimeoutMs,
       maxTunnels: config.maxTunnels,
+      maxHandshakes: config.maxTunnelHandshakes,
+      maxPerAddress: config.maxTunnelsPerAddress,
       maxInflightPerDevice: config.maxInflightPerDevice,
       maxQueuedPerDevice: config.maxQueuedPerDevice,
     },
     {
-      store, bus, presence, log, metrics, lan,
+      store, bus, presence, log, metrics, lan, refusals,
       onDeviceConnected: (id, info) => {
         auth.forgetDevice(id);
         cache?.invalidateDevice(id);
@@ -124,7 +132,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       mqtt?.deviceOwnerChanged(id);
     },
   });
-  const events = new EventsService({ bus, auth, tunnels, metrics, historySize: config.eventHistory, heartbeatMs: config.sseHeartbeatMs, maxClients: config.maxSseClients });
+  const events = new EventsService({ bus, auth, tunnels, metrics, historySize: config.eventHistory, heartbeatMs: config.sseHeartbeatMs, slots: sseSlots });
   const relay = createRelay(
     { maxRequestBodyBytes: config.maxRequestBodyBytes, requestTimeoutMs: config.requestTimeoutMs },
     { tunnels, auth, cache, metrics, log, isShuttingDown: () => shuttingDown, deviceAuth: accounts.deviceAuth },
@@ -172,7 +180,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   );
   registerOAuth(app, { store, auth, service: oauth, log, issuer: () => issuer, secureCookies: config.httpTls || issuer.startsWith('https:'), attempts: accounts.attempts });
   // MQTT broker (src/mqtt/hub/): its listeners, /mqtt upgrades, /v1/topics routes, metrics; one block.
-  const mqtt = await createMqtt({ config, store, db: store.db, bus, auth, metrics, log, app, tls });
+  const mqtt = await createMqtt({ config, store, db: store.db, bus, auth, metrics, log, app, tls, refusals, sseSlots });
   await app.ready();
   httpServer.keepAliveTimeout = 65_000;
   httpServer.headersTimeout = 30_000;
@@ -255,6 +263,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       auth.close();
       await bus.close();
       await store.close();
+      refusals.close();
       log.info('hub stopped');
     })();
     return closing;

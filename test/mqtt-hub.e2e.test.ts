@@ -67,10 +67,12 @@ describe('MQTT in the hub: credentials, ACLs, transports, REST bridge', () => {
     const port = String(w.hub.mqttPort);
     assert.equal((await runClient('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', w.deviceId, '-P', 'nope', '-t', 'x', '-m', 'y'])).code, 4);
     assert.equal((await runClient('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-t', 'x', '-m', 'y'])).code, 5);
-    // The hub may write the refusals a moment after the clients have exited.
+    // The hub may write the refusal a moment after the clients have exited. Only the first from this
+    // address is written; the next within --log-refusals-interval-ms are counted in a summary line
+    // (test/refusal-logs.e2e.test.ts).
     const refusals = () => w.hub.logs('mqtt connection refused: authentication failed').length;
-    for (const deadline = Date.now() + 10_000; refusals() < 2 && Date.now() < deadline;) await sleep(50);
-    assert.ok(refusals() >= 2, `${refusals()} refusals logged`);
+    for (const deadline = Date.now() + 10_000; refusals() < 1 && Date.now() < deadline;) await sleep(50);
+    assert.ok(refusals() >= 1, `${refusals()} refusals logged`);
   });
 
   it('a user connects with an access token over TLS (mosquitto --cafile, mqtt.js) and WebSocket /mqtt', async () => {

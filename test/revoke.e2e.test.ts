@@ -5,6 +5,8 @@ import { addDevice, addUser, curl, login, startAgent, startDevice, startHub, tem
 import { cloudrest } from './support/factory.js';
 import { MqttClients, runClient } from './support/mqtt-peers.js';
 
+const LOG_EACH_REFUSAL = ['--log-refusals-interval-ms', '0'];
+
 async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
@@ -36,7 +38,8 @@ describe('revoking a device: cloudrest devices revoke against a running hub', ()
     await addUser(data.path, email, password);
     a = await addDevice(data.path, 'Device A', email);
     b = await addDevice(data.path, 'Device B', email);
-    hub = await startHub(data.path);
+    // Every refused reconnect is logged (not one per address per interval): the tests count them.
+    hub = await startHub(data.path, LOG_EACH_REFUSAL);
     device = await startDevice(email);
     agentA = await startAgent({ hub: `tcp://127.0.0.1:${hub.tunnelPort}`, deviceId: a.id, secret: a.secret, api: device.url });
     agentB = await startAgent({ hub: `ws://127.0.0.1:${hub.httpPort}`, deviceId: b.id, secret: b.secret, api: device.url });
@@ -108,7 +111,7 @@ describe('revoking a device: cloudrest devices revoke against a running hub', ()
     assert.equal(listed.find((d) => d.id === b.id)!.revokedAt, out.revokedAt);
 
     // The agents reconnect to a hub on the same ports; only the revoked one is refused.
-    hub = await startHub(data.path, [], { http: hub.httpPort, tunnel: hub.tunnelPort });
+    hub = await startHub(data.path, LOG_EACH_REFUSAL, { http: hub.httpPort, tunnel: hub.tunnelPort });
     await hub.waitForLog('tunnel refused: device revoked', (l) => l.deviceId === b.id, 15_000);
     await waitUntil(() => agentA.logs('connected').length >= 3, 15_000, 'device A back on the new hub');
     token = await login(hub.url, email, password);

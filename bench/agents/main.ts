@@ -152,7 +152,8 @@ try {
   const t0 = Date.now();
   await registerDevices(data.path);
   process.stderr.write(`hub: ${AGENTS} devices written to SQLite in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-  const hub = node([CLI, 'hub', '--data', data.path, '--host', '127.0.0.1', '--http-port', '0', '--tunnel-port', '0', '--log-level', 'info', '--tunnel-ping-interval-ms', String(PING_MS)], 'hub');
+  // Every agent comes from 127.0.0.1: no per-address tunnel limit (default 1,000) here.
+  const hub = node([CLI, 'hub', '--data', data.path, '--host', '127.0.0.1', '--http-port', '0', '--tunnel-port', '0', '--log-level', 'info', '--tunnel-ping-interval-ms', String(PING_MS), '--max-tunnels-per-address', '0'], 'hub');
   const listening = await hub.waitForLog('hub listening');
   results.push(await measure('cloudrest hub', hub.child.pid!, `ws://127.0.0.1:${listening.httpPort as number}/v1/agent`, 'tunnel'));
   const welcomed = hub.logs('device connected').length;

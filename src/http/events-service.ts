@@ -8,6 +8,7 @@ import { LiveSessions } from './live-sessions.js';
 import type { HubMetrics } from './metrics.js';
 import { sendError } from './reply.js';
 import { openSse, parseLastEventId, type SseStream } from './sse.js';
+import { STREAM_RETRY_AFTER_S, type StreamSlots } from './stream-slots.js';
 
 export interface EventsServiceOptions {
   bus: Bus;
@@ -16,7 +17,8 @@ export interface EventsServiceOptions {
   metrics: HubMetrics;
   historySize: number;
   heartbeatMs: number;
-  maxClients: number;
+  /** The stream slots shared with /v1/topics/events: hub-wide and per user. */
+  slots: StreamSlots;
   /** Bytes an SSE response may hold for a slow reader before it is cut (it resumes with Last-Event-ID). */
   maxBufferedBytes?: number;
 }
@@ -80,7 +82,8 @@ export class EventsService {
     } catch (err) {
       return sendError(res, (err as HubError).code, (err as HubError).message);
     }
-    if (this.#streams.size >= this.o.maxClients) return sendError(res, 'CR_ERR_TOO_MANY_REQUESTS', 'too many event streams', { 'retry-after': '5' });
+    const slot = this.o.slots.acquire(session.user.id);
+    if (typeof slot !== 'function') return sendError(res, slot.code, slot.message, { 'retry-after': String(STREAM_RETRY_AFTER_S) });
 
     const sse = openSse(req, res, { heartbeatMs: this.o.heartbeatMs, maxBufferedBytes: this.o.maxBufferedBytes ?? 1024 * 1024, retryMs: 2000 });
     this.#streams.add(sse);
@@ -102,6 +105,7 @@ export class EventsService {
     }
     sse.onClose(() => {
       release();
+      slot();
       this.#streams.delete(sse);
       this.o.metrics.sseClients.dec();
       for (const id of deviceIds) {

@@ -9,6 +9,7 @@ export function createMetrics() {
     tunnelConnections: new Gauge({ name: 'cloudrest_tunnel_connections', help: 'Open agent tunnel connections', labelNames: ['transport'], registers: [registry] }),
     devicesOnline: new Gauge({ name: 'cloudrest_devices_online', help: 'Devices with an authenticated tunnel', registers: [registry] }),
     tunnelAuthFailures: new Counter({ name: 'cloudrest_tunnel_auth_failures_total', help: 'Agent connections refused for unknown id or wrong secret', registers: [registry] }),
+    tunnelRefused: new Counter({ name: 'cloudrest_tunnel_refused_total', help: 'Agent connections refused or dropped by a connection limit: reason tunnels (--max-tunnels), handshakes (--max-tunnel-handshakes), address (--max-tunnels-per-address), timeout (no HELLO in time)', labelNames: ['reason'] as const, registers: [registry] }),
     tunnelProtocolErrors: new Counter({ name: 'cloudrest_tunnel_protocol_errors_total', help: 'Agent connections closed for protocol violations', registers: [registry] }),
     notifications: new Counter({ name: 'cloudrest_notifications_total', help: 'Device notifications received', registers: [registry] }),
     relayRequests: new Counter({ name: 'cloudrest_relay_requests_total', help: 'Relayed requests by response status', labelNames: ['status', 'cache'], registers: [registry] }),

@@ -6,6 +6,7 @@
  * its token's hash as its credential, so revoking the token disconnects it (service.ts).
  */
 import type { Logger } from 'pino';
+import type { LogLimiter } from '../../core/log-limiter.js';
 import { verifyDevice } from '../../core/device-credentials.js';
 import type { Authenticator } from '../../http/auth.js';
 import type { Store } from '../../store/store.js';
@@ -15,13 +16,15 @@ import type { Identity } from './acl.js';
 import type { DeviceOwnership } from './ownership.js';
 
 const MAX_CREDENTIAL_CHARS = 1024;
+/** Kind of the rate-limited log lines of refused CONNECTs. */
+const REFUSED = 'mqtt connection refused';
 
 export class MqttIdentities {
   /** Principal → identity; bounded by the number of users and devices. */
   readonly #byPrincipal = new Map<string, Identity>([[ANONYMOUS, { kind: 'anonymous' }]]);
 
   constructor(
-    private readonly deps: { store: Store; auth: Authenticator; ownership: DeviceOwnership; log: Logger },
+    private readonly deps: { store: Store; auth: Authenticator; ownership: DeviceOwnership; log: Logger; refusals: LogLimiter },
   ) {}
 
   identity(principal: string): Identity | undefined {
@@ -30,17 +33,18 @@ export class MqttIdentities {
 
   /** The broker's authenticate hook (called only for a CONNECT with a user name or password). */
   async authenticate(req: AuthRequest): Promise<AuthResult> {
-    const { store, auth, ownership, log } = this.deps;
+    const { store, auth, ownership, refusals } = this.deps;
     const username = req.username ?? '';
     const password = req.password?.toString('utf8') ?? '';
     const refuse = (reason: string): AuthResult => {
-      log.warn({ clientId: req.clientId, username, remoteAddress: req.remoteAddress, transport: req.transport, reason }, 'mqtt connection refused: authentication failed');
+      // Anyone can cause this line at will: at most one per client address per interval (src/core/log-limiter.ts).
+      refusals.warn(REFUSED, req.remoteAddress, { clientId: req.clientId, username, remoteAddress: req.remoteAddress, transport: req.transport, reason }, 'mqtt connection refused: authentication failed');
       return { reasonCode: RC.BAD_USERNAME_OR_PASSWORD, reasonString: 'unknown user name or wrong password' };
     };
     if (password === '' || username.length > MAX_CREDENTIAL_CHARS || password.length > MAX_CREDENTIAL_CHARS) return refuse('missing or oversized credentials');
     const device = await verifyDevice(store, username, password);
     if (device === 'revoked') {
-      log.warn({ clientId: req.clientId, username, remoteAddress: req.remoteAddress, transport: req.transport }, 'mqtt connection refused: device revoked');
+      refusals.warn(REFUSED, req.remoteAddress, { clientId: req.clientId, username, remoteAddress: req.remoteAddress, transport: req.transport }, 'mqtt connection refused: device revoked');
       return { reasonCode: RC.BANNED, reasonString: 'device revoked' };
     }
     if (device !== undefined) {

@@ -15,6 +15,8 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../../config/load.js';
 import type { HubConfig } from '../../config/hub-options.js';
 import type { Bus } from '../../core/bus.js';
+import type { LogLimiter } from '../../core/log-limiter.js';
+import type { StreamSlots } from '../../http/stream-slots.js';
 import type { Authenticator } from '../../http/auth.js';
 import type { HubMetrics } from '../../http/metrics.js';
 import type { Store } from '../../store/store.js';
@@ -48,6 +50,10 @@ export interface MqttDeps {
   /** The HTTP API, to add /v1/topics to; must not be ready yet. */
   app: FastifyInstance;
   tls: { cert: Buffer; key: Buffer } | undefined;
+  /** Rate limit for the log lines of refused CONNECTs (shared with the tunnels). */
+  refusals: LogLimiter;
+  /** SSE stream slots, shared with /v1/events (GET /v1/topics/events takes one). */
+  sseSlots: StreamSlots;
 }
 
 export interface MqttService {
@@ -76,7 +82,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
   const ownership = new DeviceOwnership(d.store);
   await ownership.load();
   const acl = new Acl(rules, (user, deviceId) => ownership.owns(user.email, deviceId));
-  const identities = new MqttIdentities({ store: d.store, auth: d.auth, ownership, log });
+  const identities = new MqttIdentities({ store: d.store, auth: d.auth, ownership, log, refusals: d.refusals });
   const allowed = (principal: string, action: 'publish' | 'subscribe', name: string, clientId: string): boolean => {
     const id = identities.identity(principal);
     return id !== undefined && acl.allows(id, action, name, clientId);
@@ -126,7 +132,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     broker, acl, auth: d.auth, ownership, log, metrics: d.metrics,
     maxBodyBytes: config.mqttMaxPacketBytes,
     heartbeatMs: config.sseHeartbeatMs,
-    maxStreams: config.maxSseClients,
+    slots: d.sseSlots,
     maxBufferedBytes: 1024 * 1024,
   });
   topics.register(d.app);

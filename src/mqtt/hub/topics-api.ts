@@ -16,6 +16,7 @@ import { requireSession } from '../../http/api.js';
 import { LiveSessions } from '../../http/live-sessions.js';
 import { openSse, type SseStream } from '../../http/sse.js';
 import { topicLimitProblem, type TopicLimits } from '../../core/topic-limits.js';
+import { STREAM_RETRY_AFTER_S, type StreamSlots } from '../../http/stream-slots.js';
 import { RetainedQuotaError, type Broker } from '../broker.js';
 import type { Message } from '../message.js';
 import type { Acl, AclAction, Identity } from './acl.js';
@@ -30,7 +31,8 @@ export interface TopicsApiDeps {
   metrics: HubMetrics;
   maxBodyBytes: number;
   heartbeatMs: number;
-  maxStreams: number;
+  /** The stream slots shared with /v1/events: hub-wide and per user. */
+  slots: StreamSlots;
   /** Bytes an event stream may hold for a slow reader before it is closed. */
   maxBufferedBytes: number;
 }
@@ -64,7 +66,10 @@ export class TopicsApi {
         const problem = filter.startsWith('$share/') ? 'shared subscriptions are for MQTT clients' : (validateTopicFilter(filter) ?? topicLimitProblem(filter, this.#limits));
         if (problem !== null) throw new HubError('CR_ERR_TOPIC_INVALID', `filter: ${problem}`);
         const session = await this.#authorize(req, 'subscribe', filter);
-        if (this.#streams.size >= d.maxStreams) throw new HubError('CR_ERR_TOO_MANY_REQUESTS', 'too many event streams');
+        const slot = d.slots.acquire(session.user.id);
+        if (typeof slot !== 'function') {
+          return res.code(slot.status).header('retry-after', String(STREAM_RETRY_AFTER_S)).header('cache-control', 'no-store').send(slot.toJSON());
+        }
         res.hijack();
         const sse = openSse(req.raw, res.raw, { heartbeatMs: d.heartbeatMs, maxBufferedBytes: d.maxBufferedBytes, retryMs: 2000 });
         this.#streams.add(sse);
@@ -73,6 +78,7 @@ export class TopicsApi {
         const unsubscribe = d.broker.subscribeLocal(filter, (m) => sse.send({ event: 'message', data: messageJson(m) }), { retained: true });
         sse.onClose((reason) => {
           release();
+          slot();
           unsubscribe();
           this.#streams.delete(sse);
           d.metrics.sseClients.dec();

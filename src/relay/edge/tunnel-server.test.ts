@@ -36,7 +36,7 @@ test('a device revoked while its HELLO is being checked is not admitted', async 
     },
   }) as Store;
   const tunnels = new TunnelServer(
-    { maxFrameBytes: 65_536, windowBytes: 262_144, pingIntervalMs: 10_000, idleTimeoutMs: 30_000, handshakeTimeoutMs: 10_000, maxTunnels: 10, maxInflightPerDevice: 4, maxQueuedPerDevice: 4 },
+    { maxFrameBytes: 65_536, windowBytes: 262_144, pingIntervalMs: 10_000, idleTimeoutMs: 30_000, handshakeTimeoutMs: 10_000, maxTunnels: 10, maxHandshakes: 10, maxPerAddress: 0, maxInflightPerDevice: 4, maxQueuedPerDevice: 4 },
     { store, bus: new LocalBus(), presence: new MapPresence('n_test'), log: pino({ level: 'silent' }), metrics: createMetrics() },
   );
   t.after(() => tunnels.shutdown(0));
@@ -59,4 +59,42 @@ test('a device revoked while its HELLO is being checked is not admitted', async 
   assert.deepEqual([g.code, g.reason], [ErrorCode.REVOKED, 'device revoked']);
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(tunnels.isOnline('d_1'), false);
+});
+
+test('--max-tunnels counts authenticated tunnels: a new device past it is refused, the same device taking over its tunnel is let in', async (t) => {
+  const store = SqliteStore.open(':memory:');
+  await store.migrate();
+  t.after(() => store.close());
+  for (const id of ['d_1', 'd_2']) await store.createDevice({ id, name: id, email: null, secretHash: sha256Hex('s') });
+  const tunnels = new TunnelServer(
+    { maxFrameBytes: 65_536, windowBytes: 262_144, pingIntervalMs: 10_000, idleTimeoutMs: 30_000, handshakeTimeoutMs: 10_000, maxTunnels: 1, maxHandshakes: 10, maxPerAddress: 0, maxInflightPerDevice: 4, maxQueuedPerDevice: 4 },
+    { store, bus: new LocalBus(), presence: new MapPresence('n_test'), log: pino({ level: 'silent' }), metrics: createMetrics() },
+  );
+  t.after(() => tunnels.shutdown(0));
+  const server = net.createServer((s) => tunnels.accept(s, '127.0.0.1', 'tcp'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  // Three connections idle in the handshake do not count against the one tunnel allowed.
+  const idle = await Promise.all([1, 2, 3].map(async () => {
+    const s = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await once(s, 'connect');
+    return s;
+  }));
+  t.after(() => idle.forEach((s) => s.destroy()));
+  const hello = async (deviceId: string): Promise<string> => {
+    const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await once(socket, 'connect');
+    const agent = new TunnelSession(socket, 'agent', { maxFrameBytes: 65_536, windowBytes: 262_144 });
+    const answer = Promise.race([
+      once(agent, 'welcome').then(() => 'welcome'),
+      once(agent, 'goaway').then(([g]) => (g as { reason: string }).reason),
+    ]);
+    agent.sendHello({ version: PROTOCOL_VERSION, deviceId, secret: 's', bootId: 'b', info: {}, maxFrameBytes: 65_536, windowBytes: 262_144, maxStreams: 4 });
+    return answer;
+  };
+  assert.equal(await hello('d_1'), 'welcome');
+  assert.equal(await hello('d_2'), 'too many tunnels');
+  assert.equal(await hello('d_1'), 'welcome', 'a take-over does not add a tunnel');
+  assert.equal(tunnels.size, 1);
 });

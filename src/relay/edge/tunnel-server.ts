@@ -9,14 +9,25 @@ import { TunnelSession, type Hello } from '../protocol/session.js';
 import { DeviceTunnel, moveQueue } from './device-tunnel.js';
 import type { HubMetrics } from '../../http/metrics.js';
 import type { LanTrustSync } from './lan-trust.js';
+import { LogLimiter } from '../../core/log-limiter.js';
+import { TunnelAdmission } from './tunnel-admission.js';
+
+/** Kind of the rate-limited log lines of refused connections (src/core/log-limiter.ts). */
+const REFUSED = 'tunnel refused';
 
 export interface TunnelServerOptions {
   maxFrameBytes: number;
   windowBytes: number;
   pingIntervalMs: number;
   idleTimeoutMs: number;
+  /** Time from accept to a complete, accepted HELLO (absolute: bytes arriving do not extend it). */
   handshakeTimeoutMs: number;
+  /** Authenticated tunnels at once (connections in the handshake count apart, `maxHandshakes`). */
   maxTunnels: number;
+  /** Connections in the handshake at once, hub-wide; past it the oldest without a HELLO is dropped. */
+  maxHandshakes: number;
+  /** Connections per client address (IPv6 by /64), handshake or authenticated; 0 = no limit. */
+  maxPerAddress: number;
   maxInflightPerDevice: number;
   maxQueuedPerDevice: number;
 }
@@ -31,12 +42,18 @@ export interface TunnelServerDeps {
   onDeviceConnected?: (deviceId: string, info: Record<string, unknown>) => void;
   /** LAN access: keys and revocations to agents, cache invalidations from them (docs/protocol.md). */
   lan?: LanTrustSync;
+  /** Rate limit for the log lines a stranger causes (refused HELLOs); without it each is written. */
+  refusals?: LogLimiter;
 }
 
 const MAX_ID_CHARS = 128;
 /** GOAWAY reason text for a revoked device (docs/protocol.md). */
 export const DEVICE_REVOKED_REASON = 'device revoked';
 const MAX_SECRET_CHARS = 512;
+/** GOAWAY SHUTTING_DOWN reasons of the connection limits (docs/protocol.md "Handshake"). */
+const TOO_MANY_TUNNELS = 'too many tunnels';
+const TOO_MANY_HANDSHAKES = 'too many tunnel handshakes';
+const TOO_MANY_FROM_ADDRESS = 'too many tunnels from this address';
 
 /** Topic names on the Bus for a device's notifications and up/down status. */
 export const deviceEventsTopic = (id: string): string => `devices/${id}/events`;
@@ -51,6 +68,11 @@ export class TunnelServer {
   readonly #tunnels = new Map<string, DeviceTunnel>();
   /** Every session, including those still in the handshake. */
   readonly #sessions = new Set<TunnelSession>();
+  /** Sessions in the handshake (deadline, hub-wide cap) and connections per address. */
+  readonly #admission: TunnelAdmission<TunnelSession>;
+  /** Sessions past WELCOME and not closed yet (also draining ones): what --max-tunnels counts. */
+  #authenticated = 0;
+  readonly #refusals: LogLimiter;
   /** Per device, the last NOTIFY seq published and the agent process (bootId) it came from. */
   readonly #notifySeen = new Map<string, { bootId: string; seq: number }>();
   /** Sessions whose HELLO is being checked, by device id (bounded by the sessions, maxTunnels). */
@@ -62,6 +84,8 @@ export class TunnelServer {
     private readonly opts: TunnelServerOptions,
     private readonly deps: TunnelServerDeps,
   ) {
+    this.#admission = new TunnelAdmission({ handshakeTimeoutMs: opts.handshakeTimeoutMs, maxHandshakes: opts.maxHandshakes, maxPerAddress: opts.maxPerAddress });
+    this.#refusals = deps.refusals ?? new LogLimiter(deps.log, { intervalMs: 0, maxKeys: 1 });
     this.#sweep = setInterval(() => this.#sweepIdle(), Math.max(50, Math.min(1000, opts.idleTimeoutMs / 4, opts.handshakeTimeoutMs / 4)));
     this.#sweep.unref();
   }
@@ -82,14 +106,27 @@ export class TunnelServer {
   accept(duplex: Duplex, remoteAddress: string, transport: 'tcp' | 'tls' | 'ws' | 'wss'): void {
     const { log, metrics } = this.deps;
     const session = new TunnelSession(duplex, 'hub', { maxFrameBytes: this.opts.maxFrameBytes, windowBytes: this.opts.windowBytes });
-    if (this.#shuttingDown || this.#sessions.size >= this.opts.maxTunnels) {
-      session.close(ErrorCode.SHUTTING_DOWN, this.#shuttingDown ? 'hub is shutting down' : 'too many tunnels');
+    if (this.#shuttingDown) {
+      session.close(ErrorCode.SHUTTING_DOWN, 'hub is shutting down');
       return;
+    }
+    const admission = this.#admission.admit(session, remoteAddress, Date.now());
+    if (!admission.admitted) {
+      const reason = admission.why === 'address' ? TOO_MANY_FROM_ADDRESS : TOO_MANY_HANDSHAKES;
+      this.#refusals.warn(REFUSED, remoteAddress, { remoteAddress, transport, reason }, `tunnel refused: ${reason}`);
+      metrics.tunnelRefused.inc({ reason: admission.why });
+      session.close(ErrorCode.SHUTTING_DOWN, reason);
+      return;
+    }
+    if (admission.evicted) {
+      metrics.tunnelRefused.inc({ reason: 'handshakes' });
+      admission.evicted.close(ErrorCode.SHUTTING_DOWN, TOO_MANY_HANDSHAKES);
     }
     this.#sessions.add(session);
     metrics.tunnelConnections.inc({ transport });
     let tunnel: DeviceTunnel | undefined;
     session.on('hello', (hello: Hello) => {
+      this.#admission.helloSeen(session);
       this.#authenticate(session, hello, remoteAddress).then(
         (t) => {
           tunnel = t;
@@ -108,25 +145,28 @@ export class TunnelServer {
     });
     session.on('protocolError', (err: Error) => {
       metrics.tunnelProtocolErrors.inc();
-      log.warn({ deviceId: tunnel?.deviceId, remoteAddress, err: err.message }, 'tunnel protocol error; connection closed');
+      // Before the handshake anyone can cause this (a HELLO that is not JSON, a wrong version): rate-limited.
+      if (tunnel) log.warn({ deviceId: tunnel.deviceId, remoteAddress, err: err.message }, 'tunnel protocol error; connection closed');
+      else this.#refusals.warn(REFUSED, remoteAddress, { remoteAddress, err: err.message }, 'tunnel refused: protocol error in the handshake');
     });
     session.on('internalError', (err: unknown) => log.error({ err, deviceId: tunnel?.deviceId }, 'tunnel internal error'));
     session.once('close', () => {
       this.#sessions.delete(session);
+      this.#admission.closed(session);
+      if (session.established) this.#authenticated--; // established is set by sendWelcome, right after the count
       metrics.tunnelConnections.dec({ transport });
       if (tunnel) this.#onTunnelClosed(tunnel);
     });
   }
 
   async #authenticate(session: TunnelSession, hello: Hello, remoteAddress: string): Promise<DeviceTunnel | undefined> {
-    const { log } = this.deps;
     const { deviceId, secret, bootId, info, maxStreams } = hello;
     if (typeof deviceId !== 'string' || deviceId.length === 0 || deviceId.length > MAX_ID_CHARS
       || typeof secret !== 'string' || secret.length > MAX_SECRET_CHARS
       || (bootId !== undefined && typeof bootId !== 'string')
       || (info !== undefined && (typeof info !== 'object' || info === null || Array.isArray(info)))
       || (maxStreams !== undefined && (!Number.isInteger(maxStreams) || maxStreams < 1))) {
-      log.warn({ remoteAddress }, 'tunnel refused: malformed HELLO');
+      this.#refusals.warn(REFUSED, remoteAddress, { remoteAddress }, 'tunnel refused: malformed HELLO');
       session.close(ErrorCode.PROTOCOL_ERROR, 'malformed HELLO: deviceId, secret, bootId, info, maxStreams');
       return undefined;
     }
@@ -146,24 +186,30 @@ export class TunnelServer {
   async #admit(session: TunnelSession, hello: Hello, remoteAddress: string): Promise<DeviceTunnel | undefined> {
     const { store, log } = this.deps;
     const { deviceId, secret, bootId, info, maxStreams } = hello;
+    if (this.#full(deviceId)) return this.#refuseFull(session, deviceId, remoteAddress);
     const device = await store.getDevice(deviceId);
     if (!deviceSecretMatches(device, secret)) {
-      log.warn({ deviceId, remoteAddress, reason: device ? 'wrong secret' : 'unknown device' }, 'tunnel refused: authentication failed');
+      this.#refusals.warn(REFUSED, remoteAddress, { deviceId, remoteAddress, reason: device ? 'wrong secret' : 'unknown device' }, 'tunnel refused: authentication failed');
       this.deps.metrics.tunnelAuthFailures.inc();
       session.close(ErrorCode.AUTH_FAILED, 'unknown device id or wrong secret');
       return undefined;
     }
     // Checked after the secret, so only the device's own agent learns that it is revoked.
     if (device.revokedAt !== null) {
-      log.warn({ deviceId, remoteAddress, revokedAt: new Date(device.revokedAt).toISOString() }, 'tunnel refused: device revoked');
+      this.#refusals.warn(REFUSED, remoteAddress, { deviceId, remoteAddress, revokedAt: new Date(device.revokedAt).toISOString() }, 'tunnel refused: device revoked');
       this.deps.metrics.tunnelAuthFailures.inc();
       session.close(ErrorCode.REVOKED, DEVICE_REVOKED_REASON);
       return undefined;
     }
     // Save what the device reports (its email decides who owns it) before it is reachable.
+    if (this.#full(deviceId)) return this.#refuseFull(session, deviceId, remoteAddress);
     const now = Date.now();
     await store.updateDeviceInfo(deviceId, info ?? {}, now);
     if (session.closed) return undefined;
+    // Checked again with no await before WELCOME, so concurrent handshakes cannot overshoot the limit.
+    if (this.#full(deviceId)) return this.#refuseFull(session, deviceId, remoteAddress);
+    this.#admission.established(session);
+    this.#authenticated++;
     session.sendWelcome(
       {
         version: PROTOCOL_VERSION, pingIntervalMs: this.opts.pingIntervalMs, idleTimeoutMs: this.opts.idleTimeoutMs, maxFrameBytes: this.opts.maxFrameBytes, windowBytes: this.opts.windowBytes,
@@ -193,6 +239,18 @@ export class TunnelServer {
     log.info({ deviceId, remoteAddress, bootId }, 'device connected');
     this.deps.lan?.opened(tunnel, hello).catch((err: unknown) => log.error({ err, deviceId }, 'sending LAN keys and revocations failed'));
     return tunnel;
+  }
+
+  /** At --max-tunnels; a device taking over its own tunnel is let in (the old one is going). */
+  #full(deviceId: string): boolean {
+    return this.#authenticated >= this.opts.maxTunnels && !this.#tunnels.has(deviceId);
+  }
+
+  #refuseFull(session: TunnelSession, deviceId: string, remoteAddress: string): undefined {
+    this.#refusals.warn(REFUSED, remoteAddress, { deviceId, remoteAddress, reason: TOO_MANY_TUNNELS }, `tunnel refused: ${TOO_MANY_TUNNELS}`);
+    this.deps.metrics.tunnelRefused.inc({ reason: 'tunnels' });
+    session.close(ErrorCode.SHUTTING_DOWN, TOO_MANY_TUNNELS);
+    return undefined;
   }
 
   /**
@@ -241,12 +299,13 @@ export class TunnelServer {
 
   #sweepIdle(): void {
     const now = Date.now();
+    // The handshake deadline counts from accept, whatever arrives meanwhile (a HELLO trickled a byte at a time).
+    for (const s of this.#admission.expired(now)) {
+      this.deps.metrics.tunnelRefused.inc({ reason: 'timeout' });
+      s.close(ErrorCode.TIMEOUT, 'no HELLO in time');
+    }
     for (const s of this.#sessions) {
-      if (!s.established) {
-        if (now - s.lastReceivedAt > this.opts.handshakeTimeoutMs) s.close(ErrorCode.TIMEOUT, 'no HELLO in time');
-      } else if (now - s.lastReceivedAt > this.opts.idleTimeoutMs) {
-        s.destroy(new Error('tunnel idle timeout'));
-      }
+      if (s.established && now - s.lastReceivedAt > this.opts.idleTimeoutMs) s.destroy(new Error('tunnel idle timeout'));
     }
   }
 
