@@ -43,7 +43,7 @@ describe('tunnel handshake: strangers who never finish a HELLO cannot hold the h
       const d = tempDir();
       stoppers.push(async () => d.remove());
       await addUser(d.path, 'owner@example.com', 'correct horse battery');
-      credentials = await addDevice(d.path, 'Thermostat');
+      credentials = await addDevice(d.path, 'Thermostat', 'owner@example.com');
       // A long handshake timeout: what is tested here is the counting, not the deadline.
       hub = await startHub(d.path, ['--max-tunnels', '20', '--max-tunnel-handshakes', '30', '--tunnel-handshake-timeout-ms', '60000']);
       device = await startDevice('owner@example.com');
