@@ -136,7 +136,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     maxBufferedBytes: 1024 * 1024,
   });
   topics.register(d.app);
-  const gate = new MqttAddressGate(config.mqttMaxConnectionsPerAddress, log);
+  const gate = new MqttAddressGate(config.mqttMaxConnectionsPerAddress, d.refusals);
   registerMqttMetrics(d.metrics.registry, broker, gate.counts);
   const websockets = new MqttWebSockets(broker, config.httpTls, config.mqttMaxPacketBytes, gate);
   log.info({ aclRules: acl.size, allowAnonymous: config.mqttAllowAnonymous }, 'mqtt broker ready');
@@ -183,7 +183,6 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
         unbridge();
         unwatchRevocations();
         sys?.stop();
-        gate.stop();
         topics.closeAll();
         await broker.close();
         websockets.terminateAll();

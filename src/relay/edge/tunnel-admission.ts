@@ -16,7 +16,7 @@
  * - At most `maxPerAddress` connections per client address (IPv6 by /64), handshake or not, counted
  *   from accept.
  */
-import { addressKey } from '../../core/failure-limiter.js';
+import { AddressConnections } from '../../core/address-connections.js';
 
 export interface TunnelAdmissionOptions {
   handshakeTimeoutMs: number;
@@ -40,15 +40,16 @@ export class TunnelAdmission<S> {
   /** In accept order (Map keeps insertion order): the oldest first. */
   readonly #pending = new Map<S, Pending>();
   readonly #addressOf = new Map<S, string>();
-  readonly #perAddress = new Map<string, number>();
+  readonly #perAddress: AddressConnections;
 
-  constructor(private readonly opts: TunnelAdmissionOptions) {}
+  constructor(private readonly opts: TunnelAdmissionOptions) {
+    this.#perAddress = new AddressConnections(opts.maxPerAddress);
+  }
 
   /** Counts `s` from `address` in, or says which limit refuses it. */
   admit(s: S, address: string, now: number): Admission<S> {
-    const key = addressKey(address);
-    const fromAddress = this.#perAddress.get(key) ?? 0;
-    if (this.opts.maxPerAddress > 0 && fromAddress >= this.opts.maxPerAddress) return { admitted: false, why: 'address' };
+    const key = this.#perAddress.keyOf(address);
+    if (this.opts.maxPerAddress > 0 && this.#perAddress.openFrom(key) >= this.opts.maxPerAddress) return { admitted: false, why: 'address' };
     let evicted: S | undefined;
     if (this.#pending.size >= this.opts.maxHandshakes) {
       evicted = this.#oldestWithoutHello();
@@ -57,7 +58,7 @@ export class TunnelAdmission<S> {
     }
     this.#pending.set(s, { acceptedAt: now, helloSeen: false });
     this.#addressOf.set(s, key);
-    this.#perAddress.set(key, fromAddress + 1);
+    this.#perAddress.acquire(key);
     return evicted === undefined ? { admitted: true } : { admitted: true, evicted };
   }
 
@@ -76,9 +77,7 @@ export class TunnelAdmission<S> {
     const key = this.#addressOf.get(s);
     if (key === undefined) return;
     this.#addressOf.delete(s);
-    const n = (this.#perAddress.get(key) ?? 1) - 1;
-    if (n <= 0) this.#perAddress.delete(key);
-    else this.#perAddress.set(key, n);
+    this.#perAddress.release(key);
   }
 
   /** Pending connections whose handshake deadline has passed, oldest first. */
@@ -97,7 +96,7 @@ export class TunnelAdmission<S> {
 
   /** Connections counted for `address`'s key (tests, metrics). */
   fromAddress(address: string): number {
-    return this.#perAddress.get(addressKey(address)) ?? 0;
+    return this.#perAddress.openFrom(this.#perAddress.keyOf(address));
   }
 
   #oldestWithoutHello(): S | undefined {
