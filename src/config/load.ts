@@ -113,6 +113,8 @@ export function loadConfig<T extends OptionTable>(table: T, sources: LoadSources
   return { config: Object.freeze(values) as ConfigOf<T>, positionals: parsed.positionals };
 }
 
+const HELP_COLUMN = 32;
+
 /** The --help text of a command: its usage line and one line per option with env name and default. */
 export function helpText(usage: string, table: OptionTable): string {
   const lines = [`Usage: ${usage}`, '', 'Options (each also a config-file key and a CLOUDREST_* variable):'];
@@ -121,7 +123,9 @@ export function helpText(usage: string, table: OptionTable): string {
     const arg = spec.type === 'bool' ? '' : spec.type === 'int' ? ' N' : ' VALUE';
     const left = `  --${flagName(key)}${arg}`;
     const def = spec.default === undefined ? '' : ` [default: ${Array.isArray(spec.default) ? spec.default.join(',') || 'none' : String(spec.default)}]`;
-    lines.push(`${left.padEnd(32)}${spec.description}${def}  (${envName(key)}, "${key}")`);
+    // A flag too long for the column gets its description on the next line, never glued to it.
+    const head = left.length < HELP_COLUMN ? left.padEnd(HELP_COLUMN) : `${left}\n${' '.repeat(HELP_COLUMN)}`;
+    lines.push(`${head}${spec.description}${def}  (${envName(key)}, "${key}")`);
   }
   lines.push(`  --help                        show this help`);
   return lines.join('\n');
