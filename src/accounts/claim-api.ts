@@ -21,6 +21,7 @@ import type { ClaimLinkState, DeviceClaims } from './device-claims.js';
 import type { PasswordAttempts } from './password-attempts.js';
 import { checkPassword } from './password-check.js';
 import { sendRateLimited } from './rate-limited.js';
+import { MAX_ID_CHARS, field, wantsJson } from './link-request.js';
 
 export interface ClaimApiDeps {
   auth: Authenticator;
@@ -29,18 +30,6 @@ export interface ClaimApiDeps {
   tunnels: TunnelServer;
 }
 
-const MAX_ID_CHARS = 128;
-
-function wantsJson(req: FastifyRequest): boolean {
-  if (req.method !== 'GET') return (req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
-  const accept = (req.headers.accept ?? '').toLowerCase();
-  return accept.includes('application/json') && !accept.includes('text/html');
-}
-
-function field(body: unknown, name: string): string | undefined {
-  const v = (body as Record<string, unknown> | null | undefined)?.[name];
-  return typeof v === 'string' ? v : undefined;
-}
 
 function problemOf(state: Exclude<ClaimLinkState, { status: 'valid' }>): { code: ErrorCode; title: string; message: string } {
   switch (state.status) {

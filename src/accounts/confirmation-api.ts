@@ -12,20 +12,8 @@ import { ERRORS, HubError, type ErrorCode } from '../errors.js';
 import { MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PAGE_HEADERS, confirmedPage, passwordForm, problemPage, resentPage } from './confirmation-page.js';
 import { retryAfterSeconds } from './rate-limited.js';
 import type { LinkState, Registration } from './registration.js';
+import { MAX_ID_CHARS, field, wantsJson } from './link-request.js';
 
-const MAX_ID_CHARS = 128;
-
-/** JSON for a JSON request (or a GET that asks for JSON and not HTML), else an HTML page. */
-function wantsJson(req: FastifyRequest): boolean {
-  if (req.method !== 'GET') return (req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
-  const accept = (req.headers.accept ?? '').toLowerCase();
-  return accept.includes('application/json') && !accept.includes('text/html');
-}
-
-function field(body: unknown, name: string): string | undefined {
-  const v = (body as Record<string, unknown> | null | undefined)?.[name];
-  return typeof v === 'string' ? v : undefined;
-}
 
 interface Problem {
   code: ErrorCode;
