@@ -228,40 +228,47 @@ export class TopicTree<T> {
     const nodes = this.#stackNodes;
     const depths = this.#stackDepths;
     const base = nodes.length;
-    nodes.push(this.#root);
-    depths.push(0);
     const n = levels.length;
+    let node = this.#root;
+    let i = 0;
     try {
-      while (nodes.length > base) {
-        const node = nodes.pop()!;
-        const i = depths.pop()!;
-        const wild = !(dollar && i === 0);
-        // `#` matches the remaining levels, including none: `a/#` matches `a` (§4.7.1.2).
-        if (wild && node.hash !== undefined) {
-          if (stop !== undefined) return stop();
-          emit(node.hash, fn!);
-        }
-        if (i === n) {
-          if (node.exact !== undefined) {
+      while (true) {
+        // Down the literal levels without the stack: only a `+` branch waits on it for later, so the
+        // common tree (few wildcards) costs no push or pop per level.
+        while (true) {
+          const wild = !(dollar && i === 0);
+          // `#` matches the remaining levels, including none: `a/#` matches `a` (§4.7.1.2).
+          if (wild && node.hash !== undefined) {
             if (stop !== undefined) return stop();
-            emit(node.exact, fn!);
+            emit(node.hash, fn!);
           }
-          continue;
+          if (i === n) {
+            if (node.exact !== undefined) {
+              if (stop !== undefined) return stop();
+              emit(node.exact, fn!);
+            }
+            break;
+          }
+          // Taken after the literal level's whole subtree: `+` matches exactly one level, maybe empty.
+          if (wild && node.plus !== undefined) {
+            nodes.push(node.plus);
+            depths.push(i + 1);
+          }
+          const child = node.children?.get(levels[i]!);
+          if (child === undefined) break;
+          node = child;
+          i++;
         }
-        // Pushed first, popped last: `+` (which matches exactly one level, maybe empty) after the literal level.
-        if (wild && node.plus !== undefined) {
-          nodes.push(node.plus);
-          depths.push(i + 1);
-        }
-        const child = node.children?.get(levels[i]!);
-        if (child !== undefined) {
-          nodes.push(child);
-          depths.push(i + 1);
-        }
+        if (nodes.length === base) return;
+        node = nodes.pop()!;
+        i = depths.pop()!;
       }
     } finally {
-      nodes.length = base;
-      depths.length = base;
+      // Left early (stop, or fn threw): drop this walk's entries, keeping those of a walk it interrupted.
+      if (nodes.length !== base) {
+        nodes.length = base;
+        depths.length = base;
+      }
     }
   }
 
