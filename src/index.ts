@@ -10,7 +10,7 @@ export type { Store, UserRecord, DeviceRecord, TokenRecord, TokenInfo, Confirmat
 export { SqliteStore } from './store/sqlite/sqlite-store.js';
 export type { Bus, BusHandler } from './core/bus.js';
 export { LocalBus } from './core/local-bus.js';
-export type { Presence } from './core/presence.js';
+export type { Presence, PresenceEntry } from './core/presence.js';
 export { TopicTree, validateTopicFilter, validateTopicName } from './core/topic-tree.js';
 export { TunnelSession, type Hello, type Welcome } from './relay/protocol/session.js';
 export { TunnelStream, StreamResetError } from './relay/protocol/stream.js';
