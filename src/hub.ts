@@ -19,6 +19,7 @@ import { Authenticator } from './http/auth.js';
 import { EventsService } from './http/events-service.js';
 import { TokenSigner } from './http/token-signer.js';
 import { LanTrustSync } from './relay/edge/lan-trust.js';
+import { LocalTunnelRouter } from './relay/edge/local-tunnel-router.js';
 import { createMetrics } from './http/metrics.js';
 import { sendError } from './http/reply.js';
 import { TunnelServer } from './relay/edge/tunnel-server.js';
@@ -82,6 +83,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   await store.migrate();
   const bus = new LocalBus((err) => log.error({ err }, 'bus subscriber failed'));
   const presence = new MapPresence(newId('n_'));
+  // The only way to a device; given this process's tunnels once they exist (LAN trust, which they call, needs it first).
+  const router = new LocalTunnelRouter(presence);
   const metrics = createMetrics();
   // Tokens are signed so agents can check them on the LAN with no hub (docs/api.md "LAN access").
   const signer = TokenSigner.open(config.data);
@@ -89,7 +92,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs, signer, hasher }, bus);
   const cache = config.cacheMaxBytes > 0 ? new RelayCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
   const lan = new LanTrustSync({
-    store, bus, log, keys: [signer.publicKey],
+    store, bus, log, router, keys: [signer.publicKey],
     invalidate: (deviceId, target) => (target === '*' ? cache?.invalidateDevice(deviceId) : cache?.invalidateUri(deviceId, target)),
   });
   let shuttingDown = false;
@@ -121,10 +124,11 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       },
     },
   );
+  router.attach(tunnels);
   // Links in mails point at --public-url, else at this hub's HTTP URL once its port is bound.
   let linkBase = config.publicUrl ?? '';
   const accounts = createAccounts({
-    config, store, auth, tunnels, metrics, log, publicUrl: () => linkBase,
+    config, store, auth, router, presence, metrics, log, publicUrl: () => linkBase,
     // An accepted claim (issue 12): the new owner is read again wherever an owner is cached.
     deviceOwnerChanged: (id) => {
       auth.forgetDevice(id);
@@ -132,10 +136,10 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       mqtt?.deviceOwnerChanged(id);
     },
   });
-  const events = new EventsService({ bus, auth, tunnels, metrics, historySize: config.eventHistory, heartbeatMs: config.sseHeartbeatMs, slots: sseSlots });
+  const events = new EventsService({ bus, auth, presence, metrics, historySize: config.eventHistory, heartbeatMs: config.sseHeartbeatMs, slots: sseSlots });
   const relay = createRelay(
     { maxRequestBodyBytes: config.maxRequestBodyBytes, requestTimeoutMs: config.requestTimeoutMs },
-    { tunnels, auth, cache, metrics, log, isShuttingDown: () => shuttingDown, deviceAuth: accounts.deviceAuth },
+    { router, auth, cache, metrics, log, isShuttingDown: () => shuttingDown, deviceAuth: accounts.deviceAuth },
   );
 
   let httpServer!: HttpServer;
@@ -167,7 +171,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       return httpServer;
     },
   });
-  registerApi(app, { store, auth, tunnels, metrics, isReady: () => ready && !shuttingDown, attempts: accounts.attempts });
+  registerApi(app, { store, auth, presence, metrics, isReady: () => ready && !shuttingDown, attempts: accounts.attempts });
   accounts.register(app);
   // Factory provisioning (src/factory/): POST /v1/factory/devices, authenticated by factory keys.
   const limiter = new FailureLimiter({ maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxKeys: 10_000 });
@@ -222,7 +226,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
     await mqtt?.listen();
     // The local admin channel (src/admin/): `cloudrest devices revoke` tells this hub to act at once.
     admin = config.adminSocket
-      ? await startAdminSocket(join(config.data, ADMIN_SOCKET_NAME), { deviceUpdated: (id) => applyDeviceUpdate({ store, auth, tunnels, mqtt, log }, id) }, log)
+      ? await startAdminSocket(join(config.data, ADMIN_SOCKET_NAME), { deviceUpdated: (id) => applyDeviceUpdate({ store, auth, router, mqtt, log }, id) }, log)
       : undefined;
   } catch (err) {
     httpServer.close();

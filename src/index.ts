@@ -10,7 +10,8 @@ export type { Store, UserRecord, DeviceRecord, TokenRecord, TokenInfo, Confirmat
 export { SqliteStore } from './store/sqlite/sqlite-store.js';
 export type { Bus, BusHandler } from './core/bus.js';
 export { LocalBus } from './core/local-bus.js';
-export type { Presence } from './core/presence.js';
+export { MapPresence, type Presence, type PresenceEntry } from './core/presence.js';
+export { RouteError, type TunnelRouter, type RequestStream, type WaitingStream, type ResponseListener, type Opened, type ControlFrame } from './relay/router.js';
 export { TopicTree, validateTopicFilter, validateTopicName } from './core/topic-tree.js';
 export { TunnelSession, type Hello, type Welcome } from './relay/protocol/session.js';
 export { TunnelStream, StreamResetError } from './relay/protocol/stream.js';

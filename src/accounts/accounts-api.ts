@@ -16,7 +16,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HubError } from '../errors.js';
 import { requireSession } from '../http/api.js';
 import type { Authenticator, Session } from '../http/auth.js';
-import type { TunnelServer } from '../relay/edge/tunnel-server.js';
+import type { Presence } from '../core/presence.js';
 import type { DeviceRecord } from '../store/store.js';
 import { registerClaimApi } from './claim-api.js';
 import { registerConfirmationApi } from './confirmation-api.js';
@@ -32,7 +32,8 @@ export interface AccountsApiDeps {
   auth: Authenticator;
   registration: Registration;
   claims: DeviceClaims;
-  tunnels: TunnelServer;
+  /** Where devices are: the pending list's `online`. */
+  presence: Presence;
   attempts: PasswordAttempts;
   deviceAuth: DeviceAuth;
   /** Retry-After for a confirmation resend that was held back. */
@@ -53,7 +54,7 @@ export function registerAccountsApi(app: FastifyInstance, deps: AccountsApiDeps)
       done(null, Object.fromEntries(new URLSearchParams(body as string)));
     });
     registerConfirmationApi(scope, deps.registration, deps.resendRetryAfterS);
-    registerClaimApi(scope, { auth, claims: deps.claims, attempts, tunnels: deps.tunnels });
+    registerClaimApi(scope, { auth, claims: deps.claims, attempts, presence: deps.presence });
 
     scope.get('/v1/auth/tokens', async (req, res) => {
       const s = await requireSession(auth, req);

@@ -14,7 +14,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS, HubError, type ErrorCode } from '../errors.js';
 import { requireSession } from '../http/api.js';
 import type { Authenticator } from '../http/auth.js';
-import type { TunnelServer } from '../relay/edge/tunnel-server.js';
+import type { Presence } from '../core/presence.js';
 import { claimDecidedPage, claimForm } from './claim-page.js';
 import { MAX_PASSWORD_CHARS, PAGE_HEADERS, problemPage } from './confirmation-page.js';
 import type { ClaimLinkState, DeviceClaims } from './device-claims.js';
@@ -27,7 +27,7 @@ export interface ClaimApiDeps {
   auth: Authenticator;
   claims: DeviceClaims;
   attempts: PasswordAttempts;
-  tunnels: TunnelServer;
+  presence: Presence;
 }
 
 
@@ -43,7 +43,7 @@ function problemOf(state: Exclude<ClaimLinkState, { status: 'valid' }>): { code:
 }
 
 export function registerClaimApi(app: FastifyInstance, deps: ClaimApiDeps): void {
-  const { auth, claims, attempts, tunnels } = deps;
+  const { auth, claims, attempts, presence } = deps;
   const html = (res: FastifyReply, status: number, body: string) => res.code(status).headers(PAGE_HEADERS).send(body);
   const json = (res: FastifyReply, code: ErrorCode, message?: string) =>
     res.code(ERRORS[code].status).header('cache-control', 'no-store').send(new HubError(code, message).toJSON());
@@ -97,12 +97,13 @@ export function registerClaimApi(app: FastifyInstance, deps: ClaimApiDeps): void
   app.get('/v1/devices/pending', async (req, res) => {
     const s = await requireSession(auth, req);
     const pending = await claims.pending(s.user);
+    const where = await presence.getMany(pending.map(({ device }) => device.id));
     res.header('cache-control', 'no-store');
     return {
-      devices: pending.map(({ claim, device }) => ({
+      devices: pending.map(({ claim, device }, i) => ({
         id: device.id,
         name: device.name,
-        online: tunnels.isOnline(device.id),
+        online: where[i] !== undefined,
         requested: new Date(claim.createdAt).toISOString(),
       })),
     };

@@ -15,9 +15,8 @@
  */
 import { LRUCache } from 'lru-cache';
 import { HubError } from '../errors.js';
-import type { TunnelServer } from '../relay/edge/tunnel-server.js';
 import type { ResponseHead } from '../relay/protocol/heads.js';
-import { TunnelChannel, type ChannelListener } from '../relay/protocol/channel.js';
+import { RouteError, isWaiting, type RequestStream, type ResponseListener, type TunnelRouter } from '../relay/router.js';
 import type { DeviceRecord } from '../store/store.js';
 
 /** The device path may only be an origin-form path (RFC 9112 §3.2.1) of visible ASCII. */
@@ -46,7 +45,7 @@ export class DeviceAuth {
   readonly #held: LRUCache<string, Held>;
 
   constructor(
-    private readonly deps: { tunnels: TunnelServer; requestTimeoutMs: number },
+    private readonly deps: { router: TunnelRouter; requestTimeoutMs: number },
     maxTokens = 100_000,
   ) {
     this.#held = new LRUCache({ max: maxTokens });
@@ -123,15 +122,13 @@ export class DeviceAuth {
 
   /** One request to the device through its tunnel, the answer read whole (it is small or refused). */
   async #exchange(deviceId: string, path: string, body: Buffer, clientAddress: string): Promise<{ head: ResponseHead; answer: Buffer }> {
-    const tunnel = this.deps.tunnels.get(deviceId);
-    if (!tunnel) throw new HubError('CR_ERR_DEVICE_OFFLINE');
     const headers: Array<[string, string]> = [
       ['content-type', 'application/json'],
       ['accept', 'application/json'],
       ['content-length', String(body.length)],
       ['x-forwarded-for', clientAddress],
     ];
-    let channel: TunnelChannel | undefined;
+    let channel: RequestStream | undefined;
     /** Started once the request is on its way; settling before that has no timer to clear. */
     const deadline: { timer?: NodeJS.Timeout } = {};
     let settle!: (err: HubError | undefined, value?: { head: ResponseHead; answer: Buffer }) => void;
@@ -149,7 +146,7 @@ export class DeviceAuth {
     let size = 0;
     let head: ResponseHead | undefined;
     const finish = (): void => settle(undefined, { head: head!, answer: Buffer.concat(parts) });
-    const listener: ChannelListener = {
+    const listener: ResponseListener = {
       onResponse: (h, end) => {
         head = h;
         if (end) finish();
@@ -166,12 +163,14 @@ export class DeviceAuth {
       },
       onError: () => settle(new HubError('CR_ERR_DEVICE_DISCONNECTED')),
     };
-    const opened = tunnel.open({ method: 'POST', target: path, headers }, false, listener);
-    if (opened === null) throw new HubError('CR_ERR_TOO_MANY_REQUESTS', undefined);
+    let opened = this.deps.router.open(deviceId, { method: 'POST', target: path, headers }, false, listener);
+    if (opened instanceof Promise) opened = await opened;
+    if (opened === 'offline') throw new HubError('CR_ERR_DEVICE_OFFLINE');
+    if (opened === 'busy') throw new HubError('CR_ERR_TOO_MANY_REQUESTS', undefined);
     try {
-      channel = opened instanceof TunnelChannel ? opened : await opened.promise;
-    } catch {
-      throw new HubError(this.deps.tunnels.isOnline(deviceId) ? 'CR_ERR_DEVICE_DISCONNECTED' : 'CR_ERR_DEVICE_OFFLINE');
+      channel = isWaiting(opened) ? await opened.started : opened;
+    } catch (err) {
+      throw new HubError(err instanceof RouteError ? err.code : 'CR_ERR_DEVICE_DISCONNECTED');
     }
     const ch = channel;
     deadline.timer = setTimeout(() => {

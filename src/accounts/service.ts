@@ -11,7 +11,8 @@ import { Counter } from 'prom-client';
 import { ConfigError } from '../config/load.js';
 import type { HubConfig } from '../config/hub-options.js';
 import type { HubMetrics } from '../http/metrics.js';
-import type { TunnelServer } from '../relay/edge/tunnel-server.js';
+import type { Presence } from '../core/presence.js';
+import type { TunnelRouter } from '../relay/router.js';
 import type { Store } from '../store/store.js';
 import { Mailer, checkSmtpUrl, redactedSmtpUrl } from '../mail/mailer.js';
 import { registerAccountsApi } from './accounts-api.js';
@@ -25,7 +26,9 @@ export interface AccountsDeps {
   config: HubConfig;
   store: Store;
   auth: Authenticator;
-  tunnels: TunnelServer;
+  /** Device authentication reaches the device through it. */
+  router: TunnelRouter;
+  presence: Presence;
   metrics: HubMetrics;
   log: Logger;
   /** Base URL for links in mails; read when a mail is written (the HTTP port is bound by then). */
@@ -84,7 +87,7 @@ export function createAccounts(d: AccountsDeps): AccountsService {
   const claims = new DeviceClaims({ ...mailLimits, linkTtlMs: config.confirmationTtlMs }, { store, mailer, log, publicUrl: d.publicUrl, ownerChanged: d.deviceOwnerChanged });
   const registration = new Registration({ ...mailLimits, confirmationTtlMs: config.confirmationTtlMs }, { store, mailer, log, publicUrl: d.publicUrl, claims, hasher: d.auth.hasher });
   const attempts = new PasswordAttempts({ maxFailures: config.loginMaxFailures, maxFailuresPerAddress: config.loginMaxFailuresPerAddress, windowMs: config.loginWindowMs });
-  const deviceAuth = new DeviceAuth({ tunnels: d.tunnels, requestTimeoutMs: config.requestTimeoutMs });
+  const deviceAuth = new DeviceAuth({ router: d.router, requestTimeoutMs: config.requestTimeoutMs });
 
   // Expired tokens and old confirmations are dead rows; clear them hourly, off any request path.
   const sweep = setInterval(() => {
@@ -104,7 +107,7 @@ export function createAccounts(d: AccountsDeps): AccountsService {
     attempts,
     mailer,
     deviceConnected: (deviceId, info) => registration.deviceConnected(deviceId, info),
-    register: (app) => registerAccountsApi(app, { auth: d.auth, registration, claims, tunnels: d.tunnels, attempts, deviceAuth, resendRetryAfterS: Math.max(1, Math.ceil(config.confirmationResendMs / 1000)) }),
+    register: (app) => registerAccountsApi(app, { auth: d.auth, registration, claims, presence: d.presence, attempts, deviceAuth, resendRetryAfterS: Math.max(1, Math.ceil(config.confirmationResendMs / 1000)) }),
     async close() {
       clearInterval(sweep);
       await mailer.close();

@@ -6,14 +6,16 @@
 import type { Logger } from 'pino';
 import type { Authenticator } from '../http/auth.js';
 import type { MqttService } from '../mqtt/hub/service.js';
-import { DEVICE_REVOKED_REASON, type TunnelServer } from '../relay/edge/tunnel-server.js';
+import { DEVICE_REVOKED_REASON } from '../relay/edge/tunnel-server.js';
 import { ErrorCode } from '../relay/protocol/frames.js';
+import type { TunnelRouter } from '../relay/router.js';
 import type { Store } from '../store/store.js';
 
 export interface DeviceUpdateDeps {
   store: Store;
   auth: Authenticator;
-  tunnels: TunnelServer;
+  /** Reaches the device's tunnel wherever it is. */
+  router: TunnelRouter;
   mqtt: MqttService | undefined;
   log: Logger;
 }
@@ -24,7 +26,7 @@ export async function applyDeviceUpdate(deps: DeviceUpdateDeps, id: string): Pro
   const refused = device === undefined || device.revokedAt !== null;
   if (!refused) return { id, revoked: false, tunnelClosed: false, mqttClosed: 0 };
   const reason = device === undefined ? 'device removed' : DEVICE_REVOKED_REASON;
-  const tunnelClosed = deps.tunnels.closeDevice(id, ErrorCode.REVOKED, reason);
+  const tunnelClosed = await deps.router.closeTunnel(id, ErrorCode.REVOKED, reason);
   const mqttClosed = deps.mqtt?.disconnectDevice(id, reason) ?? 0;
   deps.log.info({ deviceId: id, reason, tunnelClosed, mqttClosed }, 'device refused from now on');
   return { id, revoked: true, tunnelClosed, mqttClosed };

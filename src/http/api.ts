@@ -6,7 +6,7 @@ import { BusyError } from '../core/fair-semaphore.js';
 import type { PasswordAttempts } from '../accounts/password-attempts.js';
 import { HubError, ERRORS, type ErrorCode } from '../errors.js';
 import type { DeviceRecord, Store } from '../store/store.js';
-import type { TunnelServer } from '../relay/edge/tunnel-server.js';
+import type { Presence, PresenceEntry } from '../core/presence.js';
 import type { Scope } from '../oauth/scopes.js';
 import { allows, bearerToken, type Authenticator, type Session } from './auth.js';
 import type { HubMetrics } from './metrics.js';
@@ -15,7 +15,8 @@ import { registerOpenApi } from './openapi.js';
 export interface ApiDeps {
   store: Store;
   auth: Authenticator;
-  tunnels: TunnelServer;
+  /** Where devices are: what `online`, `lastSeen` and `connectedAt` say. */
+  presence: Presence;
   metrics: HubMetrics;
   isReady: () => boolean;
   /** Failed-password limits for POST /v1/auth (per account and per client address). */
@@ -44,14 +45,18 @@ export async function requireSession(auth: Authenticator, req: FastifyRequest, s
 
 /** Client API v1 (JSON) and the operational endpoints. The relay and SSE streams are mounted elsewhere. */
 export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
-  const { store, auth, tunnels } = deps;
+  const { store, auth, presence } = deps;
 
-  const summary = (d: DeviceRecord) => ({
+  const summary = (d: DeviceRecord, where: PresenceEntry | undefined) => ({
     id: d.id,
     name: d.name,
-    online: tunnels.isOnline(d.id),
-    lastSeen: tunnels.isOnline(d.id) ? new Date().toISOString() : d.lastSeenAt ? new Date(d.lastSeenAt).toISOString() : null,
+    online: where !== undefined,
+    lastSeen: where !== undefined ? new Date().toISOString() : d.lastSeenAt ? new Date(d.lastSeenAt).toISOString() : null,
   });
+  const summaries = async (devices: DeviceRecord[]) => {
+    const where = await presence.getMany(devices.map((d) => d.id));
+    return devices.map((d, i) => summary(d, where[i]));
+  };
 
   app.setErrorHandler((err, _req, res) => {
     // RFC 6750 §3.1: a token without the needed scope.
@@ -99,9 +104,9 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     if (c.status === 'refused') return sendRateLimited(res, c.retryAfterMs, c.code);
     if (c.status === 'wrong') return reply(res, 'CR_ERR_INVALID_CREDENTIALS');
     const r = c.value;
-    const devices = await store.listDevicesByEmail(r.user.email);
+    const devices = await summaries(await store.listDevicesByEmail(r.user.email));
     res.header('cache-control', 'no-store');
-    return { access_token: r.token, token_type: 'Bearer', expires: new Date(r.expiresAt).toISOString(), devices: devices.map(summary) };
+    return { access_token: r.token, token_type: 'Bearer', expires: new Date(r.expiresAt).toISOString(), devices };
   });
 
   app.post('/v1/auth/logout', async (req, res) => {
@@ -112,8 +117,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
 
   const listDevices = async (req: FastifyRequest) => {
     const s = await requireSession(auth, req, 'devices:read');
-    const devices = await store.listDevicesByEmail(s.user.email);
-    return { devices: devices.map(summary) };
+    return { devices: await summaries(await store.listDevicesByEmail(s.user.email)) };
   };
   app.get('/v1/devices', listDevices);
   app.get('/v1/devices/list', listDevices); // the seed's name for the same list
@@ -123,7 +127,7 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     const { id } = req.params as { id: string };
     const d = await auth.ownedDevice(s.user, id);
     if (!d) throw new HubError('CR_ERR_DEVICE_NOT_FOUND');
-    const t = tunnels.get(id);
-    return { ...summary(d), info: d.info ?? {}, connectedAt: t ? new Date(t.connectedAt).toISOString() : null, createdAt: new Date(d.createdAt).toISOString() };
+    const where = await presence.get(id);
+    return { ...summary(d, where), info: d.info ?? {}, connectedAt: where ? new Date(where.since).toISOString() : null, createdAt: new Date(d.createdAt).toISOString() };
   });
 }

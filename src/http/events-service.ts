@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus } from '../core/bus.js';
+import type { Presence } from '../core/presence.js';
 import type { HubError } from '../errors.js';
-import type { TunnelServer } from '../relay/edge/tunnel-server.js';
 import { allows, bearerToken, type Authenticator } from './auth.js';
 import { EventHistory, type HistoryEvent } from './event-history.js';
 import { LiveSessions } from './live-sessions.js';
@@ -13,7 +13,8 @@ import { STREAM_RETRY_AFTER_S, type StreamSlots } from './stream-slots.js';
 export interface EventsServiceOptions {
   bus: Bus;
   auth: Authenticator;
-  tunnels: TunnelServer;
+  /** The status snapshot a stream starts with. */
+  presence: Presence;
   metrics: HubMetrics;
   historySize: number;
   heartbeatMs: number;
@@ -82,6 +83,9 @@ export class EventsService {
     } catch (err) {
       return sendError(res, (err as HubError).code, (err as HubError).message);
     }
+    // Read before the stream opens, so what follows up to the listeners' registration stays synchronous
+    // (no status event can slip in between; with a scaled Presence the window is its one round trip).
+    const where = await this.o.presence.getMany(deviceIds);
     const slot = this.o.slots.acquire(session.user.id);
     if (typeof slot !== 'function') return sendError(res, slot.code, slot.message, { 'retry-after': String(STREAM_RETRY_AFTER_S) });
 
@@ -90,8 +94,8 @@ export class EventsService {
     this.o.metrics.sseClients.inc();
     const release = this.#live.hold(session, () => sse.close());
     // The current state first, without an id, so it never disturbs resumption.
-    for (const id of deviceIds) {
-      sse.send({ event: 'status', data: JSON.stringify({ deviceId: id, online: this.o.tunnels.isOnline(id), snapshot: true }) });
+    for (let i = 0; i < deviceIds.length; i++) {
+      sse.send({ event: 'status', data: JSON.stringify({ deviceId: deviceIds[i], online: where[i] !== undefined, snapshot: true }) });
     }
     if (lastId !== undefined) {
       const { events, complete } = this.history.since(deviceIds, lastId);

@@ -1,33 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
-import type { DeviceAuth } from '../accounts/device-auth.js';
-import type { Authenticator } from '../http/auth.js';
 import { bearerToken } from '../http/auth.js';
-import type { HubMetrics } from '../http/metrics.js';
 import { sendError } from '../http/reply.js';
-import type { TunnelServer } from './edge/tunnel-server.js';
 import { requestHeadersForDevice } from './headers.js';
-import { TunnelChannel } from './protocol/channel.js';
-import type { RelayCache } from './relay-cache.js';
-import { RelayedRequest, type RelayContext } from './relayed-request.js';
+import type { RelayContext, RelayDeps, RelayOptions } from './relay-context.js';
+import { RelayedRequest } from './relayed-request.js';
+import { RouteError, isWaiting, type Opened, type RequestStream } from './router.js';
 
-export interface RelayOptions {
-  maxRequestBodyBytes: number;
-  requestTimeoutMs: number;
-}
-
-export interface RelayDeps {
-  tunnels: TunnelServer;
-  auth: Authenticator;
-  cache: RelayCache | undefined;
-  metrics: HubMetrics;
-  log: Logger;
-  /** True while the hub drains for shutdown: new requests get 503. */
-  isShuttingDown: () => boolean;
-  /** Device-side authentication: the device's own token to add to a user's calls, if the hub holds one. */
-  deviceAuth?: DeviceAuth;
-}
+export type { RelayDeps, RelayOptions } from './relay-context.js';
 
 const PREFIX = '/v1/devices/';
 const API = '/api';
@@ -64,7 +44,7 @@ function hasBody(req: IncomingMessage): boolean {
  * bodies streamed both ways under the tunnel's flow control.
  */
 export function createRelay(opts: RelayOptions, deps: RelayDeps) {
-  const { tunnels, auth, metrics } = deps;
+  const { router, auth, metrics } = deps;
 
   function fail(res: ServerResponse, code: ErrorCode, started: bigint, message?: string, headers?: Record<string, string>): void {
     sendError(res, code, message, headers);
@@ -95,7 +75,6 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
       return fail(res, 'CR_ERR_BODY_TOO_LARGE', started, `limit is ${opts.maxRequestBodyBytes} bytes`, { connection: 'close' });
     }
 
-    const tunnel = tunnels.get(deviceId);
     const cache = deps.cache;
     const method = req.method ?? 'GET';
     const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
@@ -111,24 +90,25 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
       metrics.relayDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
       return;
     }
-    if (!tunnel) return fail(res, 'CR_ERR_DEVICE_OFFLINE', started);
     const headers = plan?.forwardHeaders ?? clientHeaders;
 
     const exchange = new RelayedRequest(ctx, req, res, started, deviceId, method, target, plan, deviceToken === undefined ? undefined : { userId, token: deviceToken });
-    const opened = tunnel.open({ method, target, headers }, !withBody, exchange);
-    if (opened === null) return fail(res, 'CR_ERR_TOO_MANY_REQUESTS', started, undefined, { 'retry-after': '1' });
-    let channel: TunnelChannel;
-    if (opened instanceof TunnelChannel) {
+    let opened: Opened | Promise<Opened> = router.open(deviceId, { method, target, headers }, !withBody, exchange);
+    if (opened instanceof Promise) opened = await opened;
+    if (opened === 'offline') return fail(res, 'CR_ERR_DEVICE_OFFLINE', started);
+    if (opened === 'busy') return fail(res, 'CR_ERR_TOO_MANY_REQUESTS', started, undefined, { 'retry-after': '1' });
+    let channel: RequestStream;
+    if (!isWaiting(opened)) {
       channel = opened;
     } else {
       // Queued behind the device's in-flight limit: leave the queue if the client goes away.
-      const cancel = () => opened.cancel();
+      const cancel = opened.cancel;
       res.once('close', cancel);
       try {
-        channel = await opened.promise;
-      } catch {
+        channel = await opened.started;
+      } catch (err) {
         if (res.destroyed) return;
-        return fail(res, tunnels.isOnline(deviceId) ? 'CR_ERR_DEVICE_DISCONNECTED' : 'CR_ERR_DEVICE_OFFLINE', started);
+        return fail(res, err instanceof RouteError ? err.code : 'CR_ERR_DEVICE_DISCONNECTED', started);
       } finally {
         res.off('close', cancel);
       }

@@ -1,26 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../errors.js';
-import type { RelayDeps, RelayOptions } from './forward.js';
 import { responseHeadersForClient } from './headers.js';
-import type { ChannelListener, TunnelChannel } from './protocol/channel.js';
 import type { ResponseHead } from './protocol/heads.js';
+import type { RelayContext } from './relay-context.js';
 import type { CachePlan, CacheSink } from './relay-cache.js';
-
-/** What every relayed request of one hub shares. */
-export interface RelayContext {
-  opts: RelayOptions;
-  deps: RelayDeps;
-  fail: (res: ServerResponse, code: ErrorCode, started: bigint, message?: string, headers?: Record<string, string>) => void;
-  /** Where a client authenticates with a device (POST), for the error that sends it there. */
-  authPath: (deviceId: string) => string;
-}
+import type { RequestStream, ResponseListener } from './router.js';
 
 /**
  * One relayed request once its stream is open: the client's body goes up the channel, the device's
  * answer comes down it into the client's response (through the cache when the plan says so).
  */
-export class RelayedRequest implements ChannelListener {
-  #channel: TunnelChannel | undefined;
+export class RelayedRequest implements ResponseListener {
+  #channel: RequestStream | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** The client's answer is settled: sent, failed, or the client went away. */
   #over = false;
@@ -45,7 +36,7 @@ export class RelayedRequest implements ChannelListener {
     private readonly deviceToken: { userId: string; token: string } | undefined,
   ) {}
 
-  start(channel: TunnelChannel, withBody: boolean): void {
+  start(channel: RequestStream, withBody: boolean): void {
     this.#channel = channel;
     const { res, ctx } = this;
     res.once('close', this.#onClientClose);
@@ -68,7 +59,7 @@ export class RelayedRequest implements ChannelListener {
 
   readonly #onDrain = (): void => this.#channel?.resume();
 
-  #sendBody(channel: TunnelChannel): void {
+  #sendBody(channel: RequestStream): void {
     const { req, ctx } = this;
     const max = ctx.opts.maxRequestBodyBytes;
     let seen = 0;

@@ -224,7 +224,8 @@ export class TunnelServer {
     // Take-over: the registry points at the new tunnel before the old one is told to go, so a request
     // arriving in between finds a tunnel either way.
     this.#tunnels.set(deviceId, tunnel);
-    this.deps.presence.set(deviceId);
+    // The Map behind the embedded Presence is updated before this returns; a scaled one in its own time.
+    this.deps.presence.set(deviceId, now).catch((err: unknown) => log.error({ err, deviceId }, 'recording presence failed'));
     // An agent that reconnects resends what we had not acknowledged; drop what was already published.
     const seen = this.#notifySeen.get(deviceId);
     if (seen && seen.bootId === tunnel.bootId) tunnel.lastNotifySeq = seen.seq;
@@ -285,7 +286,7 @@ export class TunnelServer {
     this.deps.lan?.closed(tunnel);
     if (this.#tunnels.get(tunnel.deviceId) !== tunnel) return; // replaced: the device never went offline
     this.#tunnels.delete(tunnel.deviceId);
-    this.deps.presence.delete(tunnel.deviceId);
+    this.deps.presence.delete(tunnel.deviceId).catch((err: unknown) => this.deps.log.error({ err, deviceId: tunnel.deviceId }, 'clearing presence failed'));
     this.deps.metrics.devicesOnline.set(this.#tunnels.size);
     const now = Date.now();
     this.#publishStatus(tunnel.deviceId, false, now);
