@@ -70,3 +70,11 @@ export class HubError extends Error {
 export function errorBody(code: ErrorCode, message?: string): string {
   return JSON.stringify({ error: { code, status: ERRORS[code].status, message: message ?? ERRORS[code].message } });
 }
+
+/**
+ * A listening port the hub was told to use is taken. Not an HTTP error: it stops start-up, and the CLI
+ * prints its message (which names the flag that picks another port) without a stack.
+ */
+export class PortInUseError extends Error {
+  override readonly name = 'PortInUseError';
+}

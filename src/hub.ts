@@ -14,13 +14,14 @@ import { applyDeviceUpdate } from './admin/device-updates.js';
 import { LocalBus } from './core/local-bus.js';
 import { MapPresence } from './core/presence.js';
 import { newId } from './core/secrets.js';
+import { PortInUseError } from './errors.js';
 import { registerApi } from './http/api.js';
-import { Authenticator } from './http/auth.js';
+import { Authenticator } from './core/auth/authenticator.js';
 import { EventsService } from './http/events-service.js';
-import { TokenSigner } from './http/token-signer.js';
+import { TokenSigner } from './core/auth/token-signer.js';
 import { LanTrustSync } from './relay/edge/lan-trust.js';
 import { LocalTunnelRouter } from './relay/edge/local-tunnel-router.js';
-import { createMetrics } from './http/metrics.js';
+import { createMetrics } from './core/metrics.js';
 import { sendError } from './http/reply.js';
 import { TunnelServer } from './relay/edge/tunnel-server.js';
 import { createRelay, parseRelayUrl } from './relay/forward.js';
@@ -54,10 +55,6 @@ export interface Hub {
   readonly tunnelUrl: string;
   /** Graceful stop: refuse new work, GOAWAY to agents, drain in flight up to shutdownGraceMs. */
   close(): Promise<void>;
-}
-
-export class PortInUseError extends Error {
-  override readonly name = 'PortInUseError';
 }
 
 function listen(server: NetServer | HttpServer, port: number, host: string, what: string, flag: string): Promise<number> {

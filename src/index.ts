@@ -1,11 +1,11 @@
 // Public API of the cloudrest package: what embedders and other tools may import. Everything else is internal.
-export { createHub, PortInUseError, type Hub } from './hub.js';
+export { createHub, type Hub } from './hub.js';
 export { hubOptions, type HubConfig } from './config/hub-options.js';
 export { agentOptions, resolveAgentConfig, type AgentConfig, type AgentOptionValues } from './config/agent-options.js';
 export { provisionOptions, type ProvisionConfig } from './config/provision-options.js';
 export { loadConfig, helpText, ConfigError } from './config/load.js';
 export { Agent } from './agent/agent.js';
-export { ERRORS, HubError, type ErrorCode } from './errors.js';
+export { ERRORS, HubError, PortInUseError, type ErrorCode } from './errors.js';
 export type { Store, UserRecord, DeviceRecord, TokenRecord, TokenInfo, ConfirmationRecord, ConfirmResult, FactoryKeyRecord } from './store/store.js';
 export { SqliteStore } from './store/sqlite/sqlite-store.js';
 export type { Bus, BusHandler } from './core/bus.js';

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { createLogger } from '../src/agent/log.js';
 import { TokenChecker } from '../src/agent/lan/token-check.js';
 import { TrustStore } from '../src/agent/lan/trust-store.js';
-import { TokenSigner } from '../src/http/token-signer.js';
+import { TokenSigner } from '../src/core/auth/token-signer.js';
 import { ProtocolError } from '../src/relay/protocol/frames.js';
 import { MAX_LAN_KEYS, decodeInvalidate, decodeLanKeys, decodeRevoked, encodeInvalidate, encodeLanKeys, encodeRevoked } from '../src/relay/protocol/lan-frames.js';
 import { MAX_SIGNED_TOKEN_CHARS, importPublicKey, parseSignedToken, signatureValid } from '../src/relay/protocol/signed-token.js';

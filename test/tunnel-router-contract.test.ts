@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { LocalBus } from '../src/core/local-bus.js';
 import { MapPresence } from '../src/core/presence.js';
 import { sha256Hex } from '../src/core/secrets.js';
-import { createMetrics } from '../src/http/metrics.js';
+import { createMetrics } from '../src/core/metrics.js';
 import { LocalTunnelRouter } from '../src/relay/edge/local-tunnel-router.js';
 import { TunnelServer } from '../src/relay/edge/tunnel-server.js';
 import { PROTOCOL_VERSION } from '../src/relay/protocol/frames.js';

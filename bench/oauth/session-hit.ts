@@ -5,7 +5,7 @@
 //   node --import tsx bench/oauth/session-hit.ts        (BENCH_N=2000000 lookups per case, 3 rounds)
 import { pino } from 'pino';
 import { sha256Hex } from '../../src/core/secrets.js';
-import { Authenticator } from '../../src/http/auth.js';
+import { Authenticator } from '../../src/core/auth/authenticator.js';
 import { OAuthService } from '../../src/oauth/oauth-service.js';
 import { Params } from '../../src/oauth/params.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';

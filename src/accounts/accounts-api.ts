@@ -15,7 +15,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HubError } from '../errors.js';
 import { requireSession } from '../http/api.js';
-import type { Authenticator, Session } from '../http/auth.js';
+import type { Authenticator, Session } from '../core/auth/authenticator.js';
 import type { Presence } from '../core/presence.js';
 import type { DeviceRecord } from '../store/store.js';
 import { registerClaimApi } from './claim-api.js';

@@ -13,7 +13,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS, HubError, type ErrorCode } from '../errors.js';
 import { requireSession } from '../http/api.js';
-import type { Authenticator } from '../http/auth.js';
+import type { Authenticator } from '../core/auth/authenticator.js';
 import type { Presence } from '../core/presence.js';
 import { claimDecidedPage, claimForm } from './claim-page.js';
 import { MAX_PASSWORD_CHARS, PAGE_HEADERS, problemPage } from './confirmation-page.js';

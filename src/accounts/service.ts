@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { ConfigError } from '../config/load.js';
 import type { HubConfig } from '../config/hub-options.js';
-import type { HubMetrics } from '../http/metrics.js';
+import type { HubMetrics } from '../core/metrics.js';
 import type { Presence } from '../core/presence.js';
 import type { TunnelRouter } from '../relay/router.js';
 import type { Store } from '../store/store.js';
@@ -20,7 +20,7 @@ import { DeviceAuth } from './device-auth.js';
 import { DeviceClaims } from './device-claims.js';
 import { PasswordAttempts } from './password-attempts.js';
 import { Registration } from './registration.js';
-import type { Authenticator } from '../http/auth.js';
+import type { Authenticator } from '../core/auth/authenticator.js';
 
 export interface AccountsDeps {
   config: HubConfig;

@@ -4,7 +4,7 @@
  * closes the device's tunnel at once (GOAWAY REVOKED) and its MQTT connections (DISCONNECT 0x98).
  */
 import type { Logger } from 'pino';
-import type { Authenticator } from '../http/auth.js';
+import type { Authenticator } from '../core/auth/authenticator.js';
 import type { MqttService } from '../mqtt/hub/service.js';
 import { DEVICE_REVOKED_REASON } from '../relay/edge/tunnel-server.js';
 import { ErrorCode } from '../relay/protocol/frames.js';

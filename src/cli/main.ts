@@ -1,6 +1,6 @@
 /** The `cloudrest` process: runs a command of the table (commands.ts) and turns its errors into exit codes. */
 import { ConfigError } from '../config/load.js';
-import { PortInUseError } from '../hub.js';
+import { PortInUseError } from '../errors.js';
 import { UsageError } from './admin.js';
 import { runCli } from './commands.js';
 

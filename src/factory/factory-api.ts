@@ -14,7 +14,7 @@ import { deviceIdProblem, deviceNameProblem, emailProblem, normalizeOwnerEmail }
 import type { Attempt, FailureLimiter } from '../core/failure-limiter.js';
 import { safeEqualHex, sha256Hex } from '../core/secrets.js';
 import { HubError } from '../errors.js';
-import type { HubMetrics } from '../http/metrics.js';
+import type { HubMetrics } from '../core/metrics.js';
 import { DuplicateError, type DeviceRecord, type FactoryKeyRecord, type Store } from '../store/store.js';
 import { deriveDeviceSecret, MAX_FACTORY_KEY_CHARS } from './factory-key.js';
 

@@ -8,8 +8,8 @@ import { HubError, ERRORS, type ErrorCode } from '../errors.js';
 import type { DeviceRecord, Store } from '../store/store.js';
 import type { Presence, PresenceEntry } from '../core/presence.js';
 import type { Scope } from '../oauth/scopes.js';
-import { allows, bearerToken, type Authenticator, type Session } from './auth.js';
-import type { HubMetrics } from './metrics.js';
+import { allows, bearerToken, type Authenticator, type Session } from '../core/auth/authenticator.js';
+import type { HubMetrics } from '../core/metrics.js';
 import { registerOpenApi } from './openapi.js';
 
 export interface ApiDeps {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { UserRecord } from '../store/store.js';
-import type { Session } from './auth.js';
+import type { Session } from '../core/auth/authenticator.js';
 import { LiveSessions } from './live-sessions.js';
 
 const user: UserRecord = { id: 'u_1', email: 'ada@example.com', passwordHash: 'x', createdAt: 0 };

@@ -4,7 +4,7 @@
  * opens until it closes, so the index is bounded by the connection limits (--max-sse-clients); ending
  * the connections of a revoked token costs one map lookup per token.
  */
-import type { EndedSessions, Session } from './auth.js';
+import type { EndedSessions, Session } from '../core/auth/authenticator.js';
 
 interface Held {
   session: Session;

@@ -15,7 +15,7 @@ import { requireSession } from '../http/api.js';
 import type { PasswordAttempts } from '../accounts/password-attempts.js';
 import { checkPassword } from '../accounts/password-check.js';
 import { retryAfterSeconds } from '../accounts/rate-limited.js';
-import type { Authenticator } from '../http/auth.js';
+import type { Authenticator } from '../core/auth/authenticator.js';
 import type { OAuthClientRecord, Store, UserRecord } from '../store/store.js';
 import { checkAuthorizationRequest, requestFields, type AuthorizationCheck, type AuthorizationRequest } from './authorize-request.js';
 import { PAGE_HEADERS, consentPage, errorPage } from './consent-page.js';

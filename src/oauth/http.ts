@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { PasswordAttempts } from '../accounts/password-attempts.js';
 import { HubError } from '../errors.js';
 import { requireSession } from '../http/api.js';
-import type { Authenticator } from '../http/auth.js';
+import type { Authenticator } from '../core/auth/authenticator.js';
 import type { Store } from '../store/store.js';
 import { MAX_CLIENT_ID_CHARS } from './client-auth.js';
 import { registerAuthorize } from './http-authorize.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Authenticator, type Session } from '../http/auth.js';
+import { Authenticator, type Session } from '../core/auth/authenticator.js';
 import { SqliteStore } from '../store/sqlite/sqlite-store.js';
 import { OAuthService } from './oauth-service.js';
 import { Params } from './params.js';

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { newId, sha256Hex } from '../core/secrets.js';
-import type { Authenticator, Session } from '../http/auth.js';
+import type { Authenticator, Session } from '../core/auth/authenticator.js';
 import type { OAuthClientRecord, OAuthTokenRecord, Store, UserRecord } from '../store/store.js';
 import type { AuthorizationRequest } from './authorize-request.js';
 import { OAuthError } from './oauth-error.js';

@@ -1,5 +1,5 @@
 import { sha256Hex } from '../core/secrets.js';
-import type { Session } from '../http/auth.js';
+import type { Session } from '../core/auth/session.js';
 import type { Store } from '../store/store.js';
 
 /** The session of an OAuth access token (Authenticator cache miss), or false if unknown. */

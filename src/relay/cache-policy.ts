@@ -1,4 +1,4 @@
-import type { CachedResponse } from './cache.js';
+import type { CachedResponse } from './cached-response.js';
 import type { HeaderList } from './protocol/heads.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../errors.js';
-import { bearerToken } from '../http/auth.js';
+import { bearerToken } from '../core/auth/authenticator.js';
 import { sendError } from '../http/reply.js';
 import { requestHeadersForDevice } from './headers.js';
 import type { RelayContext, RelayDeps, RelayOptions } from './relay-context.js';

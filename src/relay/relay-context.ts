@@ -2,8 +2,8 @@ import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
 import type { DeviceAuth } from '../accounts/device-auth.js';
-import type { Authenticator } from '../http/auth.js';
-import type { HubMetrics } from '../http/metrics.js';
+import type { Authenticator } from '../core/auth/authenticator.js';
+import type { HubMetrics } from '../core/metrics.js';
 import type { RelayCache } from './relay-cache.js';
 import type { TunnelRouter } from './router.js';
 

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { TokenSigner } from '../../http/token-signer.js';
+import { TokenSigner } from '../../core/auth/token-signer.js';
 import { Forwarder } from '../forwarder.js';
 import { createLogger } from '../log.js';
 import { LanServer } from './lan-server.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { TokenSigner } from '../../http/token-signer.js';
+import { TokenSigner } from '../../core/auth/token-signer.js';
 import { createLogger } from '../log.js';
 import { TokenChecker } from './token-check.js';
 import { TRUST_FILE, TrustStore } from './trust-store.js';

@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { LogLimiter } from '../../core/log-limiter.js';
 import { verifyDevice } from '../../core/device-credentials.js';
-import type { Authenticator } from '../../http/auth.js';
+import type { Authenticator } from '../../core/auth/authenticator.js';
 import type { Store } from '../../store/store.js';
 import { ANONYMOUS, type AuthRequest, type AuthResult } from '../hooks.js';
 import { RC } from '../reason-codes.js';

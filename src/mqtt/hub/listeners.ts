@@ -5,7 +5,7 @@
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { PortInUseError } from '../../hub.js';
+import { PortInUseError } from '../../errors.js';
 import type { Broker } from '../broker.js';
 import type { MqttAddressGate } from './address-gate.js';
 

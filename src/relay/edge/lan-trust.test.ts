@@ -7,7 +7,7 @@ import { LocalBus } from '../../core/local-bus.js';
 import { MapPresence } from '../../core/presence.js';
 import { sha256Hex } from '../../core/secrets.js';
 import { TOKENS_REVOKED_TOPIC, encodeRevocation } from '../../core/token-revocation.js';
-import { createMetrics } from '../../http/metrics.js';
+import { createMetrics } from '../../core/metrics.js';
 import { SqliteStore } from '../../store/sqlite/sqlite-store.js';
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
 import { LAN_FEATURE, type RevokedEntry } from '../protocol/lan-frames.js';

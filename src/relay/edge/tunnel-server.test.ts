@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { LocalBus } from '../../core/local-bus.js';
 import { MapPresence } from '../../core/presence.js';
 import { sha256Hex } from '../../core/secrets.js';
-import { createMetrics } from '../../http/metrics.js';
+import { createMetrics } from '../../core/metrics.js';
 import { SqliteStore } from '../../store/sqlite/sqlite-store.js';
 import type { Store } from '../../store/store.js';
 import { ErrorCode, PROTOCOL_VERSION } from '../protocol/frames.js';

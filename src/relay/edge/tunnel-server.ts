@@ -7,7 +7,7 @@ import type { Store } from '../../store/store.js';
 import { ErrorCode, PROTOCOL_VERSION } from '../protocol/frames.js';
 import { TunnelSession, type Hello } from '../protocol/session.js';
 import { DeviceTunnel, moveQueue } from './device-tunnel.js';
-import type { HubMetrics } from '../../http/metrics.js';
+import type { HubMetrics } from '../../core/metrics.js';
 import type { LanTrustSync } from './lan-trust.js';
 import { LogLimiter } from '../../core/log-limiter.js';
 import { TunnelAdmission } from './tunnel-admission.js';

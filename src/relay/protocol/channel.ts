@@ -1,7 +1,21 @@
-import { ErrorCode, Flag, FrameType, ProtocolError } from './frames.js';
+import { ErrorCode, Flag, FrameType, ProtocolError, StreamResetError } from './frames.js';
 import { encodeResponseHead, type RequestHead, type ResponseHead } from './heads.js';
-import { StreamResetError } from './stream.js';
-import type { TunnelSession } from './session.js';
+
+/**
+ * What a channel uses of the TunnelSession that carries it (session.ts). Named here, not imported,
+ * so the channel does not depend on the session that creates it.
+ */
+export interface ChannelSession {
+  readonly role: 'hub' | 'agent';
+  readonly peerMaxFrameBytes: number;
+  readonly needsDrain: boolean;
+  sendFrame(type: number, flags: number, stream: number, payload?: Buffer): void;
+  afterDrain(cb: () => void): void;
+  sendReset(stream: number, code: number): void;
+  sendWindowUpdate(stream: number, increment: number): void;
+  queueCredit(ch: TunnelChannel): void;
+  forgetStream(id: number): void;
+}
 
 /**
  * What one end hears of the other's half of an exchange, in order: on the hub the response head, then
@@ -50,7 +64,7 @@ export class TunnelChannel {
 
   constructor(
     readonly id: number,
-    private readonly session: TunnelSession,
+    private readonly session: ChannelSession,
     listener: ChannelListener | undefined,
     sendWindow: number,
     windowBytes: number,

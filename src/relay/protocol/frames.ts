@@ -70,6 +70,14 @@ export interface Frame {
 }
 
 /** A violation of the tunnel protocol by the peer; the connection is closed with `code`. */
+/** A stream ended by the peer's RESET, or by the connection closing. */
+export class StreamResetError extends Error {
+  override readonly name = 'StreamResetError';
+  constructor(readonly code: number, message?: string) {
+    super(message ?? `stream reset: ${ERROR_CODE_NAMES[code] ?? code}`);
+  }
+}
+
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
   constructor(

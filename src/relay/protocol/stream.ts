@@ -1,15 +1,9 @@
 import { Duplex } from 'node:stream';
-import { ErrorCode, ERROR_CODE_NAMES } from './frames.js';
+import { ErrorCode, StreamResetError } from './frames.js';
 import type { ChannelListener, TunnelChannel } from './channel.js';
 import type { RequestHead, ResponseHead } from './heads.js';
 
-/** A stream ended by the peer's RESET, or by the connection closing. */
-export class StreamResetError extends Error {
-  override readonly name = 'StreamResetError';
-  constructor(readonly code: number, message?: string) {
-    super(message ?? `stream reset: ${ERROR_CODE_NAMES[code] ?? code}`);
-  }
-}
+export { StreamResetError } from './frames.js';
 
 /**
  * One exchange on a tunnel as a Node Duplex, over the TunnelChannel that carries it: the writable side

@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SIGNED_TOKEN_PREFIX, encodeClaims, type PublicTokenKey, type TokenClaims } from '../relay/protocol/signed-token.js';
+import { SIGNED_TOKEN_PREFIX, encodeClaims, type PublicTokenKey, type TokenClaims } from '../../relay/protocol/signed-token.js';
 
 /** The hub's token signing key, in its data directory (PKCS #8 PEM, mode 0600). */
 export const SIGNING_KEY_FILE = 'token-signing-key.pem';

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import { LocalBus } from '../core/local-bus.js';
-import { hashPassword, sha256Hex } from '../core/secrets.js';
-import { TOKENS_REVOKED_TOPIC, decodeRevocation, type Revocation } from '../core/token-revocation.js';
-import { SqliteStore } from '../store/sqlite/sqlite-store.js';
-import { Authenticator, tokenId, type Session } from './auth.js';
+import { LocalBus } from '../local-bus.js';
+import { hashPassword, sha256Hex } from '../secrets.js';
+import { TOKENS_REVOKED_TOPIC, decodeRevocation, type Revocation } from '../token-revocation.js';
+import { SqliteStore } from '../../store/sqlite/sqlite-store.js';
+import { Authenticator, tokenId, type Session } from './authenticator.js';
 
 const TTL = { tokenTtlMs: 3_600_000, rememberTokenTtlMs: 7_200_000, cacheTtlMs: 60_000 };
 

@@ -1,13 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import { LRUCache } from 'lru-cache';
-import type { Bus } from '../core/bus.js';
-import { PasswordHasher } from '../core/password-hasher.js';
-import { hashPassword, newToken, sha256Hex } from '../core/secrets.js';
-import { TOKENS_REVOKED_TOPIC, decodeRevocation, encodeRevocations, type RevokedToken } from '../core/token-revocation.js';
-import { isOAuthAccessToken } from '../oauth/secrets.js';
-import { loadOAuthSession } from '../oauth/session.js';
-import { MAX_SIGNED_TOKEN_CHARS } from '../relay/protocol/signed-token.js';
-import type { DeviceRecord, Store, UserRecord } from '../store/store.js';
+import type { Bus } from '../bus.js';
+import { PasswordHasher } from '../password-hasher.js';
+import { hashPassword, newToken, sha256Hex } from '../secrets.js';
+import { TOKENS_REVOKED_TOPIC, decodeRevocation, encodeRevocations, type RevokedToken } from '../token-revocation.js';
+import { isOAuthAccessToken } from '../../oauth/secrets.js';
+import { loadOAuthSession } from '../../oauth/session.js';
+import { MAX_SIGNED_TOKEN_CHARS } from '../../relay/protocol/signed-token.js';
+import type { DeviceRecord, Store, UserRecord } from '../../store/store.js';
+import type { EndedSessions, Session } from './session.js';
 import type { TokenSigner } from './token-signer.js';
 
 export interface AuthOptions {
@@ -21,23 +22,7 @@ export interface AuthOptions {
   hasher?: PasswordHasher;
 }
 
-export interface Session {
-  user: UserRecord;
-  expiresAt: number;
-  /** SHA-256 (hex) of the token, as the Store keys it. */
-  tokenHash: string;
-  /** What an OAuth access token may do (src/oauth/scopes.ts); undefined for a first-party token: everything. */
-  scopes?: ReadonlySet<string>;
-  /** For an OAuth access token: its client and token family, so a revocation can find it in the cache. */
-  oauth?: { clientId: string; familyId: string };
-}
-
-/**
- * Sessions that ended before their expiry, as Authenticator.onRevoked tells them: first-party tokens
- * by hash (auth/tokens/revoked, from any node), OAuth tokens by a test on the session (a client, grant
- * or token family revoked, from this node or the OAuth revocation log).
- */
-export type EndedSessions = { tokenHashes: readonly string[] } | { match(s: Session): boolean };
+export type { EndedSessions, Session } from './session.js';
 
 /** True when the session may do what `scope` covers; a first-party session may do anything. */
 export function allows(session: Session, scope: string): boolean {
