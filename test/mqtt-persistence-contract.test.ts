@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Migrator } from 'kysely';
 import { MemoryMqttPersistence } from '../src/mqtt/memory-persistence.js';
-import { SqliteMqttPersistence } from '../src/mqtt/sqlite-persistence.js';
+import { SqliteMqttPersistence } from '../src/store/sqlite/mqtt-persistence.js';
 import { migrationProvider } from '../src/store/migrations/index.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { mqttPersistenceContract } from './mqtt-persistence-contract.js';

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventHistory } from './event-history.js';
+import { MemoryEventHistory as EventHistory } from './event-history.js';
 
 const T0 = 1_700_000_000_000;
 const clock = (ms = T0) => () => ms;

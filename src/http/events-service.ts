@@ -3,7 +3,7 @@ import type { Bus } from '../core/bus.js';
 import type { HubError } from '../errors.js';
 import type { TunnelServer } from '../relay/edge/tunnel-server.js';
 import { allows, bearerToken, type Authenticator } from './auth.js';
-import { EventHistory, type HistoryEvent } from './event-history.js';
+import type { EventHistory, HistoryEvent } from './event-history.js';
 import { LiveSessions } from './live-sessions.js';
 import type { HubMetrics } from './metrics.js';
 import { sendError } from './reply.js';
@@ -15,7 +15,8 @@ export interface EventsServiceOptions {
   auth: Authenticator;
   tunnels: TunnelServer;
   metrics: HubMetrics;
-  historySize: number;
+  /** Recent events for Last-Event-ID resume (src/backends.ts picks the implementation). */
+  history: EventHistory;
   heartbeatMs: number;
   /** The stream slots shared with /v1/topics/events: hub-wide and per user. */
   slots: StreamSlots;
@@ -42,7 +43,7 @@ export class EventsService {
   readonly #unsubscribe: Array<() => void>;
 
   constructor(private readonly o: EventsServiceOptions) {
-    this.history = new EventHistory({ eventHistory: o.historySize });
+    this.history = o.history;
     this.#unsubscribe = [
       o.bus.subscribe('devices/+/events', (topic, payload) => this.#publish(topic, 'notification', payload)),
       o.bus.subscribe('devices/+/status', (topic, payload) => this.#publish(topic, 'status', payload)),
