@@ -8,12 +8,10 @@ import Fastify from 'fastify';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { createAccounts } from './accounts/service.js';
+import { openBackends } from './backends.js';
 import type { HubConfig } from './config/hub-options.js';
 import { ADMIN_SOCKET_NAME, startAdminSocket } from './admin/admin-socket.js';
 import { applyDeviceUpdate } from './admin/device-updates.js';
-import { LocalBus } from './core/local-bus.js';
-import { MapPresence } from './core/presence.js';
-import { newId } from './core/secrets.js';
 import { PortInUseError } from './errors.js';
 import { registerApi } from './http/api.js';
 import { Authenticator } from './core/auth/authenticator.js';
@@ -28,14 +26,12 @@ import { createRelay, parseRelayUrl } from './relay/forward.js';
 import { wsDuplex } from './relay/protocol/ws-duplex.js';
 import { RelayCache } from './relay/relay-cache.js';
 import { createMqtt, type MqttService } from './mqtt/hub/service.js';
-import { FailureLimiter } from './core/failure-limiter.js';
 import { PasswordHasher } from './core/password-hasher.js';
 import { LogLimiter } from './core/log-limiter.js';
 import { StreamSlots } from './http/stream-slots.js';
 import { registerFactoryApi } from './factory/factory-api.js';
 import { registerOAuth } from './oauth/http.js';
 import { OAuthService } from './oauth/oauth-service.js';
-import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import type { Store } from './store/store.js';
 
 export interface Hub {
@@ -70,16 +66,14 @@ function listen(server: NetServer | HttpServer, port: number, host: string, what
   });
 }
 
-/** Wires the parts of a hub from a validated config. The embedded default: SQLite, in-process bus. */
+/** Wires the parts of a hub from a validated config, on the backends src/backends.ts picks from it. */
 export async function createHub(config: HubConfig, options: { log?: Logger } = {}): Promise<Hub> {
   const log = options.log ?? pino({ level: config.logLevel, base: { role: 'hub' } });
   const tls = config.tlsCert && config.tlsKey ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
   if ((config.tunnelTls || config.httpTls) && !tls) throw new Error('--tunnel-tls and --http-tls need --tls-cert and --tls-key');
 
-  const store = SqliteStore.open(join(config.data, 'cloudrest.db'));
-  await store.migrate();
-  const bus = new LocalBus((err) => log.error({ err }, 'bus subscriber failed'));
-  const presence = new MapPresence(newId('n_'));
+  const backends = await openBackends(config, { onBusError: (err) => log.error({ err }, 'bus subscriber failed') });
+  const { store, bus, presence } = backends;
   // The only way to a device; given this process's tunnels once they exist (LAN trust, which they call, needs it first).
   const router = new LocalTunnelRouter(presence);
   const metrics = createMetrics();
@@ -87,7 +81,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const signer = TokenSigner.open(config.data);
   const hasher = new PasswordHasher({ maxConcurrent: config.maxConcurrentPasswordHashes, maxQueued: config.maxQueuedPasswordHashes, maxWaitMs: config.passwordHashMaxWaitMs });
   const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs, signer, hasher }, bus);
-  const cache = config.cacheMaxBytes > 0 ? new RelayCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
+  const cache = backends.responseCache && new RelayCache(backends.responseCache, { maxEntryBytes: config.cacheMaxEntryBytes });
   const lan = new LanTrustSync({
     store, bus, log, router, keys: [signer.publicKey],
     invalidate: (deviceId, target) => (target === '*' ? cache?.invalidateDevice(deviceId) : cache?.invalidateUri(deviceId, target)),
@@ -125,7 +119,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   // Links in mails point at --public-url, else at this hub's HTTP URL once its port is bound.
   let linkBase = config.publicUrl ?? '';
   const accounts = createAccounts({
-    config, store, auth, router, presence, metrics, log, publicUrl: () => linkBase,
+    config, store, auth, router, presence, metrics, log, publicUrl: () => linkBase, attemptLimiter: backends.attemptLimiter,
     // An accepted claim (issue 12): the new owner is read again wherever an owner is cached.
     deviceOwnerChanged: (id) => {
       auth.forgetDevice(id);
@@ -133,7 +127,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       mqtt?.deviceOwnerChanged(id);
     },
   });
-  const events = new EventsService({ bus, auth, presence, metrics, historySize: config.eventHistory, heartbeatMs: config.sseHeartbeatMs, slots: sseSlots });
+  const events = new EventsService({ bus, auth, presence, metrics, history: backends.eventHistory({ eventHistory: config.eventHistory }), heartbeatMs: config.sseHeartbeatMs, slots: sseSlots });
   const relay = createRelay(
     { maxRequestBodyBytes: config.maxRequestBodyBytes, requestTimeoutMs: config.requestTimeoutMs },
     { router, auth, cache, metrics, log, isShuttingDown: () => shuttingDown, deviceAuth: accounts.deviceAuth },
@@ -171,7 +165,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   registerApi(app, { store, auth, presence, metrics, isReady: () => ready && !shuttingDown, attempts: accounts.attempts });
   accounts.register(app);
   // Factory provisioning (src/factory/): POST /v1/factory/devices, authenticated by factory keys.
-  const limiter = new FailureLimiter({ maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxKeys: 10_000 });
+  const limiter = backends.attemptLimiter({ maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxKeys: 10_000 });
   registerFactoryApi(app, { store, log, metrics, limiter });
   // OAuth 2.0 provider for third-party services (src/oauth/); the issuer is known once the port is bound.
   let issuer = config.publicUrl?.replace(/\/+$/, '') ?? '';
@@ -181,7 +175,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   );
   registerOAuth(app, { store, auth, service: oauth, log, issuer: () => issuer, secureCookies: config.httpTls || issuer.startsWith('https:'), attempts: accounts.attempts });
   // MQTT broker (src/mqtt/hub/): its listeners, /mqtt upgrades, /v1/topics routes, metrics; one block.
-  const mqtt = await createMqtt({ config, store, db: store.db, bus, auth, metrics, log, app, tls, refusals, sseSlots });
+  const mqtt = await createMqtt({ config, store, openPersistence: backends.openMqttPersistence, bus, auth, metrics, log, app, tls, refusals, sseSlots });
   await app.ready();
   httpServer.keepAliveTimeout = 65_000;
   httpServer.headersTimeout = 30_000;
@@ -230,7 +224,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
     tunnelServer.close();
     await mqtt?.close();
     await accounts.close();
-    await store.close();
+    await backends.close();
     throw err;
   }
   ready = true;
@@ -262,8 +256,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       await httpClosed;
       await accounts.close();
       auth.close();
-      await bus.close();
-      await store.close();
+      await backends.close(); // the bus, then the store
       refusals.close();
       log.info('hub stopped');
     })();

@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import type { IConnackPacket, IPublishPacket } from 'mqtt-packet';
 import { MemoryMqttPersistence } from '../src/mqtt/memory-persistence.js';
 import type { MqttPersistence } from '../src/mqtt/persistence.js';
-import { SqliteMqttPersistence } from '../src/mqtt/sqlite-persistence.js';
+import { SqliteMqttPersistence } from '../src/store/sqlite/mqtt-persistence.js';
 import { collect, startBroker } from './mqtt-harness.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloudrest-mqtt-restart-'));

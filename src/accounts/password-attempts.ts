@@ -4,16 +4,20 @@
  * client address (IPv6 by /64). Both are core/failure-limiter.ts windows, and a check reserves its
  * attempt in both before the password is hashed, so concurrent guesses cannot outrun either limit.
  */
-import { FailureLimiter, addressKey, type Attempt, type Reservation } from '../core/failure-limiter.js';
+import { FailureLimiter, addressKey, type Attempt, type AttemptLimiter, type FailureLimiterOptions, type Reservation } from '../core/failure-limiter.js';
 
 export class PasswordAttempts {
-  readonly #accounts: FailureLimiter;
-  readonly #addresses: FailureLimiter;
+  readonly #accounts: AttemptLimiter;
+  readonly #addresses: AttemptLimiter;
 
-  constructor(opts: { maxFailures: number; maxFailuresPerAddress: number; windowMs: number; maxKeys?: number; now?: () => number }) {
+  /** `limiter` makes each of the two limits (the hub's backends pick it); in-process FailureLimiters by default. */
+  constructor(
+    opts: { maxFailures: number; maxFailuresPerAddress: number; windowMs: number; maxKeys?: number; now?: () => number },
+    limiter: (o: FailureLimiterOptions) => AttemptLimiter = (o) => new FailureLimiter(o),
+  ) {
     const maxKeys = opts.maxKeys ?? 100_000;
-    this.#accounts = new FailureLimiter({ maxFailures: opts.maxFailures, windowMs: opts.windowMs, maxKeys, now: opts.now });
-    this.#addresses = new FailureLimiter({ maxFailures: opts.maxFailuresPerAddress, windowMs: opts.windowMs, maxKeys, now: opts.now });
+    this.#accounts = limiter({ maxFailures: opts.maxFailures, windowMs: opts.windowMs, maxKeys, now: opts.now });
+    this.#addresses = limiter({ maxFailures: opts.maxFailuresPerAddress, windowMs: opts.windowMs, maxKeys, now: opts.now });
   }
 
   /**

@@ -4,6 +4,7 @@
  * creates it once the tunnels exist, tells it of every device connection, mounts its routes, and
  * closes it before the Store.
  */
+import type { AttemptLimiter, FailureLimiterOptions } from '../core/failure-limiter.js';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -35,6 +36,8 @@ export interface AccountsDeps {
   publicUrl: () => string;
   /** A device got a new owner (an accepted claim): whatever caches its owner must forget it. */
   deviceOwnerChanged?: (deviceId: string) => void;
+  /** Makes the failed-attempt limits of password checks (src/backends.ts picks the implementation). */
+  attemptLimiter: (o: FailureLimiterOptions) => AttemptLimiter;
 }
 
 export interface AccountsService {
@@ -86,7 +89,7 @@ export function createAccounts(d: AccountsDeps): AccountsService {
   };
   const claims = new DeviceClaims({ ...mailLimits, linkTtlMs: config.confirmationTtlMs }, { store, mailer, log, publicUrl: d.publicUrl, ownerChanged: d.deviceOwnerChanged });
   const registration = new Registration({ ...mailLimits, confirmationTtlMs: config.confirmationTtlMs }, { store, mailer, log, publicUrl: d.publicUrl, claims, hasher: d.auth.hasher });
-  const attempts = new PasswordAttempts({ maxFailures: config.loginMaxFailures, maxFailuresPerAddress: config.loginMaxFailuresPerAddress, windowMs: config.loginWindowMs });
+  const attempts = new PasswordAttempts({ maxFailures: config.loginMaxFailures, maxFailuresPerAddress: config.loginMaxFailuresPerAddress, windowMs: config.loginWindowMs }, d.attemptLimiter);
   const deviceAuth = new DeviceAuth({ router: d.router, requestTimeoutMs: config.requestTimeoutMs });
 
   // Expired tokens and old confirmations are dead rows; clear them hourly, off any request path.

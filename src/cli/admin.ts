@@ -1,7 +1,6 @@
-import { join } from 'node:path';
 import { deviceIdProblem, deviceNameProblem, emailProblem } from '../core/device-fields.js';
 import { hashPassword, newId, newSecret, sha256Hex } from '../core/secrets.js';
-import { SqliteStore } from '../store/sqlite/sqlite-store.js';
+import { openStoreBackend } from '../backends.js';
 import { DuplicateError, type Store } from '../store/store.js';
 import { loadConfig, helpText } from '../config/load.js';
 import type { OptionTable } from '../config/option.js';
@@ -29,13 +28,13 @@ export const dataJsonOptions = {
   json: jsonOption,
 } as const satisfies OptionTable;
 
+/** Runs `fn` on the hub's store (src/backends.ts picks it, as for the hub), closed afterwards. */
 export async function withStore<T>(data: string, fn: (s: Store) => Promise<T>): Promise<T> {
-  const store = SqliteStore.open(join(data, 'cloudrest.db'));
+  const backend = await openStoreBackend({ data });
   try {
-    await store.migrate();
-    return await fn(store);
+    return await fn(backend.store);
   } finally {
-    await store.close();
+    await backend.close();
   }
 }
 

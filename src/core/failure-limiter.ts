@@ -47,10 +47,22 @@ export interface Attempt {
 /** What `reserve` answers: an attempt to settle, or how long to wait before trying again. */
 export type Reservation<A = Attempt> = { attempt: A; retryAfterMs: 0 } | { attempt: undefined; retryAfterMs: number };
 
+/**
+ * The failed-attempt limit as the checks see it: `FailureLimiter` holds it in this process; a shared
+ * one (Redis, with the scale-out) keeps guesses spread over several nodes within one limit. Both pass
+ * test/attempt-limiter-contract.ts. The options of `FailureLimiterOptions` are what make one.
+ */
+export interface AttemptLimiter {
+  /** 0 if an attempt for `key` would be reserved now, else the ms to wait. Reserves nothing. */
+  retryAfterMs(key: string, now?: number): number;
+  /** Reserves an attempt for `key` before its secret is checked, or refuses it with the ms to wait. */
+  reserve(key: string, now?: number): Reservation;
+}
+
 /** The wait suggested while checks in flight fill the limit. */
 const IN_FLIGHT_WAIT_MS = 1000;
 
-export class FailureLimiter {
+export class FailureLimiter implements AttemptLimiter {
   readonly #windows: LRUCache<string, Window>;
   readonly #now: () => number;
 

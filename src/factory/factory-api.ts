@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import { deviceIdProblem, deviceNameProblem, emailProblem, normalizeOwnerEmail } from '../core/device-fields.js';
-import type { Attempt, FailureLimiter } from '../core/failure-limiter.js';
+import type { Attempt, AttemptLimiter } from '../core/failure-limiter.js';
 import { safeEqualHex, sha256Hex } from '../core/secrets.js';
 import { HubError } from '../errors.js';
 import type { HubMetrics } from '../core/metrics.js';
@@ -26,7 +26,7 @@ export interface FactoryApiDeps {
   log: Logger;
   metrics: HubMetrics;
   /** Failed factory-key attempts per client address. */
-  limiter: FailureLimiter;
+  limiter: AttemptLimiter;
 }
 
 interface ProvisionBody {

@@ -66,7 +66,22 @@ interface DeviceLog {
   lostUpTo: number;
 }
 
-export class EventHistory {
+/**
+ * What the SSE routes need of a history. `MemoryEventHistory` holds one process's; a shared one (Redis,
+ * with the scale-out) lets Last-Event-ID resume on any front. Both pass test/event-history-contract.ts.
+ */
+export interface EventHistory {
+  /** The newest id issued (before the first append: one less than the first id). */
+  readonly lastId: number;
+  /** Records an event and gives it the next id. The event is returned whether or not it could be kept. */
+  append(deviceId: string, type: HistoryEventType, data: string): HistoryEvent;
+  /** The events of these devices after `lastId`, and whether some may be missing. */
+  since(deviceIds: Iterable<string>, lastId: number): SinceResult;
+  /** Drops a deleted device's events. */
+  forget(deviceId: string): void;
+}
+
+export class MemoryEventHistory implements EventHistory {
   readonly #perDevice: number;
   readonly #maxBytes: number;
   readonly #logs = new Map<string, DeviceLog>();

@@ -3,7 +3,7 @@ import type { Bus } from '../core/bus.js';
 import type { Presence } from '../core/presence.js';
 import type { HubError } from '../errors.js';
 import { allows, bearerToken, type Authenticator } from '../core/auth/authenticator.js';
-import { EventHistory, type HistoryEvent } from './event-history.js';
+import type { EventHistory, HistoryEvent } from './event-history.js';
 import { LiveSessions } from './live-sessions.js';
 import type { HubMetrics } from '../core/metrics.js';
 import { sendError } from './reply.js';
@@ -16,7 +16,8 @@ export interface EventsServiceOptions {
   /** The status snapshot a stream starts with. */
   presence: Presence;
   metrics: HubMetrics;
-  historySize: number;
+  /** Recent events for Last-Event-ID resume (src/backends.ts picks the implementation). */
+  history: EventHistory;
   heartbeatMs: number;
   /** The stream slots shared with /v1/topics/events: hub-wide and per user. */
   slots: StreamSlots;
@@ -43,7 +44,7 @@ export class EventsService {
   readonly #unsubscribe: Array<() => void>;
 
   constructor(private readonly o: EventsServiceOptions) {
-    this.history = new EventHistory({ eventHistory: o.historySize });
+    this.history = o.history;
     this.#unsubscribe = [
       o.bus.subscribe('devices/+/events', (topic, payload) => this.#publish(topic, 'notification', payload)),
       o.bus.subscribe('devices/+/status', (topic, payload) => this.#publish(topic, 'status', payload)),

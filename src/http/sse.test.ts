@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
 import { formatSseEvent, openSse, parseLastEventId, type SseCloseReason, type SseStream } from './sse.js';
-import { EventHistory } from './event-history.js';
+import { MemoryEventHistory } from './event-history.js';
 import { HubError } from '../errors.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -242,7 +242,7 @@ describe('parseLastEventId', () => {
 
 describe('resuming a stream with Last-Event-ID', () => {
   it('replays what the client missed while it was away', async () => {
-    const history = new EventHistory();
+    const history = new MemoryEventHistory();
     const live = new Set<SseStream>();
     const url = await serve((req, res) => {
       const lastId = parseLastEventId(req);

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { hitHeaders, MemoryResponseCache, notModifiedHeaders, revalidationHeaders, X_CACHE, type CachedResponse, type CacheRead, type ResponseCache } from './cache.js';
+import { hitHeaders, notModifiedHeaders, revalidationHeaders, X_CACHE, type CachedResponse, type CacheRead, type ResponseCache } from './cache.js';
 import { createEntry, freshen, invalidatingMethod, isCacheableResponse, isNotModified, lookup, type CacheDecision } from './cache-policy.js';
 import type { HeaderList, ResponseHead } from './protocol/heads.js';
 
@@ -51,8 +51,9 @@ export class RelayCache {
   readonly #cache: ResponseCache;
   readonly #maxEntryBytes: number;
 
-  constructor(opts: { maxBytes: number; maxEntryBytes: number }) {
-    this.#cache = new MemoryResponseCache(opts);
+  /** `cache` holds the entries (src/backends.ts picks it); `maxEntryBytes` bounds what is buffered to store one. */
+  constructor(cache: ResponseCache, opts: { maxEntryBytes: number }) {
+    this.#cache = cache;
     this.#maxEntryBytes = opts.maxEntryBytes;
   }
 

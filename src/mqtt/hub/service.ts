@@ -1,6 +1,6 @@
 /**
- * The MQTT broker inside the hub: the hub's credentials and ACLs as its hooks, the hub's SQLite database
- * as its persistence, listeners on TCP, TLS and WebSocket (`/mqtt` on the HTTP port), the REST bridge
+ * The MQTT broker inside the hub: the hub's credentials and ACLs as its hooks, the store backend's
+ * MqttPersistence (src/backends.ts picks it), listeners on TCP, TLS and WebSocket (`/mqtt` on the HTTP port), the REST bridge
  * (device events on MQTT topics, POST /v1/topics, GET /v1/topics/events) and Prometheus metrics.
  * hub.ts creates it before the HTTP API is ready, calls listen() with its other listeners, and close()
  * after the tunnels have drained (their last "offline" statuses are published and stored).
@@ -10,7 +10,6 @@ import type { IncomingMessage } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { ConfigError } from '../../config/load.js';
 import type { HubConfig } from '../../config/hub-options.js';
@@ -24,7 +23,7 @@ import { Broker } from '../broker.js';
 import { RC } from '../reason-codes.js';
 import { startSysTopics } from '../sys-topics.js';
 import { VERSION } from '../../version.js';
-import { SqliteMqttPersistence } from '../sqlite-persistence.js';
+import type { MqttPersistence } from '../persistence.js';
 import { Acl, parseAcl } from './acl.js';
 import { MqttAddressGate } from './address-gate.js';
 import { MqttIdentities } from './authenticate.js';
@@ -41,8 +40,8 @@ export const DEFAULT_MQTTS_PORT = 8883;
 export interface MqttDeps {
   config: HubConfig;
   store: Store;
-  /** The hub's SQLite database (SqliteStore#db), migrated: sessions, queues and retained messages go there. */
-  db: Kysely<unknown>;
+  /** Opens where sessions, queues and retained messages go (the store backend's, src/backends.ts); called once. */
+  openPersistence(): Promise<MqttPersistence>;
   bus: Bus;
   auth: Authenticator;
   metrics: HubMetrics;
@@ -87,7 +86,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     const id = identities.identity(principal);
     return id !== undefined && acl.allows(id, action, name, clientId);
   };
-  const persistence = await SqliteMqttPersistence.on(d.db);
+  const persistence = await d.openPersistence();
   const broker = new Broker(
     {
       allowAnonymous: config.mqttAllowAnonymous,

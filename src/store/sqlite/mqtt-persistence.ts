@@ -13,8 +13,8 @@
  */
 import { CompiledQuery } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
-import { SqliteStore } from '../store/sqlite/sqlite-store.js';
-import type { MqttPersistence, QueuedMessage, RetainedRecord, StoredMessage, StoredSession, StoredSubscription } from './persistence.js';
+import { SqliteStore } from './sqlite-store.js';
+import type { MqttPersistence, QueuedMessage, RetainedRecord, StoredMessage, StoredSession, StoredSubscription } from '../../mqtt/persistence.js';
 
 // Row types of migration 0002_mqtt. Booleans are 0/1; JSON columns are text.
 interface MqttTables {

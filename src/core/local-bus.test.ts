@@ -1,12 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { LocalBus } from '../src/core/local-bus.js';
-import { busContract } from './bus-contract.js';
+import { LocalBus } from './local-bus.js';
 
-busContract('LocalBus', (hooks) => new LocalBus(hooks.onError));
-
-// What LocalBus promises beyond the contract.
+// What LocalBus promises beyond the Bus contract (test/bus-contract.ts).
 describe('LocalBus', () => {
   it('has called every subscriber by the time publish() returns', () => {
     const bus = new LocalBus();

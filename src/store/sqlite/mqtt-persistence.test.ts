@@ -4,23 +4,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Migrator } from 'kysely';
-import { MemoryMqttPersistence } from '../src/mqtt/memory-persistence.js';
-import { SqliteMqttPersistence } from '../src/mqtt/sqlite-persistence.js';
-import { migrationProvider } from '../src/store/migrations/index.js';
-import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import { mqttPersistenceContract } from './mqtt-persistence-contract.js';
+import { migrationProvider } from '../migrations/index.js';
+import { SqliteMqttPersistence } from './mqtt-persistence.js';
+import { SqliteStore } from './sqlite-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cloudrest-mqtt-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 let files = 0;
 const tempFile = (): string => join(root, `case-${++files}`, 'hub.db');
 
-mqttPersistenceContract('MemoryMqttPersistence', () => Promise.resolve({ p: new MemoryMqttPersistence() }), { durable: false });
-mqttPersistenceContract('SqliteMqttPersistence on a file', async () => {
-  const file = tempFile();
-  return { p: await SqliteMqttPersistence.open(file), reopen: () => SqliteMqttPersistence.open(file) };
-}, { durable: true });
-
+// What SqliteMqttPersistence promises beyond the MqttPersistence contract (test/mqtt-persistence-contract.ts).
 describe('SqliteMqttPersistence', () => {
   it("shares the hub store's database, and closing it leaves the store open", async () => {
     const store = SqliteStore.open(tempFile());
