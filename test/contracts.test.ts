@@ -20,7 +20,11 @@ import { responseCacheContract } from './cache-contract.js';
 import { eventHistoryContract } from './event-history-contract.js';
 import { mqttPersistenceContract } from './mqtt-persistence-contract.js';
 import { storeContract } from './store-contract.js';
+import { presenceContract } from './presence-contract.js';
 import { runContract } from './support/contracts.js';
+import { localRouterWorld } from './support/local-router-world.js';
+import { tunnelRouterContract } from './tunnel-router-contract.js';
+import { MapPresence, type PresenceEntry } from '../src/core/presence.js';
 
 /** A temporary folder per implementation that keeps files; `file()` names a new database in it. */
 function tempFiles(prefix: string, nested: string) {
@@ -71,5 +75,18 @@ runContract('EventHistory', eventHistoryContract, [
   { name: 'MemoryEventHistory', make: (options) => Promise.resolve(new MemoryEventHistory(options)) },
 ]);
 
-// TunnelRouter (test/tunnel-router-contract.ts) and Presence (test/presence-contract.ts): registered
-// here with their implementations, as runContract('TunnelRouter', tunnelRouterContract, [...]).
+runContract('Presence', presenceContract, [
+  {
+    // Two nodes sharing one table, as two hub processes will share Redis.
+    name: 'MapPresence',
+    make: () => {
+      const table = new Map<string, PresenceEntry>();
+      return Promise.resolve({ a: new MapPresence('n_a', table), b: new MapPresence('n_b', table), close: async () => undefined });
+    },
+  },
+]);
+
+runContract('TunnelRouter', tunnelRouterContract, [
+  // A real tunnel server on loopback TCP with real agent sessions (test/support/local-router-world.ts).
+  { name: 'LocalTunnelRouter', make: localRouterWorld },
+]);

@@ -6,9 +6,10 @@
  * rules between nodes are checked too: a take-over moves a device to the node that set it last, and
  * the node that lost it cannot clear the new entry. Each call must give a fresh, empty table.
  */
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Presence } from '../src/core/presence.js';
+import type { Implementation } from './support/contracts.js';
 
 export interface PresenceNodes {
   /** Two nodes with different ids on one shared table. */
@@ -17,8 +18,9 @@ export interface PresenceNodes {
   close(): Promise<void>;
 }
 
-export function presenceContract(name: string, make: () => PresenceNodes | Promise<PresenceNodes>): void {
-  describe(`Presence contract: ${name}`, () => {
+export function presenceContract(implementation: Implementation<PresenceNodes>): void {
+  const make = () => implementation.make();
+  {
     let nodes: PresenceNodes;
     let a: Presence;
     let b: Presence;
@@ -90,5 +92,5 @@ export function presenceContract(name: string, make: () => PresenceNodes | Promi
       assert.equal(await a.get('Dev:'), undefined);
       assert.deepEqual(await a.get('Dev:1'), { nodeId: a.nodeId, since: 1 });
     });
-  });
+  }
 }

@@ -5,7 +5,7 @@
  * device, wherever the implementation wants its tunnel to land. The suite drives requests, control
  * frames and tunnel closes through the router only, and checks what the agent sees.
  */
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { ErrorCode } from '../src/relay/protocol/frames.js';
@@ -14,6 +14,7 @@ import type { RevokedEntry } from '../src/relay/protocol/lan-frames.js';
 import type { TunnelChannel } from '../src/relay/protocol/channel.js';
 import type { TunnelSession } from '../src/relay/protocol/session.js';
 import { RouteError, isWaiting, type Opened, type RequestStream, type ResponseListener, type TunnelRouter, type WaitingStream } from '../src/relay/router.js';
+import type { Implementation } from './support/contracts.js';
 
 export interface RouterWorldLimits {
   /** Streams in flight per device before requests queue. */
@@ -138,8 +139,9 @@ async function eventually(check: () => Promise<boolean>, what: string): Promise<
 
 const GET = { method: 'GET', target: '/status', headers: [['accept', 'application/json']] as Array<[string, string]> };
 
-export function tunnelRouterContract(name: string, make: (limits: RouterWorldLimits) => Promise<RouterWorld>): void {
-  describe(`TunnelRouter contract: ${name}`, () => {
+export function tunnelRouterContract(implementation: Implementation<RouterWorld, [RouterWorldLimits]>): void {
+  const make = (limits: RouterWorldLimits) => implementation.make(limits);
+  {
     let world: RouterWorld;
     let router: TunnelRouter;
 
@@ -365,5 +367,5 @@ export function tunnelRouterContract(name: string, make: (limits: RouterWorldLim
       await heard.until(() => heard.ended, 'the answer');
       assert.equal(heard.head?.status, 200);
     });
-  });
+  }
 }

@@ -1,19 +1,19 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { pino } from 'pino';
-import { LocalBus } from '../src/core/local-bus.js';
-import { MapPresence } from '../src/core/presence.js';
-import { sha256Hex } from '../src/core/secrets.js';
-import { createMetrics } from '../src/core/metrics.js';
-import { LocalTunnelRouter } from '../src/relay/edge/local-tunnel-router.js';
-import { TunnelServer } from '../src/relay/edge/tunnel-server.js';
-import { PROTOCOL_VERSION } from '../src/relay/protocol/frames.js';
-import { TunnelSession } from '../src/relay/protocol/session.js';
-import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import { tunnelRouterContract, type RouterWorld, type RouterWorldLimits } from './tunnel-router-contract.js';
+import { LocalBus } from '../../src/core/local-bus.js';
+import { MapPresence } from '../../src/core/presence.js';
+import { sha256Hex } from '../../src/core/secrets.js';
+import { createMetrics } from '../../src/core/metrics.js';
+import { LocalTunnelRouter } from '../../src/relay/edge/local-tunnel-router.js';
+import { TunnelServer } from '../../src/relay/edge/tunnel-server.js';
+import { PROTOCOL_VERSION } from '../../src/relay/protocol/frames.js';
+import { TunnelSession } from '../../src/relay/protocol/session.js';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import type { RouterWorld, RouterWorldLimits } from '../tunnel-router-contract.js';
 
 /** A real tunnel server on loopback TCP, its registry behind a LocalTunnelRouter; agents are real TunnelSessions. */
-async function localWorld(limits: RouterWorldLimits): Promise<RouterWorld> {
+export async function localRouterWorld(limits: RouterWorldLimits): Promise<RouterWorld> {
   const store = SqliteStore.open(':memory:');
   await store.migrate();
   const presence = new MapPresence('n_test');
@@ -57,4 +57,3 @@ async function localWorld(limits: RouterWorldLimits): Promise<RouterWorld> {
   };
 }
 
-tunnelRouterContract('LocalTunnelRouter', localWorld);

@@ -1,14 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MapPresence, type PresenceEntry } from '../src/core/presence.js';
-import { presenceContract } from './presence-contract.js';
+import { MapPresence } from './presence.js';
 
-presenceContract('MapPresence', () => {
-  const table = new Map<string, PresenceEntry>();
-  return { a: new MapPresence('n_a', table), b: new MapPresence('n_b', table), close: async () => undefined };
-});
-
-// What MapPresence promises beyond the contract.
+// What MapPresence promises beyond the Presence contract (test/presence-contract.ts).
 describe('MapPresence', () => {
   it('has updated its Map by the time set() and delete() return, before their promise is awaited', async () => {
     const p = new MapPresence('n_1');
