@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { LocalBus } from '../../core/local-bus.js';
 import { MapPresence } from '../../core/presence.js';
@@ -12,6 +12,20 @@ import type { Store } from '../../store/store.js';
 import { ErrorCode, PROTOCOL_VERSION } from '../protocol/frames.js';
 import { TunnelSession } from '../protocol/session.js';
 import { TunnelServer } from './tunnel-server.js';
+
+/** A TunnelServer with `maxTunnels` on loopback TCP, closed when the test ends. */
+async function serveTunnels(t: TestContext, store: Store, maxTunnels: number): Promise<{ tunnels: TunnelServer; port: number }> {
+  const tunnels = new TunnelServer(
+    { maxFrameBytes: 65_536, windowBytes: 262_144, pingIntervalMs: 10_000, idleTimeoutMs: 30_000, handshakeTimeoutMs: 10_000, maxTunnels, maxHandshakes: 10, maxPerAddress: 0, maxInflightPerDevice: 4, maxQueuedPerDevice: 4 },
+    { store, bus: new LocalBus(), presence: new MapPresence('n_test'), log: pino({ level: 'silent' }), metrics: createMetrics() },
+  );
+  t.after(() => tunnels.shutdown(0));
+  const server = net.createServer((s) => tunnels.accept(s, '127.0.0.1', 'tcp'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  return { tunnels, port: (server.address() as net.AddressInfo).port };
+}
 
 test('a device revoked while its HELLO is being checked is not admitted', async (t) => {
   const real = SqliteStore.open(':memory:');
@@ -35,17 +49,8 @@ test('a device revoked while its HELLO is being checked is not admitted', async 
       };
     },
   }) as Store;
-  const tunnels = new TunnelServer(
-    { maxFrameBytes: 65_536, windowBytes: 262_144, pingIntervalMs: 10_000, idleTimeoutMs: 30_000, handshakeTimeoutMs: 10_000, maxTunnels: 10, maxHandshakes: 10, maxPerAddress: 0, maxInflightPerDevice: 4, maxQueuedPerDevice: 4 },
-    { store, bus: new LocalBus(), presence: new MapPresence('n_test'), log: pino({ level: 'silent' }), metrics: createMetrics() },
-  );
-  t.after(() => tunnels.shutdown(0));
-
-  const server = net.createServer((s) => tunnels.accept(s, '127.0.0.1', 'tcp'));
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => server.close());
-  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  const { tunnels, port } = await serveTunnels(t, store, 10);
+  const socket = net.connect(port, '127.0.0.1');
   await once(socket, 'connect');
   const agent = new TunnelSession(socket, 'agent', { maxFrameBytes: 65_536, windowBytes: 262_144 });
   const goaway = once(agent, 'goaway');
@@ -66,24 +71,16 @@ test('--max-tunnels counts authenticated tunnels: a new device past it is refuse
   await store.migrate();
   t.after(() => store.close());
   for (const id of ['d_1', 'd_2']) await store.createDevice({ id, name: id, email: null, secretHash: sha256Hex('s') });
-  const tunnels = new TunnelServer(
-    { maxFrameBytes: 65_536, windowBytes: 262_144, pingIntervalMs: 10_000, idleTimeoutMs: 30_000, handshakeTimeoutMs: 10_000, maxTunnels: 1, maxHandshakes: 10, maxPerAddress: 0, maxInflightPerDevice: 4, maxQueuedPerDevice: 4 },
-    { store, bus: new LocalBus(), presence: new MapPresence('n_test'), log: pino({ level: 'silent' }), metrics: createMetrics() },
-  );
-  t.after(() => tunnels.shutdown(0));
-  const server = net.createServer((s) => tunnels.accept(s, '127.0.0.1', 'tcp'));
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => server.close());
+  const { tunnels, port } = await serveTunnels(t, store, 1);
   // Three connections idle in the handshake do not count against the one tunnel allowed.
   const idle = await Promise.all([1, 2, 3].map(async () => {
-    const s = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    const s = net.connect(port, '127.0.0.1');
     await once(s, 'connect');
     return s;
   }));
   t.after(() => idle.forEach((s) => s.destroy()));
   const hello = async (deviceId: string): Promise<string> => {
-    const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    const socket = net.connect(port, '127.0.0.1');
     await once(socket, 'connect');
     const agent = new TunnelSession(socket, 'agent', { maxFrameBytes: 65_536, windowBytes: 262_144 });
     const answer = Promise.race([
