@@ -5,7 +5,7 @@
 //
 //   node scripts/test-prerequisites.js               check, and install what is missing when root
 //   node scripts/test-prerequisites.js --check-only  check, never install (as a non-root user)
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,18 @@ export const PREREQUISITES = [
   { command: 'avahi-daemon', package: 'avahi-daemon', usedBy: 'test/discovery.e2e.test.ts (started by the test itself)' },
   { command: 'avahi-browse', package: 'avahi-utils', usedBy: 'test/discovery.e2e.test.ts (DNS-SD browsing)' },
   { command: 'dbus-daemon', package: 'dbus', usedBy: 'test/discovery.e2e.test.ts (the bus Avahi needs, started by the test itself)' },
+  { command: 'redis-server', package: 'redis-server', usedBy: 'scaled-out tests that restart Redis (test/support/services.ts starts private ones)' },
+  { serverBin: '/usr/lib/postgresql', binary: 'initdb', package: 'postgresql', usedBy: 'scaled-out tests that stop PostgreSQL (test/support/services.ts starts private ones)' },
 ];
+
+/** True when some `<base>/<version>/bin/<binary>` exists (Debian installs PostgreSQL per version). */
+export function inServerBin(base, binary) {
+  try {
+    return readdirSync(base).some((v) => existsSync(join(base, v, 'bin', binary)));
+  } catch {
+    return false;
+  }
+}
 
 /** True when `name` is an executable file in one of the PATH directories. */
 export function onPath(name, path) {
@@ -50,12 +61,16 @@ export function pythonHas(python, module) {
 }
 
 /** The prerequisites not met; `probe` lets tests check against a PATH of their own. */
-export function missing(prerequisites = PREREQUISITES, probe = { path: process.env.PATH, onPath, pythonHas }) {
-  return prerequisites.filter((p) => (p.command !== undefined ? !probe.onPath(p.command, probe.path) : !probe.pythonHas(p.python, p.module)));
+export function missing(prerequisites = PREREQUISITES, probe = { path: process.env.PATH, onPath, pythonHas, inServerBin }) {
+  return prerequisites.filter((p) => {
+    if (p.command !== undefined) return !probe.onPath(p.command, probe.path);
+    if (p.serverBin !== undefined) return !(probe.inServerBin ?? inServerBin)(p.serverBin, p.binary);
+    return !probe.pythonHas(p.python, p.module);
+  });
 }
 
 /** What it is called in messages: the command, or the interpreter and module. */
-export const label = (p) => p.command ?? `${p.python} -c 'import ${p.module}'`;
+export const label = (p) => p.command ?? (p.serverBin !== undefined ? `${p.serverBin}/*/bin/${p.binary}` : `${p.python} -c 'import ${p.module}'`);
 
 /** The Debian packages for what is missing, each once, in table order. */
 export const packagesFor = (absent) => [...new Set(absent.map((p) => p.package))];
@@ -77,7 +92,7 @@ export function decide(absent, { root, aptGet, checkOnly }) {
 /** Checks, installs or stops; returns the exit code. */
 export function main({ argv = process.argv.slice(2), env = process.env, root = process.getuid?.() === 0, log = console.log, error = console.error } = {}) {
   const checkOnly = argv.includes('--check-only');
-  const probe = { path: env.PATH, onPath, pythonHas };
+  const probe = { path: env.PATH, onPath, pythonHas, inServerBin };
   const absent = missing(PREREQUISITES, probe);
   const plan = decide(absent, { root, aptGet: onPath('apt-get', env.PATH), checkOnly });
   if (plan.action === 'none') return 0;

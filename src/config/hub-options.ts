@@ -81,6 +81,20 @@ export const hubOptions = {
   maxConcurrentPasswordHashes: { type: 'int', default: 4, min: 1, max: 1024, description: 'Password hashes (scrypt) computed at once, hub-wide: login, password change, OAuth consent, confirmation' },
   maxQueuedPasswordHashes: { type: 'int', default: 128, min: 0, description: 'Password hashes waiting for a slot, hub-wide (one client address may hold a quarter); more get 429 CR_ERR_BUSY' },
   passwordHashMaxWaitMs: { type: 'int', default: 5000, min: 1, description: 'Longest a password hash waits for a slot before 429 CR_ERR_BUSY with Retry-After' },
+  // Issue 13: scaled out (docs/scale-out.md). Without --store and --redis the hub is the embedded single process.
+  store: { type: 'string', default: 'sqlite', description: 'Where the durable state is: sqlite (the file under --data) or postgres://USER@HOST:PORT/DB (every node of a scaled-out hub on one database)' },
+  redis: { type: 'string', description: 'redis://HOST:PORT[/DB]: the state nodes share (presence, bus, response cache, failed-attempt limits, token revocation, SSE history); without it all of that lives in this process' },
+  redisKeyPrefix: { type: 'string', default: 'cloudrest:', description: 'Prefix of every Redis key and channel this hub uses (hubs sharing one Redis need different prefixes)' },
+  role: { type: 'string', default: 'all', choices: ['all', 'front', 'edge'], description: 'front: client API, SSE and OAuth, no tunnels; edge: agent tunnels and device protocols; all: both (needs --redis and --store postgres://... for front or edge)' },
+  nodeId: { type: 'string', description: 'This node\'s id in the cluster (letters, digits, - and _) [default: a random id each start]' },
+  internalPort: { type: 'int', default: 7444, min: 0, max: 65535, description: 'Port other nodes reach this node\'s tunnels on (edge and all with --redis); 0 = any free port' },
+  internalUrl: { type: 'string', description: 'How other nodes reach this node: tcp://HOST:PORT or tls://HOST:PORT [default: tcp:// or tls:// of --host (this machine\'s hostname for 0.0.0.0) and the bound --internal-port]' },
+  clusterSecret: { type: 'string', description: 'Shared secret nodes authenticate each other with (at least 16 characters; prefer CLOUDREST_CLUSTER_SECRET or the config file to the command line); needed with --redis' },
+  clusterSecretPrevious: { type: 'string', description: 'A second secret also accepted from other nodes, to rotate --cluster-secret without downtime (docs/scale-out.md)' },
+  internalTlsCert: { type: 'string', description: 'PEM certificate of this node for node-to-node TLS (with --internal-tls-key)' },
+  internalTlsKey: { type: 'string', description: 'PEM private key for node-to-node TLS' },
+  internalTlsCa: { type: 'string', description: 'PEM CA that node certificates are checked against on node-to-node TLS' },
+  nodeTtlMs: { type: 'int', default: 5000, min: 500, max: 600_000, description: 'A node whose presence heartbeat is older than this is dead and its devices offline; heartbeats go every third of it' },
   shutdownGraceMs: { type: 'int', default: 10_000, min: 0, description: 'Time in-flight requests get to finish on shutdown' },
 } as const satisfies OptionTable;
 
