@@ -10,7 +10,7 @@ import type { Bus } from './core/bus.js';
 import { FailureLimiter, type AttemptLimiter, type FailureLimiterOptions } from './core/failure-limiter.js';
 import { LocalBus, type BusErrorHandler } from './core/local-bus.js';
 import { MapPresence, type Presence } from './core/presence.js';
-import { MapNodeDirectory, type NodeDirectory } from './cluster/node-directory.js';
+import { newId } from './core/secrets.js';
 import { MemoryEventHistory, type EventHistory, type EventHistoryOptions } from './http/event-history.js';
 import { MemoryResponseCache, type ResponseCache } from './relay/cache.js';
 import { openSqliteBackend } from './store/sqlite/sqlite-backend.js';
@@ -32,8 +32,6 @@ export function openStoreBackend(where: StoreLocation): Promise<StoreBackend> {
 
 /** The part of the hub's config the backends are chosen and sized from. */
 export interface BackendsConfig extends StoreLocation {
-  /** This node's id: what Presence records for the tunnels it holds. */
-  nodeId: string;
   /** Total bytes of the relay's response cache; 0 turns it off. */
   cacheMaxBytes: number;
   cacheMaxEntryBytes: number;
@@ -42,8 +40,6 @@ export interface BackendsConfig extends StoreLocation {
 export interface Backends extends StoreBackend {
   readonly bus: Bus;
   readonly presence: Presence;
-  /** How nodes reach each other (their internal URLs). */
-  readonly nodes: NodeDirectory;
   /** Relayed GET responses; undefined when the cache is off (`cacheMaxBytes` 0). */
   readonly responseCache: ResponseCache | undefined;
   /** A failed-attempt limit (login, device secrets, factory keys): one per use. */
@@ -57,14 +53,13 @@ export interface Backends extends StoreBackend {
 export async function openBackends(config: BackendsConfig, hooks: { onBusError: BusErrorHandler }): Promise<Backends> {
   const storage = await openStoreBackend(config);
   const bus = new LocalBus(hooks.onBusError);
-  const presence = new MapPresence(config.nodeId);
+  const presence = new MapPresence(newId('n_'));
   const responseCache = config.cacheMaxBytes > 0 ? new MemoryResponseCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
   return {
     store: storage.store,
     openMqttPersistence: () => storage.openMqttPersistence(),
     bus,
     presence,
-    nodes: new MapNodeDirectory(),
     responseCache,
     attemptLimiter: (options) => new FailureLimiter(options),
     eventHistory: (options) => new MemoryEventHistory(options),
