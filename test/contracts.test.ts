@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { RedisBus } from '../src/cluster/redis-bus.js';
 import { FailureLimiter } from '../src/core/failure-limiter.js';
 import { LocalBus } from '../src/core/local-bus.js';
 import { MemoryEventHistory } from '../src/http/event-history.js';
@@ -22,6 +23,7 @@ import { mqttPersistenceContract } from './mqtt-persistence-contract.js';
 import { storeContract } from './store-contract.js';
 import { presenceContract } from './presence-contract.js';
 import { runContract } from './support/contracts.js';
+import { redisSeams } from './support/redis-seams.js';
 import { localRouterWorld } from './support/local-router-world.js';
 import { tunnelRouterContract } from './tunnel-router-contract.js';
 import { MapPresence, type PresenceEntry } from '../src/core/presence.js';
@@ -45,8 +47,19 @@ runContract('Store', storeContract, [
   { name: 'SqliteStore on a file', make: () => Promise.resolve(SqliteStore.open(storeFiles.file())), cleanup: storeFiles.cleanup },
 ]);
 
+const redisBuses = redisSeams();
 runContract('Bus', busContract, [
   { name: 'LocalBus', make: (hooks) => Promise.resolve(new LocalBus(hooks.onError)) },
+  {
+    name: 'RedisBus',
+    make: async (hooks) => {
+      const { redis, keyPrefix } = await redisBuses.connect();
+      const bus = await RedisBus.open({ redis, keyPrefix, onError: hooks.onError });
+      // The bus leaves its command connection to its owner (backends.ts); here the case owns both.
+      return { publish: (t, p) => bus.publish(t, p), subscribe: (f, h) => bus.subscribe(f, h), close: () => bus.close().finally(() => redis.disconnect()) };
+    },
+    cleanup: () => redisBuses.cleanup(),
+  },
 ]);
 
 const mqttFiles = tempFiles('cloudrest-mqtt-', '.');
