@@ -72,7 +72,10 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const tls = config.tlsCert && config.tlsKey ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
   if ((config.tunnelTls || config.httpTls) && !tls) throw new Error('--tunnel-tls and --http-tls need --tls-cert and --tls-key');
 
-  const backends = await openBackends(config, { onBusError: (err) => log.error({ err }, 'bus subscriber failed') });
+  const backends = await openBackends(config, {
+    onBusError: (err) => log.error({ err }, 'bus subscriber failed'),
+    onBackendError: (err, backend) => log.warn({ err, backend }, 'shared state not refreshed; retrying'),
+  });
   const { store, bus, presence } = backends;
   // The only way to a device; given this process's tunnels once they exist (LAN trust, which they call, needs it first).
   const router = new LocalTunnelRouter(presence);

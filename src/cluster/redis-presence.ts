@@ -12,14 +12,8 @@
  * meanwhile (SET NX).
  */
 import type { Redis } from 'ioredis';
-import type { Presence, PresenceEntry } from '../core/presence.js';
+import type { NodeDirectory, NodeInfo, Presence, PresenceEntry } from '../core/presence.js';
 import { redisCall } from './redis-connection.js';
-
-/** What a node advertises in its heartbeat key: how other nodes reach it. */
-export interface NodeInfo {
-  /** The node's internal URL (`--internal-url`), for node-to-node links. */
-  readonly internalUrl?: string;
-}
 
 export interface RedisPresenceOptions {
   redis: Redis;
@@ -50,7 +44,7 @@ return 0`;
 /** Writes at most this many entries per round trip when writing everything back. */
 const WRITE_BACK_BATCH = 1000;
 
-export class RedisPresence implements Presence {
+export class RedisPresence implements Presence, NodeDirectory {
   readonly nodeId: string;
   readonly #redis: Redis;
   readonly #prefix: string;
