@@ -2,14 +2,17 @@
  * The one place that picks implementations (ARCHITECTURE.md "Seams"): the Store and the MQTT
  * persistence in its database, the Bus, Presence, the relay's response cache, the failed-attempt
  * limits and the SSE event history. createHub and the CLI's admin commands get them here, so nothing
- * else decides "SQLite" or "in this process". Today every choice is the embedded one; the scaled
- * ones (PostgreSQL, Redis) are picked here from the config when they exist.
+ * else decides "SQLite" or "in this process". With `redis` set, the state nodes share (bus, presence,
+ * and what is moved there) lives in Redis (src/cluster/); without it, in this process.
  */
 import { join } from 'node:path';
+import { RedisBus } from './cluster/redis-bus.js';
+import { openRedis } from './cluster/redis-connection.js';
+import { RedisPresence } from './cluster/redis-presence.js';
 import type { Bus } from './core/bus.js';
 import { FailureLimiter, type AttemptLimiter, type FailureLimiterOptions } from './core/failure-limiter.js';
 import { LocalBus, type BusErrorHandler } from './core/local-bus.js';
-import { MapPresence, type Presence } from './core/presence.js';
+import { MapPresence, type NodeDirectory, type Presence } from './core/presence.js';
 import { newId } from './core/secrets.js';
 import { MemoryEventHistory, type EventHistory, type EventHistoryOptions } from './http/event-history.js';
 import { MemoryResponseCache, type ResponseCache } from './relay/cache.js';
@@ -35,11 +38,19 @@ export interface BackendsConfig extends StoreLocation {
   /** Total bytes of the relay's response cache; 0 turns it off. */
   cacheMaxBytes: number;
   cacheMaxEntryBytes: number;
+  /** redis://...: the state nodes share; undefined keeps all of it in this process. */
+  redis?: string | undefined;
+  redisKeyPrefix: string;
+  /** This node's id; a random one when undefined. */
+  nodeId?: string | undefined;
+  nodeTtlMs: number;
 }
 
 export interface Backends extends StoreBackend {
   readonly bus: Bus;
   readonly presence: Presence;
+  /** The cluster's nodes and what they advertise; undefined when embedded (one node, no directory). */
+  readonly nodes: NodeDirectory | undefined;
   /** Relayed GET responses; undefined when the cache is off (`cacheMaxBytes` 0). */
   readonly responseCache: ResponseCache | undefined;
   /** A failed-attempt limit (login, device secrets, factory keys): one per use. */
@@ -50,16 +61,31 @@ export interface Backends extends StoreBackend {
   close(): Promise<void>;
 }
 
-export async function openBackends(config: BackendsConfig, hooks: { onBusError: BusErrorHandler }): Promise<Backends> {
+export interface BackendsHooks {
+  onBusError: BusErrorHandler;
+  /** Told when shared state could not be kept up to date (a heartbeat to Redis failed); retried by itself. */
+  onBackendError?(err: unknown, backend: string): void;
+}
+
+export async function openBackends(config: BackendsConfig, hooks: BackendsHooks): Promise<Backends> {
   const storage = await openStoreBackend(config);
+  if (config.redis !== undefined) {
+    try {
+      return await openRedisBackends(config, config.redis, storage, hooks);
+    } catch (err) {
+      await storage.close();
+      throw err;
+    }
+  }
   const bus = new LocalBus(hooks.onBusError);
-  const presence = new MapPresence(newId('n_'));
+  const presence = new MapPresence(config.nodeId ?? newId('n_'));
   const responseCache = config.cacheMaxBytes > 0 ? new MemoryResponseCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
   return {
     store: storage.store,
     openMqttPersistence: () => storage.openMqttPersistence(),
     bus,
     presence,
+    nodes: undefined,
     responseCache,
     attemptLimiter: (options) => new FailureLimiter(options),
     eventHistory: (options) => new MemoryEventHistory(options),
@@ -68,4 +94,38 @@ export async function openBackends(config: BackendsConfig, hooks: { onBusError: 
       await storage.close();
     },
   };
+}
+
+/**
+ * The shared state in Redis: one command connection for every part, and the bus's subscriber
+ * connection beside it (docs/scale-out.md "Redis").
+ */
+async function openRedisBackends(config: BackendsConfig, url: string, storage: StoreBackend, hooks: BackendsHooks): Promise<Backends> {
+  const redis = await openRedis(url);
+  const keyPrefix = config.redisKeyPrefix;
+  try {
+    const bus = await RedisBus.open({ redis, keyPrefix, onError: hooks.onBusError });
+    const presence = new RedisPresence({ redis, keyPrefix, nodeId: config.nodeId ?? newId('n_'), nodeTtlMs: config.nodeTtlMs, onError: (err) => hooks.onBackendError?.(err, 'redis') });
+    await presence.start();
+    const responseCache = config.cacheMaxBytes > 0 ? new MemoryResponseCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
+    return {
+      store: storage.store,
+      openMqttPersistence: () => storage.openMqttPersistence(),
+      bus,
+      presence,
+      nodes: presence,
+      responseCache,
+      attemptLimiter: (options) => new FailureLimiter(options),
+      eventHistory: (options) => new MemoryEventHistory(options),
+      async close() {
+        await presence.close();
+        await bus.close();
+        await redis.quit().catch(() => redis.disconnect());
+        await storage.close();
+      },
+    };
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
 }

@@ -98,7 +98,10 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   // MQTT across nodes is issue 14: until then a front runs no broker, and its devices' edges do.
   if (!holdsTunnels) config = { ...config, mqtt: false };
 
-  const backends = options.backends ?? await openBackends({ ...config, nodeId }, { onBusError: (err) => log.error({ err }, 'bus subscriber failed') });
+  const backends = options.backends ?? await openBackends({ ...config, nodeId }, {
+    onBusError: (err) => log.error({ err }, 'bus subscriber failed'),
+    onBackendError: (err, backend) => log.warn({ err, backend }, 'shared state not refreshed; retrying'),
+  });
   const { store, bus, presence } = backends;
   // This process's tunnels; given them once they exist (LAN trust, which they call, needs the router first).
   const local = new LocalTunnelRouter(presence);
@@ -146,6 +149,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   );
   local.attach(tunnels);
   if (cluster) {
+    if (backends.nodes === undefined) throw new Error(`--role ${cluster.role} needs backends that share the node directory (--redis)`);
     clusterNode = startCluster(cluster, config, { local, tunnels, presence, nodes: backends.nodes, bus, log, refusals });
     router = clusterNode.router;
   }

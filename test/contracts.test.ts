@@ -7,6 +7,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { RedisBus } from '../src/cluster/redis-bus.js';
+import { RedisPresence } from '../src/cluster/redis-presence.js';
 import { FailureLimiter } from '../src/core/failure-limiter.js';
 import { LocalBus } from '../src/core/local-bus.js';
 import { MemoryEventHistory } from '../src/http/event-history.js';
@@ -20,8 +23,9 @@ import { responseCacheContract } from './cache-contract.js';
 import { eventHistoryContract } from './event-history-contract.js';
 import { mqttPersistenceContract } from './mqtt-persistence-contract.js';
 import { storeContract } from './store-contract.js';
-import { presenceContract } from './presence-contract.js';
+import { presenceContract, type PresenceNodes } from './presence-contract.js';
 import { runContract } from './support/contracts.js';
+import { redisSeams } from './support/redis-seams.js';
 import { localRouterWorld } from './support/local-router-world.js';
 import { clusterRouterWorld } from './support/cluster-router-world.js';
 import { tunnelRouterContract } from './tunnel-router-contract.js';
@@ -46,8 +50,19 @@ runContract('Store', storeContract, [
   { name: 'SqliteStore on a file', make: () => Promise.resolve(SqliteStore.open(storeFiles.file())), cleanup: storeFiles.cleanup },
 ]);
 
+const redisBuses = redisSeams();
 runContract('Bus', busContract, [
   { name: 'LocalBus', make: (hooks) => Promise.resolve(new LocalBus(hooks.onError)) },
+  {
+    name: 'RedisBus',
+    make: async (hooks) => {
+      const { redis, keyPrefix } = await redisBuses.connect();
+      const bus = await RedisBus.open({ redis, keyPrefix, onError: hooks.onError });
+      // The bus leaves its command connection to its owner (backends.ts); here the case owns both.
+      return { publish: (t, p) => bus.publish(t, p), subscribe: (f, h) => bus.subscribe(f, h), close: () => bus.close().finally(() => redis.disconnect()) };
+    },
+    cleanup: () => redisBuses.cleanup(),
+  },
 ]);
 
 const mqttFiles = tempFiles('cloudrest-mqtt-', '.');
@@ -84,6 +99,29 @@ runContract('Presence', presenceContract, [
       const table = new Map<string, PresenceEntry>();
       return Promise.resolve({ a: new MapPresence('n_a', table), b: new MapPresence('n_b', table), close: async () => undefined });
     },
+  },
+]);
+
+// Two nodes on one key prefix, each with its own connection, so one can die alone.
+const redisPresences = redisSeams();
+const presenceTtlMs = 1000;
+const redisNodes = new WeakMap<PresenceNodes, Redis>();
+runContract('Presence', presenceContract, [
+  {
+    name: 'RedisPresence',
+    make: async () => {
+      const { redis: ra, keyPrefix } = await redisPresences.connect();
+      const { redis: rb } = await redisPresences.connect();
+      const a = new RedisPresence({ redis: ra, keyPrefix, nodeId: 'n_a', nodeTtlMs: presenceTtlMs });
+      const b = new RedisPresence({ redis: rb, keyPrefix, nodeId: 'n_b', nodeTtlMs: presenceTtlMs });
+      await Promise.all([a.start(), b.start()]);
+      const nodes = { a, b, close: async () => void (await Promise.all([a.close(), b.close()])) };
+      redisNodes.set(nodes, rb);
+      return nodes;
+    },
+    cleanup: () => redisPresences.cleanup(),
+    // b's process gone: its connection drops, its heartbeat stops, and nothing is let go.
+    properties: { nodeTtlMs: presenceTtlMs, crash: async (nodes) => redisNodes.get(nodes)!.disconnect() },
   },
 ]);
 

@@ -4,13 +4,12 @@ import type { Logger } from 'pino';
 import type { HubConfig } from '../config/hub-options.js';
 import type { Bus } from '../core/bus.js';
 import type { LogLimiter } from '../core/log-limiter.js';
-import type { Presence } from '../core/presence.js';
+import type { NodeDirectory, Presence } from '../core/presence.js';
 import { DEVICE_NODE_FILTER, decodeDeviceNode } from '../relay/edge/device-node-topic.js';
 import type { LocalTunnelRouter } from '../relay/edge/local-tunnel-router.js';
 import type { TunnelServer } from '../relay/edge/tunnel-server.js';
 import { internalUrlOf, type ClusterSettings } from './cluster-config.js';
 import { ClusterTunnelRouter } from './cluster-router.js';
-import type { NodeDirectory } from './node-directory.js';
 import { NodeLinkPool } from './node-link-pool.js';
 import { NodeLinkServer } from './node-link-server.js';
 
@@ -88,7 +87,7 @@ export function startCluster(settings: ClusterSettings, config: HubConfig, deps:
     async listen(bind) {
       const port = await bind(server, config.internalPort);
       const url = internalUrlOf(config, settings, port);
-      await deps.nodes.announce(settings.nodeId, url);
+      await deps.nodes.setNodeInfo({ internalUrl: url });
       return url;
     },
     close() {

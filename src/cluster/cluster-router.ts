@@ -1,12 +1,11 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Bus } from '../core/bus.js';
-import type { Presence } from '../core/presence.js';
+import type { NodeDirectory, Presence } from '../core/presence.js';
 import { DEVICE_NODE_FILTER, decodeDeviceNode } from '../relay/edge/device-node-topic.js';
 import type { RequestHead } from '../relay/protocol/heads.js';
 import { encodeLanKeys, encodeRevoked } from '../relay/protocol/lan-frames.js';
 import type { ControlFrame, Opened, ResponseListener, TunnelRouter } from '../relay/router.js';
-import type { NodeDirectory } from './node-directory.js';
 import type { NodeLink } from './node-link.js';
 import type { NodeLinkPool } from './node-link-pool.js';
 import { CODE_HEADER, REASON_HEADER } from './node-link-wire.js';
@@ -107,7 +106,7 @@ export class ClusterTunnelRouter implements TunnelRouter {
     if (where.nodeId === this.deps.presence.nodeId) return undefined; // ours, and the local router just said it is gone
     let url = this.#urls.get(where.nodeId);
     if (url === undefined) {
-      url = await this.deps.nodes.internalUrl(where.nodeId);
+      url = (await this.deps.nodes.nodeInfo(where.nodeId))?.internalUrl;
       if (url === undefined) {
         this.#where.delete(deviceId);
         return undefined;

@@ -2,14 +2,13 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { pino } from 'pino';
 import { ClusterTunnelRouter } from '../../src/cluster/cluster-router.js';
-import { MapNodeDirectory } from '../../src/cluster/node-directory.js';
 import type { ClusterSecrets } from '../../src/cluster/node-link-auth.js';
 import { NodeLinkPool } from '../../src/cluster/node-link-pool.js';
 import { NodeLinkServer } from '../../src/cluster/node-link-server.js';
 import { LocalBus } from '../../src/core/local-bus.js';
 import { LogLimiter } from '../../src/core/log-limiter.js';
 import { createMetrics } from '../../src/core/metrics.js';
-import { MapPresence, type PresenceEntry } from '../../src/core/presence.js';
+import { MapPresence, type NodeDirectory, type NodeInfo, type PresenceEntry } from '../../src/core/presence.js';
 import { sha256Hex } from '../../src/core/secrets.js';
 import { LocalTunnelRouter } from '../../src/relay/edge/local-tunnel-router.js';
 import { TunnelServer } from '../../src/relay/edge/tunnel-server.js';
@@ -17,6 +16,26 @@ import { PROTOCOL_VERSION } from '../../src/relay/protocol/frames.js';
 import { TunnelSession } from '../../src/relay/protocol/session.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { RouterWorld, RouterWorldLimits } from '../tunnel-router-contract.js';
+
+/** The node directory of nodes in one process: one shared Map, each node's view writing its own entry. */
+export class MapNodeDirectory implements NodeDirectory {
+  constructor(
+    private readonly table: Map<string, NodeInfo>,
+    private readonly nodeId: string,
+  ) {}
+
+  async nodeAlive(nodeId: string): Promise<boolean> {
+    return this.table.has(nodeId);
+  }
+
+  async nodeInfo(nodeId: string): Promise<NodeInfo | undefined> {
+    return this.table.get(nodeId);
+  }
+
+  async setNodeInfo(info: NodeInfo): Promise<void> {
+    this.table.set(this.nodeId, info);
+  }
+}
 
 export const TEST_SECRETS: ClusterSecrets = ['cluster-secret-for-tests-0001'];
 
@@ -46,13 +65,13 @@ export interface TestCluster {
   store: SqliteStore;
   bus: LocalBus;
   table: Map<string, PresenceEntry>;
-  nodes: MapNodeDirectory;
+  nodes: Map<string, NodeInfo>;
 }
 
 export async function testCluster(): Promise<TestCluster> {
   const store = SqliteStore.open(':memory:');
   await store.migrate();
-  return { store, bus: new LocalBus(), table: new Map(), nodes: new MapNodeDirectory() };
+  return { store, bus: new LocalBus(), table: new Map(), nodes: new Map() };
 }
 
 export async function startTestEdge(cluster: TestCluster, nodeId: string, opts: EdgeOptions = {}): Promise<TestEdge> {
@@ -80,7 +99,7 @@ export async function startTestEdge(cluster: TestCluster, nodeId: string, opts: 
   internal.listen(0, '127.0.0.1');
   await Promise.all([once(tunnelServer, 'listening'), once(internal, 'listening')]);
   const internalUrl = `tcp://127.0.0.1:${(internal.address() as net.AddressInfo).port}`;
-  await cluster.nodes.announce(nodeId, internalUrl);
+  await new MapNodeDirectory(cluster.nodes, nodeId).setNodeInfo({ internalUrl });
   const unfollow = cluster.bus.subscribe('devices/+/node', (topic, payload) => {
     const [owner, at] = payload.toString('latin1').split(' ');
     if (owner && owner !== nodeId) tunnels.yieldDevice(topic.slice(8, -5), Number(at));
@@ -107,7 +126,7 @@ export function linkPool(secrets: ClusterSecrets = TEST_SECRETS, windowBytes = 6
 }
 
 export function frontRouter(cluster: TestCluster, nodeId: string, pool: NodeLinkPool): ClusterTunnelRouter {
-  return new ClusterTunnelRouter({ local: undefined, presence: new MapPresence(nodeId, cluster.table), nodes: cluster.nodes, links: pool, bus: cluster.bus, log: pino({ level: process.env.DBG ? 'debug' : 'silent' }) });
+  return new ClusterTunnelRouter({ local: undefined, presence: new MapPresence(nodeId, cluster.table), nodes: new MapNodeDirectory(cluster.nodes, nodeId), links: pool, bus: cluster.bus, log: pino({ level: process.env.DBG ? 'debug' : 'silent' }) });
 }
 
 /** Registers a device (secret `secret-ID`) if new and connects a real agent session to `port`; resolves once welcomed. */
