@@ -93,6 +93,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   if ((config.tunnelTls || config.httpTls) && !tls) throw new Error('--tunnel-tls and --http-tls need --tls-cert and --tls-key');
   const nodeId = config.nodeId ?? newId('n_');
   const cluster = clusterSettings({ ...config, nodeId }, options.backends !== undefined);
+  if (cluster?.storeWarning) log.warn(cluster.storeWarning);
   const holdsTunnels = cluster?.holdsTunnels ?? true;
   const servesClients = cluster?.servesClients ?? true;
   // MQTT across nodes is issue 14: until then a front runs no broker, and its devices' edges do.
@@ -287,7 +288,7 @@ export async function createHub(config: HubConfig, options: CreateHubOptions = {
   const mqttPorts = mqtt ? { mqttPort: mqtt.mqttPort, mqttsPort: mqtt.mqttsPort, mqttWsUrl: `${httpUrl.replace(/^http/, 'ws')}/mqtt` } : {};
   const role = cluster?.role ?? 'all';
   const tunnelUrls = holdsTunnels ? { tunnelPort, tunnelUrl, agentWsUrl: `${httpUrl.replace(/^http/, 'ws')}/v1/agent` } : {};
-  log.info({ role, nodeId, internalUrl, httpPort, httpUrl, ...tunnelUrls, ...mqttPorts, data: config.data, adminSocket: admin?.path }, `hub listening (${role} node ${nodeId})`);
+  log.info({ role, nodeId, internalUrl, httpPort, httpUrl, ...tunnelUrls, ...mqttPorts, data: config.data, adminSocket: admin?.path }, 'hub listening');
 
   let closing: Promise<void> | undefined;
   const close = () => {

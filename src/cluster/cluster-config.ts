@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { HubConfig } from '../config/hub-options.js';
+import { ConfigError } from '../config/load.js';
 import { newId } from '../core/secrets.js';
 import type { ClusterSecrets } from './node-link-auth.js';
 import { parseInternalUrl } from './node-link.js';
@@ -19,15 +20,15 @@ export interface ClusterSettings {
   readonly holdsTunnels: boolean;
   /** Whether this node serves the client API, SSE and OAuth. */
   readonly servesClients: boolean;
+  /** Set when the store is the SQLite file under --data: only nodes on this machine sharing that folder share it. */
+  readonly storeWarning: string | undefined;
 }
 
 const NODE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const MIN_SECRET_CHARS = 16;
 
-/** A configuration mistake a node refuses to start with; the message names the flags. */
-export class ClusterConfigError extends Error {
-  override readonly name = 'ClusterConfigError';
-}
+/** A configuration mistake a node refuses to start with (exit 2, one line); the message names the flags. */
+export class ClusterConfigError extends ConfigError {}
 
 /**
  * The node's role and cluster settings, validated; undefined for the embedded hub (`--role all`
@@ -40,11 +41,8 @@ export function clusterSettings(config: HubConfig, shared = false): ClusterSetti
   if (config.nodeId !== undefined && !NODE_ID.test(config.nodeId)) {
     throw new ClusterConfigError(`--node-id ${JSON.stringify(config.nodeId)}: use 1 to 64 letters, digits, - and _`);
   }
-  if (role !== 'all' && !shared) {
-    if (config.redis === undefined) throw new ClusterConfigError(`--role ${role} needs --redis redis://HOST:PORT: nodes find each other's devices there`);
-    if (!config.store.startsWith('postgres://') && !config.store.startsWith('postgresql://')) {
-      throw new ClusterConfigError(`--role ${role} needs a store every node shares: --store postgres://USER@HOST:PORT/DB (not ${config.store === 'sqlite' ? 'the SQLite file under --data' : config.store})`);
-    }
+  if (role !== 'all' && !shared && config.redis === undefined) {
+    throw new ClusterConfigError(`--role ${role} needs --redis redis://HOST:PORT: nodes find each other's devices there`);
   }
   if (config.redis === undefined && role === 'all') return undefined;
   const secret = config.clusterSecret;
@@ -77,6 +75,9 @@ export function clusterSettings(config: HubConfig, shared = false): ClusterSetti
     tls,
     holdsTunnels: role !== 'front',
     servesClients: role !== 'edge',
+    storeWarning: shared || config.store.startsWith('postgres://') || config.store.startsWith('postgresql://')
+      ? undefined
+      : `--role ${role} with the SQLite store: every node must run on this machine with the same --data (and --no-admin-socket); use --store postgres://USER@HOST:PORT/DB to spread nodes over machines`,
   });
 }
 
