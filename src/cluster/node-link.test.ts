@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
+import { selfSignedCert } from '../../test/support/mqtt-peers.js';
+import { tempDir } from '../../test/support/procs.js';
 import { connectAgent, frontRouter, linkPool, startTestEdge, testCluster, type TestCluster, type TestEdge } from '../../test/support/cluster-router-world.js';
 import type { ResponseHead } from '../relay/protocol/heads.js';
 import { isWaiting, type RequestStream, type ResponseListener } from '../relay/router.js';
@@ -81,6 +85,36 @@ describe('node link authentication', () => {
     }
     const refusals = e.logged.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('node link refused'));
     assert.equal(refusals.length, 1, 'three refusals from one address, one log line in the interval');
+  });
+});
+
+describe('node links over mutual TLS', () => {
+  test('a node with a certificate from --internal-tls-ca links; one with another certificate is refused in the TLS handshake', async () => {
+    const dir = tempDir('cloudrest-node-tls-');
+    const cluster = await testCluster();
+    const e = await startTestEdge(cluster, 'n_tls', { secrets: [OLD] });
+    const ours = selfSignedCert(dir.path);
+    const strangerDir = tempDir('cloudrest-node-tls-other-');
+    const stranger = selfSignedCert(strangerDir.path);
+    const pem = (f: string) => readFileSync(f);
+    const server = tls.createServer({ cert: pem(ours.cert), key: pem(ours.key), ca: pem(ours.cert), requestCert: true, rejectUnauthorized: true }, (s) => e.linkServer.accept(s, s.remoteAddress ?? ''));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `tls://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    try {
+      const link = await NodeLink.connect(url, { ...LINK, secrets: [OLD], tls: { cert: pem(ours.cert), key: pem(ours.key), ca: pem(ours.cert) } });
+      assert.ok(link.usable);
+      link.close();
+      await assert.rejects(NodeLink.connect(url, { ...LINK, secrets: [OLD], tls: { cert: pem(stranger.cert), key: pem(stranger.key), ca: pem(ours.cert) } }));
+      // The edge's certificate is checked too: a front that trusts another CA does not link.
+      await assert.rejects(NodeLink.connect(url, { ...LINK, secrets: [OLD], tls: { cert: pem(ours.cert), key: pem(ours.key), ca: pem(stranger.cert) } }), /certificate/);
+    } finally {
+      server.close();
+      await e.close();
+      cluster.store.close();
+      dir.remove();
+      strangerDir.remove();
+    }
   });
 });
 
