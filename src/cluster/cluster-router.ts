@@ -12,6 +12,8 @@ import { CODE_HEADER, REASON_HEADER } from './node-link-wire.js';
 
 /** Devices whose node a front remembers; past it the least recently used are read again from Presence. */
 const MAX_CACHED_DEVICES = 100_000;
+/** While a node stays unreachable, one warning per this interval, not one per request. */
+const UNREACHABLE_LOG_MS = 10_000;
 /** encodeRevoked's limit per operation (a u16 count). */
 const REVOKED_PER_OP = 0xffff;
 
@@ -42,6 +44,8 @@ export class ClusterTunnelRouter implements TunnelRouter {
   /** Internal URL per node id, read once from the directory; dropped when a link to it fails. */
   readonly #urls = new Map<string, string>();
   readonly #unsubscribe: () => void;
+  /** When each unreachable node was last logged (bounded by the nodes of the cluster). */
+  readonly #warned = new Map<string, number>();
 
   constructor(private readonly deps: ClusterTunnelRouterDeps) {
     this.#unsubscribe = deps.bus.subscribe(DEVICE_NODE_FILTER, (topic, payload) => {
@@ -116,7 +120,11 @@ export class ClusterTunnelRouter implements TunnelRouter {
     try {
       return await this.deps.links.link(url);
     } catch (err) {
-      this.deps.log.warn({ nodeId: where.nodeId, url, deviceId, err: (err as Error).message }, 'node unreachable; its devices answer offline');
+      const now = Date.now();
+      if (now - (this.#warned.get(where.nodeId) ?? 0) >= UNREACHABLE_LOG_MS) {
+        this.#warned.set(where.nodeId, now);
+        this.deps.log.warn({ nodeId: where.nodeId, url, deviceId, err: (err as Error).message }, 'node unreachable; its devices answer offline');
+      }
       this.#urls.delete(where.nodeId);
       this.#where.delete(deviceId);
       return undefined;
