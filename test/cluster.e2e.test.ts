@@ -16,6 +16,8 @@ import { addDevice, addUser, cli, curl, login, startAgent, startDevice, startHub
 const SECRET = 'e2e-cluster-secret-0123456789';
 const EMAIL = 'owner@example.com';
 const PASSWORD = 'correct horse battery';
+/** Two requests in flight per device, one queued: the third waits, the fourth is refused. */
+const DEVICE_LIMITS = ['--max-inflight-per-device', '2', '--max-queued-per-device', '1'];
 
 async function until<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -44,8 +46,8 @@ describe('a cluster of two fronts and two edges', () => {
     '--role', role, '--node-id', id, '--redis', redis.url, '--redis-key-prefix', redis.keyPrefix,
     '--cluster-secret', SECRET, '--internal-port', '0', '--node-ttl-ms', '1500', '--no-mqtt', ...extra,
   ]);
-  const get = async (front: HubProc, id: string, path = 'temperature') => {
-    const { stdout } = await curl(['-m', '5', '-H', `Authorization: Bearer ${token}`, '-w', '\n%{http_code}', `${front.url}/v1/devices/${id}/api/${path}`]).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '\n000' }));
+  const get = async (front: HubProc, id: string, path = 'temperature', maxSeconds = 5) => {
+    const { stdout } = await curl(['-m', String(maxSeconds), '-H', `Authorization: Bearer ${token}`, '-w', '\n%{http_code}', `${front.url}/v1/devices/${id}/api/${path}`]).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '\n000' }));
     const lines = stdout.split('\n');
     return { status: Number(lines.at(-1)), body: lines.slice(0, -1).join('\n') };
   };
@@ -56,8 +58,8 @@ describe('a cluster of two fronts and two edges', () => {
     await addUser(data.path, EMAIL, PASSWORD);
     for (const k of ['d1', 'd2', 'd3'] as const) devices[k] = await addDevice(data.path, k, EMAIL);
     [edgeA, edgeB, device] = await Promise.all([
-      node('edge', 'edge-a', ['--no-admin-socket']),
-      node('edge', 'edge-b', ['--no-admin-socket']),
+      node('edge', 'edge-a', ['--no-admin-socket', ...DEVICE_LIMITS]),
+      node('edge', 'edge-b', ['--no-admin-socket', ...DEVICE_LIMITS]),
       startDevice(EMAIL),
     ]);
     // front2 owns DATA/hub.sock: `cloudrest devices revoke` reaches the cluster through it.
@@ -106,6 +108,18 @@ describe('a cluster of two fronts and two edges', () => {
     assert.deepEqual(JSON.parse(up.stdout), { size: body.length, sha256: createHash('sha256').update(body).digest('hex') });
     const big = await curl(['-m', '20', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', '-H', `Authorization: Bearer ${token}`, `${front1.url}/v1/devices/${devices.d2.id}/api/bytes?n=${20 * 1024 * 1024}`]);
     assert.equal(big.stdout, `200 ${20 * 1024 * 1024}`);
+  });
+
+  it("answers 429 through a front when the device's queue on its edge is full, as one hub does", async () => {
+    const slow = [1, 2, 3].map(() => get(front1, devices.d1.id, 'slow?ms=3000', 15));
+    // The slow ones reach the edge in their own time: probe until one is refused.
+    const refused = await until(async () => {
+      const r = await get(front2, devices.d1.id);
+      return r.status === 429 ? r : undefined;
+    }, 2500, 'a 429');
+    assert.match(refused.body, /CR_ERR_TOO_MANY_REQUESTS/);
+    const answers = await Promise.all(slow);
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200], 'the queued one was served once a slot was free');
   });
 
   it("streams a device's notifications over SSE through either front", async () => {
