@@ -92,6 +92,7 @@ describe('a cluster of two fronts and two edges', () => {
     assert.match((await curl(['-w', '\n%{http_code}', `${edgeA.url}/healthz`])).stdout, /\n200$/);
     const agentOnFront = await curl(['-i', '-H', 'connection: upgrade', '-H', 'upgrade: websocket', '-H', 'sec-websocket-version: 13', '-H', 'sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==', `${front1.url}/v1/agent`]);
     assert.match(agentOnFront.stdout, /^HTTP\/1\.1 421[\s\S]*CR_ERR_WRONG_NODE_ROLE/);
+    for (const h of [edgeA, edgeB, front1, front2]) assert.ok(!h.lines.some((l) => l.includes(SECRET)), 'the cluster secret is never logged');
   });
 
   it('relays through either front to devices on either edge, bodies both ways', async () => {

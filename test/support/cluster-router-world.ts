@@ -126,7 +126,7 @@ export function linkPool(secrets: ClusterSecrets = TEST_SECRETS, windowBytes = 6
 }
 
 export function frontRouter(cluster: TestCluster, nodeId: string, pool: NodeLinkPool): ClusterTunnelRouter {
-  return new ClusterTunnelRouter({ local: undefined, presence: new MapPresence(nodeId, cluster.table), nodes: new MapNodeDirectory(cluster.nodes, nodeId), links: pool, bus: cluster.bus, log: pino({ level: process.env.DBG ? 'debug' : 'silent' }) });
+  return new ClusterTunnelRouter({ local: undefined, presence: new MapPresence(nodeId, cluster.table), nodes: new MapNodeDirectory(cluster.nodes, nodeId), links: pool, bus: cluster.bus, log: pino({ level: 'silent' }) });
 }
 
 /** Registers a device (secret `secret-ID`) if new and connects a real agent session to `port`; resolves once welcomed. */
