@@ -112,12 +112,12 @@ describe('a cluster of two fronts and two edges', () => {
   });
 
   it("answers 429 through a front when the device's queue on its edge is full, as one hub does", async () => {
-    const slow = [1, 2, 3].map(() => get(front1, devices.d1.id, 'slow?ms=3000', 15));
+    const slow = [1, 2, 3].map(() => get(front1, devices.d1.id, 'slow?ms=2000', 15));
     // The slow ones reach the edge in their own time: probe until one is refused.
     const refused = await until(async () => {
       const r = await get(front2, devices.d1.id);
       return r.status === 429 ? r : undefined;
-    }, 2500, 'a 429');
+    }, 1800, 'a 429');
     assert.match(refused.body, /CR_ERR_TOO_MANY_REQUESTS/);
     const answers = await Promise.all(slow);
     assert.deepEqual(answers.map((a) => a.status), [200, 200, 200], 'the queued one was served once a slot was free');
