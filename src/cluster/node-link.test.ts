@@ -10,7 +10,11 @@ import { tempDir } from '../../test/support/procs.js';
 import { connectAgent, frontRouter, linkPool, startTestEdge, testCluster, type TestCluster, type TestEdge } from '../../test/support/cluster-router-world.js';
 import type { ResponseHead } from '../relay/protocol/heads.js';
 import { isWaiting, type RequestStream, type ResponseListener } from '../relay/router.js';
+import { ClusterTunnelRouter } from './cluster-router.js';
 import { NodeLink } from './node-link.js';
+import { MapPresence } from '../core/presence.js';
+import { pino } from 'pino';
+import { MapNodeDirectory } from '../../test/support/cluster-router-world.js';
 
 const OLD = 'the-old-cluster-secret-0001';
 const NEW = 'the-new-cluster-secret-0002';
@@ -267,4 +271,42 @@ describe('relaying through a node link', () => {
   });
 });
 
-
+describe("a front's device → node cache", () => {
+  test('reads Presence once for a device, then follows the device-changes channel: a move to another edge costs no read', async () => {
+    const cluster = await testCluster();
+    const a = await startTestEdge(cluster, 'n_a');
+    const b = await startTestEdge(cluster, 'n_b');
+    const sockets = new Set<net.Socket>();
+    // MapPresence with a count of its reads: what a front would ask Redis.
+    let reads = 0;
+    const presence = new (class extends MapPresence {
+      override get(deviceId: string) {
+        reads++;
+        return super.get(deviceId);
+      }
+    })('n_front', cluster.table);
+    try {
+      const first = await connectAgent(cluster, a.tunnelPort, 'd_cached', 65_536, sockets);
+      first.onChannel = (ch) => ch.respond({ status: 200, headers: [['x-edge', 'a']] }, true);
+      const router = new ClusterTunnelRouter({ local: undefined, presence, nodes: new MapNodeDirectory(cluster.nodes, 'n_front'), links: linkPool(), bus: cluster.bus, log: pino({ level: 'silent' }) });
+      const ask = async (): Promise<string | undefined> => {
+        const sink = new Sink();
+        await router.open('d_cached', { method: 'GET', target: '/', headers: [] }, true, sink);
+        await until(() => sink.ended || sink.error !== undefined, 'an answer');
+        return sink.head?.headers[0]?.[1];
+      };
+      for (let i = 0; i < 5; i++) assert.equal(await ask(), 'a');
+      assert.equal(reads, 1, 'one Presence read for five requests');
+      const second = await connectAgent(cluster, b.tunnelPort, 'd_cached', 65_536, sockets);
+      second.onChannel = (ch) => ch.respond({ status: 200, headers: [['x-edge', 'b']] }, true);
+      assert.equal(await ask(), 'b');
+      assert.equal(reads, 1, 'the move came with the device-changes message');
+      router.close();
+    } finally {
+      for (const s of sockets) s.destroy();
+      await a.close();
+      await b.close();
+      cluster.store.close();
+    }
+  });
+});
