@@ -8,7 +8,7 @@ import Fastify from 'fastify';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { createAccounts } from './accounts/service.js';
-import { openBackends, type Backends } from './backends.js';
+import { openBackends } from './backends.js';
 import { startCluster, type ClusterNode } from './cluster/cluster-node.js';
 import { clusterSettings } from './cluster/cluster-config.js';
 import { newId } from './core/secrets.js';
@@ -77,29 +77,20 @@ function listen(server: NetServer | HttpServer, port: number, host: string, what
 /** The routes an edge answers itself; every other client route belongs to a front. */
 const EDGE_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
 
-export interface CreateHubOptions {
-  log?: Logger;
-  /**
-   * Backends other nodes share already (nodes of one cluster in one process: a shared Bus, Presence
-   * table and node directory); they stand for --redis and a shared --store. Closed with the hub.
-   */
-  backends?: Backends;
-}
-
 /** Wires the parts of a hub from a validated config, on the backends src/backends.ts picks from it. */
-export async function createHub(config: HubConfig, options: CreateHubOptions = {}): Promise<Hub> {
+export async function createHub(config: HubConfig, options: { log?: Logger } = {}): Promise<Hub> {
   const log = options.log ?? pino({ level: config.logLevel, base: { role: 'hub' } });
   const tls = config.tlsCert && config.tlsKey ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
   if ((config.tunnelTls || config.httpTls) && !tls) throw new Error('--tunnel-tls and --http-tls need --tls-cert and --tls-key');
   const nodeId = config.nodeId ?? newId('n_');
-  const cluster = clusterSettings({ ...config, nodeId }, options.backends !== undefined);
+  const cluster = clusterSettings({ ...config, nodeId });
   if (cluster?.storeWarning) log.warn(cluster.storeWarning);
   const holdsTunnels = cluster?.holdsTunnels ?? true;
   const servesClients = cluster?.servesClients ?? true;
   // MQTT across nodes is issue 14: until then a front runs no broker, and its devices' edges do.
   if (!holdsTunnels) config = { ...config, mqtt: false };
 
-  const backends = options.backends ?? await openBackends({ ...config, nodeId }, {
+  const backends = await openBackends({ ...config, nodeId }, {
     onBusError: (err) => log.error({ err }, 'bus subscriber failed'),
     onBackendError: (err, backend) => log.warn({ err, backend }, 'shared state not refreshed; retrying'),
   });

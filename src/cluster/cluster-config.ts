@@ -32,16 +32,14 @@ export class ClusterConfigError extends ConfigError {}
 
 /**
  * The node's role and cluster settings, validated; undefined for the embedded hub (`--role all`
- * without --redis: one process, nothing to route between). `shared`: the caller gives the node
- * backends other nodes share already (nodes in one process), which --redis and a shared --store
- * would otherwise provide.
+ * without --redis: one process, nothing to route between).
  */
-export function clusterSettings(config: HubConfig, shared = false): ClusterSettings | undefined {
+export function clusterSettings(config: HubConfig): ClusterSettings | undefined {
   const role = config.role as NodeRole;
   if (config.nodeId !== undefined && !NODE_ID.test(config.nodeId)) {
     throw new ClusterConfigError(`--node-id ${JSON.stringify(config.nodeId)}: use 1 to 64 letters, digits, - and _`);
   }
-  if (role !== 'all' && !shared && config.redis === undefined) {
+  if (role !== 'all' && config.redis === undefined) {
     throw new ClusterConfigError(`--role ${role} needs --redis redis://HOST:PORT: nodes find each other's devices there`);
   }
   if (config.redis === undefined && role === 'all') return undefined;
@@ -75,7 +73,7 @@ export function clusterSettings(config: HubConfig, shared = false): ClusterSetti
     tls,
     holdsTunnels: role !== 'front',
     servesClients: role !== 'edge',
-    storeWarning: shared || config.store.startsWith('postgres://') || config.store.startsWith('postgresql://')
+    storeWarning: config.store.startsWith('postgres://') || config.store.startsWith('postgresql://')
       ? undefined
       : `--role ${role} with the SQLite store: every node must run on this machine with the same --data (and --no-admin-socket); use --store postgres://USER@HOST:PORT/DB to spread nodes over machines`,
   });
