@@ -57,13 +57,14 @@ describe('a cluster of two fronts and two edges', () => {
     data = tempDir();
     await addUser(data.path, EMAIL, PASSWORD);
     for (const k of ['d1', 'd2', 'd3'] as const) devices[k] = await addDevice(data.path, k, EMAIL);
-    [edgeA, edgeB, device] = await Promise.all([
+    // front2 owns DATA/hub.sock: `cloudrest devices revoke` reaches the cluster through it.
+    [edgeA, edgeB, front1, front2, device] = await Promise.all([
       node('edge', 'edge-a', ['--no-admin-socket', ...DEVICE_LIMITS]),
       node('edge', 'edge-b', ['--no-admin-socket', ...DEVICE_LIMITS]),
+      node('front', 'front-1', ['--no-admin-socket']),
+      node('front', 'front-2'),
       startDevice(EMAIL),
     ]);
-    // front2 owns DATA/hub.sock: `cloudrest devices revoke` reaches the cluster through it.
-    [front1, front2] = await Promise.all([node('front', 'front-1', ['--no-admin-socket']), node('front', 'front-2')]);
     const agent = (id: keyof typeof devices, hubs: HubProc[], extra: string[] = []) =>
       startAgent({ hub: hubs.map(tunnel), deviceId: devices[id].id, secret: devices[id].secret, api: device.url, extra });
     agents.push(...await Promise.all([

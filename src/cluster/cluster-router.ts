@@ -100,6 +100,7 @@ export class ClusterTunnelRouter implements TunnelRouter {
    */
   async #linkFor(deviceId: string, cached: boolean): Promise<NodeLink | undefined> {
     let where = cached ? this.#where.get(deviceId) : undefined;
+    const fromCache = where !== undefined;
     if (where === undefined) {
       const entry = await this.deps.presence.get(deviceId);
       if (entry === undefined) return undefined;
@@ -108,25 +109,29 @@ export class ClusterTunnelRouter implements TunnelRouter {
       if (known === undefined || known.at <= where.at) this.#where.set(deviceId, where);
     }
     if (where.nodeId === this.deps.presence.nodeId) return undefined; // ours, and the local router just said it is gone
-    let url = this.#urls.get(where.nodeId);
+    const link = await this.#linkTo(where.nodeId, deviceId);
+    if (link !== undefined) return link;
+    this.#where.delete(deviceId);
+    // A cached node that is gone may be old news Presence already replaced: ask it once.
+    return fromCache ? this.#linkFor(deviceId, false) : undefined;
+  }
+
+  async #linkTo(nodeId: string, deviceId: string): Promise<NodeLink | undefined> {
+    let url = this.#urls.get(nodeId);
     if (url === undefined) {
-      url = (await this.deps.nodes.nodeInfo(where.nodeId))?.internalUrl;
-      if (url === undefined) {
-        this.#where.delete(deviceId);
-        return undefined;
-      }
-      this.#urls.set(where.nodeId, url);
+      url = (await this.deps.nodes.nodeInfo(nodeId))?.internalUrl;
+      if (url === undefined) return undefined;
+      this.#urls.set(nodeId, url);
     }
     try {
       return await this.deps.links.link(url);
     } catch (err) {
       const now = Date.now();
-      if (now - (this.#warned.get(where.nodeId) ?? 0) >= UNREACHABLE_LOG_MS) {
-        this.#warned.set(where.nodeId, now);
-        this.deps.log.warn({ nodeId: where.nodeId, url, deviceId, err: (err as Error).message }, 'node unreachable; its devices answer offline');
+      if (now - (this.#warned.get(nodeId) ?? 0) >= UNREACHABLE_LOG_MS) {
+        this.#warned.set(nodeId, now);
+        this.deps.log.warn({ nodeId, url, deviceId, err: (err as Error).message }, 'node unreachable; its devices answer offline');
       }
-      this.#urls.delete(where.nodeId);
-      this.#where.delete(deviceId);
+      this.#urls.delete(nodeId);
       return undefined;
     }
   }
