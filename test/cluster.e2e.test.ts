@@ -57,9 +57,10 @@ describe('a cluster of two fronts and two edges', () => {
     data = tempDir();
     await addUser(data.path, EMAIL, PASSWORD);
     for (const k of ['d1', 'd2', 'd3'] as const) devices[k] = await addDevice(data.path, k, EMAIL);
+    // One node first: it creates the token signing key under --data that the others then read.
+    edgeA = await node('edge', 'edge-a', ['--no-admin-socket', ...DEVICE_LIMITS]);
     // front2 owns DATA/hub.sock: `cloudrest devices revoke` reaches the cluster through it.
-    [edgeA, edgeB, front1, front2, device] = await Promise.all([
-      node('edge', 'edge-a', ['--no-admin-socket', ...DEVICE_LIMITS]),
+    [edgeB, front1, front2, device] = await Promise.all([
       node('edge', 'edge-b', ['--no-admin-socket', ...DEVICE_LIMITS]),
       node('front', 'front-1', ['--no-admin-socket']),
       node('front', 'front-2'),
