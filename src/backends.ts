@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { RedisBus } from './cluster/redis-bus.js';
 import { openRedis } from './cluster/redis-connection.js';
 import { RedisPresence } from './cluster/redis-presence.js';
+import { RedisResponseCache } from './cluster/redis-response-cache.js';
 import type { Bus } from './core/bus.js';
 import { FailureLimiter, type AttemptLimiter, type FailureLimiterOptions } from './core/failure-limiter.js';
 import { LocalBus, type BusErrorHandler } from './core/local-bus.js';
@@ -107,7 +108,8 @@ async function openRedisBackends(config: BackendsConfig, url: string, storage: S
     const bus = await RedisBus.open({ redis, keyPrefix, onError: hooks.onBusError });
     const presence = new RedisPresence({ redis, keyPrefix, nodeId: config.nodeId ?? newId('n_'), nodeTtlMs: config.nodeTtlMs, onError: (err) => hooks.onBackendError?.(err, 'redis') });
     await presence.start();
-    const responseCache = config.cacheMaxBytes > 0 ? new MemoryResponseCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
+    // Shared by every node; its total size is Redis's maxmemory (docs/scale-out.md "Redis").
+    const responseCache = config.cacheMaxBytes > 0 ? new RedisResponseCache({ redis, keyPrefix, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
     return {
       store: storage.store,
       openMqttPersistence: () => storage.openMqttPersistence(),

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { RedisBus } from '../src/cluster/redis-bus.js';
 import { RedisPresence } from '../src/cluster/redis-presence.js';
+import { RedisResponseCache } from '../src/cluster/redis-response-cache.js';
 import { FailureLimiter } from '../src/core/failure-limiter.js';
 import { LocalBus } from '../src/core/local-bus.js';
 import { MemoryEventHistory } from '../src/http/event-history.js';
@@ -78,8 +79,14 @@ runContract('MqttPersistence', mqttPersistenceContract, [
   },
 ]);
 
+const redisCaches = redisSeams();
 runContract('ResponseCache', responseCacheContract, [
   { name: 'MemoryResponseCache', make: () => Promise.resolve(new MemoryResponseCache({ maxBytes: 1 << 20, maxEntryBytes: 1 << 16 })) },
+  {
+    name: 'RedisResponseCache',
+    make: async () => new RedisResponseCache({ ...(await redisCaches.connect()), maxEntryBytes: 1 << 16 }),
+    cleanup: () => redisCaches.cleanup(),
+  },
 ]);
 
 runContract('AttemptLimiter', attemptLimiterContract, [

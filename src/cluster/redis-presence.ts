@@ -14,6 +14,7 @@
 import type { Redis } from 'ioredis';
 import type { NodeDirectory, NodeInfo, Presence, PresenceEntry } from '../core/presence.js';
 import { redisCall } from './redis-connection.js';
+import { RedisScript } from './redis-script.js';
 
 export interface RedisPresenceOptions {
   redis: Redis;
@@ -26,20 +27,20 @@ export interface RedisPresenceOptions {
 }
 
 /** Deletes a device's entry only while it still names this node: a take-over by another node stays. */
-const DELETE_IF_OURS = `
+const DELETE_IF_OURS = new RedisScript(`
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then return redis.call('DEL', KEYS[1]) end
-return 0`;
+return 0`, 1);
 
 /**
  * Deletes a device's entry of a dead node: one that still names that node (KEYS[1], ARGV[1]) while the
  * node's heartbeat key (KEYS[2]) is gone, checked together so a node coming back keeps its entries.
  */
-const DELETE_IF_DEAD = `
+const DELETE_IF_DEAD = new RedisScript(`
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then return redis.call('DEL', KEYS[1]) end
-return 0`;
+return 0`, 1);
 
 /** Writes at most this many entries per round trip when writing everything back. */
 const WRITE_BACK_BATCH = 1000;
@@ -92,7 +93,7 @@ export class RedisPresence implements Presence, NodeDirectory {
 
   async delete(deviceId: string): Promise<void> {
     this.#held.delete(deviceId);
-    await redisCall(this.#redis.eval(DELETE_IF_OURS, 1, this.#deviceKey(deviceId), this.nodeId));
+    await redisCall(DELETE_IF_OURS.run(this.#redis, [this.#deviceKey(deviceId)], [this.nodeId]));
   }
 
   async get(deviceId: string): Promise<PresenceEntry | undefined> {
@@ -108,7 +109,7 @@ export class RedisPresence implements Presence, NodeDirectory {
       if (e === undefined || alive.has(e.nodeId)) return e;
       // A dead node's entry: void already; removing it keeps Redis to the devices that are online. Were
       // the node only cut off, it writes its entries back when it sees Redis again.
-      this.#redis.eval(DELETE_IF_DEAD, 2, this.#deviceKey(deviceIds[i]!), this.#nodeKey(e.nodeId), e.nodeId).catch(() => undefined);
+      DELETE_IF_DEAD.run(this.#redis, [this.#deviceKey(deviceIds[i]!), this.#nodeKey(e.nodeId)], [e.nodeId]).catch(() => undefined);
       return undefined;
     });
   }
@@ -202,7 +203,7 @@ export class RedisPresence implements Presence, NodeDirectory {
       if (failed) throw failed[0];
       // A device let go while its batch was on its way must not stay behind as online.
       for (const [deviceId] of held.slice(i, i + WRITE_BACK_BATCH)) {
-        if (!this.#held.has(deviceId)) await this.#redis.eval(DELETE_IF_OURS, 1, this.#deviceKey(deviceId), this.nodeId);
+        if (!this.#held.has(deviceId)) await DELETE_IF_OURS.run(this.#redis, [this.#deviceKey(deviceId)], [this.nodeId]);
       }
     }
   }
