@@ -6,12 +6,13 @@
  * and what is moved there) lives in Redis (src/cluster/); without it, in this process.
  */
 import { join } from 'node:path';
+import { RedisAttemptLimiter } from './cluster/redis-attempt-limiter.js';
 import { RedisBus } from './cluster/redis-bus.js';
 import { openRedis } from './cluster/redis-connection.js';
 import { RedisPresence } from './cluster/redis-presence.js';
 import { RedisResponseCache } from './cluster/redis-response-cache.js';
 import type { Bus } from './core/bus.js';
-import { FailureLimiter, type AttemptLimiter, type FailureLimiterOptions } from './core/failure-limiter.js';
+import { FailureLimiter, type AttemptLimiter, type NamedLimiterOptions } from './core/failure-limiter.js';
 import { LocalBus, type BusErrorHandler } from './core/local-bus.js';
 import { MapPresence, type NodeDirectory, type Presence } from './core/presence.js';
 import { newId } from './core/secrets.js';
@@ -55,7 +56,7 @@ export interface Backends extends StoreBackend {
   /** Relayed GET responses; undefined when the cache is off (`cacheMaxBytes` 0). */
   readonly responseCache: ResponseCache | undefined;
   /** A failed-attempt limit (login, device secrets, factory keys): one per use. */
-  attemptLimiter(options: FailureLimiterOptions): AttemptLimiter;
+  attemptLimiter(options: NamedLimiterOptions): AttemptLimiter;
   /** The SSE event history behind Last-Event-ID. */
   eventHistory(options: EventHistoryOptions): EventHistory;
   /** Closes the bus, then the store backend. */
@@ -117,7 +118,7 @@ async function openRedisBackends(config: BackendsConfig, url: string, storage: S
       presence,
       nodes: presence,
       responseCache,
-      attemptLimiter: (options) => new FailureLimiter(options),
+      attemptLimiter: (options) => new RedisAttemptLimiter({ ...options, redis, keyPrefix, onError: (err) => hooks.onBackendError?.(err, 'redis') }),
       eventHistory: (options) => new MemoryEventHistory(options),
       async close() {
         await presence.close();

@@ -168,7 +168,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   registerApi(app, { store, auth, presence, metrics, isReady: () => ready && !shuttingDown, attempts: accounts.attempts });
   accounts.register(app);
   // Factory provisioning (src/factory/): POST /v1/factory/devices, authenticated by factory keys.
-  const limiter = backends.attemptLimiter({ maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxKeys: 10_000 });
+  const limiter = backends.attemptLimiter({ name: 'factory-address', maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxKeys: 10_000 });
   registerFactoryApi(app, { store, log, metrics, limiter });
   // OAuth 2.0 provider for third-party services (src/oauth/); the issuer is known once the port is bound.
   let issuer = config.publicUrl?.replace(/\/+$/, '') ?? '';

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
+import { RedisAttemptLimiter } from '../src/cluster/redis-attempt-limiter.js';
 import { RedisBus } from '../src/cluster/redis-bus.js';
 import { RedisPresence } from '../src/cluster/redis-presence.js';
 import { RedisResponseCache } from '../src/cluster/redis-response-cache.js';
@@ -89,8 +90,14 @@ runContract('ResponseCache', responseCacheContract, [
   },
 ]);
 
+const redisLimiters = redisSeams();
 runContract('AttemptLimiter', attemptLimiterContract, [
   { name: 'FailureLimiter', make: (options) => Promise.resolve(new FailureLimiter(options)) },
+  {
+    name: 'RedisAttemptLimiter',
+    make: async (options) => new RedisAttemptLimiter({ ...options, name: 'contract', ...(await redisLimiters.connect()) }),
+    cleanup: () => redisLimiters.cleanup(),
+  },
 ]);
 
 runContract('EventHistory', eventHistoryContract, [
