@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { RedisAttemptLimiter } from './cluster/redis-attempt-limiter.js';
 import { RedisBus } from './cluster/redis-bus.js';
 import { openRedis } from './cluster/redis-connection.js';
+import { RedisEventHistory } from './cluster/redis-event-history.js';
 import { RedisPresence } from './cluster/redis-presence.js';
 import { RedisResponseCache } from './cluster/redis-response-cache.js';
 import type { Bus } from './core/bus.js';
@@ -57,8 +58,8 @@ export interface Backends extends StoreBackend {
   readonly responseCache: ResponseCache | undefined;
   /** A failed-attempt limit (login, device secrets, factory keys): one per use. */
   attemptLimiter(options: NamedLimiterOptions): AttemptLimiter;
-  /** The SSE event history behind Last-Event-ID. */
-  eventHistory(options: EventHistoryOptions): EventHistory;
+  /** The SSE event history behind Last-Event-ID (a shared one is opened on Redis first). */
+  eventHistory(options: EventHistoryOptions): EventHistory | Promise<EventHistory>;
   /** Closes the bus, then the store backend. */
   close(): Promise<void>;
 }
@@ -119,7 +120,7 @@ async function openRedisBackends(config: BackendsConfig, url: string, storage: S
       nodes: presence,
       responseCache,
       attemptLimiter: (options) => new RedisAttemptLimiter({ ...options, redis, keyPrefix, onError: (err) => hooks.onBackendError?.(err, 'redis') }),
-      eventHistory: (options) => new MemoryEventHistory(options),
+      eventHistory: (options) => RedisEventHistory.open({ ...options, redis, keyPrefix }),
       async close() {
         await presence.close();
         await bus.close();

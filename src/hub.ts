@@ -130,7 +130,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       mqtt?.deviceOwnerChanged(id);
     },
   });
-  const events = new EventsService({ bus, auth, presence, metrics, history: backends.eventHistory({ eventHistory: config.eventHistory }), heartbeatMs: config.sseHeartbeatMs, slots: sseSlots });
+  const events = new EventsService({ bus, auth, presence, metrics, history: await backends.eventHistory({ eventHistory: config.eventHistory }), heartbeatMs: config.sseHeartbeatMs, slots: sseSlots });
   const relay = createRelay(
     { maxRequestBodyBytes: config.maxRequestBodyBytes, requestTimeoutMs: config.requestTimeoutMs },
     { router, auth, cache, metrics, log, isShuttingDown: () => shuttingDown, deviceAuth: accounts.deviceAuth },

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { RedisAttemptLimiter } from '../src/cluster/redis-attempt-limiter.js';
 import { RedisBus } from '../src/cluster/redis-bus.js';
+import { RedisEventHistory } from '../src/cluster/redis-event-history.js';
 import { RedisPresence } from '../src/cluster/redis-presence.js';
 import { RedisResponseCache } from '../src/cluster/redis-response-cache.js';
 import { FailureLimiter } from '../src/core/failure-limiter.js';
@@ -100,8 +101,14 @@ runContract('AttemptLimiter', attemptLimiterContract, [
   },
 ]);
 
+const redisHistories = redisSeams();
 runContract('EventHistory', eventHistoryContract, [
   { name: 'MemoryEventHistory', make: (options) => Promise.resolve(new MemoryEventHistory(options)) },
+  {
+    name: 'RedisEventHistory',
+    make: async (options) => RedisEventHistory.open({ ...options, ...(await redisHistories.connect()) }),
+    cleanup: () => redisHistories.cleanup(),
+  },
 ]);
 
 runContract('Presence', presenceContract, [
