@@ -60,8 +60,34 @@ export interface Backends extends StoreBackend {
   attemptLimiter(options: NamedLimiterOptions): AttemptLimiter;
   /** The SSE event history behind Last-Event-ID (a shared one is opened on Redis first). */
   eventHistory(options: EventHistoryOptions): EventHistory | Promise<EventHistory>;
+  /** Each backend this node needs, reachable or not and why (GET /readyz). */
+  health(): Promise<BackendHealth[]>;
   /** Closes the bus, then the store backend. */
   close(): Promise<void>;
+}
+
+/** One backend as GET /readyz reports it. */
+export interface BackendHealth {
+  backend: 'store' | 'redis';
+  ok: boolean;
+  /** Why it is not reachable. */
+  error?: string;
+}
+
+/** How long a readiness probe may take: a backend slower than this counts as down. */
+const PROBE_TIMEOUT_MS = 2000;
+
+async function probe(backend: BackendHealth['backend'], ping: () => Promise<unknown>): Promise<BackendHealth> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS)));
+  try {
+    await Promise.race([ping(), timeout]);
+    return { backend, ok: true };
+  } catch (err) {
+    return { backend, ok: false, error: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface BackendsHooks {
@@ -92,6 +118,8 @@ export async function openBackends(config: BackendsConfig, hooks: BackendsHooks)
     responseCache,
     attemptLimiter: (options) => new FailureLimiter(options),
     eventHistory: (options) => new MemoryEventHistory(options),
+    ping: () => storage.ping(),
+    health: async () => [await probe('store', () => storage.ping())],
     async close() {
       await bus.close();
       await storage.close();
@@ -121,6 +149,8 @@ async function openRedisBackends(config: BackendsConfig, url: string, storage: S
       responseCache,
       attemptLimiter: (options) => new RedisAttemptLimiter({ ...options, redis, keyPrefix, onError: (err) => hooks.onBackendError?.(err, 'redis') }),
       eventHistory: (options) => RedisEventHistory.open({ ...options, redis, keyPrefix }),
+      ping: () => storage.ping(),
+      health: () => Promise.all([probe('store', () => storage.ping()), probe('redis', () => redis.ping())]),
       async close() {
         await presence.close();
         await bus.close();

@@ -12,7 +12,7 @@ import { openBackends } from './backends.js';
 import type { HubConfig } from './config/hub-options.js';
 import { ADMIN_SOCKET_NAME, startAdminSocket } from './admin/admin-socket.js';
 import { applyDeviceUpdate } from './admin/device-updates.js';
-import { PortInUseError } from './errors.js';
+import { HubError, PortInUseError } from './errors.js';
 import { registerApi } from './http/api.js';
 import { Authenticator } from './core/auth/authenticator.js';
 import { EventsService } from './http/events-service.js';
@@ -147,6 +147,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
         const r = parseRelayUrl(url);
         if (r) {
           relay(req, res, r.deviceId, r.target).catch((err: unknown) => {
+            // A backend away (Redis, the database) is the client's 503 with its code, not an internal error.
+            if (err instanceof HubError) return sendError(res, err.code, err.message);
             log.error({ err }, 'relay failed');
             sendError(res, 'CR_ERR_INTERNAL');
           });
@@ -154,6 +156,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
         }
         if (req.method === 'GET' && events.handles(url)) {
           events.handle(req, res).catch((err: unknown) => {
+            if (err instanceof HubError) return sendError(res, err.code, err.message);
             log.error({ err }, 'event stream failed');
             sendError(res, 'CR_ERR_INTERNAL');
           });
@@ -165,7 +168,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       return httpServer;
     },
   });
-  registerApi(app, { store, auth, presence, metrics, isReady: () => ready && !shuttingDown, attempts: accounts.attempts });
+  registerApi(app, { store, auth, presence, metrics, isReady: () => ready && !shuttingDown, backendHealth: () => backends.health(), attempts: accounts.attempts });
   accounts.register(app);
   // Factory provisioning (src/factory/): POST /v1/factory/devices, authenticated by factory keys.
   const limiter = backends.attemptLimiter({ name: 'factory-address', maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxKeys: 10_000 });

@@ -11,6 +11,7 @@ import type { Scope } from '../oauth/scopes.js';
 import { allows, bearerToken, type Authenticator, type Session } from '../core/auth/authenticator.js';
 import type { HubMetrics } from '../core/metrics.js';
 import { registerOpenApi } from './openapi.js';
+import type { BackendHealth } from '../backends.js';
 
 export interface ApiDeps {
   store: Store;
@@ -19,6 +20,8 @@ export interface ApiDeps {
   presence: Presence;
   metrics: HubMetrics;
   isReady: () => boolean;
+  /** The backends this node needs and whether each answers (src/backends.ts); /readyz reports them. */
+  backendHealth?: () => Promise<BackendHealth[]>;
   /** Failed-password limits for POST /v1/auth (per account and per client address). */
   attempts?: PasswordAttempts;
 }
@@ -76,7 +79,15 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   app.setNotFoundHandler((_req, res) => reply(res, 'CR_ERR_NOT_FOUND'));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, res) => (deps.isReady() ? { status: 'ready' } : res.code(503).send({ status: 'not ready' })));
+  app.get('/readyz', async (_req, res) => {
+    res.header('cache-control', 'no-store');
+    if (!deps.isReady()) return res.code(503).send({ status: 'not ready' });
+    const health = (await deps.backendHealth?.()) ?? [];
+    const backends = Object.fromEntries(health.map(({ backend, ok, error }) => [backend, ok ? { ok } : { ok, error }]));
+    // A node whose Redis or database is away answers 503 CR_ERR_BACKEND_UNAVAILABLE to what needs them: take it out of rotation.
+    if (health.some((h) => !h.ok)) return res.code(503).send({ status: 'not ready', backends });
+    return { status: 'ready', backends };
+  });
   app.get('/metrics', async (_req, res) => {
     res.header('content-type', deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();

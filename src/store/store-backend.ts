@@ -14,6 +14,8 @@ export interface StoreBackend {
    * never contend for the lock). One per backend; it is closed with it.
    */
   openMqttPersistence(): Promise<MqttPersistence>;
+  /** Resolves when the database answers a trivial query; rejects with why not (readiness, /readyz). */
+  ping(): Promise<void>;
   /** Closes the persistence opened here and the store. */
   close(): Promise<void>;
 }

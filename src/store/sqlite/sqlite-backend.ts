@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { MqttPersistence } from '../../mqtt/persistence.js';
 import type { StoreBackend } from '../store-backend.js';
 import { SqliteMqttPersistence } from './mqtt-persistence.js';
@@ -20,6 +21,9 @@ export async function openSqliteBackend(file: string): Promise<StoreBackend> {
       if (persistence) throw new Error('the MQTT persistence of this store is already open');
       persistence = await SqliteMqttPersistence.on(store.db);
       return persistence;
+    },
+    async ping() {
+      await sql`SELECT 1`.execute(store.db);
     },
     async close() {
       await persistence?.close();
