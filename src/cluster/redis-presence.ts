@@ -13,7 +13,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { NodeDirectory, NodeInfo, Presence, PresenceEntry } from '../core/presence.js';
-import { redisCall } from './redis-connection.js';
+import { redisCall, redisUnavailable } from './redis-connection.js';
 import { RedisScript } from './redis-script.js';
 
 export interface RedisPresenceOptions {
@@ -42,6 +42,9 @@ local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then return redis.call('DEL', KEYS[1]) end
 return 0`, 1);
 
+/** Devices let go during an outage that are remembered for clearing; past it, their entries wait for their node's next take-over or death. */
+const MAX_LET_GO = 100_000;
+
 /** Writes at most this many entries per round trip when writing everything back. */
 const WRITE_BACK_BATCH = 1000;
 
@@ -53,6 +56,8 @@ export class RedisPresence implements Presence, NodeDirectory {
   readonly #onError: (err: unknown) => void;
   /** The devices this node holds, and since when: what it writes back after Redis lost it. */
   readonly #held = new Map<string, number>();
+  /** Devices let go while Redis could not be told: their entries are cleared once it can. */
+  readonly #letGo = new Set<string>();
   /** Other nodes' heartbeat values (undefined: dead) and when read; read again after #aliveCacheMs. */
   readonly #nodes = new Map<string, { info: NodeInfo | undefined; at: number }>();
   readonly #aliveCacheMs: number;
@@ -93,7 +98,14 @@ export class RedisPresence implements Presence, NodeDirectory {
 
   async delete(deviceId: string): Promise<void> {
     this.#held.delete(deviceId);
-    await redisCall(DELETE_IF_OURS.run(this.#redis, [this.#deviceKey(deviceId)], [this.nodeId]));
+    try {
+      await DELETE_IF_OURS.run(this.#redis, [this.#deviceKey(deviceId)], [this.nodeId]);
+      this.#letGo.delete(deviceId);
+    } catch (err) {
+      // Redis away: the entry would outlive the tunnel and read as online; cleared at the next write-back.
+      if (this.#letGo.size < MAX_LET_GO) this.#letGo.add(deviceId);
+      throw redisUnavailable(err);
+    }
   }
 
   async get(deviceId: string): Promise<PresenceEntry | undefined> {
@@ -181,6 +193,7 @@ export class RedisPresence implements Presence, NodeDirectory {
         const key = this.#nodeKey(this.nodeId);
         const kept = await this.#redis.set(key, this.#info, 'PX', this.#ttlMs, 'XX');
         if (kept === null || reconnected) await this.#writeBack();
+        await this.#clearLetGo();
       } catch (err) {
         this.#onError(err);
       } finally {
@@ -205,6 +218,13 @@ export class RedisPresence implements Presence, NodeDirectory {
       for (const [deviceId] of held.slice(i, i + WRITE_BACK_BATCH)) {
         if (!this.#held.has(deviceId)) await DELETE_IF_OURS.run(this.#redis, [this.#deviceKey(deviceId)], [this.nodeId]);
       }
+    }
+  }
+
+  async #clearLetGo(): Promise<void> {
+    for (const deviceId of [...this.#letGo]) {
+      if (!this.#held.has(deviceId)) await DELETE_IF_OURS.run(this.#redis, [this.#deviceKey(deviceId)], [this.nodeId]);
+      this.#letGo.delete(deviceId);
     }
   }
 
