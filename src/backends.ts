@@ -74,6 +74,9 @@ export interface BackendHealth {
   error?: string;
 }
 
+/** Failures of the shared state (Redis away) are reported at most this often. */
+const REPORT_INTERVAL_MS = 10_000;
+
 /** How long a readiness probe may take: a backend slower than this counts as down. */
 const PROBE_TIMEOUT_MS = 2000;
 
@@ -134,9 +137,17 @@ export async function openBackends(config: BackendsConfig, hooks: BackendsHooks)
 async function openRedisBackends(config: BackendsConfig, url: string, storage: StoreBackend, hooks: BackendsHooks): Promise<Backends> {
   const redis = await openRedis(url);
   const keyPrefix = config.redisKeyPrefix;
+  // While Redis is away every heartbeat and publish fails: one report per interval is enough.
+  let reportedAt = -Infinity;
+  const onError = (err: unknown): void => {
+    const now = Date.now();
+    if (now - reportedAt < REPORT_INTERVAL_MS) return;
+    reportedAt = now;
+    hooks.onBackendError?.(err, 'redis');
+  };
   try {
-    const bus = await RedisBus.open({ redis, keyPrefix, onError: hooks.onBusError });
-    const presence = new RedisPresence({ redis, keyPrefix, nodeId: config.nodeId ?? newId('n_'), nodeTtlMs: config.nodeTtlMs, onError: (err) => hooks.onBackendError?.(err, 'redis') });
+    const bus = await RedisBus.open({ redis, keyPrefix, onError: hooks.onBusError, onPublishError: onError });
+    const presence = new RedisPresence({ redis, keyPrefix, nodeId: config.nodeId ?? newId('n_'), nodeTtlMs: config.nodeTtlMs, onError });
     await presence.start();
     // Shared by every node; its total size is Redis's maxmemory (docs/scale-out.md "Redis").
     const responseCache = config.cacheMaxBytes > 0 ? new RedisResponseCache({ redis, keyPrefix, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
@@ -147,7 +158,7 @@ async function openRedisBackends(config: BackendsConfig, url: string, storage: S
       presence,
       nodes: presence,
       responseCache,
-      attemptLimiter: (options) => new RedisAttemptLimiter({ ...options, redis, keyPrefix, onError: (err) => hooks.onBackendError?.(err, 'redis') }),
+      attemptLimiter: (options) => new RedisAttemptLimiter({ ...options, redis, keyPrefix, onError }),
       eventHistory: (options) => RedisEventHistory.open({ ...options, redis, keyPrefix }),
       ping: () => storage.ping(),
       health: () => Promise.all([probe('store', () => storage.ping()), probe('redis', () => redis.ping())]),

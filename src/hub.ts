@@ -74,7 +74,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
 
   const backends = await openBackends(config, {
     onBusError: (err) => log.error({ err }, 'bus subscriber failed'),
-    onBackendError: (err, backend) => log.warn({ err, backend }, 'shared state not refreshed; retrying'),
+    onBackendError: (err, backend) => log.warn({ err, backend }, 'shared state could not be written; retrying (at most one line per 10 s)'),
   });
   const { store, bus, presence } = backends;
   // The only way to a device; given this process's tunnels once they exist (LAN trust, which they call, needs it first).

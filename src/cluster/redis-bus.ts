@@ -39,7 +39,10 @@ export interface RedisBusOptions {
   redis: Redis;
   /** Put before every channel name (`config.redisKeyPrefix`). */
   keyPrefix: string;
+  /** A handler threw. */
   onError: BusErrorHandler;
+  /** A publish did not reach Redis (it is lost: pub/sub keeps nothing); `onError` when not given. */
+  onPublishError?: BusErrorHandler;
 }
 
 export class RedisBus implements Bus {
@@ -49,6 +52,7 @@ export class RedisBus implements Bus {
   readonly #prefix: string;
   readonly #prefixBytes: number;
   readonly #onError: BusErrorHandler;
+  readonly #onPublishError: BusErrorHandler;
   /** Keyed by the Redis channel or glob pattern, as Redis names it in the messages it sends. */
   readonly #groups = new Map<string, Group>();
   #closed = false;
@@ -61,6 +65,7 @@ export class RedisBus implements Bus {
     this.#prefix = options.keyPrefix;
     this.#prefixBytes = Buffer.byteLength(options.keyPrefix);
     this.#onError = options.onError;
+    this.#onPublishError = options.onPublishError ?? options.onError;
     const sub = duplicateRedis(options.redis, 'cloudrest-bus');
     // Re-subscribed by us on every 'ready', from #groups, so what Redis has always follows what is wanted.
     sub.options.autoResubscribe = false;
@@ -85,7 +90,7 @@ export class RedisBus implements Bus {
     this.#instance.copy(message, 0);
     message.writeUInt32BE((this.#published = (this.#published + 1) >>> 0), 8);
     payload.copy(message, HEADER_BYTES);
-    this.#redis.publish(this.#prefix + topic, message).catch((err: unknown) => this.#report(err, topic));
+    this.#redis.publish(this.#prefix + topic, message).catch((err: unknown) => this.#onPublishError(err, topic));
   }
 
   subscribe(filter: string, handler: BusHandler): () => void {
