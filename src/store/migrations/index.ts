@@ -376,9 +376,20 @@ export const migrationProvider: MigrationProvider = {
   getMigrations: () => Promise.resolve({ ...migrations }),
 };
 
+/**
+ * On PostgreSQL, the schema the store's tables go in (the first of the search path). The Migrator
+ * looks for its own tables in every schema unless told one, so a second hub database kept as another
+ * schema of the same PostgreSQL database would find the first one's and skip creating its own.
+ */
+async function postgresSchema<DB>(db: Kysely<DB>): Promise<string | undefined> {
+  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return undefined;
+  const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
+  return rows[0]?.schema;
+}
+
 /** Brings the schema up to date; throws (with the failing migration named) if a migration fails. */
 export async function migrateToLatest<DB>(db: Kysely<DB>): Promise<void> {
-  const { error, results } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+  const { error, results } = await new Migrator({ db, provider: migrationProvider, migrationTableSchema: await postgresSchema(db) }).migrateToLatest();
   if (error !== undefined) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
     throw new Error(failed ? `Migration ${failed} failed` : 'Migrations failed', { cause: error });
