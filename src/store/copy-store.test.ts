@@ -30,7 +30,7 @@ describe('copying a SQLite hub database into PostgreSQL', () => {
   it('copies every row, over many chunks, with queue order, and later seqs come after the copied ones', async (t) => {
     const dir = dataDir();
     const src = await openSqliteBackend(join(dir, 'cloudrest.db'));
-    await src.openTokenSigner(dir);
+    const signer = await src.openTokenSigner(dir);
     await src.store.createUser({ id: 'u_1', email: 'ada@example.com', passwordHash: 'h' });
     const mqtt = await src.openMqttPersistence();
     const seqs = await mqtt.enqueue('c1', Array.from({ length: 1234 }, (_, i) => message(i)));
@@ -46,6 +46,7 @@ describe('copying a SQLite hub database into PostgreSQL', () => {
     assert.deepEqual(tables, [...COPIED_TABLES]);
     const pg = await openPostgresBackend(db.url);
     t.after(() => pg.close());
+    assert.equal((await pg.openTokenSigner('')).publicKey.kid, signer.publicKey.kid, 'tokens the SQLite hub signed verify with the same key');
     const persistence = await pg.openMqttPersistence();
     const copied = await persistence.queued('c1', 5000);
     assert.deepEqual(copied.map((m) => m.seq), seqs);
