@@ -82,4 +82,18 @@ describe('cloudrest migrate: a hub moves from SQLite to PostgreSQL without losin
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /not empty/);
   });
+
+  it('is listed in cloudrest --help, and its own --help names every flag', async () => {
+    assert.match(await cli(['--help']), /\n {2}migrate +copy a hub's SQLite state/);
+    const help = await cli(['migrate', '--help']);
+    for (const flag of ['--from', '--to', '--force']) assert.ok(help.includes(flag), `${flag} in:\n${help}`);
+  });
+
+  it('refuses a --from or --to of the wrong kind with a clear message', async () => {
+    const from = await cliFails(['migrate', '--from', sqliteData.path, '--to', db.url]);
+    assert.equal(from.code, 2);
+    assert.match(from.stderr, /--from must be sqlite:DIR/);
+    const to = await cliFails(['migrate', '--from', `sqlite:${sqliteData.path}`, '--to', 'mysql://x/y']);
+    assert.match(to.stderr, /--to must be a postgres:\/\//);
+  });
 });
