@@ -62,6 +62,19 @@ export function storeRaceContract(freshStore: (t: TestContext) => Promise<Store>
       assert.equal(claim?.email, `user${String(device?.info?.['report'])}@example.com`);
     });
 
+    it('a device deleted while it reports leaves no claim behind', async (t) => {
+      const store = await fresh(t);
+      await store.createUser({ id: 'u_ada', email: 'ada@example.com', passwordHash: 'h' });
+      for (const i of range(CONTENDERS)) await store.createDevice({ id: `d_${i}`, name: 'D', email: null, secretHash: 'h' });
+      await Promise.all(range(CONTENDERS).flatMap((i) => [
+        store.updateDeviceInfo(`d_${i}`, { email: 'ada@example.com' }, 1),
+        store.deleteDevice(`d_${i}`),
+      ]));
+      assert.deepEqual(await store.listDevices(), []);
+      const claims = await Promise.all(range(CONTENDERS).map((i) => store.getDeviceClaim(`d_${i}`)));
+      assert.deepEqual(claims.filter((c) => c !== undefined), []);
+    });
+
     it('two overlapping batches of devices racing: one is added whole, the other not at all', async (t) => {
       const store = await fresh(t);
       const batch = (prefix: string) => ['d_shared', ...range(10).map((i) => `d_${prefix}${i}`)].map((id) => ({ id, name: id, email: null, secretHash: `h-${prefix}` }));

@@ -150,8 +150,11 @@ export class SqlDevices implements Pick<Store, DeviceMethods> {
   }
 
   async deleteDevice(id: string): Promise<boolean> {
-    await this.#db.deleteFrom('device_claims').where('device_id', '=', id).execute();
-    const result = await this.#db.deleteFrom('devices').where('id', '=', id).executeTakeFirst();
-    return result.numDeletedRows > 0n;
+    // One transaction: a report of the device racing the delete must not leave its claim behind.
+    return this.#dialect.transaction(this.#db, async (trx) => {
+      await trx.deleteFrom('device_claims').where('device_id', '=', id).execute();
+      const result = await trx.deleteFrom('devices').where('id', '=', id).executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    });
   }
 }
