@@ -4,7 +4,7 @@
  * Kept dialect-neutral (SQLite and PostgreSQL): only portable column types, no dialect-specific
  * defaults; the application sets every value, timestamps included. Timestamps are ms since the epoch in
  * `bigint` columns (an `integer` would overflow in PostgreSQL; SQLite gives `bigint` INTEGER affinity).
- * Note for the PostgreSQL store: `pg` returns int8 as strings unless a type parser is registered.
+ * `pg` returns int8 as strings by default; PostgresStore's pool parses them as numbers.
  *
  * Never edit a migration that has shipped; add the next one (`0002_...`). Kysely runs them in name order.
  */

@@ -6,7 +6,9 @@
  * Operations run one at a time in call order, through a promise chain rather than Kysely's connection
  * mutex: that mutex wakes every waiter at each release, so 10,000 concurrent calls (a QoS 1 fan-out) ran
  * at ~1,400/s. Call order also means an enqueue made before deleteSession() is deleted by it and one made
- * after survives, awaited or not. Enqueues made while earlier operations run share one INSERT.
+ * after survives, awaited or not. Enqueues made while earlier operations run share one INSERT. On
+ * PostgreSQL the order is per instance (per node); other nodes' instances run beside it, and queue seqs
+ * come from the database so theirs never clash.
  */
 import { CompiledQuery } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
