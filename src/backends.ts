@@ -19,21 +19,31 @@ import { MapPresence, type NodeDirectory, type Presence } from './core/presence.
 import { newId } from './core/secrets.js';
 import { MemoryEventHistory, type EventHistory, type EventHistoryOptions } from './http/event-history.js';
 import { MemoryResponseCache, type ResponseCache } from './relay/cache.js';
+import { openPostgresBackend } from './store/postgres/postgres-backend.js';
 import { openSqliteBackend } from './store/sqlite/sqlite-backend.js';
 import type { StoreBackend } from './store/store-backend.js';
 
 /** The database file under the data folder (`--data`). */
 export const DATABASE_FILE = 'cloudrest.db';
 
-/** Where the durable state is: today the SQLite file under `data`. */
+/** Where the durable state is: the SQLite file under `data`, or a PostgreSQL database. */
 export interface StoreLocation {
   /** The data folder (`--data`). */
   data: string;
+  /** `--store`: 'sqlite' (the default: the file under `data`) or postgres://... / postgresql://... */
+  store?: string;
 }
 
-/** The store and the MQTT persistence of its database, migrated: what the CLI's admin commands use. */
+/**
+ * The store and the MQTT persistence of its database, migrated: what the hub and the CLI's admin
+ * commands use. A `store` that is neither 'sqlite' nor a PostgreSQL URL is an error naming the flag.
+ */
 export function openStoreBackend(where: StoreLocation): Promise<StoreBackend> {
-  return openSqliteBackend(join(where.data, DATABASE_FILE));
+  const store = where.store ?? 'sqlite';
+  if (store === 'sqlite') return openSqliteBackend(join(where.data, DATABASE_FILE));
+  if (/^postgres(ql)?:\/\//i.test(store)) return openPostgresBackend(store);
+  // The value is not echoed: a mistyped URL may still carry a password.
+  return Promise.reject(new Error('--store (config key store, CLOUDREST_STORE) must be sqlite or a postgres://USER@HOST:PORT/DB URL'));
 }
 
 /** The part of the hub's config the backends are chosen and sized from. */
@@ -115,6 +125,8 @@ export async function openBackends(config: BackendsConfig, hooks: BackendsHooks)
   return {
     store: storage.store,
     openMqttPersistence: () => storage.openMqttPersistence(),
+    openTokenSigner: (dataDir) => storage.openTokenSigner(dataDir),
+    ping: () => storage.ping(),
     bus,
     presence,
     nodes: undefined,

@@ -16,7 +16,6 @@ import { HubError, PortInUseError } from './errors.js';
 import { registerApi } from './http/api.js';
 import { Authenticator } from './core/auth/authenticator.js';
 import { EventsService } from './http/events-service.js';
-import { TokenSigner } from './core/auth/token-signer.js';
 import { LanTrustSync } from './relay/edge/lan-trust.js';
 import { LocalTunnelRouter } from './relay/edge/local-tunnel-router.js';
 import { createMetrics } from './core/metrics.js';
@@ -81,7 +80,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const router = new LocalTunnelRouter(presence);
   const metrics = createMetrics();
   // Tokens are signed so agents can check them on the LAN with no hub (docs/api.md "LAN access").
-  const signer = TokenSigner.open(config.data);
+  const signer = await backends.openTokenSigner(config.data);
   const hasher = new PasswordHasher({ maxConcurrent: config.maxConcurrentPasswordHashes, maxQueued: config.maxQueuedPasswordHashes, maxWaitMs: config.passwordHashMaxWaitMs });
   const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs, signer, hasher }, bus);
   const cache = backends.responseCache && new RelayCache(backends.responseCache, { maxEntryBytes: config.cacheMaxEntryBytes });

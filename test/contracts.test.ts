@@ -20,6 +20,9 @@ import { MemoryMqttPersistence } from '../src/mqtt/memory-persistence.js';
 import { MemoryResponseCache } from '../src/relay/cache.js';
 import { SqliteMqttPersistence } from '../src/store/sqlite/mqtt-persistence.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { PostgresStore } from '../src/store/postgres/postgres-store.js';
+import { PostgresMqttPersistence } from '../src/store/postgres/mqtt-persistence.js';
+import { postgresSchemas } from './support/postgres-schemas.js';
 import { attemptLimiterContract } from './attempt-limiter-contract.js';
 import { busContract } from './bus-contract.js';
 import { responseCacheContract } from './cache-contract.js';
@@ -47,9 +50,12 @@ function tempFiles(prefix: string, nested: string) {
 }
 
 const storeFiles = tempFiles('cloudrest-store-', 'nested');
+/** One test database for the suite, a fresh schema in it per case. */
+const storeSchemas = postgresSchemas();
 runContract('Store', storeContract, [
   { name: 'SqliteStore in memory', make: () => Promise.resolve(SqliteStore.open(':memory:')) },
   { name: 'SqliteStore on a file', make: () => Promise.resolve(SqliteStore.open(storeFiles.file())), cleanup: storeFiles.cleanup },
+  { name: 'PostgresStore', make: async () => PostgresStore.open(await storeSchemas.url()), cleanup: () => storeSchemas.drop() },
 ]);
 
 const redisBuses = redisSeams();
@@ -68,6 +74,7 @@ runContract('Bus', busContract, [
 ]);
 
 const mqttFiles = tempFiles('cloudrest-mqtt-', '.');
+const mqttSchemas = postgresSchemas();
 runContract('MqttPersistence', mqttPersistenceContract, [
   { name: 'MemoryMqttPersistence', make: () => Promise.resolve({ p: new MemoryMqttPersistence() }), properties: { durable: false } },
   {
@@ -77,6 +84,15 @@ runContract('MqttPersistence', mqttPersistenceContract, [
       return { p: await SqliteMqttPersistence.open(file), reopen: () => SqliteMqttPersistence.open(file) };
     },
     cleanup: mqttFiles.cleanup,
+    properties: { durable: true },
+  },
+  {
+    name: 'PostgresMqttPersistence',
+    make: async () => {
+      const url = await mqttSchemas.url();
+      return { p: await PostgresMqttPersistence.open(url), reopen: () => PostgresMqttPersistence.open(url) };
+    },
+    cleanup: () => mqttSchemas.drop(),
     properties: { durable: true },
   },
 ]);
