@@ -133,7 +133,6 @@ export async function openBackends(config: BackendsConfig, hooks: BackendsHooks)
     responseCache,
     attemptLimiter: (options) => new FailureLimiter(options),
     eventHistory: (options) => new MemoryEventHistory(options),
-    ping: () => storage.ping(),
     health: async () => [await probe('store', () => storage.ping())],
     async close() {
       await bus.close();
@@ -166,6 +165,7 @@ async function openRedisBackends(config: BackendsConfig, url: string, storage: S
     return {
       store: storage.store,
       openMqttPersistence: () => storage.openMqttPersistence(),
+      openTokenSigner: (dataDir) => storage.openTokenSigner(dataDir),
       bus,
       presence,
       nodes: presence,

@@ -14,6 +14,7 @@ import { ADMIN_SOCKET_NAME, startAdminSocket } from './admin/admin-socket.js';
 import { applyDeviceUpdate } from './admin/device-updates.js';
 import { HubError, PortInUseError } from './errors.js';
 import { registerApi } from './http/api.js';
+import { backendUnavailable } from './core/backend-errors.js';
 import { Authenticator } from './core/auth/authenticator.js';
 import { EventsService } from './http/events-service.js';
 import { LanTrustSync } from './relay/edge/lan-trust.js';
@@ -147,6 +148,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
         if (r) {
           relay(req, res, r.deviceId, r.target).catch((err: unknown) => {
             // A backend away (Redis, the database) is the client's 503 with its code, not an internal error.
+            const down = backendUnavailable(err);
+            if (down) return sendError(res, down.code, down.message);
             if (err instanceof HubError) return sendError(res, err.code, err.message);
             log.error({ err }, 'relay failed');
             sendError(res, 'CR_ERR_INTERNAL');
@@ -155,6 +158,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
         }
         if (req.method === 'GET' && events.handles(url)) {
           events.handle(req, res).catch((err: unknown) => {
+            const down = backendUnavailable(err);
+            if (down) return sendError(res, down.code, down.message);
             if (err instanceof HubError) return sendError(res, err.code, err.message);
             log.error({ err }, 'event stream failed');
             sendError(res, 'CR_ERR_INTERNAL');

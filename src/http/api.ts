@@ -2,6 +2,7 @@ import { MAX_EMAIL_CHARS } from '../core/device-fields.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { checkPassword } from '../accounts/password-check.js';
 import { retryAfterSeconds, sendRateLimited } from '../accounts/rate-limited.js';
+import { backendUnavailable } from '../core/backend-errors.js';
 import { BusyError } from '../core/fair-semaphore.js';
 import type { PasswordAttempts } from '../accounts/password-attempts.js';
 import { HubError, ERRORS, type ErrorCode } from '../errors.js';
@@ -67,6 +68,8 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     if (err instanceof HubError) return reply(res, err.code, err.message);
     // A password hash that found no slot (core/password-hasher.ts), wherever a route let it through.
     if (err instanceof BusyError) return reply(res.header('retry-after', String(retryAfterSeconds(err.retryAfterMs))), 'CR_ERR_BUSY');
+    const down = backendUnavailable(err);
+    if (down) return reply(res, down.code, down.message);
     const e = err as { code?: string; statusCode?: number; message: string; validation?: unknown };
     if (e.validation) return reply(res, 'CR_ERR_VALIDATION', e.message);
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply(res, 'CR_ERR_BODY_TOO_LARGE');
