@@ -51,7 +51,8 @@ export type Reservation<A = Attempt> = { attempt: A; retryAfterMs: 0 } | { attem
  * The failed-attempt limit as the checks see it: `FailureLimiter` holds it in this process and
  * answers synchronously; a shared one (RedisAttemptLimiter) keeps guesses spread over several nodes
  * within one limit and answers with promises. Both pass test/attempt-limiter-contract.ts. Settling an
- * attempt returns at once; a shared limiter applies settlements in the order they were made.
+ * attempt returns at once; a shared limiter applies a node's settlements before that node's next
+ * answer, and another node's as soon as they arrive (until then they count as checks in flight).
  */
 export interface AttemptLimiter {
   /** 0 if an attempt for `key` would be reserved now, else the ms to wait. Reserves nothing. */
