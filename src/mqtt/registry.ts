@@ -78,7 +78,10 @@ export class SessionRegistry {
     else quotas.release(s.clientId);
     onOpen(s, present);
     if (s.persistent) void this.ctx.saveSession(s);
-    else if (wasPersistent && persistence !== undefined) void this.ctx.track(persistence.deleteSession(s.clientId), 'delete a session');
+    else if ((wasPersistent || s.stored) && persistence !== undefined) {
+      s.stored = false;
+      void this.ctx.track(persistence.deleteSession(s.clientId), 'delete a session');
+    }
     return 'opened';
   }
 
@@ -125,7 +128,10 @@ export class SessionRegistry {
       this.sessions.delete(s.clientId);
       this.ctx.quotas.release(s.clientId);
     }
-    if (persistence !== undefined && s.persistent) void this.ctx.track(persistence.deleteSession(s.clientId), 'delete a session');
+    if (persistence !== undefined && (s.persistent || s.stored)) {
+      s.stored = false;
+      void this.ctx.track(persistence.deleteSession(s.clientId), 'delete a session');
+    }
   }
 
   /** Stops every timer (broker shutdown); sessions stay as they are in persistence. */
@@ -182,6 +188,7 @@ export class SessionRegistry {
     if (this.sessions.has(clientId)) return;
     const s = new Session(this.ctx, clientId, stored.owner, stored.protocolVersion, stored.expiryIntervalS);
     s.disconnectedAt = stored.disconnectedAt ?? now;
+    s.stored = true;
     for (const sub of stored.subscriptions) {
       const parsed = parseFilter(sub.filter);
       if ('problem' in parsed) continue;
