@@ -69,6 +69,16 @@ describe('ACL rules and defaults', () => {
     assert.equal(acl.allows(alice, 'subscribe', 'private/x/y', 'a/b'), false, 'a client id with / cannot escape the deny');
   });
 
+  test('a shared subscription is decided on the filter after $share/{group}/, for rules and defaults alike', () => {
+    const acl = new Acl(parseAcl('allow subscribe users jobs/#'), owns);
+    assert.equal(acl.allows(alice, 'subscribe', '$share/g/jobs/build', 'c'), true);
+    assert.equal(acl.allows(alice, 'subscribe', '$share/g/devices/d1/#', 'c'), true);
+    assert.equal(acl.allows(bob, 'subscribe', '$share/g/devices/d1/#', 'c'), false);
+    assert.equal(acl.allows(device, 'subscribe', '$share/g/devices/d1/cmd', 'c'), true);
+    assert.equal(acl.allows(device, 'subscribe', '$share/g/devices/d2/cmd', 'c'), false);
+    assert.equal(acl.allows(device, 'publish', '$share/g/devices/d1/cmd', 'c'), false, 'a topic name is never unshared');
+  });
+
   test('a bad rule is a config error naming the file and line', () => {
     assert.throws(() => parseAcl('allow publish everyone a/#\npermit publish everyone x', 'acl.txt'), (e: unknown) => e instanceof ConfigError && /acl\.txt:2: unknown verb/.test(e.message));
     assert.throws(() => parseAcl('allow publish someone x'), /unknown WHO/);

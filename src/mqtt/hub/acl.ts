@@ -13,12 +13,15 @@
  * above it overlaps the filter. When no rule decides, the defaults apply: a device may use
  * `devices/{its id}/#`, a user `devices/{id}/#` of each device they own; anything else is refused.
  *
+ * A shared subscription (`$share/{group}/{filter}`) is decided on its filter, whatever the group.
+ *
  * Before any rule: `devices/{id}/status` is the hub's (bridge.ts publishes each device's online state
  * there, retained), so no client may publish on it, whatever the rules say; a device or its owner could
  * otherwise show it online while it is not.
  */
 import { validateTopicFilter } from '../../core/topic-tree.js';
 import { ConfigError } from '../../config/load.js';
+import { SHARE_PREFIX } from '../subscription.js';
 import { covers, overlaps } from './topic-cover.js';
 
 export type Identity =
@@ -119,6 +122,16 @@ function levelsFor(rule: AclRule, id: Identity, clientId: string): readonly stri
   return text.split('/').map((l) => (l.includes('\0') ? '+' : l));
 }
 
+/**
+ * The filter a subscription matches topics with: after `$share/{group}/` for a shared one (5.0 §4.8.2),
+ * so rules and defaults decide on what it can receive, never on the share name.
+ */
+export function unshared(filter: string): string {
+  if (!filter.startsWith(SHARE_PREFIX)) return filter;
+  const slash = filter.indexOf('/', SHARE_PREFIX.length);
+  return slash === -1 ? filter : filter.slice(slash + 1);
+}
+
 /** `devices/{id}/status`: written by the hub only. */
 function isHubOwned(levels: readonly string[]): boolean {
   return levels.length === 3 && levels[0] === 'devices' && levels[2] === 'status';
@@ -137,7 +150,7 @@ export class Acl {
 
   /** May `id` publish on topic `name` (action publish) or subscribe to filter `name` (action subscribe)? */
   allows(id: Identity, action: AclAction, name: string, clientId: string): boolean {
-    const wanted = name.split('/');
+    const wanted = (action === 'subscribe' ? unshared(name) : name).split('/');
     if (action === 'publish' && isHubOwned(wanted)) return false;
     for (const rule of this.rules) {
       if (!rule.actions.includes(action) || !applies(rule.who, id)) continue;
