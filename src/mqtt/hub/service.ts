@@ -90,7 +90,9 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
   const broker = new Broker(
     {
       allowAnonymous: config.mqttAllowAnonymous,
-      maxPacketBytes: config.mqttMaxPacketBytes,
+      maxPacketBytes: config.mqttMaxPacketSize,
+      keepaliveMaxS: config.mqttMaxKeepalive,
+      receiveMaximum: config.mqttReceiveMaximum,
       maxInflightPerClient: config.mqttMaxInflight,
       maxQueuedPerClient: config.mqttMaxQueued,
       dropPolicy: config.mqttDropPolicy as 'drop-oldest' | 'drop-new',
@@ -129,7 +131,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
   });
   const topics = new TopicsApi({
     broker, acl, auth: d.auth, ownership, log, metrics: d.metrics,
-    maxBodyBytes: config.mqttMaxPacketBytes,
+    maxBodyBytes: config.mqttMaxPacketSize,
     heartbeatMs: config.sseHeartbeatMs,
     slots: d.sseSlots,
     maxBufferedBytes: 1024 * 1024,
@@ -137,7 +139,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
   topics.register(d.app);
   const gate = new MqttAddressGate(config.mqttMaxConnectionsPerAddress, d.refusals);
   registerMqttMetrics(d.metrics.registry, broker, gate.counts);
-  const websockets = new MqttWebSockets(broker, config.httpTls, config.mqttMaxPacketBytes, gate);
+  const websockets = new MqttWebSockets(broker, config.httpTls, config.mqttMaxPacketSize, gate);
   log.info({ aclRules: acl.size, allowAnonymous: config.mqttAllowAnonymous }, 'mqtt broker ready');
 
   const tcp = mqttTcpServer(broker, gate);
