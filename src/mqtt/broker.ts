@@ -144,7 +144,8 @@ export class Broker {
   /**
    * The authorization hooks may answer otherwise from now on (a device changed owner, the rules
    * changed): each subscription is asked about again (authorizeSubscribe) and the per-message answers
-   * are forgotten. Calls in one synchronous run are done once, before the next message is routed.
+   * are forgotten. Calls in one synchronous run are done once, in a microtask: before any further packet
+   * from a client is handled.
    */
   authorizationChanged(): void {
     if (this.#reauthorizing) return;
