@@ -44,6 +44,7 @@ export const ERRORS = {
   CR_ERR_DEVICE_AUTH_BAD_RESPONSE: { status: 502, message: 'The device answered its apiAuthPath with something other than a token' },
   CR_ERR_DEVICE_OFFLINE: { status: 503, message: 'The device is offline' },
   CR_ERR_SHUTTING_DOWN: { status: 503, message: 'The hub is shutting down' },
+  CR_ERR_BACKEND_UNAVAILABLE: { status: 503, message: 'A backend the hub needs (Redis or the database) is unreachable; retry shortly' },
   CR_ERR_DEVICE_TIMEOUT: { status: 504, message: 'The device did not answer in time' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

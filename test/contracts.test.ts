@@ -7,6 +7,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { RedisAttemptLimiter } from '../src/cluster/redis-attempt-limiter.js';
+import { RedisBus } from '../src/cluster/redis-bus.js';
+import { RedisEventHistory } from '../src/cluster/redis-event-history.js';
+import { RedisPresence } from '../src/cluster/redis-presence.js';
+import { RedisResponseCache } from '../src/cluster/redis-response-cache.js';
 import { FailureLimiter } from '../src/core/failure-limiter.js';
 import { LocalBus } from '../src/core/local-bus.js';
 import { MemoryEventHistory } from '../src/http/event-history.js';
@@ -23,8 +29,9 @@ import { responseCacheContract } from './cache-contract.js';
 import { eventHistoryContract } from './event-history-contract.js';
 import { mqttPersistenceContract } from './mqtt-persistence-contract.js';
 import { storeContract } from './store-contract.js';
-import { presenceContract } from './presence-contract.js';
+import { presenceContract, type PresenceNodes } from './presence-contract.js';
 import { runContract } from './support/contracts.js';
+import { redisSeams } from './support/redis-seams.js';
 import { localRouterWorld } from './support/local-router-world.js';
 import { tunnelRouterContract } from './tunnel-router-contract.js';
 import { MapPresence, type PresenceEntry } from '../src/core/presence.js';
@@ -51,8 +58,19 @@ runContract('Store', storeContract, [
   { name: 'PostgresStore', make: async () => PostgresStore.open(await storeSchemas.url()), cleanup: () => storeSchemas.drop() },
 ]);
 
+const redisBuses = redisSeams();
 runContract('Bus', busContract, [
   { name: 'LocalBus', make: (hooks) => Promise.resolve(new LocalBus(hooks.onError)) },
+  {
+    name: 'RedisBus',
+    make: async (hooks) => {
+      const { redis, keyPrefix } = await redisBuses.connect();
+      const bus = await RedisBus.open({ redis, keyPrefix, onError: hooks.onError });
+      // The bus leaves its command connection to its owner (backends.ts); here the case owns both.
+      return { publish: (t, p) => bus.publish(t, p), subscribe: (f, h) => bus.subscribe(f, h), close: () => bus.close().finally(() => redis.disconnect()) };
+    },
+    cleanup: () => redisBuses.cleanup(),
+  },
 ]);
 
 const mqttFiles = tempFiles('cloudrest-mqtt-', '.');
@@ -79,16 +97,34 @@ runContract('MqttPersistence', mqttPersistenceContract, [
   },
 ]);
 
+const redisCaches = redisSeams();
 runContract('ResponseCache', responseCacheContract, [
   { name: 'MemoryResponseCache', make: () => Promise.resolve(new MemoryResponseCache({ maxBytes: 1 << 20, maxEntryBytes: 1 << 16 })) },
+  {
+    name: 'RedisResponseCache',
+    make: async () => new RedisResponseCache({ ...(await redisCaches.connect()), maxEntryBytes: 1 << 16 }),
+    cleanup: () => redisCaches.cleanup(),
+  },
 ]);
 
+const redisLimiters = redisSeams();
 runContract('AttemptLimiter', attemptLimiterContract, [
   { name: 'FailureLimiter', make: (options) => Promise.resolve(new FailureLimiter(options)) },
+  {
+    name: 'RedisAttemptLimiter',
+    make: async (options) => new RedisAttemptLimiter({ ...options, name: 'contract', ...(await redisLimiters.connect()) }),
+    cleanup: () => redisLimiters.cleanup(),
+  },
 ]);
 
+const redisHistories = redisSeams();
 runContract('EventHistory', eventHistoryContract, [
   { name: 'MemoryEventHistory', make: (options) => Promise.resolve(new MemoryEventHistory(options)) },
+  {
+    name: 'RedisEventHistory',
+    make: async (options) => RedisEventHistory.open({ ...options, ...(await redisHistories.connect()) }),
+    cleanup: () => redisHistories.cleanup(),
+  },
 ]);
 
 runContract('Presence', presenceContract, [
@@ -99,6 +135,29 @@ runContract('Presence', presenceContract, [
       const table = new Map<string, PresenceEntry>();
       return Promise.resolve({ a: new MapPresence('n_a', table), b: new MapPresence('n_b', table), close: async () => undefined });
     },
+  },
+]);
+
+// Two nodes on one key prefix, each with its own connection, so one can die alone.
+const redisPresences = redisSeams();
+const presenceTtlMs = 1000;
+const redisNodes = new WeakMap<PresenceNodes, Redis>();
+runContract('Presence', presenceContract, [
+  {
+    name: 'RedisPresence',
+    make: async () => {
+      const { redis: ra, keyPrefix } = await redisPresences.connect();
+      const { redis: rb } = await redisPresences.connect();
+      const a = new RedisPresence({ redis: ra, keyPrefix, nodeId: 'n_a', nodeTtlMs: presenceTtlMs });
+      const b = new RedisPresence({ redis: rb, keyPrefix, nodeId: 'n_b', nodeTtlMs: presenceTtlMs });
+      await Promise.all([a.start(), b.start()]);
+      const nodes = { a, b, close: async () => void (await Promise.all([a.close(), b.close()])) };
+      redisNodes.set(nodes, rb);
+      return nodes;
+    },
+    cleanup: () => redisPresences.cleanup(),
+    // b's process gone: its connection drops, its heartbeat stops, and nothing is let go.
+    properties: { nodeTtlMs: presenceTtlMs, crash: async (nodes) => redisNodes.get(nodes)!.disconnect() },
   },
 ]);
 

@@ -18,7 +18,15 @@ export interface PresenceNodes {
   close(): Promise<void>;
 }
 
-export function presenceContract(implementation: Implementation<PresenceNodes>): void {
+/** What an implementation whose nodes can die promises (Redis: heartbeat keys with a TTL). */
+export interface PresenceProperties {
+  /** How long after its last heartbeat a node counts as dead. */
+  nodeTtlMs?: number;
+  /** Makes node b die as a crashed process would: no more heartbeats, nothing let go. */
+  crash?(nodes: PresenceNodes): Promise<void>;
+}
+
+export function presenceContract(implementation: Implementation<PresenceNodes, [], PresenceProperties>): void {
   const make = () => implementation.make();
   {
     let nodes: PresenceNodes;
@@ -85,6 +93,34 @@ export function presenceContract(implementation: Implementation<PresenceNodes>):
       await a.delete('d_never');
       assert.equal(await b.get('d_never'), undefined);
     });
+
+    it('moves a device back and forth between live nodes: the last set wins, and the node that lost it cannot clear it', async () => {
+      await a.set('d_1', 1000);
+      await b.set('d_1', 2000);
+      assert.deepEqual(await a.get('d_1'), { nodeId: b.nodeId, since: 2000 });
+      await a.set('d_1', 3000); // the device moved back: the last set wins, whichever node
+      assert.deepEqual(await b.get('d_1'), { nodeId: a.nodeId, since: 3000 });
+      await b.delete('d_1');
+      assert.deepEqual(await b.get('d_1'), { nodeId: a.nodeId, since: 3000 });
+    });
+
+    const { crash, nodeTtlMs } = implementation.properties ?? {};
+    if (crash !== undefined && nodeTtlMs !== undefined) {
+      it("takes a dead node's devices offline everywhere once its TTL ran out, and leaves the others' alone", async () => {
+        await a.set('d_a', 1);
+        await b.set('d_b', 2);
+        assert.deepEqual(await a.get('d_b'), { nodeId: b.nodeId, since: 2 });
+        const crashed = Date.now();
+        await crash(nodes);
+        const deadline = crashed + nodeTtlMs + 5000;
+        while ((await a.get('d_b')) !== undefined) {
+          assert.ok(Date.now() < deadline, `d_b still online ${Date.now() - crashed} ms after its node died`);
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        assert.ok(Date.now() - crashed >= nodeTtlMs / 2, 'a live heartbeat kept the node alive until close to its TTL');
+        assert.deepEqual(await a.getMany(['d_a', 'd_b']), [{ nodeId: a.nodeId, since: 1 }, undefined]);
+      });
+    }
 
     it('keeps device ids exact: no prefix or case folding', async () => {
       await a.set('Dev:1', 1);

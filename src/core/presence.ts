@@ -55,3 +55,19 @@ export class MapPresence implements Presence {
     return deviceIds.map((id) => this.#where.get(id));
   }
 }
+
+/** What a node advertises to the others in its heartbeat (scaled out): how to reach it. */
+export interface NodeInfo {
+  /** The node's internal URL (`--internal-url`), for node-to-node links. */
+  readonly internalUrl?: string;
+}
+
+/** The cluster's live nodes, as presence's heartbeats know them (RedisPresence); none when embedded. */
+export interface NodeDirectory {
+  /** True while the node's heartbeat is fresh. */
+  nodeAlive(nodeId: string): Promise<boolean>;
+  /** What a live node advertises; undefined when it is dead. */
+  nodeInfo(nodeId: string): Promise<NodeInfo | undefined>;
+  /** What this node advertises from now on (written at once and with every heartbeat). */
+  setNodeInfo(info: NodeInfo): Promise<void>;
+}
