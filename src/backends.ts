@@ -6,31 +6,44 @@
  * and what is moved there) lives in Redis (src/cluster/); without it, in this process.
  */
 import { join } from 'node:path';
+import { RedisAttemptLimiter } from './cluster/redis-attempt-limiter.js';
 import { RedisBus } from './cluster/redis-bus.js';
 import { openRedis } from './cluster/redis-connection.js';
+import { RedisEventHistory } from './cluster/redis-event-history.js';
 import { RedisPresence } from './cluster/redis-presence.js';
+import { RedisResponseCache } from './cluster/redis-response-cache.js';
 import type { Bus } from './core/bus.js';
-import { FailureLimiter, type AttemptLimiter, type FailureLimiterOptions } from './core/failure-limiter.js';
+import { FailureLimiter, type AttemptLimiter, type NamedLimiterOptions } from './core/failure-limiter.js';
 import { LocalBus, type BusErrorHandler } from './core/local-bus.js';
 import { MapPresence, type NodeDirectory, type Presence } from './core/presence.js';
 import { newId } from './core/secrets.js';
 import { MemoryEventHistory, type EventHistory, type EventHistoryOptions } from './http/event-history.js';
 import { MemoryResponseCache, type ResponseCache } from './relay/cache.js';
+import { openPostgresBackend } from './store/postgres/postgres-backend.js';
 import { openSqliteBackend } from './store/sqlite/sqlite-backend.js';
 import type { StoreBackend } from './store/store-backend.js';
 
 /** The database file under the data folder (`--data`). */
 export const DATABASE_FILE = 'cloudrest.db';
 
-/** Where the durable state is: today the SQLite file under `data`. */
+/** Where the durable state is: the SQLite file under `data`, or a PostgreSQL database. */
 export interface StoreLocation {
   /** The data folder (`--data`). */
   data: string;
+  /** `--store`: 'sqlite' (the default: the file under `data`) or postgres://... / postgresql://... */
+  store?: string;
 }
 
-/** The store and the MQTT persistence of its database, migrated: what the CLI's admin commands use. */
+/**
+ * The store and the MQTT persistence of its database, migrated: what the hub and the CLI's admin
+ * commands use. A `store` that is neither 'sqlite' nor a PostgreSQL URL is an error naming the flag.
+ */
 export function openStoreBackend(where: StoreLocation): Promise<StoreBackend> {
-  return openSqliteBackend(join(where.data, DATABASE_FILE));
+  const store = where.store ?? 'sqlite';
+  if (store === 'sqlite') return openSqliteBackend(join(where.data, DATABASE_FILE));
+  if (/^postgres(ql)?:\/\//i.test(store)) return openPostgresBackend(store);
+  // The value is not echoed: a mistyped URL may still carry a password.
+  return Promise.reject(new Error('--store (config key store, CLOUDREST_STORE) must be sqlite or a postgres://USER@HOST:PORT/DB URL'));
 }
 
 /** The part of the hub's config the backends are chosen and sized from. */
@@ -54,11 +67,40 @@ export interface Backends extends StoreBackend {
   /** Relayed GET responses; undefined when the cache is off (`cacheMaxBytes` 0). */
   readonly responseCache: ResponseCache | undefined;
   /** A failed-attempt limit (login, device secrets, factory keys): one per use. */
-  attemptLimiter(options: FailureLimiterOptions): AttemptLimiter;
-  /** The SSE event history behind Last-Event-ID. */
-  eventHistory(options: EventHistoryOptions): EventHistory;
+  attemptLimiter(options: NamedLimiterOptions): AttemptLimiter;
+  /** The SSE event history behind Last-Event-ID (a shared one is opened on Redis first). */
+  eventHistory(options: EventHistoryOptions): EventHistory | Promise<EventHistory>;
+  /** Each backend this node needs, reachable or not and why (GET /readyz). */
+  health(): Promise<BackendHealth[]>;
   /** Closes the bus, then the store backend. */
   close(): Promise<void>;
+}
+
+/** One backend as GET /readyz reports it. */
+export interface BackendHealth {
+  backend: 'store' | 'redis';
+  ok: boolean;
+  /** Why it is not reachable. */
+  error?: string;
+}
+
+/** Failures of the shared state (Redis away) are reported at most this often. */
+const REPORT_INTERVAL_MS = 10_000;
+
+/** How long a readiness probe may take: a backend slower than this counts as down. */
+const PROBE_TIMEOUT_MS = 2000;
+
+async function probe(backend: BackendHealth['backend'], ping: () => Promise<unknown>): Promise<BackendHealth> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS)));
+  try {
+    await Promise.race([ping(), timeout]);
+    return { backend, ok: true };
+  } catch (err) {
+    return { backend, ok: false, error: err instanceof Error ? err.message : String(err) };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface BackendsHooks {
@@ -83,12 +125,15 @@ export async function openBackends(config: BackendsConfig, hooks: BackendsHooks)
   return {
     store: storage.store,
     openMqttPersistence: () => storage.openMqttPersistence(),
+    openTokenSigner: (dataDir) => storage.openTokenSigner(dataDir),
+    ping: () => storage.ping(),
     bus,
     presence,
     nodes: undefined,
     responseCache,
     attemptLimiter: (options) => new FailureLimiter(options),
     eventHistory: (options) => new MemoryEventHistory(options),
+    health: async () => [await probe('store', () => storage.ping())],
     async close() {
       await bus.close();
       await storage.close();
@@ -103,20 +148,32 @@ export async function openBackends(config: BackendsConfig, hooks: BackendsHooks)
 async function openRedisBackends(config: BackendsConfig, url: string, storage: StoreBackend, hooks: BackendsHooks): Promise<Backends> {
   const redis = await openRedis(url);
   const keyPrefix = config.redisKeyPrefix;
+  // While Redis is away every heartbeat and publish fails: one report per interval is enough.
+  let reportedAt = -Infinity;
+  const onError = (err: unknown): void => {
+    const now = Date.now();
+    if (now - reportedAt < REPORT_INTERVAL_MS) return;
+    reportedAt = now;
+    hooks.onBackendError?.(err, 'redis');
+  };
   try {
-    const bus = await RedisBus.open({ redis, keyPrefix, onError: hooks.onBusError });
-    const presence = new RedisPresence({ redis, keyPrefix, nodeId: config.nodeId ?? newId('n_'), nodeTtlMs: config.nodeTtlMs, onError: (err) => hooks.onBackendError?.(err, 'redis') });
+    const bus = await RedisBus.open({ redis, keyPrefix, onError: hooks.onBusError, onPublishError: onError });
+    const presence = new RedisPresence({ redis, keyPrefix, nodeId: config.nodeId ?? newId('n_'), nodeTtlMs: config.nodeTtlMs, onError });
     await presence.start();
-    const responseCache = config.cacheMaxBytes > 0 ? new MemoryResponseCache({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
+    // Shared by every node; its total size is Redis's maxmemory (docs/scale-out.md "Redis").
+    const responseCache = config.cacheMaxBytes > 0 ? new RedisResponseCache({ redis, keyPrefix, maxEntryBytes: config.cacheMaxEntryBytes }) : undefined;
     return {
       store: storage.store,
       openMqttPersistence: () => storage.openMqttPersistence(),
+      openTokenSigner: (dataDir) => storage.openTokenSigner(dataDir),
       bus,
       presence,
       nodes: presence,
       responseCache,
-      attemptLimiter: (options) => new FailureLimiter(options),
-      eventHistory: (options) => new MemoryEventHistory(options),
+      attemptLimiter: (options) => new RedisAttemptLimiter({ ...options, redis, keyPrefix, onError }),
+      eventHistory: (options) => RedisEventHistory.open({ ...options, redis, keyPrefix }),
+      ping: () => storage.ping(),
+      health: () => Promise.all([probe('store', () => storage.ping()), probe('redis', () => redis.ping())]),
       async close() {
         await presence.close();
         await bus.close();

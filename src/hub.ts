@@ -16,11 +16,11 @@ import type { TunnelRouter } from './relay/router.js';
 import type { HubConfig } from './config/hub-options.js';
 import { ADMIN_SOCKET_NAME, startAdminSocket } from './admin/admin-socket.js';
 import { applyDeviceUpdate } from './admin/device-updates.js';
-import { PortInUseError } from './errors.js';
+import { HubError, PortInUseError } from './errors.js';
 import { registerApi } from './http/api.js';
+import { backendUnavailable } from './core/backend-errors.js';
 import { Authenticator } from './core/auth/authenticator.js';
 import { EventsService } from './http/events-service.js';
-import { TokenSigner } from './core/auth/token-signer.js';
 import { LanTrustSync } from './relay/edge/lan-trust.js';
 import { LocalTunnelRouter } from './relay/edge/local-tunnel-router.js';
 import { createMetrics } from './core/metrics.js';
@@ -92,7 +92,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
 
   const backends = await openBackends({ ...config, nodeId }, {
     onBusError: (err) => log.error({ err }, 'bus subscriber failed'),
-    onBackendError: (err, backend) => log.warn({ err, backend }, 'shared state not refreshed; retrying'),
+    onBackendError: (err, backend) => log.warn({ err, backend }, 'shared state could not be written; retrying (at most one line per 10 s)'),
   });
   const { store, bus, presence } = backends;
   // This process's tunnels; given them once they exist (LAN trust, which they call, needs the router first).
@@ -102,7 +102,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   let router: TunnelRouter = local;
   const metrics = createMetrics();
   // Tokens are signed so agents can check them on the LAN with no hub (docs/api.md "LAN access").
-  const signer = TokenSigner.open(config.data);
+  const signer = await backends.openTokenSigner(config.data);
   const hasher = new PasswordHasher({ maxConcurrent: config.maxConcurrentPasswordHashes, maxQueued: config.maxQueuedPasswordHashes, maxWaitMs: config.passwordHashMaxWaitMs });
   const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs, signer, hasher }, bus);
   const cache = backends.responseCache && new RelayCache(backends.responseCache, { maxEntryBytes: config.cacheMaxEntryBytes });
@@ -156,7 +156,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       mqtt?.deviceOwnerChanged(id);
     },
   });
-  const events = new EventsService({ bus, auth, presence, metrics, history: backends.eventHistory({ eventHistory: config.eventHistory }), heartbeatMs: config.sseHeartbeatMs, slots: sseSlots });
+  const events = new EventsService({ bus, auth, presence, metrics, history: await backends.eventHistory({ eventHistory: config.eventHistory }), heartbeatMs: config.sseHeartbeatMs, slots: sseSlots });
   const relay = createRelay(
     { maxRequestBodyBytes: config.maxRequestBodyBytes, requestTimeoutMs: config.requestTimeoutMs },
     { router, auth, cache, metrics, log, isShuttingDown: () => shuttingDown, deviceAuth: accounts.deviceAuth },
@@ -177,6 +177,10 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
         const r = parseRelayUrl(url);
         if (r) {
           relay(req, res, r.deviceId, r.target).catch((err: unknown) => {
+            // A backend away (Redis, the database) is the client's 503 with its code, not an internal error.
+            const down = backendUnavailable(err);
+            if (down) return sendError(res, down.code, down.message);
+            if (err instanceof HubError) return sendError(res, err.code, err.message);
             log.error({ err }, 'relay failed');
             sendError(res, 'CR_ERR_INTERNAL');
           });
@@ -184,6 +188,9 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
         }
         if (req.method === 'GET' && events.handles(url)) {
           events.handle(req, res).catch((err: unknown) => {
+            const down = backendUnavailable(err);
+            if (down) return sendError(res, down.code, down.message);
+            if (err instanceof HubError) return sendError(res, err.code, err.message);
             log.error({ err }, 'event stream failed');
             sendError(res, 'CR_ERR_INTERNAL');
           });
@@ -195,10 +202,10 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       return httpServer;
     },
   });
-  registerApi(app, { store, auth, presence, metrics, isReady: () => ready && !shuttingDown, attempts: accounts.attempts });
+  registerApi(app, { store, auth, presence, metrics, isReady: () => ready && !shuttingDown, backendHealth: () => backends.health(), attempts: accounts.attempts });
   accounts.register(app);
   // Factory provisioning (src/factory/): POST /v1/factory/devices, authenticated by factory keys.
-  const limiter = backends.attemptLimiter({ maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxKeys: 10_000 });
+  const limiter = backends.attemptLimiter({ name: 'factory-address', maxFailures: config.factoryMaxFailures, windowMs: config.factoryFailureWindowMs, maxKeys: 10_000 });
   registerFactoryApi(app, { store, log, metrics, limiter });
   // OAuth 2.0 provider for third-party services (src/oauth/); the issuer is known once the port is bound.
   let issuer = config.publicUrl?.replace(/\/+$/, '') ?? '';

@@ -8,6 +8,7 @@ export { Agent } from './agent/agent.js';
 export { ERRORS, HubError, PortInUseError, type ErrorCode } from './errors.js';
 export type { Store, UserRecord, DeviceRecord, TokenRecord, TokenInfo, ConfirmationRecord, ConfirmResult, FactoryKeyRecord } from './store/store.js';
 export { SqliteStore } from './store/sqlite/sqlite-store.js';
+export { PostgresStore } from './store/postgres/postgres-store.js';
 export type { Bus, BusHandler } from './core/bus.js';
 export { LocalBus } from './core/local-bus.js';
 export { MapPresence, type Presence, type PresenceEntry } from './core/presence.js';

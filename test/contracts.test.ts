@@ -8,8 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
+import { RedisAttemptLimiter } from '../src/cluster/redis-attempt-limiter.js';
 import { RedisBus } from '../src/cluster/redis-bus.js';
+import { RedisEventHistory } from '../src/cluster/redis-event-history.js';
 import { RedisPresence } from '../src/cluster/redis-presence.js';
+import { RedisResponseCache } from '../src/cluster/redis-response-cache.js';
 import { FailureLimiter } from '../src/core/failure-limiter.js';
 import { LocalBus } from '../src/core/local-bus.js';
 import { MemoryEventHistory } from '../src/http/event-history.js';
@@ -17,6 +20,9 @@ import { MemoryMqttPersistence } from '../src/mqtt/memory-persistence.js';
 import { MemoryResponseCache } from '../src/relay/cache.js';
 import { SqliteMqttPersistence } from '../src/store/sqlite/mqtt-persistence.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { PostgresStore } from '../src/store/postgres/postgres-store.js';
+import { PostgresMqttPersistence } from '../src/store/postgres/mqtt-persistence.js';
+import { postgresSchemas } from './support/postgres-schemas.js';
 import { attemptLimiterContract } from './attempt-limiter-contract.js';
 import { busContract } from './bus-contract.js';
 import { responseCacheContract } from './cache-contract.js';
@@ -45,9 +51,12 @@ function tempFiles(prefix: string, nested: string) {
 }
 
 const storeFiles = tempFiles('cloudrest-store-', 'nested');
+/** One test database for the suite, a fresh schema in it per case. */
+const storeSchemas = postgresSchemas();
 runContract('Store', storeContract, [
   { name: 'SqliteStore in memory', make: () => Promise.resolve(SqliteStore.open(':memory:')) },
   { name: 'SqliteStore on a file', make: () => Promise.resolve(SqliteStore.open(storeFiles.file())), cleanup: storeFiles.cleanup },
+  { name: 'PostgresStore', make: async () => PostgresStore.open(await storeSchemas.url()), cleanup: () => storeSchemas.drop() },
 ]);
 
 const redisBuses = redisSeams();
@@ -66,6 +75,7 @@ runContract('Bus', busContract, [
 ]);
 
 const mqttFiles = tempFiles('cloudrest-mqtt-', '.');
+const mqttSchemas = postgresSchemas();
 runContract('MqttPersistence', mqttPersistenceContract, [
   { name: 'MemoryMqttPersistence', make: () => Promise.resolve({ p: new MemoryMqttPersistence() }), properties: { durable: false } },
   {
@@ -77,18 +87,45 @@ runContract('MqttPersistence', mqttPersistenceContract, [
     cleanup: mqttFiles.cleanup,
     properties: { durable: true },
   },
+  {
+    name: 'PostgresMqttPersistence',
+    make: async () => {
+      const url = await mqttSchemas.url();
+      return { p: await PostgresMqttPersistence.open(url), reopen: () => PostgresMqttPersistence.open(url) };
+    },
+    cleanup: () => mqttSchemas.drop(),
+    properties: { durable: true },
+  },
 ]);
 
+const redisCaches = redisSeams();
 runContract('ResponseCache', responseCacheContract, [
   { name: 'MemoryResponseCache', make: () => Promise.resolve(new MemoryResponseCache({ maxBytes: 1 << 20, maxEntryBytes: 1 << 16 })) },
+  {
+    name: 'RedisResponseCache',
+    make: async () => new RedisResponseCache({ ...(await redisCaches.connect()), maxEntryBytes: 1 << 16 }),
+    cleanup: () => redisCaches.cleanup(),
+  },
 ]);
 
+const redisLimiters = redisSeams();
 runContract('AttemptLimiter', attemptLimiterContract, [
   { name: 'FailureLimiter', make: (options) => Promise.resolve(new FailureLimiter(options)) },
+  {
+    name: 'RedisAttemptLimiter',
+    make: async (options) => new RedisAttemptLimiter({ ...options, name: 'contract', ...(await redisLimiters.connect()) }),
+    cleanup: () => redisLimiters.cleanup(),
+  },
 ]);
 
+const redisHistories = redisSeams();
 runContract('EventHistory', eventHistoryContract, [
   { name: 'MemoryEventHistory', make: (options) => Promise.resolve(new MemoryEventHistory(options)) },
+  {
+    name: 'RedisEventHistory',
+    make: async (options) => RedisEventHistory.open({ ...options, ...(await redisHistories.connect()) }),
+    cleanup: () => redisHistories.cleanup(),
+  },
 ]);
 
 runContract('Presence', presenceContract, [

@@ -26,7 +26,6 @@ const KNOWN_TYPE_CYCLES = [
     'mqtt/handlers/pubcomp.ts', 'mqtt/handlers/publish.ts', 'mqtt/handlers/pubrec.ts', 'mqtt/handlers/pubrel.ts',
     'mqtt/handlers/subscribe.ts', 'mqtt/handlers/unsubscribe.ts', 'mqtt/outbox.ts', 'mqtt/router.ts', 'mqtt/session.ts',
     'mqtt/subscription.ts'],
-  ['store/sqlite/device-claims.ts', 'store/sqlite/devices.ts'],
 ];
 
 function sources(dir: string, out: string[] = []): string[] {

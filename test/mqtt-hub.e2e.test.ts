@@ -99,9 +99,10 @@ describe('MQTT in the hub: credentials, ACLs, transports, REST bridge', () => {
   it('default ACL: a device cannot subscribe to another device; a user only to the devices they own', async () => {
     const other = await addDevice(w.data.path, 'Not yours', 'someone-else@example.com');
     const dev = await clients.connect(mqttUrl, { protocolVersion: 5, ...device() });
-    assert.deepEqual(await subackCodes(dev, [`devices/${other.id}/#`, `devices/${w.deviceId}/#`, 'devices/+/events']), [0x87, 1, 0x87]);
+    // devices/+/events and # are granted: each message then goes only where its topic may be read (test/mqtt-acl-overlap.e2e).
+    assert.deepEqual(await subackCodes(dev, [`devices/${other.id}/#`, `devices/${w.deviceId}/#`, 'devices/+/events']), [0x87, 1, 1]);
     const owner = await clients.connect(mqttUrl, { protocolVersion: 4, ...user() });
-    assert.deepEqual(await subackCodes(owner, [`devices/${w.deviceId}/#`, `devices/${other.id}/#`, '#']), [1, 128, 128]);
+    assert.deepEqual(await subackCodes(owner, [`devices/${w.deviceId}/#`, `devices/${other.id}/#`, '#', 'elsewhere/#']), [1, 128, 1, 128]);
     // The other device has its own topics, not ours.
     const otherDev = await clients.connect(mqttUrl, { protocolVersion: 5, username: other.id, password: other.secret });
     assert.deepEqual(await subackCodes(otherDev, [`devices/${other.id}/#`, `devices/${w.deviceId}/#`], 0), [0, 0x87]);
@@ -149,7 +150,7 @@ describe('MQTT in the hub: credentials, ACLs, transports, REST bridge', () => {
     assert.deepEqual(await post(`/v1/topics/${topic}`, w.auth, 'x'.repeat(1_048_577)), [413, 'CR_ERR_BODY_TOO_LARGE']);
   });
 
-  it('an MQTT publish reaches GET /v1/topics/events as a server-sent event; a filter beyond the ACL is 403', async () => {
+  it('an MQTT publish reaches GET /v1/topics/events as a server-sent event; a filter no allowed topic matches is 403', async () => {
     const filter = encodeURIComponent(`devices/${w.deviceId}/sensors/#`);
     const sse = await SseClient.open(`${w.hub.url}/v1/topics/events?filter=${filter}`, w.auth);
     assert.equal(sse.status, 200);
@@ -160,7 +161,7 @@ describe('MQTT in the hub: credentials, ACLs, transports, REST bridge', () => {
     const events = await sse.until((ev) => ev.some((e) => e.event === 'message'));
     assert.deepEqual(JSON.parse(events.find((e) => e.event === 'message')!.data), { topic, qos: 1, retain: true, payload: '22.5' });
     sse.close();
-    const denied = await fetch(`${w.hub.url}/v1/topics/events?filter=${encodeURIComponent('devices/+/events')}`, { headers: w.auth });
+    const denied = await fetch(`${w.hub.url}/v1/topics/events?filter=${encodeURIComponent('devices/someone-elses/#')}`, { headers: w.auth });
     assert.equal(denied.status, 403);
     assert.equal(((await denied.json()) as { error: { code: string } }).error.code, 'CR_ERR_TOPIC_FORBIDDEN');
   });

@@ -9,6 +9,7 @@ import { DuplicateError } from '../src/store/store.js';
 import type { Store } from '../src/store/store.js';
 import type { ContractSuite } from './support/contracts.js';
 import { oauthStoreContract } from './store-contract-oauth.js';
+import { storeRaceContract } from './store-contract-races.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -534,6 +535,7 @@ export const storeContract: ContractSuite<Store> = (implementation) => {
   });
 
   oauthStoreContract(fresh);
+  storeRaceContract(fresh);
 
   describe('revoked tokens', () => {
     const hash = (c: string): string => c.repeat(64);

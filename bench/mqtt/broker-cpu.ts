@@ -3,11 +3,15 @@
 // the hub). For A/B decisions when the machine is too noisy for whole-system runs: alternate two builds,
 // several runs each, and compare medians. No syscalls are counted, only the broker's JavaScript.
 //
-//   node --import tsx bench/mqtt/broker-cpu.ts DIST SCENARIO [MESSAGES=100000]
+//   node --import tsx bench/mqtt/broker-cpu.ts DIST SCENARIO [MESSAGES=100000] [ACL=whole]
 //   DIST      a dist/ folder: dist, or a copy of an earlier build (.bench-tmp/a/dist)
 //   SCENARIO  fanin0 fanin1 p2p0 p2p1 fanout0 fanout1 lat0 lat1 (shape, then QoS; lat: one PUBLISH per read)
-// Prints one line: {"scenario":...,"dist":...,"msgs":N,"usPerMsg":X}.
+//   ACL       whole: subscriptions granted whole, as the hub grants a device its own topics (default);
+//             per-message: every subscription granted in part, so each delivery is checked (the hub's
+//             ACL behind a per-subscription cache; a build without it runs as whole, and says so)
+// Prints one line: {"scenario":...,"dist":...,"msgs":N,"usPerMsg":X} (and "acl" when per-message).
 import { Duplex } from 'node:stream';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { connectPacket, publishTemplate, readFixedHeader, subscribePacket, type FixedHeader } from './wire.js';
@@ -20,7 +24,9 @@ interface AclLike {
   allows(id: Identity, action: 'publish' | 'subscribe', name: string, clientId: string): boolean;
 }
 
-const [dist = 'dist', scenario = 'fanin1', messagesArg = '100000'] = process.argv.slice(2);
+const [dist = 'dist', scenario = 'fanin1', messagesArg = '100000', aclAsked = 'whole'] = process.argv.slice(2);
+// An earlier build would refuse a 'per-message' answer (it knows only true and false).
+const aclMode = aclAsked === 'per-message' && !existsSync(resolve(dist, 'mqtt/receive-check.js')) ? 'whole (no per-message check in this build)' : aclAsked;
 const load = async <T>(file: string): Promise<T> => (await import(pathToFileURL(resolve(dist, file)).href)) as T;
 const { Broker } = await load<{ Broker: new (o: object, h: object) => BrokerLike }>('mqtt/broker.js');
 const { Acl, parseAcl } = await load<{ Acl: new (rules: unknown, owns: () => boolean) => AclLike; parseAcl(text: string): unknown }>('mqtt/hub/acl.js');
@@ -28,7 +34,11 @@ const acl = new Acl(parseAcl('allow all anonymous bench/#\n'), () => false);
 const anonymous: Identity = { kind: 'anonymous' };
 const broker = new Broker({ allowAnonymous: true }, {
   authorizePublish: (_p: string, topic: string, clientId: string) => acl.allows(anonymous, 'publish', topic, clientId),
-  authorizeSubscribe: (_p: string, filter: string, clientId: string) => acl.allows(anonymous, 'subscribe', filter, clientId),
+  authorizeSubscribe: (_p: string, filter: string, clientId: string) => {
+    const ok = acl.allows(anonymous, 'subscribe', filter, clientId);
+    return ok && aclMode === 'per-message' ? 'per-message' : ok;
+  },
+  authorizeReceive: (_p: string, topic: string, clientId: string) => acl.allows(anonymous, 'subscribe', topic, clientId),
 });
 
 /** One PUBLISH with a 64-byte payload and, at QoS 1, packet id `id`. */
@@ -137,5 +147,5 @@ const from = received;
 await run(copies);
 const cpu = process.cpuUsage(cpu0);
 const msgs = received - from;
-process.stdout.write(`${JSON.stringify({ scenario, dist, msgs, usPerMsg: Number(((cpu.user + cpu.system) / msgs).toFixed(3)) })}\n`);
+process.stdout.write(`${JSON.stringify({ scenario, dist, msgs, usPerMsg: Number(((cpu.user + cpu.system) / msgs).toFixed(3)), ...(aclMode === 'whole' ? {} : { acl: aclMode }) })}\n`);
 process.exit(0);

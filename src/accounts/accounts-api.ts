@@ -113,7 +113,7 @@ export function registerAccountsApi(app: FastifyInstance, deps: AccountsApiDeps)
       const { s, d } = await ownedDevice(req);
       // The device checks the password; the hub still bounds how fast anyone may guess through it.
       // Reserved before the device is asked, so concurrent guesses cannot outrun the limit.
-      const { attempt, retryAfterMs } = attempts.reserve(`device ${d.id}`, req.ip);
+      const { attempt, retryAfterMs } = await attempts.reserve(`device ${d.id}`, req.ip);
       if (attempt === undefined) return sendRateLimited(res, retryAfterMs);
       try {
         const { expiresAt } = await deviceAuth.authenticate(s.user, d, (req.body as { password: string }).password, req.ip);

@@ -23,7 +23,7 @@ export async function checkPassword<T>(
   address: string,
   check: () => Promise<T | undefined>,
 ): Promise<PasswordCheck<T>> {
-  const r = attempts?.reserve(account, address);
+  const r = await attempts?.reserve(account, address);
   if (r !== undefined && r.attempt === undefined) return { status: 'refused', code: 'CR_ERR_RATE_LIMITED', retryAfterMs: r.retryAfterMs };
   const attempt = r?.attempt;
   try {

@@ -4,7 +4,7 @@
  * creates it once the tunnels exist, tells it of every device connection, mounts its routes, and
  * closes it before the Store.
  */
-import type { AttemptLimiter, FailureLimiterOptions } from '../core/failure-limiter.js';
+import type { AttemptLimiter, NamedLimiterOptions } from '../core/failure-limiter.js';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -37,7 +37,7 @@ export interface AccountsDeps {
   /** A device got a new owner (an accepted claim): whatever caches its owner must forget it. */
   deviceOwnerChanged?: (deviceId: string) => void;
   /** Makes the failed-attempt limits of password checks (src/backends.ts picks the implementation). */
-  attemptLimiter: (o: FailureLimiterOptions) => AttemptLimiter;
+  attemptLimiter: (o: NamedLimiterOptions) => AttemptLimiter;
 }
 
 export interface AccountsService {

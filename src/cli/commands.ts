@@ -10,6 +10,7 @@ import { devicesRevoke, devicesRevokeHelp, devicesUnrevoke } from './devices-rev
 import { discoverHelp, runDiscover } from './discover.js';
 import { factoryKeysAdd, factoryKeysHelp, factoryKeysList, factoryKeysRevoke, factoryKeysRotate } from './factory-keys.js';
 import { hubHelp, runHub } from './hub.js';
+import { migrateHelp, runMigrate } from './migrate.js';
 import { oauthClientsAdd, oauthClientsHelp, oauthClientsList, oauthClientsRemove } from './oauth-clients.js';
 
 export type Out = (s: string) => void;
@@ -48,6 +49,7 @@ export const COMMANDS: ReadonlyMap<string, Command> = new Map<string, Command>([
   ['oauth-clients add', { summary: OAUTH_CLIENTS, help: oauthClientsHelp.add, run: oauthClientsAdd }],
   ['oauth-clients list', { summary: OAUTH_CLIENTS, help: oauthClientsHelp.list, run: oauthClientsList }],
   ['oauth-clients remove', { summary: OAUTH_CLIENTS, help: oauthClientsHelp.remove, run: oauthClientsRemove }],
+  ['migrate', { summary: 'copy a hub\'s SQLite state (--data) into PostgreSQL, for --store postgres://...', help: migrateHelp, run: runMigrate }],
 ]);
 
 const SUMMARY_COLUMN = 22;

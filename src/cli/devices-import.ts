@@ -16,11 +16,12 @@ import type { OptionTable } from '../config/option.js';
 import { deviceIdProblem, deviceNameProblem, emailProblem, normalizeOwnerEmail } from '../core/device-fields.js';
 import { newId, newSecret, sha256Hex } from '../core/secrets.js';
 import { DuplicateError, type NewDevice } from '../store/store.js';
-import { dataOption, UsageError, withStore } from './admin.js';
+import { dataOption, storeOption, UsageError, withStore } from './admin.js';
 import { oneArgument } from './factory-keys.js';
 
 export const devicesImportOptions = {
   data: dataOption,
+  store: storeOption,
   json: { type: 'bool', default: false, description: 'Print JSON instead of CSV' },
   out: { type: 'string', description: 'Write the ids and secrets to this new file (mode 0600) instead of printing them' },
 } as const satisfies OptionTable;
@@ -98,7 +99,7 @@ function checkRows(parsed: ReturnType<typeof parseCsv>, existing: Set<string>): 
 
 export async function devicesImport(argv: string[], out: (s: string) => void): Promise<void> {
   const { config, positionals } = loadConfig(devicesImportOptions, { argv });
-  const file = oneArgument(positionals, 'CSV file', 'cloudrest devices import FILE.csv [--data DIR] [--json] [--out FILE]');
+  const file = oneArgument(positionals, 'CSV file', 'cloudrest devices import FILE.csv [--data DIR] [--store URL] [--json] [--out FILE]');
   let text: string;
   try {
     text = file === '-' ? readFileSync(0, 'utf8') : await readFile(file, 'utf8');
@@ -109,7 +110,7 @@ export async function devicesImport(argv: string[], out: (s: string) => void): P
   const parsed = parseCsv(text, file);
   if (parsed.length === 0) throw new UsageError(`${file}: no devices (a header line, then one device per line)`);
 
-  await withStore(config.data, async (s) => {
+  await withStore(config, async (s) => {
     const existing = new Set<string>();
     for (const { record } of parsed) if (record.id && (await s.getDevice(record.id))) existing.add(record.id);
     const rows = checkRows(parsed, existing);
@@ -141,4 +142,4 @@ export async function devicesImport(argv: string[], out: (s: string) => void): P
   });
 }
 
-export const devicesImportHelp = () => helpText('cloudrest devices import FILE.csv [--data DIR] [--json] [--out FILE]   (FILE "-" reads standard input)', devicesImportOptions);
+export const devicesImportHelp = () => helpText('cloudrest devices import FILE.csv [--data DIR] [--store URL] [--json] [--out FILE]   (FILE "-" reads standard input)', devicesImportOptions);

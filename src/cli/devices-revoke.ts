@@ -21,8 +21,8 @@ function hubSummary(h: HubAnswer): string {
 
 async function setRevoked(argv: string[], out: (s: string) => void, revoke: boolean): Promise<void> {
   const { config, positionals } = loadConfig(dataJsonOptions, { argv });
-  const id = oneArgument(positionals, 'device id', `cloudrest devices ${revoke ? 'revoke' : 'unrevoke'} ID [--data DIR]`);
-  const revokedAt = await withStore(config.data, async (s) => {
+  const id = oneArgument(positionals, 'device id', `cloudrest devices ${revoke ? 'revoke' : 'unrevoke'} ID [--data DIR] [--store URL]`);
+  const revokedAt = await withStore(config, async (s) => {
     const d = await s.getDevice(id);
     if (d === undefined) throw new UsageError(`no device ${id}`);
     // Revoking again keeps the first time: it says when the device stopped being trusted.
@@ -43,6 +43,6 @@ export const devicesRevoke = (argv: string[], out: (s: string) => void): Promise
 export const devicesUnrevoke = (argv: string[], out: (s: string) => void): Promise<void> => setRevoked(argv, out, false);
 
 export const devicesRevokeHelp = {
-  revoke: () => helpText('cloudrest devices revoke ID [--data DIR] [--json]', dataJsonOptions),
-  unrevoke: () => helpText('cloudrest devices unrevoke ID [--data DIR] [--json]', dataJsonOptions),
+  revoke: () => helpText('cloudrest devices revoke ID [--data DIR] [--store URL] [--json]', dataJsonOptions),
+  unrevoke: () => helpText('cloudrest devices unrevoke ID [--data DIR] [--store URL] [--json]', dataJsonOptions),
 };

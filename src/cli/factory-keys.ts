@@ -8,10 +8,11 @@ import { loadConfig, helpText } from '../config/load.js';
 import type { OptionTable } from '../config/option.js';
 import { newDerivationKey, newFactoryKey } from '../factory/factory-key.js';
 import type { FactoryKeyRecord } from '../store/store.js';
-import { dataJsonOptions, dataOption, jsonOption, UsageError, withStore } from './admin.js';
+import { dataJsonOptions, dataOption, storeOption, jsonOption, UsageError, withStore } from './admin.js';
 
 export const factoryKeysAddOptions = {
   data: dataOption,
+  store: storeOption,
   name: { type: 'string', default: 'factory', description: 'What the key is for (a plant, a production line)' },
   json: jsonOption,
 } as const satisfies OptionTable;
@@ -43,13 +44,13 @@ export async function factoryKeysAdd(argv: string[], out: (s: string) => void): 
   const name = config.name.trim();
   if (name === '' || name.length > MAX_NAME_CHARS || CONTROL.test(name)) throw new UsageError(`--name: 1-${MAX_NAME_CHARS} characters, no control characters`);
   const key = newFactoryKey();
-  const rec = await withStore(config.data, (s) => s.createFactoryKey({ id: newId('fk_'), name, keyHash: sha256Hex(key), derivationKey: newDerivationKey() }));
+  const rec = await withStore(config, (s) => s.createFactoryKey({ id: newId('fk_'), name, keyHash: sha256Hex(key), derivationKey: newDerivationKey() }));
   printKey(out, config.json, rec, key, 'added');
 }
 
 export async function factoryKeysList(argv: string[], out: (s: string) => void): Promise<void> {
   const { config } = loadConfig(dataJsonOptions, { argv });
-  await withStore(config.data, async (s) => {
+  await withStore(config, async (s) => {
     const keys = await s.listFactoryKeys();
     const counts = new Map<string, number>();
     for (const d of await s.listDevices()) if (d.factoryKeyId !== null) counts.set(d.factoryKeyId, (counts.get(d.factoryKeyId) ?? 0) + 1);
@@ -64,8 +65,8 @@ export async function factoryKeysList(argv: string[], out: (s: string) => void):
 
 export async function factoryKeysRevoke(argv: string[], out: (s: string) => void): Promise<void> {
   const { config, positionals } = loadConfig(dataJsonOptions, { argv });
-  const id = oneArgument(positionals, 'factory key id', 'cloudrest factory-keys revoke ID [--data DIR]');
-  const rec = await withStore(config.data, async (s) => ((await s.revokeFactoryKey(id, Date.now())) ? s.getFactoryKey(id) : undefined));
+  const id = oneArgument(positionals, 'factory key id', 'cloudrest factory-keys revoke ID [--data DIR] [--store URL]');
+  const rec = await withStore(config, async (s) => ((await s.revokeFactoryKey(id, Date.now())) ? s.getFactoryKey(id) : undefined));
   if (rec === undefined) throw new UsageError(`no factory key ${id}`);
   if (config.json) return out(JSON.stringify({ id, revokedAt: iso(rec.revokedAt) }));
   out(`factory key ${id} revoked (${iso(rec.revokedAt)!}); it can provision nothing more, and the devices it provisioned keep working`);
@@ -73,9 +74,9 @@ export async function factoryKeysRevoke(argv: string[], out: (s: string) => void
 
 export async function factoryKeysRotate(argv: string[], out: (s: string) => void): Promise<void> {
   const { config, positionals } = loadConfig(dataJsonOptions, { argv });
-  const id = oneArgument(positionals, 'factory key id', 'cloudrest factory-keys rotate ID [--data DIR]');
+  const id = oneArgument(positionals, 'factory key id', 'cloudrest factory-keys rotate ID [--data DIR] [--store URL]');
   const key = newFactoryKey();
-  const rec = await withStore(config.data, async (s) => {
+  const rec = await withStore(config, async (s) => {
     const k = await s.getFactoryKey(id);
     if (k === undefined) throw new UsageError(`no factory key ${id}`);
     if (k.revokedAt !== null) throw new UsageError(`factory key ${id} is revoked; add a new one instead`);
@@ -86,8 +87,8 @@ export async function factoryKeysRotate(argv: string[], out: (s: string) => void
 }
 
 export const factoryKeysHelp = {
-  add: () => helpText('cloudrest factory-keys add [--name N] [--data DIR] [--json]', factoryKeysAddOptions),
-  list: () => helpText('cloudrest factory-keys list [--data DIR] [--json]', dataJsonOptions),
-  revoke: () => helpText('cloudrest factory-keys revoke ID [--data DIR] [--json]', dataJsonOptions),
-  rotate: () => helpText('cloudrest factory-keys rotate ID [--data DIR] [--json]', dataJsonOptions),
+  add: () => helpText('cloudrest factory-keys add [--name N] [--data DIR] [--store URL] [--json]', factoryKeysAddOptions),
+  list: () => helpText('cloudrest factory-keys list [--data DIR] [--store URL] [--json]', dataJsonOptions),
+  revoke: () => helpText('cloudrest factory-keys revoke ID [--data DIR] [--store URL] [--json]', dataJsonOptions),
+  rotate: () => helpText('cloudrest factory-keys rotate ID [--data DIR] [--store URL] [--json]', dataJsonOptions),
 };

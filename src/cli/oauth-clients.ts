@@ -7,12 +7,13 @@ import type { OptionTable } from '../config/option.js';
 import { newId, sha256Hex } from '../core/secrets.js';
 import { MAX_REDIRECT_URIS, redirectUriProblem } from '../oauth/redirect-uri.js';
 import { newOAuthSecret } from '../oauth/secrets.js';
-import { UsageError, dataJsonOptions, dataOption, jsonOption, withStore } from './admin.js';
+import { UsageError, dataJsonOptions, dataOption, storeOption, jsonOption, withStore } from './admin.js';
 
 const MAX_NAME_CHARS = 100;
 
 export const oauthClientsAddOptions = {
   data: dataOption,
+  store: storeOption,
   name: { type: 'string', required: true, description: 'Name users see on the consent page' },
   redirectUri: { type: 'list', required: true, description: 'A redirect URI, matched exactly (repeat the flag, or separate with commas): https, http on 127.0.0.1/[::1]/localhost, or com.example.app:/path' },
   confidential: { type: 'bool', default: false, description: 'Issue a client secret (shown once, stored hashed); without it the client is public and must use PKCE' },
@@ -21,6 +22,7 @@ export const oauthClientsAddOptions = {
 
 export const oauthClientsRemoveOptions = {
   data: dataOption,
+  store: storeOption,
 } as const satisfies OptionTable;
 
 export async function oauthClientsAdd(argv: string[], out: (s: string) => void): Promise<void> {
@@ -35,7 +37,7 @@ export async function oauthClientsAdd(argv: string[], out: (s: string) => void):
   }
   const id = newId('oc_');
   const secret = config.confidential ? newOAuthSecret('clientSecret') : undefined;
-  await withStore(config.data, (s) => s.createOAuthClient({ id, name, redirectUris: uris, secretHash: secret === undefined ? null : sha256Hex(secret), createdAt: Date.now() }));
+  await withStore(config, (s) => s.createOAuthClient({ id, name, redirectUris: uris, secretHash: secret === undefined ? null : sha256Hex(secret), createdAt: Date.now() }));
   const type = secret === undefined ? 'public' : 'confidential';
   if (config.json) {
     out(JSON.stringify({ client_id: id, ...(secret === undefined ? {} : { client_secret: secret }), name, redirect_uris: uris, type }));
@@ -49,7 +51,7 @@ export async function oauthClientsAdd(argv: string[], out: (s: string) => void):
 
 export async function oauthClientsList(argv: string[], out: (s: string) => void): Promise<void> {
   const { config } = loadConfig(dataJsonOptions, { argv });
-  await withStore(config.data, async (s) => {
+  await withStore(config, async (s) => {
     const rows = (await s.listOAuthClients()).map((c) => ({
       client_id: c.id,
       name: c.name,
@@ -64,16 +66,16 @@ export async function oauthClientsList(argv: string[], out: (s: string) => void)
 
 export async function oauthClientsRemove(argv: string[], out: (s: string) => void): Promise<void> {
   const { config, positionals } = loadConfig(oauthClientsRemoveOptions, { argv });
-  if (positionals.length !== 1) throw new UsageError('usage: cloudrest oauth-clients remove CLIENT_ID [--data DIR]');
+  if (positionals.length !== 1) throw new UsageError('usage: cloudrest oauth-clients remove CLIENT_ID [--data DIR] [--store URL]');
   const id = positionals[0]!;
   // The deletion is logged; a running hub reads the log every second and drops the client's sessions.
-  const removed = await withStore(config.data, (s) => s.deleteOAuthClient(id, Date.now()));
+  const removed = await withStore(config, (s) => s.deleteOAuthClient(id, Date.now()));
   if (!removed) throw new UsageError(`no OAuth client ${id}`);
   out(`OAuth client ${id} removed; its grants and tokens are revoked`);
 }
 
 export const oauthClientsHelp = {
-  add: () => helpText('cloudrest oauth-clients add --name N --redirect-uri URI [--redirect-uri URI ...] [--confidential] [--data DIR] [--json]', oauthClientsAddOptions),
-  list: () => helpText('cloudrest oauth-clients list [--data DIR] [--json]', dataJsonOptions),
-  remove: () => helpText('cloudrest oauth-clients remove CLIENT_ID [--data DIR]', oauthClientsRemoveOptions),
+  add: () => helpText('cloudrest oauth-clients add --name N --redirect-uri URI [--redirect-uri URI ...] [--confidential] [--data DIR] [--store URL] [--json]', oauthClientsAddOptions),
+  list: () => helpText('cloudrest oauth-clients list [--data DIR] [--store URL] [--json]', dataJsonOptions),
+  remove: () => helpText('cloudrest oauth-clients remove CLIENT_ID [--data DIR] [--store URL]', oauthClientsRemoveOptions),
 };

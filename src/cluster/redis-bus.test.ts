@@ -61,3 +61,29 @@ it('RedisBus: a node receives only channels its filters may match, and each subs
   await until('the second message', () => got.includes('hash a'));
   assert.deepEqual(got.sort(), ['exact a/b', 'hash a', 'hash a/b', 'plus a/b']);
 });
+
+it('RedisBus: every node receiving a publish sees the same message id, and each publish has its own', async () => {
+  const server = await privateRedis();
+  const [r1, r2] = await Promise.all([openRedis(server.url), openRedis(server.url)]);
+  const [a, b] = await Promise.all([RedisBus.open({ redis: r1, keyPrefix: 'p:', onError: () => undefined }), RedisBus.open({ redis: r2, keyPrefix: 'p:', onError: () => undefined })]);
+  after(async () => {
+    await Promise.all([a.close(), b.close()]);
+    r1.disconnect();
+    r2.disconnect();
+    await server.stop();
+  });
+  const seenA: string[] = [];
+  const seenB: string[] = [];
+  a.subscribe('devices/+/events', (_t, p, id) => seenA.push(`${id!.toString('hex')} ${p.toString()}`));
+  b.subscribe('devices/#', (_t, p, id) => seenB.push(`${id!.toString('hex')} ${p.toString()}`));
+  await until('both subscribed', () => {
+    a.publish('devices/d1/events', Buffer.from('probe'));
+    return seenA.length > 0 && seenB.length > 0;
+  });
+  a.publish('devices/d1/events', Buffer.from('same'));
+  a.publish('devices/d1/events', Buffer.from('same'));
+  const same = (seen: string[]) => seen.filter((s) => s.endsWith(' same'));
+  await until('both messages on both nodes', () => same(seenA).length === 2 && same(seenB).length === 2);
+  assert.deepEqual(same(seenA), same(seenB));
+  assert.notEqual(same(seenA)[0], same(seenA)[1], 'two publishes of the same bytes have different ids');
+});

@@ -7,15 +7,21 @@
  * subscriptions of this connection match it: a message is delivered to the subscriptions of the
  * Redis channel or pattern it arrived on, and no other.
  *
+ * On the wire a message is a 12-byte header (this bus instance's random id and a publish counter:
+ * the handlers' `messageId`) followed by the payload bytes.
+ *
  * Publishes go through Redis, so handlers on this node get this node's messages too, in publish order
  * (one command connection), as with LocalBus. Messages published while a node is cut off from Redis
  * are lost to it (Redis pub/sub keeps nothing); the subscriptions come back by themselves on reconnect.
  */
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Bus, BusHandler } from '../core/bus.js';
 import type { BusErrorHandler } from '../core/local-bus.js';
 import { TopicTree, validateTopicFilter, validateTopicName } from '../core/topic-tree.js';
 import { duplicateRedis } from './redis-connection.js';
+
+const HEADER_BYTES = 12;
 
 interface Subscription {
   readonly handler: BusHandler;
@@ -33,7 +39,10 @@ export interface RedisBusOptions {
   redis: Redis;
   /** Put before every channel name (`config.redisKeyPrefix`). */
   keyPrefix: string;
+  /** A handler threw. */
   onError: BusErrorHandler;
+  /** A publish did not reach Redis (it is lost: pub/sub keeps nothing); `onError` when not given. */
+  onPublishError?: BusErrorHandler;
 }
 
 export class RedisBus implements Bus {
@@ -43,15 +52,20 @@ export class RedisBus implements Bus {
   readonly #prefix: string;
   readonly #prefixBytes: number;
   readonly #onError: BusErrorHandler;
+  readonly #onPublishError: BusErrorHandler;
   /** Keyed by the Redis channel or glob pattern, as Redis names it in the messages it sends. */
   readonly #groups = new Map<string, Group>();
   #closed = false;
+  /** The message header: instance id (8 bytes) and publish counter (4 bytes, wrapping). */
+  readonly #instance = randomBytes(8);
+  #published = 0;
 
   private constructor(options: RedisBusOptions) {
     this.#redis = options.redis;
     this.#prefix = options.keyPrefix;
     this.#prefixBytes = Buffer.byteLength(options.keyPrefix);
     this.#onError = options.onError;
+    this.#onPublishError = options.onPublishError ?? options.onError;
     const sub = duplicateRedis(options.redis, 'cloudrest-bus');
     // Re-subscribed by us on every 'ready', from #groups, so what Redis has always follows what is wanted.
     sub.options.autoResubscribe = false;
@@ -72,7 +86,11 @@ export class RedisBus implements Bus {
     const problem = validateTopicName(topic);
     if (problem !== null) throw new TypeError(`invalid topic ${JSON.stringify(topic)}: ${problem}`);
     if (this.#closed) return;
-    this.#redis.publish(this.#prefix + topic, payload).catch((err: unknown) => this.#report(err, topic));
+    const message = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+    this.#instance.copy(message, 0);
+    message.writeUInt32BE((this.#published = (this.#published + 1) >>> 0), 8);
+    payload.copy(message, HEADER_BYTES);
+    this.#redis.publish(this.#prefix + topic, message).catch((err: unknown) => this.#onPublishError(err, topic));
   }
 
   subscribe(filter: string, handler: BusHandler): () => void {
@@ -131,15 +149,19 @@ export class RedisBus implements Bus {
     return { key: escapeGlob(this.#prefix) + glob, pattern: true };
   }
 
-  #arrived(key: string, channel: Buffer, payload: Buffer): void {
+  #arrived(key: string, channel: Buffer, message: Buffer): void {
     const group = this.#groups.get(key);
     if (group === undefined || this.#closed) return;
     const topic = channel.toString('utf8', this.#prefixBytes);
+    // Not from a RedisBus (something else published on our prefix): nothing to deliver.
+    if (message.length < HEADER_BYTES) return this.#report(new Error('a message without the bus header'), topic);
+    const messageId = message.subarray(0, HEADER_BYTES);
+    const payload = message.subarray(HEADER_BYTES);
     // A snapshot, as in LocalBus: handlers may (un)subscribe during the delivery.
     for (const sub of group.tree.match(topic)) {
       if (!sub.active || this.#closed) continue;
       try {
-        sub.handler(topic, payload);
+        sub.handler(topic, payload, messageId);
       } catch (err) {
         this.#report(err, topic);
       }

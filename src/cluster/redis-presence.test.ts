@@ -17,7 +17,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs: num
 }
 
 /** Two nodes on a private Redis: `a` holds devices, `b` looks them up. */
-async function twoNodes(): Promise<{ server: RedisServer; a: RedisPresence; b: RedisPresence; admin: Redis }> {
+async function twoNodes(): Promise<{ server: RedisServer; a: RedisPresence; b: RedisPresence; admin: Redis; ra: Redis }> {
   const server = await privateRedis();
   const [ra, rb, admin] = await Promise.all([openRedis(server.url), openRedis(server.url), openRedis(server.url)]);
   const a = new RedisPresence({ redis: ra, keyPrefix: 'cr:', nodeId: 'n_a', nodeTtlMs: TTL_MS });
@@ -28,7 +28,7 @@ async function twoNodes(): Promise<{ server: RedisServer; a: RedisPresence; b: R
     for (const r of [ra, rb, admin]) r.disconnect();
     await server.stop();
   });
-  return { server, a, b, admin };
+  return { server, a, b, admin, ra };
 }
 
 const online = async (p: RedisPresence, ids: string[]) => (await p.getMany(ids)).every((e) => e?.nodeId === 'n_a');
@@ -91,4 +91,17 @@ it('RedisPresence: a node whose heartbeat key expired (a stall) has its devices 
   assert.equal(await b.get('d_1'), undefined);
   // The others drop a dead node's entries as they come across them; a writes its own back.
   await until('d_1 back online', async () => (await b.get('d_1'))?.nodeId === 'n_a', TTL_MS);
+});
+
+it('RedisPresence: a device let go while Redis could not be told is offline once Redis answers again', async () => {
+  const { a, b, ra } = await twoNodes();
+  await a.set('d_1', 1000);
+  await a.set('d_2', 1000);
+  // a's connection drops (a network blip); it reconnects by itself, Redis kept everything.
+  ra.disconnect(true);
+  await assert.rejects(a.delete('d_1'), /Redis is unavailable/);
+  await until('d_1 offline, d_2 still online', async () => {
+    const [d1, d2] = await b.getMany(['d_1', 'd_2']);
+    return d1 === undefined && d2?.nodeId === 'n_a';
+  }, 10_000);
 });

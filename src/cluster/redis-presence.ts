@@ -13,7 +13,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { NodeDirectory, NodeInfo, Presence, PresenceEntry } from '../core/presence.js';
-import { redisCall } from './redis-connection.js';
+import { redisCall, redisUnavailable } from './redis-connection.js';
+import { RedisScript } from './redis-script.js';
 
 export interface RedisPresenceOptions {
   redis: Redis;
@@ -26,20 +27,23 @@ export interface RedisPresenceOptions {
 }
 
 /** Deletes a device's entry only while it still names this node: a take-over by another node stays. */
-const DELETE_IF_OURS = `
+const DELETE_IF_OURS = new RedisScript(`
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then return redis.call('DEL', KEYS[1]) end
-return 0`;
+return 0`, 1);
 
 /**
  * Deletes a device's entry of a dead node: one that still names that node (KEYS[1], ARGV[1]) while the
  * node's heartbeat key (KEYS[2]) is gone, checked together so a node coming back keeps its entries.
  */
-const DELETE_IF_DEAD = `
+const DELETE_IF_DEAD = new RedisScript(`
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then return redis.call('DEL', KEYS[1]) end
-return 0`;
+return 0`, 1);
+
+/** Devices let go during an outage that are remembered for clearing; past it, their entries wait for their node's next take-over or death. */
+const MAX_LET_GO = 100_000;
 
 /** Writes at most this many entries per round trip when writing everything back. */
 const WRITE_BACK_BATCH = 1000;
@@ -52,6 +56,8 @@ export class RedisPresence implements Presence, NodeDirectory {
   readonly #onError: (err: unknown) => void;
   /** The devices this node holds, and since when: what it writes back after Redis lost it. */
   readonly #held = new Map<string, number>();
+  /** Devices let go while Redis could not be told: their entries are cleared once it can. */
+  readonly #letGo = new Set<string>();
   /** Other nodes' heartbeat values (undefined: dead) and when read; read again after #aliveCacheMs. */
   readonly #nodes = new Map<string, { info: NodeInfo | undefined; at: number }>();
   readonly #aliveCacheMs: number;
@@ -92,7 +98,14 @@ export class RedisPresence implements Presence, NodeDirectory {
 
   async delete(deviceId: string): Promise<void> {
     this.#held.delete(deviceId);
-    await redisCall(this.#redis.eval(DELETE_IF_OURS, 1, this.#deviceKey(deviceId), this.nodeId));
+    try {
+      await DELETE_IF_OURS.run(this.#redis, [this.#deviceKey(deviceId)], [this.nodeId]);
+      this.#letGo.delete(deviceId);
+    } catch (err) {
+      // Redis away: the entry would outlive the tunnel and read as online; cleared at the next write-back.
+      if (this.#letGo.size < MAX_LET_GO) this.#letGo.add(deviceId);
+      throw redisUnavailable(err);
+    }
   }
 
   async get(deviceId: string): Promise<PresenceEntry | undefined> {
@@ -108,7 +121,7 @@ export class RedisPresence implements Presence, NodeDirectory {
       if (e === undefined || alive.has(e.nodeId)) return e;
       // A dead node's entry: void already; removing it keeps Redis to the devices that are online. Were
       // the node only cut off, it writes its entries back when it sees Redis again.
-      this.#redis.eval(DELETE_IF_DEAD, 2, this.#deviceKey(deviceIds[i]!), this.#nodeKey(e.nodeId), e.nodeId).catch(() => undefined);
+      DELETE_IF_DEAD.run(this.#redis, [this.#deviceKey(deviceIds[i]!), this.#nodeKey(e.nodeId)], [e.nodeId]).catch(() => undefined);
       return undefined;
     });
   }
@@ -180,6 +193,7 @@ export class RedisPresence implements Presence, NodeDirectory {
         const key = this.#nodeKey(this.nodeId);
         const kept = await this.#redis.set(key, this.#info, 'PX', this.#ttlMs, 'XX');
         if (kept === null || reconnected) await this.#writeBack();
+        await this.#clearLetGo();
       } catch (err) {
         this.#onError(err);
       } finally {
@@ -202,8 +216,15 @@ export class RedisPresence implements Presence, NodeDirectory {
       if (failed) throw failed[0];
       // A device let go while its batch was on its way must not stay behind as online.
       for (const [deviceId] of held.slice(i, i + WRITE_BACK_BATCH)) {
-        if (!this.#held.has(deviceId)) await this.#redis.eval(DELETE_IF_OURS, 1, this.#deviceKey(deviceId), this.nodeId);
+        if (!this.#held.has(deviceId)) await DELETE_IF_OURS.run(this.#redis, [this.#deviceKey(deviceId)], [this.nodeId]);
       }
+    }
+  }
+
+  async #clearLetGo(): Promise<void> {
+    for (const deviceId of [...this.#letGo]) {
+      if (!this.#held.has(deviceId)) await DELETE_IF_OURS.run(this.#redis, [this.#deviceKey(deviceId)], [this.nodeId]);
+      this.#letGo.delete(deviceId);
     }
   }
 

@@ -43,7 +43,10 @@ export const hubOptions = {
   tlsCa: { type: 'string', description: 'PEM CA certificates for MQTTS client certificates: one is asked for, and verified if presented' },
   mqttAllowAnonymous: { type: 'bool', default: false, description: 'Accept MQTT clients without user name and password (the ACL decides what they may do)' },
   acl: { type: 'string', description: 'MQTT ACL file (format in docs/mqtt.md); without it, the default rules only' },
-  mqttMaxPacketBytes: { type: 'int', default: 1_048_576, min: 64, max: 268_435_460, description: 'Largest MQTT packet accepted (also the largest POST /v1/topics body)' },
+  // Named as the scripts written for other brokers know them (Mosquitto's max_packet_size, max_keepalive...); in bytes and seconds.
+  mqttMaxPacketSize: { type: 'int', default: 1_048_576, min: 64, max: 268_435_460, description: 'Largest MQTT packet accepted, in bytes (told to 5.0 clients as Maximum Packet Size; also the largest POST /v1/topics body)' },
+  mqttMaxKeepalive: { type: 'int', default: 0, min: 0, max: 65_535, description: 'Longest MQTT keep alive, in seconds (0 = no limit): a 5.0 client asking for more, or for 0, is told this as Server Keep Alive; a 3.1.1 client asking for more, or for 0, is refused (CONNACK 2), as Mosquitto\'s max_keepalive does' },
+  mqttReceiveMaximum: { type: 'int', default: 65_535, min: 1, max: 65_535, description: 'QoS 1/2 PUBLISHes a 5.0 client may send before their acknowledgements (CONNACK Receive Maximum); one more: DISCONNECT 0x93' },
   mqttMaxInflight: { type: 'int', default: 100, min: 1, max: 65_535, description: 'QoS 1/2 messages in flight to each MQTT client' },
   mqttMaxQueued: { type: 'int', default: 1000, min: 0, max: 10_000_000, description: 'Messages waiting for each MQTT client (offline or slow) before the drop policy applies' },
   mqttDropPolicy: { type: 'string', default: 'drop-oldest', choices: ['drop-oldest', 'drop-new'], description: 'What a full MQTT client queue does with one more message' },

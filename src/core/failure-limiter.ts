@@ -48,15 +48,25 @@ export interface Attempt {
 export type Reservation<A = Attempt> = { attempt: A; retryAfterMs: 0 } | { attempt: undefined; retryAfterMs: number };
 
 /**
- * The failed-attempt limit as the checks see it: `FailureLimiter` holds it in this process; a shared
- * one (Redis, with the scale-out) keeps guesses spread over several nodes within one limit. Both pass
- * test/attempt-limiter-contract.ts. The options of `FailureLimiterOptions` are what make one.
+ * The failed-attempt limit as the checks see it: `FailureLimiter` holds it in this process and
+ * answers synchronously; a shared one (RedisAttemptLimiter) keeps guesses spread over several nodes
+ * within one limit and answers with promises. Both pass test/attempt-limiter-contract.ts. Settling an
+ * attempt returns at once; a shared limiter applies a node's settlements before that node's next
+ * answer, and another node's as soon as they arrive (until then they count as checks in flight).
  */
 export interface AttemptLimiter {
   /** 0 if an attempt for `key` would be reserved now, else the ms to wait. Reserves nothing. */
-  retryAfterMs(key: string, now?: number): number;
+  retryAfterMs(key: string, now?: number): number | Promise<number>;
   /** Reserves an attempt for `key` before its secret is checked, or refuses it with the ms to wait. */
-  reserve(key: string, now?: number): Reservation;
+  reserve(key: string, now?: number): Reservation | Promise<Reservation>;
+}
+
+/**
+ * What makes one limit among several on a shared backend: the name keeps their keys apart (the login
+ * limit per address and the factory limit may both count "10.0.0.1"), and every node uses the same.
+ */
+export interface NamedLimiterOptions extends FailureLimiterOptions {
+  name: string;
 }
 
 /** The wait suggested while checks in flight fill the limit. */

@@ -74,7 +74,7 @@ export function registerFactoryApi(app: FastifyInstance, deps: FactoryApiDeps): 
   /** Runs before the body is read: a client without a valid key learns nothing about its body. */
   const authenticate = async (req: FastifyRequest, res: FastifyReply): Promise<void> => {
     // Reserved before the key is looked up, so concurrent bad keys cannot outrun the limit.
-    const { attempt, retryAfterMs } = limiter.reserve(req.socket.remoteAddress ?? '');
+    const { attempt, retryAfterMs } = await limiter.reserve(req.socket.remoteAddress ?? '');
     if (attempt === undefined) {
       requests.inc({ result: 'rate_limited' });
       res.header('retry-after', String(Math.ceil(retryAfterMs / 1000)));

@@ -2,6 +2,7 @@ import { MAX_EMAIL_CHARS } from '../core/device-fields.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { checkPassword } from '../accounts/password-check.js';
 import { retryAfterSeconds, sendRateLimited } from '../accounts/rate-limited.js';
+import { backendUnavailable } from '../core/backend-errors.js';
 import { BusyError } from '../core/fair-semaphore.js';
 import type { PasswordAttempts } from '../accounts/password-attempts.js';
 import { HubError, ERRORS, type ErrorCode } from '../errors.js';
@@ -11,6 +12,7 @@ import type { Scope } from '../oauth/scopes.js';
 import { allows, bearerToken, type Authenticator, type Session } from '../core/auth/authenticator.js';
 import type { HubMetrics } from '../core/metrics.js';
 import { registerOpenApi } from './openapi.js';
+import type { BackendHealth } from '../backends.js';
 
 export interface ApiDeps {
   store: Store;
@@ -19,6 +21,8 @@ export interface ApiDeps {
   presence: Presence;
   metrics: HubMetrics;
   isReady: () => boolean;
+  /** The backends this node needs and whether each answers (src/backends.ts); /readyz reports them. */
+  backendHealth?: () => Promise<BackendHealth[]>;
   /** Failed-password limits for POST /v1/auth (per account and per client address). */
   attempts?: PasswordAttempts;
 }
@@ -64,6 +68,8 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
     if (err instanceof HubError) return reply(res, err.code, err.message);
     // A password hash that found no slot (core/password-hasher.ts), wherever a route let it through.
     if (err instanceof BusyError) return reply(res.header('retry-after', String(retryAfterSeconds(err.retryAfterMs))), 'CR_ERR_BUSY');
+    const down = backendUnavailable(err);
+    if (down) return reply(res, down.code, down.message);
     const e = err as { code?: string; statusCode?: number; message: string; validation?: unknown };
     if (e.validation) return reply(res, 'CR_ERR_VALIDATION', e.message);
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply(res, 'CR_ERR_BODY_TOO_LARGE');
@@ -76,7 +82,15 @@ export function registerApi(app: FastifyInstance, deps: ApiDeps): void {
   app.setNotFoundHandler((_req, res) => reply(res, 'CR_ERR_NOT_FOUND'));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, res) => (deps.isReady() ? { status: 'ready' } : res.code(503).send({ status: 'not ready' })));
+  app.get('/readyz', async (_req, res) => {
+    res.header('cache-control', 'no-store');
+    if (!deps.isReady()) return res.code(503).send({ status: 'not ready' });
+    const health = (await deps.backendHealth?.()) ?? [];
+    const backends = Object.fromEntries(health.map(({ backend, ok, error }) => [backend, ok ? { ok } : { ok, error }]));
+    // A node whose Redis or database is away answers 503 CR_ERR_BACKEND_UNAVAILABLE to what needs them: take it out of rotation.
+    if (health.some((h) => !h.ok)) return res.code(503).send({ status: 'not ready', backends });
+    return { status: 'ready', backends };
+  });
   app.get('/metrics', async (_req, res) => {
     res.header('content-type', deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();

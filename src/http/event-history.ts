@@ -67,18 +67,23 @@ interface DeviceLog {
 }
 
 /**
- * What the SSE routes need of a history. `MemoryEventHistory` holds one process's; a shared one (Redis,
- * with the scale-out) lets Last-Event-ID resume on any front. Both pass test/event-history-contract.ts.
+ * What the SSE routes need of a history. `MemoryEventHistory` holds one process's and answers
+ * synchronously; RedisEventHistory is shared by the nodes, so Last-Event-ID resumes on any front, and
+ * answers with promises. Both pass test/event-history-contract.ts.
  */
 export interface EventHistory {
-  /** The newest id issued (before the first append: one less than the first id). */
+  /** The newest id issued (shared: issued or seen by this node; before the first append: one less than the first id). */
   readonly lastId: number;
-  /** Records an event and gives it the next id. The event is returned whether or not it could be kept. */
-  append(deviceId: string, type: HistoryEventType, data: string): HistoryEvent;
+  /**
+   * Records an event and gives it the next id. The event is returned whether or not it could be kept.
+   * `messageId` (the Bus's, the same on every node) makes a shared history record an event that every
+   * node appends once, all of them getting the one id.
+   */
+  append(deviceId: string, type: HistoryEventType, data: string, messageId?: Buffer): HistoryEvent | Promise<HistoryEvent>;
   /** The events of these devices after `lastId`, and whether some may be missing. */
-  since(deviceIds: Iterable<string>, lastId: number): SinceResult;
+  since(deviceIds: Iterable<string>, lastId: number): SinceResult | Promise<SinceResult>;
   /** Drops a deleted device's events. */
-  forget(deviceId: string): void;
+  forget(deviceId: string): void | Promise<void>;
 }
 
 export class MemoryEventHistory implements EventHistory {

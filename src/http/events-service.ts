@@ -3,7 +3,7 @@ import type { Bus } from '../core/bus.js';
 import type { Presence } from '../core/presence.js';
 import type { HubError } from '../errors.js';
 import { allows, bearerToken, type Authenticator } from '../core/auth/authenticator.js';
-import type { EventHistory, HistoryEvent } from './event-history.js';
+import type { EventHistory, HistoryEvent, SinceResult } from './event-history.js';
 import { LiveSessions } from './live-sessions.js';
 import type { HubMetrics } from '../core/metrics.js';
 import { sendError } from './reply.js';
@@ -37,7 +37,7 @@ const ALL_EVENTS = /^\/v1\/events(?:\?.*)?$/;
  */
 export class EventsService {
   readonly history: EventHistory;
-  readonly #listeners = new Map<string, Set<SseStream>>();
+  readonly #listeners = new Map<string, Set<Listener>>();
   readonly #streams = new Set<SseStream>();
   /** The open streams by token, to end those of a revoked token. */
   readonly #live = new LiveSessions();
@@ -46,8 +46,8 @@ export class EventsService {
   constructor(private readonly o: EventsServiceOptions) {
     this.history = o.history;
     this.#unsubscribe = [
-      o.bus.subscribe('devices/+/events', (topic, payload) => this.#publish(topic, 'notification', payload)),
-      o.bus.subscribe('devices/+/status', (topic, payload) => this.#publish(topic, 'status', payload)),
+      o.bus.subscribe('devices/+/events', (topic, payload, messageId) => this.#publish(topic, 'notification', payload, messageId)),
+      o.bus.subscribe('devices/+/status', (topic, payload, messageId) => this.#publish(topic, 'status', payload, messageId)),
       o.auth.onRevoked((ended) => this.#live.end(ended)),
     ];
   }
@@ -98,15 +98,14 @@ export class EventsService {
     for (let i = 0; i < deviceIds.length; i++) {
       sse.send({ event: 'status', data: JSON.stringify({ deviceId: deviceIds[i], online: where[i] !== undefined, snapshot: true }) });
     }
-    if (lastId !== undefined) {
-      const { events, complete } = this.history.since(deviceIds, lastId);
-      if (!complete) sse.send({ event: 'gap', data: JSON.stringify({ after: lastId, message: 'some events after this id are no longer available' }) });
-      for (const e of events) sse.send(toSse(e));
-    }
+    const replay = lastId === undefined ? undefined : this.history.since(deviceIds, lastId);
+    if (replay !== undefined && !(replay instanceof Promise)) sendReplay(sse, lastId!, replay);
+    // A shared history answers later: live events meanwhile wait in `held`, so none is lost or overtakes the replay.
+    const listener: Listener = { sse, held: replay instanceof Promise ? [] : undefined };
     for (const id of deviceIds) {
       let set = this.#listeners.get(id);
       if (!set) this.#listeners.set(id, (set = new Set()));
-      set.add(sse);
+      set.add(listener);
     }
     sse.onClose(() => {
       release();
@@ -115,28 +114,74 @@ export class EventsService {
       this.o.metrics.sseClients.dec();
       for (const id of deviceIds) {
         const set = this.#listeners.get(id);
-        set?.delete(sse);
+        set?.delete(listener);
         if (set?.size === 0) this.#listeners.delete(id);
       }
     });
+    if (replay instanceof Promise) {
+      let replayed: SinceResult;
+      try {
+        replayed = await replay;
+      } catch {
+        // The history is unreachable: say so, as for events that fell out of it, and carry on live.
+        replayed = { events: [], complete: false };
+      }
+      sendReplay(sse, lastId!, replayed);
+      const newest = replayed.events.at(-1)?.id ?? lastId!;
+      for (const ev of listener.held!) if (ev.id === undefined || ev.id > newest) sse.send(ev);
+      listener.held = undefined;
+    }
     // A revocation while the stream was being set up came before it was held: ask once more.
     if (!(await this.o.auth.stillValid(token!))) sse.close();
   }
 
-  #publish(topic: string, type: 'notification' | 'status', payload: Buffer): void {
+  #publish(topic: string, type: 'notification' | 'status', payload: Buffer, messageId: Buffer | undefined): void {
     const deviceId = topic.slice('devices/'.length, topic.lastIndexOf('/'));
     const data = type === 'status' ? withDevice(deviceId, payload) : payload.toString('utf8');
-    const e = this.history.append(deviceId, type, data);
+    const e = this.history.append(deviceId, type, data, messageId);
+    if (!(e instanceof Promise)) return this.#deliver(deviceId, toSse(e));
+    // Appends settle in the order they were made (one connection), so streams keep the bus's order. An
+    // event the history could not take still goes out live, without an id to resume from.
+    e.then(
+      (event) => this.#deliver(deviceId, toSse(event)),
+      () => this.#deliver(deviceId, { event: type, data: toSse({ id: 0, deviceId, type, data }).data }),
+    );
+  }
+
+  #deliver(deviceId: string, ev: LiveEvent): void {
     const set = this.#listeners.get(deviceId);
     if (!set) return;
-    const ev = toSse(e);
-    for (const s of set) s.send(ev);
+    for (const l of set) {
+      if (l.held === undefined) l.sse.send(ev);
+      else if (l.held.length < MAX_HELD_EVENTS) l.held.push(ev);
+      else l.sse.close(); // the client resumes with its Last-Event-ID
+    }
   }
 
   closeAll(): void {
     for (const u of this.#unsubscribe) u();
     for (const s of [...this.#streams]) s.close();
   }
+}
+
+/** Live events a stream may hold while its replay is read from a shared history (one round trip). */
+const MAX_HELD_EVENTS = 1000;
+
+interface LiveEvent {
+  id?: number;
+  event: string;
+  data: string;
+}
+
+/** A stream listening for devices; `held` while its Last-Event-ID replay is on its way. */
+interface Listener {
+  readonly sse: SseStream;
+  held: LiveEvent[] | undefined;
+}
+
+function sendReplay(sse: SseStream, lastId: number, { events, complete }: SinceResult): void {
+  if (!complete) sse.send({ event: 'gap', data: JSON.stringify({ after: lastId, message: 'some events after this id are no longer available' }) });
+  for (const e of events) sse.send(toSse(e));
 }
 
 function withDevice(deviceId: string, payload: Buffer): string {

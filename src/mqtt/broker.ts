@@ -46,6 +46,7 @@ export class RetainedQuotaError extends Error {
 export class Broker {
   readonly #core: BrokerCore;
   readonly #connections = new Set<Connection>();
+  #reauthorizing = false;
   readonly #owner: ConnectionOwner = { connectionClosed: (c) => void this.#connections.delete(c) };
 
   constructor(options: BrokerOptions = {}, hooks: BrokerHooks = {}) {
@@ -138,6 +139,21 @@ export class Broker {
       active = false;
       core.local.remove(filter, fn);
     };
+  }
+
+  /**
+   * The authorization hooks may answer otherwise from now on (a device changed owner, the rules
+   * changed): each subscription is asked about again (authorizeSubscribe) and the per-message answers
+   * are forgotten. Calls in one synchronous run are done once, in a microtask: before any further packet
+   * from a client is handled.
+   */
+  authorizationChanged(): void {
+    if (this.#reauthorizing) return;
+    this.#reauthorizing = true;
+    queueMicrotask(() => {
+      this.#reauthorizing = false;
+      this.#core.registry.reauthorize();
+    });
   }
 
   /**

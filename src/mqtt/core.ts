@@ -166,6 +166,7 @@ export class BrokerCore implements BrokerContext {
 
   saveSession(session: Session): Promise<void> | undefined {
     if (!session.persistent) return undefined;
+    session.stored = true;
     return this.track(this.persistence!.saveSession(session.toStored()), 'save a session').then(() => undefined);
   }
 

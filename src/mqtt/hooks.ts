@@ -49,19 +49,34 @@ export interface BrokerHooks {
   enhancedAuthenticate?(req: EnhancedAuthRequest): Promise<EnhancedAuthResult> | EnhancedAuthResult;
   /** May `principal` publish on `topic`? Refused: dropped (3.1.1) or answered with 0x87 (5.0). Default: yes. */
   authorizePublish?(principal: string, topic: string, clientId: string): boolean;
-  /** May `principal` subscribe to `filter`? Refused: SUBACK failure (0x80 / 0x87). Default: yes. */
-  authorizeSubscribe?(principal: string, filter: string, clientId: string): boolean;
+  /**
+   * May `principal` subscribe to `filter` (as sent, `$share/{group}/` included)? true: granted, every
+   * message matching it is delivered; 'per-message': granted, each message's topic is then checked with
+   * authorizeReceive (some of the filter's topics are allowed, not all); false: refused, SUBACK failure
+   * (0x80 / 0x87). Asked again for each subscription on Broker.authorizationChanged() and when a stored
+   * session is resumed. Default: yes.
+   */
+  authorizeSubscribe?(principal: string, filter: string, clientId: string): SubscribeDecision;
+  /**
+   * For a subscription granted 'per-message': may `principal` receive a message on `topic`? Asked once
+   * per subscription and topic, the answer kept (a bounded number per subscription) until
+   * Broker.authorizationChanged(). Default: yes.
+   */
+  authorizeReceive?(principal: string, topic: string, clientId: string): boolean;
   /** Told about failures that close no connection (a persistence write that failed, a hook that threw). */
   onError?(err: unknown, context: string): void;
   /** Told about what the broker refused or skipped without closing a connection (rate-limited where a peer can repeat it). */
   onWarning?(message: string, details: Record<string, unknown>): void;
 }
 
+export type SubscribeDecision = boolean | 'per-message';
+
 export interface ResolvedHooks {
   authenticate(req: AuthRequest): Promise<AuthResult> | AuthResult;
   enhancedAuthenticate: BrokerHooks['enhancedAuthenticate'];
   authorizePublish(principal: string, topic: string, clientId: string): boolean;
-  authorizeSubscribe(principal: string, filter: string, clientId: string): boolean;
+  authorizeSubscribe(principal: string, filter: string, clientId: string): SubscribeDecision;
+  authorizeReceive(principal: string, topic: string, clientId: string): boolean;
   onError(err: unknown, context: string): void;
   onWarning(message: string, details: Record<string, unknown>): void;
 }
@@ -81,7 +96,8 @@ export function resolveHooks(hooks: BrokerHooks, allowAnonymous: boolean): Resol
     },
     enhancedAuthenticate: hooks.enhancedAuthenticate?.bind(hooks),
     authorizePublish: guard(hooks.authorizePublish?.bind(hooks), onError, 'authorizePublish'),
-    authorizeSubscribe: guard(hooks.authorizeSubscribe?.bind(hooks), onError, 'authorizeSubscribe'),
+    authorizeSubscribe: guardSubscribe(hooks.authorizeSubscribe?.bind(hooks), onError),
+    authorizeReceive: guard(hooks.authorizeReceive?.bind(hooks), onError, 'authorizeReceive'),
     onError,
     onWarning: hooks.onWarning?.bind(hooks) ?? ((message, details) => process.emitWarning(`MQTT broker: ${message} ${JSON.stringify(details)}`)),
   };
@@ -99,6 +115,22 @@ function guard(
       return fn(principal, name, clientId) === true;
     } catch (err) {
       onError(err, context);
+      return false;
+    }
+  };
+}
+
+function guardSubscribe(
+  fn: ((principal: string, filter: string, clientId: string) => SubscribeDecision) | undefined,
+  onError: (err: unknown, context: string) => void,
+): (principal: string, filter: string, clientId: string) => SubscribeDecision {
+  if (fn === undefined) return () => true;
+  return (principal, filter, clientId) => {
+    try {
+      const d = fn(principal, filter, clientId);
+      return d === 'per-message' ? d : d === true;
+    } catch (err) {
+      onError(err, 'authorizeSubscribe');
       return false;
     }
   };

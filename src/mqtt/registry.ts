@@ -5,6 +5,7 @@
 import type { Channel, Will } from './channel.js';
 import type { BrokerContext, OpenOutcome, OpenRequest } from './context.js';
 import { RC } from './reason-codes.js';
+import { receiveCheckFor } from './receive-check.js';
 import { Session } from './session.js';
 import { createSubscription, parseFilter } from './subscription.js';
 
@@ -78,7 +79,10 @@ export class SessionRegistry {
     else quotas.release(s.clientId);
     onOpen(s, present);
     if (s.persistent) void this.ctx.saveSession(s);
-    else if (wasPersistent && persistence !== undefined) void this.ctx.track(persistence.deleteSession(s.clientId), 'delete a session');
+    else if ((wasPersistent || s.stored) && persistence !== undefined) {
+      s.stored = false;
+      void this.ctx.track(persistence.deleteSession(s.clientId), 'delete a session');
+    }
     return 'opened';
   }
 
@@ -111,7 +115,7 @@ export class SessionRegistry {
     for (const o of s.outbox.clear()) {
       if (o.group === undefined) continue;
       // 5.0 §4.8.2: a shared subscription's message not acknowledged by a member that left goes to another.
-      const d = router.redeliveryTarget(o.group, s);
+      const d = router.redeliveryTarget(o.group, s, o.message.topic);
       if (d !== undefined) void d.session.deliver(o.message, Math.min(o.message.qos, d.qos) as 0 | 1 | 2, o.message.retain && d.retainAsPublished, d.subscriptionIds, o.group);
     }
     // [MQTT-3.1.3-9] the will is sent when the session ends, if its delay has not passed yet.
@@ -125,7 +129,21 @@ export class SessionRegistry {
       this.sessions.delete(s.clientId);
       this.ctx.quotas.release(s.clientId);
     }
-    if (persistence !== undefined && s.persistent) void this.ctx.track(persistence.deleteSession(s.clientId), 'delete a session');
+    if (persistence !== undefined && (s.persistent || s.stored)) {
+      s.stored = false;
+      void this.ctx.track(persistence.deleteSession(s.clientId), 'delete a session');
+    }
+  }
+
+  /**
+   * The authorization hooks may answer otherwise now (an ACL or ownership change): every subscription
+   * in memory is asked about again, and what the per-message checks remember is dropped.
+   */
+  reauthorize(): void {
+    const { hooks } = this.ctx;
+    for (const s of this.sessions.values()) {
+      for (const sub of s.subscriptions.values()) sub.receive = receiveCheckFor(hooks.authorizeSubscribe(s.owner, sub.filter, s.clientId), hooks, s.owner, s.clientId);
+    }
   }
 
   /** Stops every timer (broker shutdown); sessions stay as they are in persistence. */
@@ -182,10 +200,13 @@ export class SessionRegistry {
     if (this.sessions.has(clientId)) return;
     const s = new Session(this.ctx, clientId, stored.owner, stored.protocolVersion, stored.expiryIntervalS);
     s.disconnectedAt = stored.disconnectedAt ?? now;
+    s.stored = true;
     for (const sub of stored.subscriptions) {
       const parsed = parseFilter(sub.filter);
       if ('problem' in parsed) continue;
       const subscription = createSubscription(s, sub.filter, parsed, sub);
+      // Granted under the rules of its time: asked again (ownership or the ACL file may have changed since).
+      subscription.receive = receiveCheckFor(this.ctx.hooks.authorizeSubscribe(s.owner, sub.filter, clientId), this.ctx.hooks, s.owner, clientId);
       s.addSubscription(subscription);
       this.ctx.router.add(subscription);
     }

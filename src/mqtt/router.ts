@@ -31,16 +31,18 @@ export class SharedGroup {
 
   /**
    * The next member, round-robin: first one whose session can take the message now, else one that is
-   * connected, else any (an offline persistent session queues it). `exclude` leaves one session out.
+   * connected, else any (an offline persistent session queues it); never one that may not receive
+   * `topic` (a member granted in part). `exclude` leaves one session out.
    */
-  pick(exclude?: Session): Subscription | undefined {
+  pick(topic: string, exclude?: Session): Subscription | undefined {
     const n = this.members.length;
     let connected = -1;
     let any = -1;
     for (let k = 0; k < n; k++) {
       const i = (this.#next + k) % n;
-      const s = this.members[i]!.session;
-      if (s === exclude) continue;
+      const member = this.members[i]!;
+      const s = member.session;
+      if (s === exclude || (member.receive !== undefined && !member.receive.allows(topic))) continue;
       if (s.readyForDelivery) {
         this.#next = (i + 1) % n;
         return this.members[i];
@@ -66,6 +68,7 @@ export class Router {
   // The routing pass in progress, for #collect (one function for every message, not a closure each).
   #out: Delivery[] = NONE;
   #sender: string | undefined;
+  #topic = '';
 
   /** One matching subscription of the pass: a new delivery, or merged into its session's (see match). */
   readonly #collect = (sub: Subscription): void => {
@@ -73,6 +76,8 @@ export class Router {
     const out = this.#out;
     // [MQTT-3.8.3-3] No Local: not back to the connection that published it.
     if (sub.noLocal && this.#sender !== undefined && s.clientId === this.#sender) return;
+    // Granted in part: only the topics its session may receive (hooks.authorizeReceive, cached per topic).
+    if (sub.receive !== undefined && !sub.receive.allows(this.#topic)) return;
     if (s.routeMark !== this.#generation) {
       s.routeMark = this.#generation;
       s.routeIndex = out.length;
@@ -134,11 +139,12 @@ export class Router {
     ++this.#generation;
     this.#out = out;
     this.#sender = m.senderId;
+    this.#topic = m.topic;
     this.#direct.forEach(m.topic, this.#collect);
     this.#out = NONE;
     if (this.#sharedCount > 0) {
       this.#shared.forEach(m.topic, (group) => {
-        const sub = group.pick();
+        const sub = group.pick(m.topic);
         if (sub !== undefined) out.push(sharedDelivery(sub, group));
       });
     }
@@ -146,8 +152,8 @@ export class Router {
   }
 
   /** Another member of `group` than `leaving`, for a message `leaving` will not acknowledge (5.0 §4.8.2). */
-  redeliveryTarget(group: SharedGroup, leaving: Session): Delivery | undefined {
-    const sub = group.pick(leaving);
+  redeliveryTarget(group: SharedGroup, leaving: Session, topic: string): Delivery | undefined {
+    const sub = group.pick(topic, leaving);
     return sub === undefined ? undefined : sharedDelivery(sub, group);
   }
 }

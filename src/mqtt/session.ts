@@ -33,6 +33,11 @@ export class Session {
   disconnectedAt: number | null = null;
   expiryTimer: NodeJS.Timeout | undefined;
   pendingWill: PendingWill | undefined;
+  /**
+   * The persistence store holds a copy (saved, or restored from it): one to delete when the session
+   * ends, also when its expiry was set to 0 since (5.0 §3.14.2.2.2, a DISCONNECT ending the session).
+   */
+  stored = false;
   /** Scratch fields for Router.match(): the routing pass that last touched this session, and its delivery. */
   routeMark = 0;
   routeIndex = 0;

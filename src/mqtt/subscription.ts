@@ -2,6 +2,7 @@
 import type { QoS } from 'mqtt-packet';
 import { validateTopicFilter } from '../core/topic-tree.js';
 import type { StoredSubscription } from './persistence.js';
+import type { ReceiveCheck } from './receive-check.js';
 import type { Session } from './session.js';
 
 export interface Subscription {
@@ -17,6 +18,8 @@ export interface Subscription {
   retainAsPublished: boolean;
   retainHandling: 0 | 1 | 2;
   subscriptionId: number | undefined;
+  /** Granted only in part (hooks.authorizeSubscribe 'per-message'): each message's topic is checked; undefined when granted whole. */
+  receive: ReceiveCheck | undefined;
 }
 
 export const SHARE_PREFIX = '$share/';
@@ -60,5 +63,6 @@ export function createSubscription(
     retainAsPublished: o.retainAsPublished,
     retainHandling: o.retainHandling,
     subscriptionId: o.subscriptionId,
+    receive: undefined,
   };
 }

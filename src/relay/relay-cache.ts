@@ -58,7 +58,7 @@ export class RelayCache {
   }
 
   invalidateDevice(deviceId: string): void {
-    void this.#cache.invalidateDevice(deviceId);
+    settle(this.#cache.invalidateDevice(deviceId));
   }
 
   /** Drops the answers for a target's path (any query): a write elsewhere (the LAN) changed it. */

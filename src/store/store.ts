@@ -1,6 +1,7 @@
 /**
- * Persistent state of the hub. The embedded implementation is SQLite (`SqliteStore`); PostgreSQL comes
- * with the scale-out. Every implementation passes test/store-contract.test.ts.
+ * Persistent state of the hub. The embedded implementation is SQLite (`SqliteStore`); the scaled one,
+ * shared by every node, PostgreSQL (`PostgresStore`). Both are SqlStore (src/store/sql/) and pass
+ * test/store-contract.ts, its race cases included: every "atomically" below holds under concurrency.
  *
  * Secrets never reach a Store in clear: passwords arrive as scrypt hashes, device secrets and access
  * tokens as SHA-256 hashes (they are 256-bit random values, so a fast hash is enough).

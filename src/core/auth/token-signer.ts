@@ -7,9 +7,10 @@ import { SIGNED_TOKEN_PREFIX, encodeClaims, type PublicTokenKey, type TokenClaim
 export const SIGNING_KEY_FILE = 'token-signing-key.pem';
 
 /**
- * Signs the hub's access tokens with an Ed25519 key pair created once and kept in the data directory,
- * so agents can verify tokens on the LAN without the hub (src/relay/protocol/signed-token.ts). The
- * public key goes to agents over the tunnel; the private key never leaves this file.
+ * Signs the hub's access tokens with an Ed25519 key pair created once, so agents can verify tokens on
+ * the LAN without the hub (src/relay/protocol/signed-token.ts). The public key goes to agents over the
+ * tunnel. The private key is kept in the data directory (open()), or, for the nodes of one PostgreSQL
+ * store, in its database (the StoreBackend's openTokenSigner): every node must sign with the same key.
  */
 export class TokenSigner {
   readonly publicKey: PublicTokenKey;
@@ -25,8 +26,7 @@ export class TokenSigner {
     const file = join(dataDir, SIGNING_KEY_FILE);
     if (!existsSync(file)) {
       mkdirSync(dataDir, { recursive: true });
-      const { privateKey } = generateKeyPairSync('ed25519');
-      const pem = privateKey.export({ format: 'pem', type: 'pkcs8' });
+      const pem = TokenSigner.newKeyPem();
       // Written aside and renamed, so a crash never leaves half a key that would fail every start.
       const tmp = `${file}.${process.pid}.tmp`;
       writeFileSync(tmp, pem, { mode: 0o600 });
@@ -34,8 +34,18 @@ export class TokenSigner {
     }
     // An operator's copy may have lost its mode; the key signs every token, so keep it private.
     chmodSync(file, 0o600);
-    const key = createPrivateKey(readFileSync(file));
-    if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${file}: not an Ed25519 private key`);
+    return TokenSigner.fromPem(readFileSync(file, 'utf8'), file);
+  }
+
+  /** A new private key as PKCS #8 PEM, for a key store to keep. */
+  static newKeyPem(): string {
+    return generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  }
+
+  /** The signer of a PKCS #8 PEM private key; `where` names its origin in the error if it is no Ed25519 key. */
+  static fromPem(pem: string, where: string): TokenSigner {
+    const key = createPrivateKey(pem);
+    if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${where}: not an Ed25519 private key`);
     return new TokenSigner(key);
   }
 

@@ -10,6 +10,7 @@ import type { Channel } from '../channel.js';
 import { malformed, protocolError } from '../errors.js';
 import { RC } from '../reason-codes.js';
 import type { Session } from '../session.js';
+import { receiveCheckFor } from '../receive-check.js';
 import { createSubscription, parseFilter, type Subscription } from '../subscription.js';
 
 /** How often a replay of retained messages read from persistence looks whether the client has room for the next. */
@@ -52,7 +53,9 @@ export function handleSubscribe(ch: Channel, p: ISubscribePacket): void {
       // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
       if (s.nl === true) throw protocolError('No Local on a shared subscription');
     }
-    if (!ctx.hooks.authorizeSubscribe(ch.principal, s.topic, ch.clientId)) {
+    // A filter only some of whose topics are allowed is granted; each message is then checked (receive-check.ts).
+    const decision = ctx.hooks.authorizeSubscribe(ch.principal, s.topic, ch.clientId);
+    if (decision === false) {
       codes.push(v5 ? RC.NOT_AUTHORIZED : FAILURE_V3);
       continue;
     }
@@ -62,11 +65,14 @@ export function handleSubscribe(ch: Channel, p: ISubscribePacket): void {
       codes.push(v5 ? RC.QUOTA_EXCEEDED : FAILURE_V3);
       continue;
     }
+    const receive = receiveCheckFor(decision, ctx.hooks, ch.principal, ch.clientId);
     if (existing !== undefined) {
       Object.assign(existing, options);
+      existing.receive = receive;
       fresh.push({ sub: existing, isNew: false });
     } else {
       const sub = createSubscription(session, s.topic, parsed, options);
+      sub.receive = receive;
       session.addSubscription(sub);
       ctx.router.add(sub);
       fresh.push({ sub, isNew: true });
@@ -91,6 +97,7 @@ function sendRetained(ch: Channel, subs: Array<{ sub: Subscription; isNew: boole
     if (sub.group !== undefined || sub.retainHandling === 2 || (sub.retainHandling === 1 && !isNew)) continue;
     const ids = sub.subscriptionId === undefined ? undefined : [sub.subscriptionId];
     for (const e of ctx.retained.match(sub.topicFilter, now)) {
+      if (sub.receive !== undefined && !sub.receive.allows(e.topic)) continue;
       if (e.message !== undefined) {
         void sub.session.deliver(e.message, Math.min(e.qos, sub.qos) as QoS, true, ids);
         continue;

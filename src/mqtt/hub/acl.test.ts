@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError } from '../../config/load.js';
 import { Acl, parseAcl, type Identity } from './acl.js';
-import { covers, overlaps } from './topic-cover.js';
+import { covers, intersection, overlaps } from './topic-cover.js';
 
 const L = (s: string) => s.split('/');
 
@@ -26,6 +26,18 @@ describe('topic filter cover and overlap', () => {
     assert.equal(overlaps(L('a/+'), L('a')), false);
     assert.equal(overlaps(L('a'), L('a/b')), false);
     assert.equal(overlaps(L('+/x'), L('$SYS/x')), false);
+  });
+});
+
+describe('topic filter intersection', () => {
+  test('two filters meet in the filter of the topics both match, or not at all', () => {
+    assert.deepEqual(intersection(L('a/+/c'), L('a/b/#')), L('a/b/c'));
+    assert.deepEqual(intersection(L('#'), L('x/+')), L('x/+'));
+    assert.deepEqual(intersection(L('a/#'), L('a')), L('a'), "'#' also matches the parent level");
+    assert.deepEqual(intersection(L('devices/+/#'), L('devices/+/events')), L('devices/+/events'));
+    assert.equal(intersection(L('a/b'), L('a/c')), undefined);
+    assert.equal(intersection(L('a/+'), L('a')), undefined);
+    assert.equal(intersection(L('#'), L('$SYS/x')), undefined, '[MQTT-4.7.2-1]');
   });
 });
 
@@ -67,6 +79,49 @@ describe('ACL rules and defaults', () => {
     assert.equal(acl.allows(alice, 'subscribe', 'private/x/y', 'me'), true);
     assert.equal(acl.allows(alice, 'subscribe', 'private/me/y', 'me'), false);
     assert.equal(acl.allows(alice, 'subscribe', 'private/x/y', 'a/b'), false, 'a client id with / cannot escape the deny');
+  });
+
+  test('a shared subscription is decided on the filter after $share/{group}/, for rules and defaults alike', () => {
+    const acl = new Acl(parseAcl('allow subscribe users jobs/#'), owns);
+    assert.equal(acl.allows(alice, 'subscribe', '$share/g/jobs/build', 'c'), true);
+    assert.equal(acl.allows(alice, 'subscribe', '$share/g/devices/d1/#', 'c'), true);
+    assert.equal(acl.allows(bob, 'subscribe', '$share/g/devices/d1/#', 'c'), false);
+    assert.equal(acl.allows(device, 'subscribe', '$share/g/devices/d1/cmd', 'c'), true);
+    assert.equal(acl.allows(device, 'subscribe', '$share/g/devices/d2/cmd', 'c'), false);
+    assert.equal(acl.allows(device, 'publish', '$share/g/devices/d1/cmd', 'c'), false, 'a topic name is never unshared');
+  });
+
+  test('subscription(): a filter is granted whole, in part (then checked per message) or refused', () => {
+    const acl = new Acl(parseAcl('deny subscribe everyone secret/x\nallow all everyone #'), owns);
+    assert.equal(acl.subscription(anon, '#', 'c'), 'some');
+    assert.equal(acl.allows(anon, 'subscribe', 'secret/x', 'c'), false, 'the topic a message on it is checked against');
+    assert.equal(acl.allows(anon, 'subscribe', 'secret/y', 'c'), true);
+    assert.equal(acl.subscription(anon, 'secret/x', 'c'), 'none');
+    assert.equal(acl.subscription(anon, 'secret/x/#', 'c'), 'some', 'secret/x/1 is allowed');
+    assert.equal(acl.subscription(anon, 'public/#', 'c'), 'all');
+    assert.equal(acl.subscription(anon, '$share/g/#', 'c'), 'some');
+  });
+
+  test('subscription() under the defaults: devices/+/... for a device or a user; another device\'s topics refused', () => {
+    const acl = new Acl([], owns);
+    assert.equal(acl.subscription(device, 'devices/+/events', 'c'), 'some');
+    assert.equal(acl.subscription(device, '#', 'c'), 'some');
+    assert.equal(acl.subscription(device, 'devices/d1/#', 'c'), 'all');
+    assert.equal(acl.subscription(device, 'devices/d2/#', 'c'), 'none');
+    assert.equal(acl.subscription(alice, 'devices/+/events', 'c'), 'some');
+    assert.equal(acl.subscription(alice, 'devices/d1/+', 'c'), 'all');
+    assert.equal(acl.subscription(bob, 'devices/d1/+', 'c'), 'none', 'not his device');
+    assert.equal(acl.subscription(alice, 'elsewhere/#', 'c'), 'none');
+    assert.equal(acl.subscription(anon, 'devices/+/events', 'c'), 'none');
+  });
+
+  test('subscription(): an allow below a deny that covers what it would add grants nothing', () => {
+    const acl = new Acl(parseAcl('deny subscribe everyone secret/#\nallow subscribe everyone secret/x\nallow subscribe everyone +/open'), owns);
+    assert.equal(acl.subscription(anon, 'secret/+', 'c'), 'none', 'secret/x is inside the deny above it');
+    assert.equal(acl.subscription(anon, '+/open', 'c'), 'some', 'all but secret/open');
+    const devices = new Acl(parseAcl('deny subscribe users devices/+/secret'), owns);
+    assert.equal(devices.subscription(alice, 'devices/+/secret', 'c'), 'none', 'the deny covers the default grant');
+    assert.equal(devices.subscription(alice, 'devices/d1/#', 'c'), 'some');
   });
 
   test('a bad rule is a config error naming the file and line', () => {

@@ -10,8 +10,11 @@
  * Rules are read top to bottom; the first rule that decides wins. A topic (publish) is decided by the
  * first rule whose pattern matches it. A subscription filter is allowed only if every topic it could
  * match is allowed: by the first allow rule whose pattern covers the whole filter, unless a deny rule
- * above it overlaps the filter. When no rule decides, the defaults apply: a device may use
+ * above it overlaps the filter; subscription() also grants a filter only some of whose topics are
+ * allowed, the broker then checking each message's topic (allows() on the topic). When no rule decides, the defaults apply: a device may use
  * `devices/{its id}/#`, a user `devices/{id}/#` of each device they own; anything else is refused.
+ *
+ * A shared subscription (`$share/{group}/{filter}`) is decided on its filter, whatever the group.
  *
  * Before any rule: `devices/{id}/status` is the hub's (bridge.ts publishes each device's online state
  * there, retained), so no client may publish on it, whatever the rules say; a device or its owner could
@@ -19,7 +22,8 @@
  */
 import { validateTopicFilter } from '../../core/topic-tree.js';
 import { ConfigError } from '../../config/load.js';
-import { covers, overlaps } from './topic-cover.js';
+import { SHARE_PREFIX } from '../subscription.js';
+import { covers, intersection, overlaps } from './topic-cover.js';
 
 export type Identity =
   | { readonly kind: 'device'; readonly id: string }
@@ -119,6 +123,16 @@ function levelsFor(rule: AclRule, id: Identity, clientId: string): readonly stri
   return text.split('/').map((l) => (l.includes('\0') ? '+' : l));
 }
 
+/**
+ * The filter a subscription matches topics with: after `$share/{group}/` for a shared one (5.0 §4.8.2),
+ * so rules and defaults decide on what it can receive, never on the share name.
+ */
+export function unshared(filter: string): string {
+  if (!filter.startsWith(SHARE_PREFIX)) return filter;
+  const slash = filter.indexOf('/', SHARE_PREFIX.length);
+  return slash === -1 ? filter : filter.slice(slash + 1);
+}
+
 /** `devices/{id}/status`: written by the hub only. */
 function isHubOwned(levels: readonly string[]): boolean {
   return levels.length === 3 && levels[0] === 'devices' && levels[2] === 'status';
@@ -137,7 +151,7 @@ export class Acl {
 
   /** May `id` publish on topic `name` (action publish) or subscribe to filter `name` (action subscribe)? */
   allows(id: Identity, action: AclAction, name: string, clientId: string): boolean {
-    const wanted = name.split('/');
+    const wanted = (action === 'subscribe' ? unshared(name) : name).split('/');
     if (action === 'publish' && isHubOwned(wanted)) return false;
     for (const rule of this.rules) {
       if (!rule.actions.includes(action) || !applies(rule.who, id)) continue;
@@ -146,6 +160,45 @@ export class Acl {
       if (rule.allow ? covers(levels, wanted) : overlaps(levels, wanted)) return rule.allow;
     }
     return this.#byDefault(id, wanted);
+  }
+
+  /**
+   * How much of `filter` `id` may subscribe to: every topic it can match ('all': allows() is true),
+   * only some ('some': granted, each message's topic then checked with allows(), as Mosquitto does), or
+   * none ('none': refused). 'some' needs one allow rule or default whose topics meet the filter's
+   * outside every deny rule above it.
+   */
+  subscription(id: Identity, filter: string, clientId: string): 'all' | 'some' | 'none' {
+    if (this.allows(id, 'subscribe', filter, clientId)) return 'all';
+    return this.#someAllowed(id, unshared(filter).split('/'), clientId) ? 'some' : 'none';
+  }
+
+  #someAllowed(id: Identity, wanted: readonly string[], clientId: string): boolean {
+    // Deny rules met so far that refuse part of the filter: topics an allow rule below them grants are refused if inside one.
+    const denied: Array<readonly string[]> = [];
+    const grants = (allowed: readonly string[]): string[] | undefined => {
+      const meet = intersection(allowed, wanted);
+      return meet === undefined || denied.some((d) => covers(d, meet)) ? undefined : meet;
+    };
+    for (const rule of this.rules) {
+      if (!rule.actions.includes('subscribe') || !applies(rule.who, id)) continue;
+      const levels = levelsFor(rule, id, clientId);
+      if (levels === undefined) continue;
+      if (rule.allow) {
+        if (grants(levels) !== undefined) return true;
+      } else if (covers(levels, wanted)) {
+        return false;
+      } else if (overlaps(levels, wanted)) {
+        denied.push(levels);
+      }
+    }
+    if (id.kind === 'anonymous') return false;
+    const meet = grants(['devices', id.kind === 'device' ? id.id : '+', '#']);
+    if (meet === undefined) return false;
+    // A user's: devices they own. A filter naming one device must name one of theirs; a wildcard there
+    // reaches each device they own at the time of the message (one claimed later too).
+    const device = meet[1];
+    return id.kind === 'device' || device === undefined || device === '+' || device === '#' || this.owns(id, device);
   }
 
   /** `devices/{id}/#` for a device's own id, or for a device the user owns. */

@@ -3,7 +3,8 @@
  * user's "is devices/{id}/... mine?" without a database query. Ownership is as in the REST API: the
  * email a device reports (DeviceRecord.email) is its owner's. Loaded whole at start; a device's entry is
  * refreshed when it connects (tunnel or MQTT), and a user's devices when the user authenticates, so a
- * device registered while the hub runs is seen by its owner's next connection at the latest.
+ * device registered while the hub runs is seen by its owner's next connection at the latest. Each
+ * change is told to the onChange listeners (the broker then asks about its subscriptions again).
  */
 import type { DeviceRecord, Store } from '../../store/store.js';
 
@@ -11,7 +12,14 @@ export class DeviceOwnership {
   readonly #emailOf = new Map<string, string>();
   readonly #devicesOf = new Map<string, Set<string>>();
 
+  #listeners: Array<() => void> = [];
+
   constructor(private readonly store: Store) {}
+
+  /** Calls `fn` after each change of a device's owner (the ACL's answers about that device change with it). */
+  onChange(fn: () => void): void {
+    this.#listeners.push(fn);
+  }
 
   async load(): Promise<void> {
     for (const d of await this.store.listDevices()) this.set(d);
@@ -26,19 +34,24 @@ export class DeviceOwnership {
     const old = this.#emailOf.get(d.id);
     const email = d.email?.toLowerCase() ?? undefined;
     if (old === email) return;
+    this.#move(d.id, old, email);
+    for (const fn of this.#listeners) fn();
+  }
+
+  #move(id: string, old: string | undefined, email: string | undefined): void {
     if (old !== undefined) {
       const set = this.#devicesOf.get(old);
-      set?.delete(d.id);
+      set?.delete(id);
       if (set?.size === 0) this.#devicesOf.delete(old);
     }
     if (email === undefined) {
-      this.#emailOf.delete(d.id);
+      this.#emailOf.delete(id);
       return;
     }
-    this.#emailOf.set(d.id, email);
+    this.#emailOf.set(id, email);
     let set = this.#devicesOf.get(email);
     if (set === undefined) this.#devicesOf.set(email, (set = new Set()));
-    set.add(d.id);
+    set.add(id);
   }
 
   /** Re-reads one device (it connected: what it reports decides its owner). */

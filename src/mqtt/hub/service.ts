@@ -20,6 +20,7 @@ import type { Authenticator } from '../../core/auth/authenticator.js';
 import type { HubMetrics } from '../../core/metrics.js';
 import type { Store } from '../../store/store.js';
 import { Broker } from '../broker.js';
+import type { SubscribeDecision } from '../hooks.js';
 import { RC } from '../reason-codes.js';
 import { startSysTopics } from '../sys-topics.js';
 import { VERSION } from '../../version.js';
@@ -86,11 +87,19 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     const id = identities.identity(principal);
     return id !== undefined && acl.allows(id, action, name, clientId);
   };
+  // A filter only some of whose topics the client may read is granted, and each message checked (docs/mqtt.md).
+  const subscription = (principal: string, filter: string, clientId: string): SubscribeDecision => {
+    const id = identities.identity(principal);
+    const how = id === undefined ? 'none' : acl.subscription(id, filter, clientId);
+    return how === 'all' ? true : how === 'some' ? 'per-message' : false;
+  };
   const persistence = await d.openPersistence();
   const broker = new Broker(
     {
       allowAnonymous: config.mqttAllowAnonymous,
-      maxPacketBytes: config.mqttMaxPacketBytes,
+      maxPacketBytes: config.mqttMaxPacketSize,
+      keepaliveMaxS: config.mqttMaxKeepalive,
+      receiveMaximum: config.mqttReceiveMaximum,
       maxInflightPerClient: config.mqttMaxInflight,
       maxQueuedPerClient: config.mqttMaxQueued,
       dropPolicy: config.mqttDropPolicy as 'drop-oldest' | 'drop-new',
@@ -111,12 +120,15 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     {
       authenticate: (req) => identities.authenticate(req),
       authorizePublish: (principal, topic, clientId) => allowed(principal, 'publish', topic, clientId),
-      authorizeSubscribe: (principal, filter, clientId) => allowed(principal, 'subscribe', filter, clientId),
+      authorizeSubscribe: subscription,
+      authorizeReceive: (principal, topic, clientId) => allowed(principal, 'subscribe', topic, clientId),
       onError: (err, context) => log.error({ err }, `mqtt: ${context}`),
       onWarning: (message, details) => log.warn(details, `mqtt: ${message}`),
     },
   );
   await broker.ready;
+  // Who owns a device decides what its owner's subscriptions receive: they are asked about again.
+  ownership.onChange(() => broker.authorizationChanged());
   await correctStaleStatus(broker, log);
   const sys = config.mqttSysIntervalS > 0 ? startSysTopics(broker, { intervalMs: config.mqttSysIntervalS * 1000, version: VERSION }) : undefined;
   const unbridge = bridgeDeviceEvents(d.bus, broker, ownership, log);
@@ -129,7 +141,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
   });
   const topics = new TopicsApi({
     broker, acl, auth: d.auth, ownership, log, metrics: d.metrics,
-    maxBodyBytes: config.mqttMaxPacketBytes,
+    maxBodyBytes: config.mqttMaxPacketSize,
     heartbeatMs: config.sseHeartbeatMs,
     slots: d.sseSlots,
     maxBufferedBytes: 1024 * 1024,
@@ -137,7 +149,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
   topics.register(d.app);
   const gate = new MqttAddressGate(config.mqttMaxConnectionsPerAddress, d.refusals);
   registerMqttMetrics(d.metrics.registry, broker, gate.counts);
-  const websockets = new MqttWebSockets(broker, config.httpTls, config.mqttMaxPacketBytes, gate);
+  const websockets = new MqttWebSockets(broker, config.httpTls, config.mqttMaxPacketSize, gate);
   log.info({ aclRules: acl.size, allowAnonymous: config.mqttAllowAnonymous }, 'mqtt broker ready');
 
   const tcp = mqttTcpServer(broker, gate);

@@ -44,3 +44,23 @@ export function overlaps(a: readonly string[], b: readonly string[]): boolean {
     return false;
   }
 }
+
+/**
+ * The filter matching exactly the topics both match, or undefined when they share none: `a/+/c` and
+ * `a/b/#` meet in `a/b/c`, `#` and `x/+` in `x/+`.
+ */
+export function intersection(a: readonly string[], b: readonly string[]): string[] | undefined {
+  if (dollarApart(a, b)) return undefined;
+  const out: string[] = [];
+  for (let i = 0; ; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x === '#') return out.concat(b.slice(i));
+    if (y === '#') return out.concat(a.slice(i));
+    // ('a' and 'a/#' met above on the '#', which also matches the parent level.)
+    if (x === undefined || y === undefined) return x === y ? out : undefined;
+    if (x === '+') out.push(y);
+    else if (y === '+' || x === y) out.push(x);
+    else return undefined;
+  }
+}

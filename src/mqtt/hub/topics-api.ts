@@ -65,7 +65,7 @@ export class TopicsApi {
         if (typeof filter !== 'string' || filter === '') throw new HubError('CR_ERR_VALIDATION', 'query parameter filter is required');
         const problem = filter.startsWith('$share/') ? 'shared subscriptions are for MQTT clients' : (validateTopicFilter(filter) ?? topicLimitProblem(filter, this.#limits));
         if (problem !== null) throw new HubError('CR_ERR_TOPIC_INVALID', `filter: ${problem}`);
-        const session = await this.#authorize(req, 'subscribe', filter);
+        const { session, identity, whole } = await this.#authorizeFilter(req, filter);
         const slot = d.slots.acquire(session.user.id);
         if (typeof slot !== 'function') {
           return res.code(slot.status).header('retry-after', String(STREAM_RETRY_AFTER_S)).header('cache-control', 'no-store').send(slot.toJSON());
@@ -75,7 +75,11 @@ export class TopicsApi {
         this.#streams.add(sse);
         d.metrics.sseClients.inc();
         const release = this.#live.hold(session, () => sse.close());
-        const unsubscribe = d.broker.subscribeLocal(filter, (m) => sse.send({ event: 'message', data: messageJson(m) }), { retained: true });
+        // Granted in part: only the topics this user may read, as for their MQTT clients (a few streams: asked for each message).
+        const send = (m: Message): void => {
+          if (whole || d.acl.allows(identity, 'subscribe', m.topic, '')) sse.send({ event: 'message', data: messageJson(m) });
+        };
+        const unsubscribe = d.broker.subscribeLocal(filter, send, { retained: true });
         sse.onClose((reason) => {
           release();
           slot();
@@ -118,6 +122,21 @@ export class TopicsApi {
   }
 
   async #authorize(req: FastifyRequest, action: AclAction, name: string): Promise<Session> {
+    const { session, identity } = await this.#identify(req);
+    // No MQTT client id here: rules with %c do not grant anything over HTTP.
+    if (!this.d.acl.allows(identity, action, name, '')) throw new HubError('CR_ERR_TOPIC_FORBIDDEN', `${action} on ${JSON.stringify(name)} is not allowed`);
+    return session;
+  }
+
+  /** A stream's filter: granted whole, or in part (then each message is checked), or 403 when no allowed topic matches it. */
+  async #authorizeFilter(req: FastifyRequest, filter: string): Promise<{ session: Session; identity: Identity; whole: boolean }> {
+    const { session, identity } = await this.#identify(req);
+    const how = this.d.acl.subscription(identity, filter, '');
+    if (how === 'none') throw new HubError('CR_ERR_TOPIC_FORBIDDEN', `subscribe on ${JSON.stringify(filter)} is not allowed`);
+    return { session, identity, whole: how === 'all' };
+  }
+
+  async #identify(req: FastifyRequest): Promise<{ session: Session; identity: Identity }> {
     const session = await requireSession(this.d.auth, req);
     const { user } = session;
     const email = user.email.toLowerCase();
@@ -125,10 +144,7 @@ export class TopicsApi {
       await this.d.ownership.refreshOwner(email);
       this.#freshOwners.set(email, true);
     }
-    const identity: Identity = { kind: 'user', id: user.id, email };
-    // No MQTT client id here: rules with %c do not grant anything over HTTP.
-    if (!this.d.acl.allows(identity, action, name, '')) throw new HubError('CR_ERR_TOPIC_FORBIDDEN', `${action} on ${JSON.stringify(name)} is not allowed`);
-    return session;
+    return { session, identity: { kind: 'user', id: user.id, email } };
   }
 }
 

@@ -4,11 +4,11 @@
  * Kept dialect-neutral (SQLite and PostgreSQL): only portable column types, no dialect-specific
  * defaults; the application sets every value, timestamps included. Timestamps are ms since the epoch in
  * `bigint` columns (an `integer` would overflow in PostgreSQL; SQLite gives `bigint` INTEGER affinity).
- * Note for the PostgreSQL store: `pg` returns int8 as strings unless a type parser is registered.
+ * `pg` returns int8 as strings by default; PostgresStore's pool parses them as numbers.
  *
  * Never edit a migration that has shipped; add the next one (`0002_...`). Kysely runs them in name order.
  */
-import { Migrator, PostgresAdapter } from 'kysely';
+import { Migrator, PostgresAdapter, sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
 
 const m0001Initial: Migration = {
@@ -333,6 +333,32 @@ const m0008MqttRetainedOwner: Migration = {
   },
 };
 
+/**
+ * State every node of one database shares (issue 13): `hub_keys` holds the token-signing key when the
+ * store is PostgreSQL (fronts sign tokens, edges hand the public key to agents; on SQLite the key stays
+ * a file under --data), and on PostgreSQL the sequence MQTT queue seqs come from, so nodes sharing
+ * the database never hand out the same one (SQLite's single process counts them itself).
+ */
+const m0009ScaleOut: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('hub_keys')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .execute();
+    if (db.getExecutor().adapter instanceof PostgresAdapter) {
+      await sql`create sequence mqtt_queue_seq`.execute(db);
+      await sql`select setval('mqtt_queue_seq', coalesce(max(seq), 0) + 1, false) from mqtt_queue`.execute(db);
+    }
+  },
+
+  async down(db: Kysely<unknown>): Promise<void> {
+    if (db.getExecutor().adapter instanceof PostgresAdapter) await sql`drop sequence mqtt_queue_seq`.execute(db);
+    await db.schema.dropTable('hub_keys').execute();
+  },
+};
+
 /** Every migration, by name. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': m0001Initial,
@@ -343,15 +369,27 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0006_oauth': m0006OAuth,
   '0007_device_claims': m0007DeviceClaims,
   '0008_mqtt_retained_owner': m0008MqttRetainedOwner,
+  '0009_scale_out': m0009ScaleOut,
 });
 
 export const migrationProvider: MigrationProvider = {
   getMigrations: () => Promise.resolve({ ...migrations }),
 };
 
+/**
+ * On PostgreSQL, the schema the store's tables go in (the first of the search path). The Migrator
+ * looks for its own tables in every schema unless told one, so a second hub database kept as another
+ * schema of the same PostgreSQL database would find the first one's and skip creating its own.
+ */
+async function postgresSchema<DB>(db: Kysely<DB>): Promise<string | undefined> {
+  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return undefined;
+  const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(db);
+  return rows[0]?.schema;
+}
+
 /** Brings the schema up to date; throws (with the failing migration named) if a migration fails. */
 export async function migrateToLatest<DB>(db: Kysely<DB>): Promise<void> {
-  const { error, results } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+  const { error, results } = await new Migrator({ db, provider: migrationProvider, migrationTableSchema: await postgresSchema(db) }).migrateToLatest();
   if (error !== undefined) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
     throw new Error(failed ? `Migration ${failed} failed` : 'Migrations failed', { cause: error });

@@ -1,9 +1,14 @@
+import { sql } from 'kysely';
+import { TokenSigner } from '../../core/auth/token-signer.js';
 import type { MqttPersistence } from '../../mqtt/persistence.js';
 import type { StoreBackend } from '../store-backend.js';
 import { SqliteMqttPersistence } from './mqtt-persistence.js';
 import { SqliteStore } from './sqlite-store.js';
 
-/** The embedded StoreBackend: one SQLite file (or `':memory:'`), migrated, shared by the store and the broker. */
+/**
+ * The embedded StoreBackend: one SQLite file (or `':memory:'`), migrated, shared by the store and the
+ * broker. The token-signing key stays a file in the data folder (TokenSigner.open).
+ */
 export async function openSqliteBackend(file: string): Promise<StoreBackend> {
   const store = SqliteStore.open(file);
   try {
@@ -20,6 +25,10 @@ export async function openSqliteBackend(file: string): Promise<StoreBackend> {
       if (persistence) throw new Error('the MQTT persistence of this store is already open');
       persistence = await SqliteMqttPersistence.on(store.db);
       return persistence;
+    },
+    openTokenSigner: (dataDir) => Promise.resolve(TokenSigner.open(dataDir)),
+    async ping() {
+      await sql`select 1`.execute(store.db);
     },
     async close() {
       await persistence?.close();

@@ -1,6 +1,6 @@
 /**
- * The OAuth part of SqliteStore (tables from migration 0006_oauth). SqliteStore delegates to it, on
- * the same Kysely instance, so transactions here serialise with every other statement of the store.
+ * The OAuth part of SqlStore (tables from migration 0006_oauth). Its transactions go through the
+ * dialect, so the single-use exchanges (codes, refresh tokens) hold under concurrency on PostgreSQL too.
  */
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type {
@@ -12,6 +12,7 @@ import type {
   OAuthTokenKind,
   OAuthTokenRecord,
 } from '../oauth-store.js';
+import type { SqlDialect } from './dialect.js';
 import { insertOrDuplicate } from './duplicate.js';
 
 interface ClientsTable {
@@ -134,12 +135,12 @@ async function insertTokens(trx: Transaction<OAuthTables>, tokens: OAuthTokenRec
   if (tokens.length > 0) await trx.insertInto('oauth_tokens').values(tokens.map(tokenRow)).execute();
 }
 
-export class SqliteOAuth implements OAuthStore {
-  constructor(private readonly db: Kysely<OAuthTables>) {}
+export class SqlOAuth implements OAuthStore {
+  constructor(private readonly db: Kysely<OAuthTables>, private readonly dialect: SqlDialect) {}
 
   async createOAuthClient(c: OAuthClientRecord): Promise<void> {
     const row = { id: c.id, name: c.name, redirect_uris: JSON.stringify(c.redirectUris), secret_hash: c.secretHash, created_at: c.createdAt };
-    await insertOrDuplicate(`OAuth client ${c.id}`, () => this.db.insertInto('oauth_clients').values(row).execute());
+    await insertOrDuplicate(this.dialect, `OAuth client ${c.id}`, () => this.db.insertInto('oauth_clients').values(row).execute());
   }
 
   async getOAuthClient(id: string): Promise<OAuthClientRecord | undefined> {
@@ -153,7 +154,7 @@ export class SqliteOAuth implements OAuthStore {
   }
 
   deleteOAuthClient(id: string, now: number): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    return this.dialect.transaction(this.db, async (trx) => {
       // Children first: the foreign keys cascade too, but only where the pragma is on.
       await trx.deleteFrom('oauth_tokens').where('client_id', '=', id).execute();
       await trx.deleteFrom('oauth_codes').where('client_id', '=', id).execute();
@@ -184,7 +185,7 @@ export class SqliteOAuth implements OAuthStore {
   }
 
   deleteOAuthGrant(userId: string, clientId: string, now: number): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    return this.dialect.transaction(this.db, async (trx) => {
       await trx.deleteFrom('oauth_tokens').where('user_id', '=', userId).where('client_id', '=', clientId).execute();
       await trx.deleteFrom('oauth_codes').where('user_id', '=', userId).where('client_id', '=', clientId).execute();
       const r = await trx.deleteFrom('oauth_grants').where('user_id', '=', userId).where('client_id', '=', clientId).executeTakeFirst();
@@ -207,7 +208,7 @@ export class SqliteOAuth implements OAuthStore {
       expires_at: c.expiresAt,
       used_at: c.usedAt,
     };
-    await insertOrDuplicate('Authorization code', () => this.db.insertInto('oauth_codes').values(row).execute());
+    await insertOrDuplicate(this.dialect, 'Authorization code', () => this.db.insertInto('oauth_codes').values(row).execute());
   }
 
   async getOAuthCode(codeHash: string): Promise<OAuthCodeRecord | undefined> {
@@ -216,7 +217,7 @@ export class SqliteOAuth implements OAuthStore {
   }
 
   redeemOAuthCode(codeHash: string, now: number, tokens: OAuthTokenRecord[]): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    return this.dialect.transaction(this.db, async (trx) => {
       const r = await trx.updateTable('oauth_codes').set({ used_at: now }).where('code_hash', '=', codeHash).where('used_at', 'is', null).executeTakeFirst();
       if (r.numUpdatedRows === 0n) return false;
       await insertTokens(trx, tokens);
@@ -230,7 +231,7 @@ export class SqliteOAuth implements OAuthStore {
   }
 
   rotateOAuthRefreshToken(tokenHash: string, now: number, tokens: OAuthTokenRecord[]): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    return this.dialect.transaction(this.db, async (trx) => {
       const r = await trx
         .updateTable('oauth_tokens')
         .set({ rotated_at: now })
@@ -258,7 +259,7 @@ export class SqliteOAuth implements OAuthStore {
   }
 
   revokeOAuthFamily(f: { familyId: string; clientId: string; userId: string }, now: number): Promise<number> {
-    return this.db.transaction().execute(async (trx) => {
+    return this.dialect.transaction(this.db, async (trx) => {
       const r = await trx.deleteFrom('oauth_tokens').where('family_id', '=', f.familyId).executeTakeFirst();
       await trx.insertInto('oauth_revocations').values({ client_id: f.clientId, user_id: f.userId, family_id: f.familyId, revoked_at: now }).execute();
       return Number(r.numDeletedRows);
@@ -271,7 +272,7 @@ export class SqliteOAuth implements OAuthStore {
   }
 
   deleteExpiredOAuth(now: number, revocationsBefore: number): Promise<number> {
-    return this.db.transaction().execute(async (trx) => {
+    return this.dialect.transaction(this.db, async (trx) => {
       const codes = await trx.deleteFrom('oauth_codes').where('expires_at', '<=', now).executeTakeFirst();
       const tokens = await trx.deleteFrom('oauth_tokens').where('expires_at', '<=', now).executeTakeFirst();
       const log = await trx.deleteFrom('oauth_revocations').where('revoked_at', '<', revocationsBefore).executeTakeFirst();

@@ -1,21 +1,15 @@
 /**
- * SqliteStore's pending device ownership (table `device_claims`, issue 12): claims are written by
- * SqliteDevices.updateDeviceInfo from what a device reports; here they are listed, accepted (the one
+ * SqlStore's pending device ownership (table `device_claims`, issue 12): claims are written by
+ * SqlDevices.updateDeviceInfo from what a device reports; here they are listed, accepted (the one
  * transaction that gives a device a new owner outside the trusted paths) and declined. Their mailed
  * links are `email_confirmations` rows with purpose 'claim'.
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { DeviceClaimRecord, DeviceRecord, Store } from '../store.js';
-import type { ConfirmationsTable } from './confirmations.js';
-import { toDevice, type DevicesTable } from './devices.js';
+import type { SqlDialect } from './dialect.js';
+import { toDevice } from './devices.js';
 import { normalizeEmail } from './email.js';
-
-export interface DeviceClaimsTable {
-  device_id: string;
-  email: string;
-  created_at: number;
-  declined_at: number | null;
-}
+import type { ConfirmationsTable, DeviceClaimsTable, DevicesTable } from './tables.js';
 
 type Tables = { device_claims: DeviceClaimsTable; devices: DevicesTable; email_confirmations: ConfirmationsTable };
 
@@ -25,11 +19,14 @@ function toClaim(row: Selectable<DeviceClaimsTable>): DeviceClaimRecord {
 
 type ClaimMethods = 'getDeviceClaim' | 'listDeviceClaims' | 'acceptDeviceClaim' | 'declineDeviceClaim';
 
-export class SqliteDeviceClaims implements Pick<Store, ClaimMethods> {
+export class SqlDeviceClaims implements Pick<Store, ClaimMethods> {
   readonly #db: Kysely<Tables>;
 
-  constructor(db: Kysely<Tables>) {
+  readonly #dialect: SqlDialect;
+
+  constructor(db: Kysely<Tables>, dialect: SqlDialect) {
     this.#db = db;
+    this.#dialect = dialect;
   }
 
   async getDeviceClaim(deviceId: string): Promise<DeviceClaimRecord | undefined> {
@@ -52,7 +49,7 @@ export class SqliteDeviceClaims implements Pick<Store, ClaimMethods> {
 
   async acceptDeviceClaim(deviceId: string, email: string, now: number): Promise<DeviceRecord | undefined> {
     const e = normalizeEmail(email);
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#dialect.transaction(this.#db, async (trx) => {
       const claim = await trx.selectFrom('device_claims').selectAll().where('device_id', '=', deviceId).executeTakeFirst();
       if (!claim || claim.email !== e || claim.declined_at !== null) return undefined;
       const moved = await trx.updateTable('devices').set({ email: e }).where('id', '=', deviceId).executeTakeFirst();
@@ -65,7 +62,7 @@ export class SqliteDeviceClaims implements Pick<Store, ClaimMethods> {
   }
 
   async declineDeviceClaim(deviceId: string, email: string, now: number): Promise<boolean> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#dialect.transaction(this.#db, async (trx) => {
       const r = await trx
         .updateTable('device_claims')
         .set({ declined_at: now })

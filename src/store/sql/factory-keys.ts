@@ -1,16 +1,7 @@
-/** SqliteStore's factory-key queries (table `factory_keys`, migration 0004_factory). */
+/** SqlStore's factory-key queries (table `factory_keys`, migration 0004_factory). */
 import type { Kysely, Selectable } from 'kysely';
 import type { FactoryKeyRecord } from '../store.js';
-
-export interface FactoryKeysTable {
-  id: string;
-  name: string;
-  key_hash: string;
-  derivation_key: string;
-  created_at: number;
-  rotated_at: number | null;
-  revoked_at: number | null;
-}
+import type { FactoryKeysTable } from './tables.js';
 
 function toFactoryKey(row: Selectable<FactoryKeysTable>): FactoryKeyRecord {
   return {

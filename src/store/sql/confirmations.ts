@@ -1,23 +1,14 @@
 /**
- * SqliteStore's email confirmations (table `email_confirmations`): registration links, and the one
+ * SqlStore's email confirmations (table `email_confirmations`): registration links, and the one
  * transaction that turns a confirmed link into a user.
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { ConfirmationRecord, ConfirmResult, Store } from '../store.js';
+import type { SqlDialect } from './dialect.js';
 import { insertOrDuplicate } from './duplicate.js';
 import { normalizeEmail } from './email.js';
-import { toUser, type UsersTable } from './users-tokens.js';
-
-export interface ConfirmationsTable {
-  id_hash: string;
-  email: string;
-  device_id: string | null;
-  created_at: number;
-  expires_at: number;
-  used_at: number | null;
-  /** null: a registration link (every row before migration 0007); 'claim': a device claim's link. */
-  purpose: string | null;
-}
+import type { ConfirmationsTable, UsersTable } from './tables.js';
+import { toUser } from './users-tokens.js';
 
 function toConfirmation(row: Selectable<ConfirmationsTable>): ConfirmationRecord {
   return {
@@ -28,11 +19,14 @@ function toConfirmation(row: Selectable<ConfirmationsTable>): ConfirmationRecord
 
 type ConfirmationMethods = 'createConfirmation' | 'getConfirmation' | 'countConfirmations' | 'confirmEmail' | 'deleteConfirmationsCreatedBefore';
 
-export class SqliteConfirmations implements Pick<Store, ConfirmationMethods> {
+export class SqlConfirmations implements Pick<Store, ConfirmationMethods> {
   readonly #db: Kysely<{ email_confirmations: ConfirmationsTable; users: UsersTable }>;
 
-  constructor(db: Kysely<{ email_confirmations: ConfirmationsTable; users: UsersTable }>) {
+  readonly #dialect: SqlDialect;
+
+  constructor(db: Kysely<{ email_confirmations: ConfirmationsTable; users: UsersTable }>, dialect: SqlDialect) {
     this.#db = db;
+    this.#dialect = dialect;
   }
 
   async createConfirmation(c: Parameters<Store['createConfirmation']>[0]): Promise<void> {
@@ -40,7 +34,7 @@ export class SqliteConfirmations implements Pick<Store, ConfirmationMethods> {
       id_hash: c.idHash, email: normalizeEmail(c.email), device_id: c.deviceId, created_at: c.createdAt, expires_at: c.expiresAt, used_at: null,
       purpose: c.purpose === 'claim' ? 'claim' : null,
     };
-    await insertOrDuplicate('Confirmation', () => this.#db.insertInto('email_confirmations').values(row).execute());
+    await insertOrDuplicate(this.#dialect, 'Confirmation', () => this.#db.insertInto('email_confirmations').values(row).execute());
   }
 
   async getConfirmation(idHash: string): Promise<ConfirmationRecord | undefined> {
@@ -58,7 +52,7 @@ export class SqliteConfirmations implements Pick<Store, ConfirmationMethods> {
   }
 
   async confirmEmail(idHash: string, user: { id: string; passwordHash: string }, now: number): Promise<ConfirmResult> {
-    return this.#db.transaction().execute(async (trx) => {
+    return this.#dialect.transaction(this.#db, async (trx) => {
       const c = await trx.selectFrom('email_confirmations').selectAll().where('id_hash', '=', idHash).where('purpose', 'is', null).executeTakeFirst();
       if (!c) return { status: 'unknown' };
       if (c.used_at !== null) return { status: 'used', email: c.email };

@@ -1,18 +1,12 @@
 /**
- * SqliteStore's revoked tokens (table `revoked_tokens`): kept until they expire, so agents that check
+ * SqlStore's revoked tokens (table `revoked_tokens`): kept until they expire, so agents that check
  * tokens offline (LAN access) learn of revocations even when they connect later.
  */
 import type { Kysely } from 'kysely';
 import type { RevokedTokenRecord, Store } from '../store.js';
+import type { RevokedTokensTable } from './tables.js';
 
-export interface RevokedTokensTable {
-  token_hash: string;
-  user_id: string;
-  expires_at: number;
-  revoked_at: number;
-}
-
-export class SqliteRevokedTokens implements Pick<Store, 'addRevokedTokens' | 'listRevokedTokens' | 'deleteExpiredRevokedTokens'> {
+export class SqlRevokedTokens implements Pick<Store, 'addRevokedTokens' | 'listRevokedTokens' | 'deleteExpiredRevokedTokens'> {
   readonly #db: Kysely<{ revoked_tokens: RevokedTokensTable }>;
 
   constructor(db: Kysely<{ revoked_tokens: RevokedTokensTable }>) {

@@ -1,26 +1,14 @@
 /**
- * SqliteStore's device registry (table `devices`), on the store's one Kysely instance. A device's
+ * SqlStore's device registry (table `devices`), on the store's one Kysely instance. A device's
  * report at connect also decides its claims (table `device_claims`, device-claims.ts), in one
  * transaction with the users it names.
  */
 import type { Kysely, Selectable } from 'kysely';
 import { DuplicateError, type DeviceRecord, type NewDevice, type Store } from '../store.js';
-import type { DeviceClaimsTable } from './device-claims.js';
-import { insertOrDuplicate, isUniqueViolation } from './duplicate.js';
+import type { SqlDialect } from './dialect.js';
+import { insertOrDuplicate } from './duplicate.js';
 import { normalizeEmail } from './email.js';
-import type { UsersTable } from './users-tokens.js';
-
-export interface DevicesTable {
-  id: string;
-  name: string;
-  email: string | null;
-  secret_hash: string;
-  info: string | null;
-  created_at: number;
-  last_seen_at: number | null;
-  factory_key_id: string | null;
-  revoked_at: number | null;
-}
+import type { DeviceClaimsTable, DevicesTable, UsersTable } from './tables.js';
 
 function parseInfo(text: string | null): Record<string, unknown> | null {
   if (text === null) return null;
@@ -67,29 +55,32 @@ type DeviceMethods = 'createDevice' | 'createDevices' | 'setDeviceRevoked' | 'ge
 
 type Tables = { devices: DevicesTable; users: UsersTable; device_claims: DeviceClaimsTable };
 
-export class SqliteDevices implements Pick<Store, DeviceMethods> {
+export class SqlDevices implements Pick<Store, DeviceMethods> {
   readonly #db: Kysely<Tables>;
 
-  constructor(db: Kysely<Tables>) {
+  readonly #dialect: SqlDialect;
+
+  constructor(db: Kysely<Tables>, dialect: SqlDialect) {
     this.#db = db;
+    this.#dialect = dialect;
   }
 
   async createDevice(device: NewDevice): Promise<DeviceRecord> {
     const row = deviceRow(device, Date.now());
-    await insertOrDuplicate(`Device ${row.id}`, () => this.#db.insertInto('devices').values(row).execute());
+    await insertOrDuplicate(this.#dialect, `Device ${row.id}`, () => this.#db.insertInto('devices').values(row).execute());
     return toDevice(row);
   }
 
   async createDevices(devices: readonly NewDevice[]): Promise<DeviceRecord[]> {
     const now = Date.now();
     const rows = devices.map((d) => deviceRow(d, now));
-    await this.#db.transaction().execute(async (trx) => {
+    await this.#dialect.transaction(this.#db, async (trx) => {
       for (const row of rows) {
         try {
           await trx.insertInto('devices').values(row).execute();
         } catch (err) {
           // Thrown out of the transaction callback, so Kysely rolls every insert back.
-          if (isUniqueViolation(err)) throw new DuplicateError(`Device ${row.id} already exists`, { cause: err, key: row.id });
+          if (this.#dialect.isUniqueViolation(err)) throw new DuplicateError(`Device ${row.id} already exists`, { cause: err, key: row.id });
           throw err;
         }
       }
@@ -127,7 +118,7 @@ export class SqliteDevices implements Pick<Store, DeviceMethods> {
 
   async updateDeviceInfo(id: string, info: Record<string, unknown>, seenAt: number): Promise<void> {
     const reported = typeof info['email'] === 'string' ? normalizeEmail(info['email']) : '';
-    await this.#db.transaction().execute(async (trx) => {
+    await this.#dialect.transaction(this.#db, async (trx) => {
       const row = await trx.selectFrom('devices').select('email').where('id', '=', id).executeTakeFirst();
       if (!row) return;
       const isUser = async (email: string | null) =>
@@ -159,8 +150,11 @@ export class SqliteDevices implements Pick<Store, DeviceMethods> {
   }
 
   async deleteDevice(id: string): Promise<boolean> {
-    await this.#db.deleteFrom('device_claims').where('device_id', '=', id).execute();
-    const result = await this.#db.deleteFrom('devices').where('id', '=', id).executeTakeFirst();
-    return result.numDeletedRows > 0n;
+    // One transaction: a report of the device racing the delete must not leave its claim behind.
+    return this.#dialect.transaction(this.#db, async (trx) => {
+      await trx.deleteFrom('device_claims').where('device_id', '=', id).execute();
+      const result = await trx.deleteFrom('devices').where('id', '=', id).executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    });
   }
 }

@@ -1,28 +1,14 @@
 /**
- * SqliteStore's users and their access tokens (tables `users`, `tokens`). SqliteStore delegates to it
- * on its one Kysely instance, so these statements serialise with every other statement of the store.
+ * SqlStore's users and their access tokens (tables `users`, `tokens`).
  */
-import type { ColumnType, Kysely, Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import type { Store, TokenInfo, TokenRecord, UserRecord } from '../store.js';
+import type { SqlDialect } from './dialect.js';
 import { insertOrDuplicate } from './duplicate.js';
 import { normalizeEmail } from './email.js';
+import type { TokensTable, UsersTable } from './tables.js';
 
-export interface UsersTable {
-  id: string;
-  email: string;
-  password_hash: string;
-  created_at: number;
-}
-
-export interface TokensTable {
-  token_hash: string;
-  user_id: string;
-  created_at: number;
-  expires_at: number;
-  last_used_at: ColumnType<number | null, number | null | undefined, number | null>;
-}
-
-/** SQLite caps bound parameters per statement (32,766 since 3.32); delete in slices well under it. */
+/** SQLite caps bound parameters per statement (32,766 since 3.32), PostgreSQL at 65,535; delete in slices well under both. */
 const DELETE_BATCH = 500;
 
 export function toUser(row: Selectable<UsersTable>): UserRecord {
@@ -36,16 +22,19 @@ function toToken(row: Omit<Selectable<TokensTable>, 'last_used_at'>): TokenRecor
 type UserTokenMethods = 'createUser' | 'getUserByEmail' | 'getUserById' | 'listUsers' | 'setUserPassword'
   | 'createToken' | 'getToken' | 'deleteToken' | 'deleteExpiredTokens' | 'listTokensByUser' | 'touchToken' | 'deleteTokens';
 
-export class SqliteUsers implements Pick<Store, UserTokenMethods> {
+export class SqlUsers implements Pick<Store, UserTokenMethods> {
   readonly #db: Kysely<{ users: UsersTable; tokens: TokensTable }>;
 
-  constructor(db: Kysely<{ users: UsersTable; tokens: TokensTable }>) {
+  readonly #dialect: SqlDialect;
+
+  constructor(db: Kysely<{ users: UsersTable; tokens: TokensTable }>, dialect: SqlDialect) {
     this.#db = db;
+    this.#dialect = dialect;
   }
 
   async createUser(user: { id: string; email: string; passwordHash: string }): Promise<UserRecord> {
     const row = { id: user.id, email: normalizeEmail(user.email), password_hash: user.passwordHash, created_at: Date.now() };
-    await insertOrDuplicate(`User ${row.email}`, () => this.#db.insertInto('users').values(row).execute());
+    await insertOrDuplicate(this.#dialect, `User ${row.email}`, () => this.#db.insertInto('users').values(row).execute());
     return toUser(row);
   }
 
@@ -70,7 +59,7 @@ export class SqliteUsers implements Pick<Store, UserTokenMethods> {
 
   async createToken(token: TokenRecord): Promise<void> {
     const row = { token_hash: token.tokenHash, user_id: token.userId, created_at: token.createdAt, expires_at: token.expiresAt };
-    await insertOrDuplicate('Token', () => this.#db.insertInto('tokens').values(row).execute());
+    await insertOrDuplicate(this.#dialect, 'Token', () => this.#db.insertInto('tokens').values(row).execute());
   }
 
   async getToken(tokenHash: string): Promise<TokenRecord | undefined> {
