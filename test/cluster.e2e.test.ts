@@ -1,8 +1,7 @@
 /**
- * A scaled-out hub of real processes (docs/scale-out.md): two fronts and two edges on one Redis (its
- * own key prefix) and one store. The store is, until the PostgreSQL Store is wired into --store, the
- * SQLite file of one shared --data folder (every process on this machine, --no-admin-socket on all but
- * one front, --no-mqtt). Agents list both edges; clients go through either front.
+ * A scaled-out hub of real processes (docs/scale-out.md): two fronts and two edges on one Redis (a
+ * key prefix of this run) and one PostgreSQL database (of this run), each node with its own --data.
+ * Agents list both edges; clients go through either front.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -10,8 +9,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SseClient } from './support/sse-client.js';
-import { testRedis, type TestRedis } from './support/services.js';
-import { addDevice, addUser, cli, curl, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
+import { testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
+import { cli, curl, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
 
 const SECRET = 'e2e-cluster-secret-0123456789';
 const EMAIL = 'owner@example.com';
@@ -31,7 +30,9 @@ async function until<T>(check: () => Promise<T | undefined> | T | undefined, tim
 
 describe('a cluster of two fronts and two edges', () => {
   let redis: TestRedis;
-  let data: ReturnType<typeof tempDir>;
+  let db: TestDatabase;
+  const dirs: Array<ReturnType<typeof tempDir>> = [];
+  let front2Data: string;
   let edgeA: HubProc;
   let edgeB: HubProc;
   let front1: HubProc;
@@ -42,10 +43,15 @@ describe('a cluster of two fronts and two edges', () => {
   let token: string;
   const tunnel = (h: HubProc) => `tcp://127.0.0.1:${h.tunnelPort}`;
 
-  const node = (role: 'front' | 'edge', id: string, extra: string[] = []) => startHub(data.path, [
-    '--role', role, '--node-id', id, '--redis', redis.url, '--redis-key-prefix', redis.keyPrefix,
-    '--cluster-secret', SECRET, '--internal-port', '0', '--node-ttl-ms', '1500', '--no-mqtt', ...extra,
-  ]);
+  const node = (role: 'front' | 'edge', id: string, extra: string[] = []) => {
+    const dir = tempDir();
+    dirs.push(dir);
+    if (id === 'front-2') front2Data = dir.path;
+    return startHub(dir.path, [
+      '--role', role, '--node-id', id, '--store', db.url, '--redis', redis.url, '--redis-key-prefix', redis.keyPrefix,
+      '--cluster-secret', SECRET, '--internal-port', '0', '--node-ttl-ms', '1500', '--no-mqtt', ...extra,
+    ]);
+  };
   const get = async (front: HubProc, id: string, path = 'temperature', maxSeconds = 5) => {
     const { stdout } = await curl(['-m', String(maxSeconds), '-H', `Authorization: Bearer ${token}`, '-w', '\n%{http_code}', `${front.url}/v1/devices/${id}/api/${path}`]).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '\n000' }));
     const lines = stdout.split('\n');
@@ -53,16 +59,16 @@ describe('a cluster of two fronts and two edges', () => {
   };
 
   before(async () => {
-    redis = await testRedis();
-    data = tempDir();
-    await addUser(data.path, EMAIL, PASSWORD);
-    for (const k of ['d1', 'd2', 'd3'] as const) devices[k] = await addDevice(data.path, k, EMAIL);
-    // One node first: it creates the token signing key under --data that the others then read.
-    edgeA = await node('edge', 'edge-a', ['--no-admin-socket', ...DEVICE_LIMITS]);
-    // front2 owns DATA/hub.sock: `cloudrest devices revoke` reaches the cluster through it.
-    [edgeB, front1, front2, device] = await Promise.all([
-      node('edge', 'edge-b', ['--no-admin-socket', ...DEVICE_LIMITS]),
-      node('front', 'front-1', ['--no-admin-socket']),
+    [redis, db] = await Promise.all([testRedis(), testPostgres()]);
+    await cli(['users', 'add', '--store', db.url, '--email', EMAIL, '--password', PASSWORD]);
+    for (const k of ['d1', 'd2', 'd3'] as const) {
+      devices[k] = JSON.parse(await cli(['devices', 'add', '--store', db.url, '--name', k, '--email', EMAIL, '--json'])) as { id: string; secret: string };
+    }
+    // front2's admin socket (under its --data) is where `cloudrest devices revoke` tells the cluster.
+    [edgeA, edgeB, front1, front2, device] = await Promise.all([
+      node('edge', 'edge-a', DEVICE_LIMITS),
+      node('edge', 'edge-b', DEVICE_LIMITS),
+      node('front', 'front-1'),
       node('front', 'front-2'),
       startDevice(EMAIL),
     ]);
@@ -78,8 +84,8 @@ describe('a cluster of two fronts and two edges', () => {
   after(async () => {
     await Promise.all([...agents.map((a) => a.stop()), device?.stop()]);
     await Promise.all([edgeA, edgeB, front1, front2].map((h) => h?.stop()));
-    data?.remove();
-    await redis?.drop();
+    for (const d of dirs) d.remove();
+    await Promise.all([redis?.drop(), db?.drop()]);
   });
 
   it('says its role, node id and internal URL at start; an edge serves no client route and a front takes no agent', async () => {
@@ -105,7 +111,7 @@ describe('a cluster of two fronts and two edges', () => {
       }
     }
     const body = randomBytes(20 * 1024 * 1024);
-    const file = join(data.path, 'upload.bin');
+    const file = join(dirs[0]!.path, 'upload.bin');
     writeFileSync(file, body);
     const up = await curl(['-m', '20', '-H', `Authorization: Bearer ${token}`, '-H', 'content-type: application/octet-stream', '--data-binary', `@${file}`, `${front2.url}/v1/devices/${devices.d1.id}/api/sink`]);
     assert.deepEqual(JSON.parse(up.stdout), { size: body.length, sha256: createHash('sha256').update(body).digest('hex') });
@@ -157,7 +163,7 @@ describe('a cluster of two fronts and two edges', () => {
 
   it("revokes a device across nodes: the CLI tells one front, and the edge holding the tunnel closes it", async () => {
     assert.equal((await get(front1, devices.d3.id)).status, 200);
-    const out = await cli(['devices', 'revoke', devices.d3.id, '--data', data.path]);
+    const out = await cli(['devices', 'revoke', devices.d3.id, '--store', db.url, '--data', front2Data]);
     assert.match(out, /its tunnel on the running hub was closed/);
     await edgeA.waitForLog('device tunnel closed by the hub', (o) => o.deviceId === devices.d3.id);
     const r = await until(async () => {

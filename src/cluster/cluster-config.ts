@@ -20,7 +20,7 @@ export interface ClusterSettings {
   readonly holdsTunnels: boolean;
   /** Whether this node serves the client API, SSE and OAuth. */
   readonly servesClients: boolean;
-  /** Set when the store is the SQLite file under --data: only nodes on this machine sharing that folder share it. */
+  /** Set for a role-all node on the SQLite file under --data: only nodes on this machine sharing that folder share it. */
   readonly storeWarning: string | undefined;
 }
 
@@ -39,8 +39,10 @@ export function clusterSettings(config: HubConfig): ClusterSettings | undefined 
   if (config.nodeId !== undefined && !NODE_ID.test(config.nodeId)) {
     throw new ClusterConfigError(`--node-id ${JSON.stringify(config.nodeId)}: use 1 to 64 letters, digits, - and _`);
   }
-  if (role !== 'all' && config.redis === undefined) {
-    throw new ClusterConfigError(`--role ${role} needs --redis redis://HOST:PORT: nodes find each other's devices there`);
+  const sharedStore = config.store.startsWith('postgres://') || config.store.startsWith('postgresql://');
+  if (role !== 'all') {
+    if (config.redis === undefined) throw new ClusterConfigError(`--role ${role} needs --redis redis://HOST:PORT: nodes find each other's devices there`);
+    if (!sharedStore) throw new ClusterConfigError(`--role ${role} needs a store every node shares: --store postgres://USER@HOST:PORT/DB, not the SQLite file under --data`);
   }
   if (config.redis === undefined && role === 'all') return undefined;
   const secret = config.clusterSecret;
@@ -73,9 +75,9 @@ export function clusterSettings(config: HubConfig): ClusterSettings | undefined 
     tls,
     holdsTunnels: role !== 'front',
     servesClients: role !== 'edge',
-    storeWarning: config.store.startsWith('postgres://') || config.store.startsWith('postgresql://')
+    storeWarning: sharedStore
       ? undefined
-      : `--role ${role} with the SQLite store: every node must run on this machine with the same --data (and --no-admin-socket); use --store postgres://USER@HOST:PORT/DB to spread nodes over machines`,
+      : '--redis with the SQLite store: only nodes on this machine with the same --data share it; use --store postgres://USER@HOST:PORT/DB for nodes on several machines',
   });
 }
 
