@@ -38,6 +38,9 @@ import { registerOAuth } from './oauth/http.js';
 import { OAuthService } from './oauth/oauth-service.js';
 import type { Store } from './store/store.js';
 
+/** With a shared (Redis) cache: how long a target whose answer was not storable skips the cache lookup. */
+const UNSTORABLE_PASS_MS = 5000;
+
 export interface Hub {
   readonly config: HubConfig;
   readonly store: Store;
@@ -105,7 +108,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const signer = await backends.openTokenSigner(config.data);
   const hasher = new PasswordHasher({ maxConcurrent: config.maxConcurrentPasswordHashes, maxQueued: config.maxQueuedPasswordHashes, maxWaitMs: config.passwordHashMaxWaitMs });
   const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs, signer, hasher }, bus);
-  const cache = backends.responseCache && new RelayCache(backends.responseCache, { maxEntryBytes: config.cacheMaxEntryBytes });
+  const cache = backends.responseCache && new RelayCache(backends.responseCache, { maxEntryBytes: config.cacheMaxEntryBytes, passMs: config.redis === undefined ? 0 : UNSTORABLE_PASS_MS });
   const lan = new LanTrustSync({
     store, bus, log, router, keys: [signer.publicKey],
     invalidate: (deviceId, target) => (target === '*' ? cache?.invalidateDevice(deviceId) : cache?.invalidateUri(deviceId, target)),
