@@ -14,6 +14,7 @@ import type { TopicLimits } from '../core/topic-limits.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 import type { BrokerStats } from './stats.js';
+import type { SessionCluster } from './cluster/sessions-hooks.js';
 
 export interface PublishOutcome {
   /** Sessions the message was given to. */
@@ -72,6 +73,10 @@ export interface BrokerContext {
   channelClosed(ch: Channel, sendWill: boolean): void;
   /** Saves a persistent session's subscriptions and expiry. */
   saveSession(session: Session): Promise<void> | undefined;
+  /** The cluster's session layer (--redis with --store postgres://); undefined on one node. */
+  readonly cluster: SessionCluster | undefined;
+  /** Resolves once the persistence writes issued so far are done (failed ones reported). */
+  flushWrites(): Promise<void>;
   readonly connectedCount: number;
   readonly closing: boolean;
   readonly ready: Promise<void>;
