@@ -26,7 +26,7 @@ export interface SessionHost {
   /** Another node takes the session: see SessionRegistry.handOver. */
   handOver(clientId: string, principal: string, cleanStart: boolean): Promise<void>;
   /** A dead node's stored session comes here: see SessionRegistry.adopt. */
-  adopt(clientId: string, disconnectedAt: number, will?: { message: Will['message']; principal: string; dueAt: number }): Promise<boolean>;
+  adopt(clientId: string, disconnectedAt: number, will?: { message: Will['message']; principal: string; dueAt: number }): Promise<'adopted' | 'present' | 'none'>;
   publishWill(clientId: string, message: Will['message'], principal: string): void;
   sweepExpired(): Promise<void>;
   /** The client ids of the sessions in this node's memory. */

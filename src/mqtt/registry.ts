@@ -68,17 +68,20 @@ export class SessionRegistry {
    * Cluster: brings a stored session of a dead node into this node's memory (its subscriptions route
    * here again, its expiry runs here), counted as disconnected since `disconnectedAt` when the store
    * has it connected. `will`, if given, waits here for its due time as the session's pending will.
+   * 'present': this node has the session already (its client came back here first: the will is void);
+   * 'none': no stored session (it did not outlive its connection, or expired).
    */
-  adopt(clientId: string, disconnectedAt: number, will?: { message: Will['message']; principal: string; dueAt: number }): Promise<boolean> {
+  adopt(clientId: string, disconnectedAt: number, will?: { message: Will['message']; principal: string; dueAt: number }): Promise<'adopted' | 'present' | 'none'> {
     return this.#locked(clientId, async () => {
       const p = this.ctx.persistence;
-      if (p === undefined || this.sessions.has(clientId)) return false;
+      if (this.sessions.has(clientId)) return 'present';
+      if (p === undefined) return 'none';
       const stored = await p.getSession(clientId);
-      if (stored === undefined) return false;
+      if (stored === undefined) return 'none';
       if (stored.disconnectedAt === null) await p.saveSession({ ...stored, disconnectedAt });
       await this.#load(clientId);
       const s = this.sessions.get(clientId);
-      if (s === undefined) return false;
+      if (s === undefined) return 'none';
       if (will !== undefined) {
         const timer = setTimeout(() => {
           s.pendingWill = undefined;
@@ -87,7 +90,7 @@ export class SessionRegistry {
         }, Math.max(0, Math.min(will.dueAt - this.ctx.now(), MAX_TIMER_MS))).unref();
         s.pendingWill = { message: will.message, principal: will.principal, timer, dueAt: will.dueAt };
       }
-      return true;
+      return 'adopted';
     });
   }
 

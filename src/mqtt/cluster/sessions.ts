@@ -244,8 +244,13 @@ export class ClusterSessions implements SessionCluster {
         await this.#redis.hset(this.#willsKey(this.#me), clientId, encodeWill(r));
       }
       const adopted = await this.#host.adopt(clientId, deathAt, r === undefined ? undefined : { message: willMessage(r, deathAt), principal: r.principal, dueAt: due });
-      if (adopted) {
+      if (adopted === 'adopted') {
         sessions++;
+        continue;
+      }
+      if (adopted === 'present') {
+        // Its client came back to this node first: the session is this node's, the will void.
+        if (r !== undefined) this.willDone(clientId);
         continue;
       }
       // No stored session: the client id is nobody's now, and its will goes when due.
