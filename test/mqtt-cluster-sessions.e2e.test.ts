@@ -60,7 +60,9 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
     hubs.push(hub);
     return hub;
   };
+  // Only this test's two nodes run: a dead node's state goes to a survivor, and it should be the other one.
   const pair = async (tag: string): Promise<[HubProc, HubProc]> => {
+    await Promise.all(hubs.map((h) => h.stop()));
     const a = await node(`${tag}-a`);
     return [a, await node(`${tag}-b`)];
   };
@@ -186,7 +188,7 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
     await kill9(a);
     const back = await client(b, persistent('w2'));
     assert.equal(back.sessionPresent, true);
-    await until('the last will', () => wills.some((w) => w.topic === 'will/w3'), 30_000);
+    await until('the last will', () => wills.some((w) => w.topic === 'will/w3'), 30_000).catch((err: unknown) => { throw new Error(`${String(err)}; got ${JSON.stringify(wills.map((w) => [w.topic, w.at - killedAt]))}`); });
     const count = (t: string) => wills.filter((w) => w.topic === t).length;
     assert.equal(count('will/w0'), 1, 'a will without delay, once');
     assert.equal(count('will/w1'), 1, 'a delayed will, once');

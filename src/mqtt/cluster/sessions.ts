@@ -89,6 +89,10 @@ export class ClusterSessions implements SessionCluster {
     this.#timer = setInterval(() => void this.#tick(), Math.max(200, Math.floor(this.#o.nodeTtlMs / 3))).unref();
   }
 
+  /**
+   * Leaves the cluster on a shutdown: as on one node, a shutdown publishes no wills, so this node's
+   * are deleted; its sessions stay listed for a survivor to take (they go on receiving messages there).
+   */
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
@@ -96,6 +100,7 @@ export class ClusterSessions implements SessionCluster {
     for (const t of this.#deadWills.values()) clearTimeout(t);
     for (const done of this.#pending.values()) done();
     await this.#ticking;
+    await this.#redis.del(this.#willsKey(this.#me)).catch((err: unknown) => this.#o.onError(err, 'mqtt cluster: remove this node\'s wills'));
   }
 
   // ---------------------------------------------------------------- SessionCluster (called by the registry)
@@ -119,6 +124,7 @@ export class ClusterSessions implements SessionCluster {
   }
 
   opened(clientId: string, principal: string, will: Will | undefined, sessionExpiryS: number): void {
+    if (this.#closed) return;
     const batch = this.#redis.pipeline().set(this.#clientKey(clientId), this.#me).sadd(this.#sessionsKey(this.#me), clientId);
     if (will === undefined) {
       this.#wills.delete(clientId);
@@ -132,6 +138,7 @@ export class ClusterSessions implements SessionCluster {
   }
 
   closed(clientId: string, willDueAt: number | undefined): void {
+    if (this.#closed) return;
     const r = this.#wills.get(clientId);
     if (r === undefined) return;
     if (willDueAt === undefined) return this.willDone(clientId);
@@ -140,11 +147,13 @@ export class ClusterSessions implements SessionCluster {
   }
 
   willDone(clientId: string): void {
+    if (this.#closed) return;
     if (!this.#wills.delete(clientId)) return;
     this.#run(this.#redis.hdel(this.#willsKey(this.#me), clientId), 'remove a will');
   }
 
   ended(clientId: string): void {
+    if (this.#closed) return;
     this.#wills.delete(clientId);
     const batch = this.#redis.pipeline().hdel(this.#willsKey(this.#me), clientId).srem(this.#sessionsKey(this.#me), clientId);
     this.#run(Promise.all([batch.exec(), DELETE_IF.run(this.#redis, [this.#clientKey(clientId)], [this.#me])]), 'remove a session');
