@@ -7,6 +7,7 @@
 // subscribers of a test share a node wherever a message would otherwise have to cross nodes (that is
 // the routing part of issue 14, not this one).
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -130,6 +131,28 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
 
     await until('the last message', () => got.includes('end'));
     assert.deepEqual([...got].sort(), ['end', 'm1', 'm2', 'm3', 'm4', 'q2'], 'each message once, q2 included');
+  });
+
+  it('a 3.1.1 client (Paho) holding a session on node A is closed when the same client id connects on node B, and its subscription moves to B', async () => {
+    const [a, b] = await pair('paho');
+    const paho = spawn('/usr/bin/python3', [join(import.meta.dirname, 'fixtures/paho_takeover.py'), '127.0.0.1', String(a.mqttPort), 'paho-1', 'paho/t'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: string[] = [];
+    paho.stdout.setEncoding('utf8').on('data', (d: string) => out.push(...d.split('\n').filter((l) => l !== '')));
+    const exited = new Promise<number | null>((r) => paho.once('exit', r));
+    try {
+      await until('Paho subscribed on A', () => out.includes('ready'));
+      const got: string[] = [];
+      const moved = await client(b, { protocolVersion: 4, clientId: 'paho-1', clean: false }, (_t, p) => got.push(p.toString()));
+      assert.equal(moved.sessionPresent, true, 'CONNACK session present on B');
+      await until('Paho closed by A', () => out.some((l) => l.startsWith('closed')));
+      assert.notEqual(out.find((l) => l.startsWith('closed')), 'closed 0', 'an unexpected close for Paho, not its own DISCONNECT');
+      await moved.c.publishAsync('paho/t', 'after the take-over', { qos: 1 });
+      await until('the message through the moved subscription', () => got.length === 1);
+      assert.deepEqual(got, ['after the take-over']);
+    } finally {
+      paho.kill();
+      await exited;
+    }
   });
 
   it('kill -9 of a node during a QoS 1 flood: every PUBACKed message reaches the persistent subscriber that resumes on the other node', async () => {
