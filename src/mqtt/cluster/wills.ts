@@ -41,7 +41,8 @@ export function willMessage(r: WillRecord, now: number): Message {
 }
 
 export function encodeWill(r: WillRecord): Buffer {
-  const props = r.properties === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(r.properties, (_k, v: unknown) => (Buffer.isBuffer(v) ? { $b: v.toString('base64') } : v)));
+  // Buffers (correlation data) reach the replacer as Buffer#toJSON made them: kept as base64.
+  const props = r.properties === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(r.properties, (_k, v: unknown) => (isBufferJson(v) ? { $b: Buffer.from(v.data).toString('base64') } : v)));
   const strings = [Buffer.from(r.topic), Buffer.from(r.principal), Buffer.from(r.clientId), Buffer.from(r.origin), props, r.payload];
   const head = Buffer.alloc(1 + 1 + 1 + 4 + 4 + 4 + 8);
   let o = head.writeUInt8(VERSION, 0);
@@ -58,6 +59,10 @@ export function encodeWill(r: WillRecord): Buffer {
     parts.push(len, s);
   }
   return Buffer.concat(parts);
+}
+
+function isBufferJson(v: unknown): v is { type: 'Buffer'; data: number[] } {
+  return typeof v === 'object' && v !== null && (v as { type?: unknown }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data);
 }
 
 /** undefined for bytes this version did not write. */
