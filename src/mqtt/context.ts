@@ -32,7 +32,7 @@ export interface OpenRequest {
   expiryIntervalS: number;
 }
 
-export type OpenOutcome = 'opened' | 'refused' | 'quota' | 'closed';
+export type OpenOutcome = 'opened' | 'refused' | 'quota' | 'closed' | 'unavailable';
 
 export interface BrokerContext {
   readonly options: ResolvedOptions;
@@ -63,7 +63,8 @@ export interface BrokerContext {
    * Takes over or creates the session for a CONNECT that passed authentication. `onOpen` runs at the
    * moment the session is the channel's, before any message can reach it (so CONNACK goes first).
    * 'refused': the client id is another principal's session; 'quota': the principal has its
-   * maxSessionsPerOwner sessions already; 'closed': the channel closed meanwhile.
+   * maxSessionsPerOwner sessions already; 'closed': the channel closed meanwhile; 'unavailable': the
+   * cluster could not tell which node holds the session (Redis away).
    */
   openSession(ch: Channel, req: OpenRequest, onOpen: (session: Session, present: boolean) => void): Promise<OpenOutcome>;
   /** Records the credential a channel authenticated with (ch.credential), until forgetCredential at its close. */

@@ -110,7 +110,15 @@ export class SessionRegistry {
 
   async #open(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<OpenOutcome> {
     const { persistence, quotas, cluster } = this.ctx;
-    if (cluster !== undefined) await cluster.claim(req.clientId, req.principal, req.cleanStart);
+    if (cluster !== undefined) {
+      try {
+        await cluster.claim(req.clientId, req.principal, req.cleanStart);
+      } catch (err) {
+        // Redis away: which node holds the session is unknown, so none is opened here.
+        this.ctx.hooks.onError(err, 'cluster: take the session over');
+        return 'unavailable';
+      }
+    }
     if (!this.sessions.has(req.clientId) && persistence !== undefined && !req.cleanStart) await this.#load(req.clientId);
     if (ch.state === 'closed') return 'closed';
     let s = this.sessions.get(req.clientId);
