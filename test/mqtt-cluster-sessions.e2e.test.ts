@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
 import { startHub, tempDir, type HubProc } from './support/procs.js';
-import { testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
+import { privateRedis, testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
 import { RawClient } from './mqtt-harness.js';
 
 const TTL_MS = 1500;
@@ -220,4 +220,44 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
     const w1 = wills.find((w) => w.topic === 'will/w1')!;
     assert.ok(w1.at - killedAt >= 3000, `the 3 s will delay is kept (published ${w1.at - killedAt} ms after the kill)`);
   });
+
+  it('while Redis cannot be reached a CONNECT is refused with 0x88 Server unavailable (no node can tell who holds the session), and accepted once Redis is back', async () => {
+    await Promise.all(hubs.map((h) => h.stop()));
+    const own = await privateRedis();
+    try {
+      const data = tempDir('cloudrest-mqtt-redis-away-');
+      dirs.push(data);
+      const hub = await startHub(data.path, [
+        '--store', db.url, '--redis', own.url, '--redis-key-prefix', redis.keyPrefix, '--node-id', 'away-a',
+        '--cluster-secret', 'a-cluster-secret-of-the-test', '--internal-port', '0', '--no-admin-socket', '--mqtt-allow-anonymous',
+      ]);
+      hubs.push(hub);
+      const before = await client(hub, persistent('away-1'));
+      before.c.end(true);
+      await own.stop(true);
+      const refused = await new Promise<number | undefined>((resolve) => {
+        const c = mqttConnect(`mqtt://127.0.0.1:${hub.mqttPort}`, { ...persistent('away-1'), reconnectPeriod: 0, connectTimeout: 10_000 });
+        clients.push(c);
+        c.once('error', (err) => resolve((err as { code?: number }).code));
+        c.once('connect', () => resolve(0));
+      });
+      assert.equal(refused, 0x88);
+      await own.restart();
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        try {
+          const back = await client(hub, persistent('away-1'));
+          // Redis came back empty: the session itself is in PostgreSQL.
+          assert.equal(back.sessionPresent, true);
+          break;
+        } catch (err) {
+          if (Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    } finally {
+      await own.stop();
+    }
+  });
 });
+
