@@ -229,6 +229,11 @@ export class ClusterSessions implements SessionCluster {
   async #takeOverNode(node: string, self: boolean): Promise<void> {
     const deathAt = this.#host.now();
     const [wills, clientIds] = await Promise.all([this.#redis.hgetallBuffer(this.#willsKey(node)), this.#redis.smembers(this.#sessionsKey(node))]);
+    // Read once, under the lock: what is taken over below is written again under this node's keys
+    // (the same keys when `self`).
+    const cleanup = this.#redis.pipeline().del(this.#willsKey(node)).del(this.#sessionsKey(node));
+    if (!self) cleanup.srem(`${this.#p}nodes`, node);
+    await cleanup.exec();
     const byClient = new Map<string, WillRecord>();
     for (const [clientId, bytes] of Object.entries(wills)) {
       const r = decodeWill(bytes);
@@ -270,9 +275,6 @@ export class ClusterSessions implements SessionCluster {
         this.#armDeadWill(clientId, r, due);
       }
     }
-    const cleanup = this.#redis.pipeline().del(this.#willsKey(node)).del(this.#sessionsKey(node));
-    if (!self) cleanup.srem(`${this.#p}nodes`, node);
-    await cleanup.exec();
     if (sessions + pendingWills > 0) this.#o.onInfo(self ? 'mqtt: took over what the previous run of this node left' : 'mqtt: took over the sessions and wills of a dead node', { node, sessions, wills: pendingWills });
   }
 
