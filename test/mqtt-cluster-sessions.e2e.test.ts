@@ -221,6 +221,22 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
     assert.ok(w1.at - killedAt >= 3000, `the 3 s will delay is kept (published ${w1.at - killedAt} ms after the kill)`);
   });
 
+  it('an offline persistent session of a killed node goes on receiving: the survivor takes it over, queues what is published there, and the client resumes it with those messages', async () => {
+    const [a, b] = await pair('offline');
+    const first = await client(a, persistent('off-1'));
+    await first.c.subscribeAsync('off/t', { qos: 1 });
+    await first.c.endAsync();
+    await kill9(a);
+    await b.waitForLog('mqtt: took over the sessions and wills of a dead node', (o) => o.node === 'offline-a' && o.sessions === 1, 15_000);
+    const pub = await client(b, { protocolVersion: 5, clientId: 'off-pub' });
+    for (const m of ['o1', 'o2', 'o3']) await pub.c.publishAsync('off/t', m, { qos: 1 });
+    const got: string[] = [];
+    const back = await client(b, persistent('off-1'), (_t, p) => got.push(p.toString()));
+    assert.equal(back.sessionPresent, true);
+    await until('the messages queued while offline', () => got.length >= 3);
+    assert.deepEqual(got, ['o1', 'o2', 'o3']);
+  });
+
   it('while Redis cannot be reached a CONNECT is refused with 0x88 Server unavailable (no node can tell who holds the session), and accepted once Redis is back', async () => {
     await Promise.all(hubs.map((h) => h.stop()));
     const own = await privateRedis();
