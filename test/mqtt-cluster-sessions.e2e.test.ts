@@ -227,7 +227,8 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
     await first.c.subscribeAsync('off/t', { qos: 1 });
     await first.c.endAsync();
     await kill9(a);
-    await b.waitForLog('mqtt: took over the sessions and wills of a dead node', (o) => o.node === 'offline-a' && o.sessions === 1, 15_000);
+    // (Earlier tests' nodes' sessions may come along: nodes stopped normally leave theirs to a survivor.)
+    await b.waitForLog('mqtt: took over the sessions and wills of a dead node', (o) => o.node === 'offline-a', 15_000);
     const pub = await client(b, { protocolVersion: 5, clientId: 'off-pub' });
     for (const m of ['o1', 'o2', 'o3']) await pub.c.publishAsync('off/t', m, { qos: 1 });
     const got: string[] = [];
