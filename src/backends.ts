@@ -6,6 +6,7 @@
  * and what is moved there) lives in Redis (src/cluster/); without it, in this process.
  */
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { RedisAttemptLimiter } from './cluster/redis-attempt-limiter.js';
 import { RedisBus } from './cluster/redis-bus.js';
 import { openRedis } from './cluster/redis-connection.js';
@@ -64,6 +65,8 @@ export interface Backends extends StoreBackend {
   readonly presence: Presence;
   /** The cluster's nodes and what they advertise; undefined when embedded (one node, no directory). */
   readonly nodes: NodeDirectory | undefined;
+  /** The shared Redis command connection and this node's place in it (MQTT sessions across nodes); undefined when embedded. */
+  readonly redis: { readonly connection: Redis; readonly keyPrefix: string; readonly nodeId: string; readonly nodeTtlMs: number } | undefined;
   /** Relayed GET responses; undefined when the cache is off (`cacheMaxBytes` 0). */
   readonly responseCache: ResponseCache | undefined;
   /** A failed-attempt limit (login, device secrets, factory keys): one per use. */
@@ -130,6 +133,7 @@ export async function openBackends(config: BackendsConfig, hooks: BackendsHooks)
     bus,
     presence,
     nodes: undefined,
+    redis: undefined,
     responseCache,
     attemptLimiter: (options) => new FailureLimiter(options),
     eventHistory: (options) => new MemoryEventHistory(options),
@@ -169,6 +173,7 @@ async function openRedisBackends(config: BackendsConfig, url: string, storage: S
       bus,
       presence,
       nodes: presence,
+      redis: { connection: redis, keyPrefix, nodeId: presence.nodeId, nodeTtlMs: config.nodeTtlMs },
       responseCache,
       attemptLimiter: (options) => new RedisAttemptLimiter({ ...options, redis, keyPrefix, onError }),
       eventHistory: (options) => RedisEventHistory.open({ ...options, redis, keyPrefix }),

@@ -16,8 +16,23 @@ import { isExpired, type Message, type MessageProperties } from './message.js';
 import type { BrokerOptions, ResolvedOptions } from './options.js';
 import { RC } from './reason-codes.js';
 import type { StatsSnapshot } from './stats.js';
+import type { SessionCluster } from './cluster/sessions-hooks.js';
+import type { Will } from './channel.js';
 
 const SYS_PREFIX = '$SYS/';
+
+/** What the cluster's session layer may do with this broker's sessions (Broker.useSessionCluster). */
+export interface SessionHost {
+  /** Another node takes the session: see SessionRegistry.handOver. */
+  handOver(clientId: string, principal: string, cleanStart: boolean): Promise<void>;
+  /** A dead node's stored session comes here: see SessionRegistry.adopt. */
+  adopt(clientId: string, disconnectedAt: number, will?: { message: Will['message']; principal: string; dueAt: number }): Promise<'adopted' | 'present' | 'none'>;
+  publishWill(clientId: string, message: Will['message'], principal: string): void;
+  sweepExpired(): Promise<void>;
+  /** The client ids of the sessions in this node's memory. */
+  sessionIds(): string[];
+  now(): number;
+}
 
 /** A message the hub publishes itself (REST bridge, device status, $SYS). */
 export interface ServerMessage {
@@ -182,6 +197,24 @@ export class Broker {
       else ch.close(false);
     }
     return channels.length;
+  }
+
+  /**
+   * Joins the cluster's session layer (src/mqtt/cluster/sessions.ts), before any client connects; the
+   * returned handle is what that layer calls back.
+   */
+  useSessionCluster(cluster: SessionCluster): SessionHost {
+    const core = this.#core;
+    core.cluster = cluster;
+    const registry = core.registry;
+    return {
+      handOver: (clientId, principal, cleanStart) => registry.handOver(clientId, principal, cleanStart),
+      adopt: (clientId, disconnectedAt, will) => registry.adopt(clientId, disconnectedAt, will),
+      publishWill: (clientId, message, principal) => registry.publishWill(clientId, message, principal),
+      sweepExpired: () => core.sweepExpired(),
+      sessionIds: () => [...registry.sessions.keys()],
+      now: () => core.now(),
+    };
   }
 
   /**

@@ -17,6 +17,7 @@ import type { RetainedQuotas } from './retained-usage.js';
 import { Router } from './router.js';
 import type { Session } from './session.js';
 import { BrokerStats } from './stats.js';
+import type { SessionCluster } from './cluster/sessions-hooks.js';
 import { topicLimitProblem, type TopicLimits } from '../core/topic-limits.js';
 import { TopicTree, validateTopicName } from '../core/topic-tree.js';
 
@@ -42,6 +43,8 @@ export class BrokerCore implements BrokerContext {
   readonly topicLimits: TopicLimits;
   readonly ready: Promise<void>;
   closing = false;
+  /** Set once by Broker.useSessionCluster, before the listeners open. */
+  cluster: SessionCluster | undefined = undefined;
   readonly #writes = new Set<Promise<unknown>>();
   /** Open channels by the credential they authenticated with; bounded by the open connections. */
   readonly #byCredential = new Map<string, Set<Channel>>();
@@ -170,6 +173,15 @@ export class BrokerCore implements BrokerContext {
     return this.track(this.persistence!.saveSession(session.toStored()), 'save a session').then(() => undefined);
   }
 
+  async flushWrites(): Promise<void> {
+    await Promise.all([...this.#writes]);
+  }
+
+  /** Deletes the sessions that expired in the store and are not in memory here (the cluster calls it on one node). */
+  sweepExpired(): Promise<void> {
+    return this.persistence === undefined ? Promise.resolve() : this.#deleteExpired();
+  }
+
   /** Stops timers and waits for the persistence writes in flight. */
   async stop(): Promise<void> {
     this.closing = true;
@@ -209,7 +221,10 @@ export class BrokerCore implements BrokerContext {
     } catch (err) {
       this.hooks.onError(err, 'persistence: count stored sessions');
     }
-    if (!this.closing) this.#sweep = setInterval(() => void this.#deleteExpired(), EXPIRY_SWEEP_MS).unref();
+    if (!this.closing) this.#sweep = setInterval(() => {
+      // In a cluster one node sweeps at a time (src/mqtt/cluster/sessions.ts).
+      if (this.cluster === undefined) void this.#deleteExpired();
+    }, EXPIRY_SWEEP_MS).unref();
   }
 
   async #deleteExpired(): Promise<void> {

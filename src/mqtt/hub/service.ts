@@ -32,6 +32,9 @@ import { bridgeDeviceEvents, correctStaleStatus } from './bridge.js';
 import { listenMqtt, mqttTcpServer, mqttTlsServer } from './listeners.js';
 import { registerMqttMetrics } from './metrics.js';
 import { DeviceOwnership } from './ownership.js';
+import { ClusterSessions } from '../cluster/sessions.js';
+import type { Backends } from '../../backends.js';
+import type { NodeDirectory } from '../../core/presence.js';
 import { TopicsApi } from './topics-api.js';
 import { MQTT_WS_PATH, MqttWebSockets } from './ws-upgrade.js';
 
@@ -44,6 +47,8 @@ export interface MqttDeps {
   /** Opens where sessions, queues and retained messages go (the store backend's, src/backends.ts); called once. */
   openPersistence(): Promise<MqttPersistence>;
   bus: Bus;
+  /** Redis and the node directory when scaled out (src/backends.ts); with a PostgreSQL store, sessions span the nodes. */
+  cluster?: { redis: Backends['redis']; nodes: NodeDirectory | undefined } | undefined;
   auth: Authenticator;
   metrics: HubMetrics;
   log: Logger;
@@ -127,6 +132,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     },
   );
   await broker.ready;
+  const sessions = await joinSessionCluster(d, broker);
   // Who owns a device decides what its owner's subscriptions receive: they are asked about again.
   ownership.onChange(() => broker.authorizationChanged());
   await correctStaleStatus(broker, log);
@@ -195,6 +201,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
         unwatchRevocations();
         sys?.stop();
         topics.closeAll();
+        await sessions?.close();
         await broker.close();
         websockets.terminateAll();
         await persistence.close();
@@ -202,6 +209,29 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
       return closing;
     },
   };
+}
+
+/**
+ * With --redis and --store postgres://, a client id's session is held by one node of the cluster at a
+ * time, and a dead node's sessions and wills are taken over (src/mqtt/cluster/sessions.ts).
+ */
+async function joinSessionCluster(d: MqttDeps, broker: Broker): Promise<ClusterSessions | undefined> {
+  const redis = d.cluster?.redis;
+  const nodes = d.cluster?.nodes;
+  if (redis === undefined || nodes === undefined || !d.config.store.startsWith('postgres')) return undefined;
+  const sessions = new ClusterSessions({
+    redis: redis.connection,
+    keyPrefix: redis.keyPrefix,
+    nodeId: redis.nodeId,
+    nodeTtlMs: redis.nodeTtlMs,
+    nodes,
+    bus: d.bus,
+    takeoverTimeoutMs: d.config.mqttTakeoverTimeoutMs,
+    onError: (err, context) => d.log.error({ err }, context),
+    onInfo: (message, details) => d.log.info(details, message),
+  });
+  await sessions.start(broker.useSessionCluster(sessions));
+  return sessions;
 }
 
 function readAcl(file: string): string {
