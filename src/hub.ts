@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
@@ -93,6 +93,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   // MQTT across nodes is issue 14: until then a front runs no broker, and its devices' edges do.
   if (!holdsTunnels) config = { ...config, mqtt: false };
 
+  // On PostgreSQL nothing else creates --data, which still holds this node's admin socket and outbox.
+  mkdirSync(config.data, { recursive: true, mode: 0o700 });
   const backends = await openBackends({ ...config, nodeId }, {
     onBusError: (err) => log.error({ err }, 'bus subscriber failed'),
     onBackendError: (err, backend) => log.warn({ err, backend }, 'shared state could not be written; retrying (at most one line per 10 s)'),
