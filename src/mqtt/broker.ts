@@ -10,6 +10,7 @@ import type { QoS } from 'mqtt-packet';
 import { validateTopicFilter, validateTopicName } from '../core/topic-tree.js';
 import type { ConnectionMeta } from './channel.js';
 import { Connection, type ConnectionOwner } from './connection.js';
+import type { ClusterRouting } from './cluster/routes-hook.js';
 import { BrokerCore } from './core.js';
 import type { BrokerHooks } from './hooks.js';
 import { isExpired, type Message, type MessageProperties } from './message.js';
@@ -36,6 +37,11 @@ export interface ServerMessage {
    * HTTP). Unset: the hub's own message, never refused.
    */
   owner?: string;
+  /**
+   * Cluster: to this node's subscribers only, not forwarded (an event every node receives from the
+   * Bus and publishes itself, so each subscriber gets it once). No effect on a single node.
+   */
+  local?: boolean;
 }
 
 /** A retained server publish with an `owner` refused: it would pass one of the retained quotas. Nothing was published. */
@@ -102,8 +108,34 @@ export class Broker {
       core.stats.messagesIn[qos]++;
       core.stats.bytesIn[qos] += payload.length;
     }
-    const { stored } = core.route(m, msg.owner);
-    return stored ?? Promise.resolve();
+    const { stored, sent } = core.route(m, msg.owner, msg.local === true);
+    if (sent === undefined) return stored ?? Promise.resolve();
+    return Promise.all([stored, sent]).then(([, ok]) => {
+      if (!ok) throw new Error('the message could not be forwarded to the other nodes (Redis unavailable)');
+    });
+  }
+
+  /**
+   * Joins a cluster: `cluster` is told of every route this node gains or loses (the subscriptions
+   * held so far included) and asked to forward each message. Call once, before clients connect.
+   */
+  attachCluster(cluster: ClusterRouting): void {
+    const core = this.#core;
+    core.cluster = cluster;
+    core.router.onRoute = (key, delta) => cluster.routeChanged(key, delta);
+  }
+
+  /** A message another node forwarded: delivered here as a local publish would be, not forwarded again (see BrokerCore.routeForwarded). */
+  deliverForwarded(m: Message, groups: ReadonlySet<string> | undefined): void {
+    const core = this.#core;
+    core.stats.messagesIn[m.qos]++;
+    core.stats.bytesIn[m.qos] += m.payload.length;
+    core.routeForwarded(m, groups);
+  }
+
+  /** A retained message set or cleared on another node (already stored there). */
+  retainForwarded(m: Message, owner: string, bytes: number): void {
+    this.#core.retainForwarded(m, owner, bytes);
   }
 
   /**
