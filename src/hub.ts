@@ -185,7 +185,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   );
   registerOAuth(app, { store, auth, service: oauth, log, issuer: () => issuer, secureCookies: config.httpTls || issuer.startsWith('https:'), attempts: accounts.attempts });
   // MQTT broker (src/mqtt/hub/): its listeners, /mqtt upgrades, /v1/topics routes, metrics; one block.
-  const mqtt = await createMqtt({ config, store, openPersistence: backends.openMqttPersistence, bus, auth, metrics, log, app, tls, refusals, sseSlots });
+  const mqtt = await createMqtt({ config, store, openPersistence: backends.openMqttPersistence, redis: backends.redis, bus, auth, metrics, log, app, tls, refusals, sseSlots });
   await app.ready();
   httpServer.keepAliveTimeout = 65_000;
   httpServer.headersTimeout = 30_000;
