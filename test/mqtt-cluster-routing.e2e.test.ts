@@ -10,7 +10,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
-import { cli, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
+import { SseClient } from './support/sse-client.js';
+import { cli, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
 import { MqttClients, nextMessage, runClient } from './support/mqtt-peers.js';
 import { privateRedis, testPostgres, testRedis, type RedisServer, type TestDatabase, type TestRedis } from './support/services.js';
 
@@ -48,6 +49,7 @@ describe('MQTT across two hub nodes (PostgreSQL store, Redis routes)', () => {
   let agent: Proc | undefined;
   let deviceId: string;
   let notifyPort: number;
+  let auth: { authorization: string };
   const clients = new MqttClients();
   const urlOf = (h: HubProc) => `mqtt://127.0.0.1:${h.mqttPort}`;
 
@@ -55,7 +57,7 @@ describe('MQTT across two hub nodes (PostgreSQL store, Redis routes)', () => {
     const data = tempDir(`cloudrest-mqtt-${id}-`);
     dirs.push(data);
     return startHub(data.path, ['--store', db.url, '--redis', redisUrl, '--redis-key-prefix', prefix, '--node-id', id, '--cluster-secret', SECRET,
-      '--mqtt-allow-anonymous', '--acl', acl, '--node-ttl-ms', '3000', '--no-admin-socket']);
+      '--mqtt-allow-anonymous', '--acl', acl, '--node-ttl-ms', '3000', '--mqtt-sys-interval-s', '1', '--no-admin-socket']);
   };
 
   before(async () => {
@@ -64,7 +66,7 @@ describe('MQTT across two hub nodes (PostgreSQL store, Redis routes)', () => {
     const conf = tempDir('cloudrest-mqtt-cluster-');
     dirs.push(conf);
     const acl = join(conf.path, 'acl.txt');
-    writeFileSync(acl, 'allow all anonymous #\n');
+    writeFileSync(acl, 'allow all anonymous #\nallow subscribe anonymous $SYS/#\n');
     const email = 'cluster-owner@example.com';
     await cli(['users', 'add', '--store', db.url, '--email', email, '--password', 'correct horse battery']);
     const added = JSON.parse(await cli(['devices', 'add', '--store', db.url, '--name', 'Boiler', '--email', email, '--json'])) as { id: string; secret: string };
@@ -76,6 +78,7 @@ describe('MQTT across two hub nodes (PostgreSQL store, Redis routes)', () => {
     device = dev;
     agent = await startAgent({ hub: `tcp://127.0.0.1:${a.tunnelPort}`, deviceId: added.id, secret: added.secret, api: dev.url, extra: ['--notify-port', '0'] });
     notifyPort = (await agent.waitForLog('notify listening', (o) => typeof o.port === 'number')).port as number;
+    auth = { authorization: `Bearer ${await login(b.url, email, 'correct horse battery')}` };
   });
   after(async () => {
     await clients.closeAll();
@@ -197,6 +200,41 @@ describe('MQTT across two hub nodes (PostgreSQL store, Redis routes)', () => {
     await until('the device event on B', () => got.length >= 1 || undefined);
     await new Promise((r2) => setTimeout(r2, 500));
     assert.equal(got.length, 1, 'once, not once per node');
+  });
+
+  it('delivers a POST /v1/topics on A once to a subscriber on B, and an MQTT publish on A to an SSE stream on B', async () => {
+    const sub = await clients.connect(urlOf(b), { protocolVersion: 5, clientId: 'h-sub' });
+    const got = collect(sub);
+    await sub.subscribeAsync(`devices/${deviceId}/cmd`, { qos: 1 });
+    const filter = encodeURIComponent(`devices/${deviceId}/sensors/#`);
+    const sse = await SseClient.open(`${b.url}/v1/topics/events?filter=${filter}`, auth);
+    assert.equal(sse.status, 200);
+    const remote = await metric(a, 'cloudrest_mqtt_routes_remote');
+    await until('A knows both routes', async () => (await metric(a, 'cloudrest_mqtt_routes_remote')) >= remote || undefined);
+    await routesKnown(a, 9);
+    const posted = await fetch(`${a.url}/v1/topics/devices/${deviceId}/cmd?qos=1`, { method: 'POST', headers: auth, body: 'on' });
+    assert.equal(posted.status, 200, await posted.text());
+    await until('the POSTed message on B', () => got.length >= 1 || undefined);
+    const pub = await clients.connect(urlOf(a), { protocolVersion: 5, clientId: 'h-pub' });
+    await pub.publishAsync(`devices/${deviceId}/sensors/t`, '19', { qos: 1 });
+    const events = await sse.until((ev) => ev.some((e) => e.event === 'message'));
+    assert.equal(JSON.parse(events.find((e) => e.event === 'message')!.data).payload, '19');
+    sse.close();
+    assert.equal(got.length, 1);
+  });
+
+  it('publishes the cluster total of connected clients in $SYS beside each node\'s own', async () => {
+    const sub = await clients.connect(urlOf(b), { protocolVersion: 5, clientId: 'sys-sub' });
+    const total = await until('a cluster total covering both nodes', async () => {
+      const expected = (await metric(a, 'cloudrest_mqtt_connections')) + (await metric(b, 'cloudrest_mqtt_connections'));
+      const next = nextMessage(sub, (t) => t === '$SYS/broker/cluster/clients/connected', 2500).catch(() => undefined);
+      await sub.subscribeAsync('$SYS/broker/cluster/clients/connected');
+      const m = await next;
+      await sub.unsubscribeAsync('$SYS/broker/cluster/clients/connected');
+      return m !== undefined && Number(m.payload) === expected ? Number(m.payload) : undefined;
+    }, 15_000);
+    const own = await metric(b, 'cloudrest_mqtt_connections');
+    assert.ok(total > own, 'the total counts the clients of A too');
   });
 });
 

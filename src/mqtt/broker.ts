@@ -44,6 +44,11 @@ export interface ServerMessage {
   local?: boolean;
 }
 
+/** Cluster: the message cannot be routed to the other nodes (Redis unreachable). Nothing was published, or not everywhere. */
+export class ClusterUnavailableError extends Error {
+  override readonly name = 'ClusterUnavailableError';
+}
+
 /** A retained server publish with an `owner` refused: it would pass one of the retained quotas. Nothing was published. */
 export class RetainedQuotaError extends Error {
   override readonly name = 'RetainedQuotaError';
@@ -84,8 +89,9 @@ export class Broker {
 
   /**
    * Publishes as the server: to every matching subscription, and stored if retained. Resolves once
-   * persistent copies are stored. Throws TypeError on an invalid topic name, and RetainedQuotaError
-   * when `owner` is set and the retained quotas refuse the message. Not subject to the ACL hooks.
+   * persistent copies are stored (cluster: and the forwards handed to Redis). Throws TypeError on an
+   * invalid topic name, RetainedQuotaError when `owner` is set and the retained quotas refuse the
+   * message, ClusterUnavailableError (thrown, or the rejection) when it cannot be routed to other nodes. Not subject to the ACL hooks.
    */
   publish(msg: ServerMessage): Promise<void> {
     const problem = validateTopicName(msg.topic);
@@ -103,6 +109,10 @@ export class Broker {
       senderId: undefined,
     };
     if (msg.owner !== undefined && !core.admitRetained(m, msg.owner)) throw new RetainedQuotaError('retained message quota exceeded');
+    if (core.cluster !== undefined && msg.local !== true && !msg.topic.startsWith(SYS_PREFIX)) {
+      const why = core.cluster.unavailable();
+      if (why !== undefined) throw new ClusterUnavailableError(why);
+    }
     // The broker's own statistics are not traffic: counting them would change them at every round.
     if (!msg.topic.startsWith(SYS_PREFIX)) {
       core.stats.messagesIn[qos]++;
@@ -111,13 +121,14 @@ export class Broker {
     const { stored, sent } = core.route(m, msg.owner, msg.local === true);
     if (sent === undefined) return stored ?? Promise.resolve();
     return Promise.all([stored, sent]).then(([, ok]) => {
-      if (!ok) throw new Error('the message could not be forwarded to the other nodes (Redis unavailable)');
+      if (!ok) throw new ClusterUnavailableError('the message could not be forwarded to the other nodes (Redis unavailable)');
     });
   }
 
   /**
-   * Joins a cluster: `cluster` is told of every route this node gains or loses (the subscriptions
-   * held so far included) and asked to forward each message. Call once, before clients connect.
+   * Joins a cluster: `cluster` is told of every route this node gains or loses (client subscriptions
+   * and subscribeLocal filters) and asked to forward each message. Call once, before any client
+   * connects or subscribeLocal is called.
    */
   attachCluster(cluster: ClusterRouting): void {
     const core = this.#core;
@@ -153,6 +164,8 @@ export class Broker {
       if (active) onMessage(m);
     };
     core.local.add(filter, fn);
+    // Cluster: the other nodes forward what matches, as for a client's subscription.
+    core.router.onRoute?.(filter, 1);
     if (o.retained === true) {
       const now = core.now();
       for (const e of core.retained.match(filter, now)) {
@@ -170,6 +183,7 @@ export class Broker {
       if (!active) return;
       active = false;
       core.local.remove(filter, fn);
+      core.router.onRoute?.(filter, -1);
     };
   }
 

@@ -63,6 +63,8 @@ export class ClusterRoutes implements ClusterRouting {
   readonly #ttlMs: number;
   readonly #routesKey: string;
   readonly #nodesKey: string;
+  readonly #clientsKey: string;
+  #totals: { nodes: number; connected: number } | undefined;
   readonly #deltaChannel: string;
   readonly #retainedChannel: string;
   readonly #ownChannel: string;
@@ -89,6 +91,7 @@ export class ClusterRoutes implements ClusterRouting {
     const p = o.keyPrefix;
     this.#routesKey = `${p}mqtt:routes:${o.nodeId}`;
     this.#nodesKey = `${p}mqtt:route-nodes`;
+    this.#clientsKey = `${p}mqtt:clients`;
     this.#deltaChannel = `${p}mqtt:route-deltas`;
     this.#retainedChannel = `${p}mqtt:retained`;
     this.#fwdPrefix = `${p}mqtt:fwd:`;
@@ -188,7 +191,7 @@ export class ClusterRoutes implements ClusterRouting {
     clearInterval(this.#timer);
     try {
       const frame = encodeRouteFrame(this.nodeId, [...this.#local.keys()].slice(0, MAX_DELTAS_PER_FRAME).map((key) => ({ add: false, key })));
-      await this.#redis.multi().del(this.#routesKey).zrem(this.#nodesKey, this.nodeId).publish(this.#deltaChannel, frame).exec();
+      await this.#redis.multi().del(this.#routesKey).zrem(this.#nodesKey, this.nodeId).hdel(this.#clientsKey, this.nodeId).publish(this.#deltaChannel, frame).exec();
     } catch {
       // Redis away: the routes expire with the TTL.
     }
@@ -275,12 +278,31 @@ export class ClusterRoutes implements ClusterRouting {
       if (kept === 0 && this.#local.size > 0) await this.#writeBack();
       const live = new Set(await this.#liveNodes());
       for (const id of this.table.nodeIds()) if (!live.has(id)) this.table.dropNode(id);
+      await this.#countClients(live);
       // A node this one has no routes of yet (its deltas came before this node listened, or it came back).
       for (const id of live) if (id !== this.nodeId && !this.table.nodeIds().includes(id)) this.table.replace(id, await this.#redis.hkeys(this.#fwdKey(id)));
     } catch (err) {
       this.#synced = false;
       this.#warn('route refresh failed', { err: (err as Error).message });
     }
+  }
+
+  /** The cluster's totals for $SYS, as of the last refresh; undefined before the first one or while Redis is away. */
+  get totals(): { nodes: number; connected: number } | undefined {
+    return this.#synced ? this.#totals : undefined;
+  }
+
+  /** This node's connected clients in the hash of per-node counters; the live nodes' summed. */
+  async #countClients(live: Set<string>): Promise<void> {
+    const [, [, counts]] = (await this.#redis.multi().hset(this.#clientsKey, this.nodeId, String(this.#broker.connections)).hgetall(this.#clientsKey).exec()) as [unknown, [unknown, Record<string, string>]];
+    let connected = 0;
+    const dead: string[] = [];
+    for (const [id, n] of Object.entries(counts)) {
+      if (live.has(id) || id === this.nodeId) connected += Number(n) || 0;
+      else dead.push(id);
+    }
+    if (dead.length > 0) await this.#redis.hdel(this.#clientsKey, ...dead);
+    this.#totals = { nodes: Math.max(1, live.size), connected };
   }
 
   #arrived(channel: string, payload: Buffer): void {

@@ -146,7 +146,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
   ownership.onChange(() => broker.authorizationChanged());
   // In a cluster another node may hold the device's tunnel: its status is that node's to say.
   if (cluster === undefined) await correctStaleStatus(broker, log);
-  const sys = config.mqttSysIntervalS > 0 ? startSysTopics(broker, { intervalMs: config.mqttSysIntervalS * 1000, version: VERSION }) : undefined;
+  const sys = config.mqttSysIntervalS > 0 ? startSysTopics(broker, { intervalMs: config.mqttSysIntervalS * 1000, version: VERSION, cluster: cluster === undefined ? undefined : () => cluster.totals }) : undefined;
   const unbridge = bridgeDeviceEvents(d.bus, broker, ownership, log);
   // A revoked token ends the connections that logged in with it (OAuth tokens cannot connect: no match to run).
   const unwatchRevocations = d.auth.onRevoked((ended) => {
