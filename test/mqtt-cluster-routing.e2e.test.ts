@@ -42,7 +42,7 @@ function collect(c: MqttClient): Array<{ topic: string; payload: string; qos: nu
 describe('MQTT across two hub nodes (PostgreSQL store, Redis routes)', () => {
   let db: TestDatabase;
   let redis: TestRedis;
-  let dirs: Array<{ path: string; remove(): void }> = [];
+  const dirs: Array<{ path: string; remove(): void }> = [];
   let a: HubProc;
   let b: HubProc;
   let device: Proc | undefined;
