@@ -10,8 +10,9 @@
  * Every node keeps the others' routes in a local RouteTable: read whole at start and after each
  * reconnect, then kept current by small binary deltas on the channel `mqtt:route-deltas`, and the dead
  * nodes dropped at each refresh. A PUBLISH then takes no Redis round trip to find its nodes: it is sent
- * once to each node with a matching route on that node's channel `mqtt:fwd:<nodeId>` (forward-codec.ts),
- * from this node's one command connection, so the order per publisher and topic holds. Retained messages
+ * once to each node with a matching route on that node's channel `mqtt:fwd:<nodeId>` (forward-codec.ts;
+ * the forwards of one event-loop turn to one node in one PUBLISH), from this node's one command
+ * connection, so the order per publisher and topic holds. Retained messages
  * (rare) go to every node on `mqtt:retained`, which keeps them in memory beside the stored copy.
  */
 import type { Redis } from 'ioredis';
@@ -50,6 +51,16 @@ export interface ClusterRouteStats {
 
 /** Deltas wait at most one turn of the event loop, so many SUBSCRIBEs in a row become one frame. */
 const MAX_DELTAS_PER_FRAME = 1000;
+/** A batch of forwards to one node is sent once it reaches this size (and at the end of each turn). */
+const MAX_BATCH_BYTES = 256 * 1024;
+
+interface OutgoingBatch {
+  readonly frames: Buffer[];
+  bytes: number;
+  readonly done: Promise<boolean>;
+  readonly resolve: (ok: boolean) => void;
+}
+
 /** Warnings about Redis are logged at most this often. */
 const WARN_INTERVAL_MS = 10_000;
 
@@ -80,6 +91,9 @@ export class ClusterRoutes implements ClusterRouting {
   #closed = false;
   #warnedAt = -Infinity;
   #unwarned = 0;
+  /** Forwards waiting for the end of this turn of the event loop, per node. */
+  readonly #outgoing = new Map<string, OutgoingBatch>();
+  #sendScheduled = false;
   /** This node's id, prefixed to the frames every node receives, to skip its own. */
   readonly #idHeader: Buffer;
 
@@ -138,23 +152,61 @@ export class ClusterRoutes implements ClusterRouting {
     }
     if (plan.nodes.size === 0) return { local: out, nodes: 0, sent: undefined };
     const now = Date.now();
-    const sends: Array<Promise<boolean>> = [];
+    let sent: Promise<boolean> | undefined;
+    let many: Array<Promise<boolean>> | undefined;
     // One frame for the nodes picked for no shared group, the common case.
     let plain: Buffer | undefined;
     for (const [nodeId, groups] of plan.nodes) {
       const frame = groups.length === 0 ? (plain ??= encodeForward(m, undefined, now)) : encodeForward(m, groups, now);
       this.stats.forwardedOut++;
-      sends.push(this.#redis.publish(this.#fwdPrefix + nodeId, frame).then(
-        () => true,
-        (err: unknown) => {
-          this.stats.forwardFailed++;
-          this.#warn('forward to another node failed', { node: nodeId, err: (err as Error).message });
-          return false;
-        },
-      ));
+      const p = this.#enqueue(nodeId, frame);
+      if (sent === undefined) sent = p;
+      else (many ??= [sent]).push(p);
     }
-    const sent = sends.length === 1 ? sends[0]! : Promise.all(sends).then((r) => r.every(Boolean));
+    if (many !== undefined) sent = Promise.all(many).then((r) => r.every(Boolean));
     return { local: out, nodes: plan.nodes.size, sent };
+  }
+
+  /**
+   * Queues a frame for `nodeId`: the frames of one turn of the event loop go in one Redis PUBLISH
+   * (u32 length before each), in order, so a busy node sends one command per node per turn, not one
+   * per message. The promise is the batch's: true once Redis took it.
+   */
+  #enqueue(nodeId: string, frame: Buffer): Promise<boolean> {
+    let batch = this.#outgoing.get(nodeId);
+    if (batch === undefined || batch.bytes + frame.length > MAX_BATCH_BYTES) {
+      if (batch !== undefined) this.#send(nodeId, batch);
+      let resolve!: (ok: boolean) => void;
+      const done = new Promise<boolean>((r) => (resolve = r));
+      batch = { frames: [], bytes: 0, done, resolve };
+      this.#outgoing.set(nodeId, batch);
+      if (!this.#sendScheduled) {
+        this.#sendScheduled = true;
+        setImmediate(this.#sendAll);
+      }
+    }
+    const length = Buffer.allocUnsafe(4);
+    length.writeUInt32BE(frame.length, 0);
+    batch.frames.push(length, frame);
+    batch.bytes += 4 + frame.length;
+    return batch.done;
+  }
+
+  readonly #sendAll = (): void => {
+    this.#sendScheduled = false;
+    for (const [nodeId, batch] of this.#outgoing) this.#send(nodeId, batch);
+  };
+
+  #send(nodeId: string, batch: OutgoingBatch): void {
+    this.#outgoing.delete(nodeId);
+    this.#redis.publish(this.#fwdPrefix + nodeId, Buffer.concat(batch.frames, batch.bytes)).then(
+      () => batch.resolve(true),
+      (err: unknown) => {
+        this.stats.forwardFailed += batch.frames.length / 2;
+        this.#warn('forward to another node failed', { node: nodeId, err: (err as Error).message });
+        batch.resolve(false);
+      },
+    );
   }
 
   retained(m: Message, owner: string, bytes: number): void {
@@ -308,9 +360,16 @@ export class ClusterRoutes implements ClusterRouting {
   #arrived(channel: string, payload: Buffer): void {
     try {
       if (channel === this.#ownChannel) {
-        const f = decodeForward(payload, Date.now());
-        this.stats.forwardedIn++;
-        this.#broker.deliverForwarded(f.message, f.groups);
+        const now = Date.now();
+        for (let at = 0; at < payload.length;) {
+          if (at + 4 > payload.length) throw new RangeError('truncated forward batch');
+          const end = at + 4 + payload.readUInt32BE(at);
+          if (end > payload.length) throw new RangeError('truncated forward batch');
+          const f = decodeForward(payload.subarray(at + 4, end), now);
+          at = end;
+          this.stats.forwardedIn++;
+          this.#broker.deliverForwarded(f.message, f.groups);
+        }
       } else if (channel === this.#deltaChannel) {
         const frame = decodeRouteFrame(payload);
         if (frame.nodeId === this.nodeId) return;
