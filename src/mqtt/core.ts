@@ -133,8 +133,9 @@ export class BrokerCore implements BrokerContext {
    */
   routeForwarded(m: Message, groups: ReadonlySet<string> | undefined): void {
     if (this.local.size > 0) for (const fn of this.local.match(m.topic)) fn(m);
-    const all = this.router.match(m);
-    const deliveries = all.filter((d) => d.group === undefined || groups?.has(groupKey(d.group.name, d.group.topicFilter)) === true);
+    let deliveries = this.router.match(m);
+    // Shared groups deliver here only where the publishing node picked this one.
+    if (deliveries.some((d) => d.group !== undefined)) deliveries = deliveries.filter((d) => d.group === undefined || groups?.has(groupKey(d.group.name, d.group.topicFilter)) === true);
     const stored = this.#deliver(m, deliveries, undefined);
     if (stored !== undefined) void Promise.all(stored);
   }

@@ -30,6 +30,37 @@ export function encodeForward(m: Message, groups: readonly string[] | undefined,
   return w.finish();
 }
 
+/**
+ * encodeForward's frame with its u32 length before it, as it goes in a batch (routes-redis.ts). A
+ * message without properties or groups, the common case, in one allocation.
+ */
+export function encodeForwardFramed(m: Message, groups: readonly string[] | undefined, now: number): Buffer {
+  if (m.properties === undefined && (groups === undefined || groups.length === 0)) {
+    const topicBytes = Buffer.byteLength(m.topic);
+    const expiry = m.expiresAt !== undefined;
+    const size = 2 + 2 + topicBytes + 1 + (expiry ? 4 : 0) + m.payload.length;
+    if (topicBytes < UNSET) {
+      const out = Buffer.allocUnsafe(4 + size);
+      out.writeUInt32BE(size, 0);
+      out[4] = VERSION;
+      out[5] = m.qos | (m.retain ? 4 : 0) | (expiry ? 8 : 0);
+      out.writeUInt16BE(topicBytes, 6);
+      let at = 8 + out.write(m.topic, 8);
+      out[at++] = 0;
+      if (expiry) {
+        out.writeUInt32BE(Math.max(0, Math.min(0xffffffff, m.expiresAt! - now)), at);
+        at += 4;
+      }
+      m.payload.copy(out, at);
+      return out;
+    }
+  }
+  const frame = encodeForward(m, groups, now);
+  const length = Buffer.allocUnsafe(4);
+  length.writeUInt32BE(frame.length, 0);
+  return Buffer.concat([length, frame]);
+}
+
 export function decodeForward(b: Buffer, now: number): ForwardFrame {
   const r = new Reader(b);
   return readMessage(r, now);

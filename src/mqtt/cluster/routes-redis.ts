@@ -21,7 +21,7 @@ import type { Message } from '../message.js';
 import type { Delivery } from '../router.js';
 import { groupKey } from '../core.js';
 import { duplicateRedis } from '../../cluster/redis-connection.js';
-import { decodeForward, decodeRetained, encodeForward, encodeRetained } from './forward-codec.js';
+import { decodeForward, decodeRetained, encodeForwardFramed, encodeRetained } from './forward-codec.js';
 import type { ClusterRouting, ForwardOutcome } from './routes-hook.js';
 import { decodeRouteFrame, encodeRouteFrame, type RouteDelta } from './routes-codec.js';
 import { RouteTable } from './routes-table.js';
@@ -157,7 +157,7 @@ export class ClusterRoutes implements ClusterRouting {
     // One frame for the nodes picked for no shared group, the common case.
     let plain: Buffer | undefined;
     for (const [nodeId, groups] of plan.nodes) {
-      const frame = groups.length === 0 ? (plain ??= encodeForward(m, undefined, now)) : encodeForward(m, groups, now);
+      const frame = groups.length === 0 ? (plain ??= encodeForwardFramed(m, undefined, now)) : encodeForwardFramed(m, groups, now);
       this.stats.forwardedOut++;
       const p = this.#enqueue(nodeId, frame);
       if (sent === undefined) sent = p;
@@ -169,10 +169,11 @@ export class ClusterRoutes implements ClusterRouting {
 
   /**
    * Queues a frame for `nodeId`: the frames of one turn of the event loop go in one Redis PUBLISH
-   * (u32 length before each), in order, so a busy node sends one command per node per turn, not one
+   * (each with its u32 length before it), in order, so a busy node sends one command per node per turn, not one
    * per message. The promise is the batch's: true once Redis took it.
    */
   #enqueue(nodeId: string, frame: Buffer): Promise<boolean> {
+    // `frame` carries its length already (encodeForwardFramed).
     let batch = this.#outgoing.get(nodeId);
     if (batch === undefined || batch.bytes + frame.length > MAX_BATCH_BYTES) {
       if (batch !== undefined) this.#send(nodeId, batch);
@@ -185,10 +186,8 @@ export class ClusterRoutes implements ClusterRouting {
         setImmediate(this.#sendAll);
       }
     }
-    const length = Buffer.allocUnsafe(4);
-    length.writeUInt32BE(frame.length, 0);
-    batch.frames.push(length, frame);
-    batch.bytes += 4 + frame.length;
+    batch.frames.push(frame);
+    batch.bytes += frame.length;
     return batch.done;
   }
 
@@ -202,7 +201,7 @@ export class ClusterRoutes implements ClusterRouting {
     this.#redis.publish(this.#fwdPrefix + nodeId, Buffer.concat(batch.frames, batch.bytes)).then(
       () => batch.resolve(true),
       (err: unknown) => {
-        this.stats.forwardFailed += batch.frames.length / 2;
+        this.stats.forwardFailed += batch.frames.length;
         this.#warn('forward to another node failed', { node: nodeId, err: (err as Error).message });
         batch.resolve(false);
       },

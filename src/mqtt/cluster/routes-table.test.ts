@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeForward, decodeRetained, encodeForward, encodeRetained } from './forward-codec.js';
+import { decodeForward, decodeRetained, encodeForward, encodeForwardFramed, encodeRetained } from './forward-codec.js';
 import { decodeRouteFrame, encodeRouteFrame } from './routes-codec.js';
 import { RouteTable } from './routes-table.js';
 import type { Message } from '../message.js';
@@ -78,6 +78,16 @@ describe('cluster frames', () => {
     assert.equal(plain.message.properties, undefined);
     assert.equal(plain.message.expiresAt, undefined);
     assert.throws(() => decodeForward(encodeForward(m, undefined, 0).subarray(0, 5), 0), RangeError);
+  });
+
+  it('frames a forward with its length, the same bytes on the fast path as on the general one', () => {
+    const m: Message = { topic: 'a/b', payload: Buffer.from('xyz'), qos: 1, retain: false, properties: undefined, expiresAt: 9000, senderId: undefined };
+    const framed = encodeForwardFramed(m, undefined, 1000);
+    assert.equal(framed.readUInt32BE(0), framed.length - 4);
+    assert.deepEqual(framed.subarray(4), encodeForward(m, undefined, 1000));
+    const withGroup = encodeForwardFramed(m, ['$share/g/a/#'], 1000);
+    assert.deepEqual(decodeForward(withGroup.subarray(4), 1000).groups, new Set(['$share/g/a/#']));
+    assert.equal(decodeForward(framed.subarray(4), 2000).message.expiresAt, 10_000);
   });
 
   it('round-trips a retained message with its owner and charged bytes', () => {
