@@ -21,6 +21,7 @@ import type { Message } from '../message.js';
 import type { Delivery } from '../router.js';
 import { groupKey } from '../core.js';
 import { duplicateRedis } from '../../cluster/redis-connection.js';
+import { eachFramed, ForwardSender } from './forward-sender.js';
 import { decodeForward, decodeRetained, encodeForwardFramed, encodeRetained } from './forward-codec.js';
 import type { ClusterRouting, ForwardOutcome } from './routes-hook.js';
 import { decodeRouteFrame, encodeRouteFrame, type RouteDelta } from './routes-codec.js';
@@ -51,16 +52,6 @@ export interface ClusterRouteStats {
 
 /** Deltas wait at most one turn of the event loop, so many SUBSCRIBEs in a row become one frame. */
 const MAX_DELTAS_PER_FRAME = 1000;
-/** A batch of forwards to one node is sent once it reaches this size (and at the end of each turn). */
-const MAX_BATCH_BYTES = 256 * 1024;
-
-interface OutgoingBatch {
-  readonly frames: Buffer[];
-  bytes: number;
-  readonly done: Promise<boolean>;
-  readonly resolve: (ok: boolean) => void;
-}
-
 /** Warnings about Redis are logged at most this often. */
 const WARN_INTERVAL_MS = 10_000;
 
@@ -91,9 +82,7 @@ export class ClusterRoutes implements ClusterRouting {
   #closed = false;
   #warnedAt = -Infinity;
   #unwarned = 0;
-  /** Forwards waiting for the end of this turn of the event loop, per node. */
-  readonly #outgoing = new Map<string, OutgoingBatch>();
-  #sendScheduled = false;
+  readonly #sender: ForwardSender;
   /** This node's id, prefixed to the frames every node receives, to skip its own. */
   readonly #idHeader: Buffer;
 
@@ -113,6 +102,10 @@ export class ClusterRoutes implements ClusterRouting {
     this.#onWarning = o.onWarning;
     const id = Buffer.from(o.nodeId);
     this.#idHeader = Buffer.concat([Buffer.from([id.length]), id]);
+    this.#sender = new ForwardSender(o.redis, (nodeId) => this.#fwdPrefix + nodeId, (nodeId, frames, err) => {
+      this.stats.forwardFailed += frames;
+      this.#warn('forward to another node failed', { node: nodeId, err: (err as Error).message });
+    });
     this.#sub = duplicateRedis(o.redis, 'cloudrest-mqtt-routes');
     this.#sub.on('messageBuffer', (channel: Buffer, payload: Buffer) => this.#arrived(channel.toString(), payload));
     // After a reconnect: what was missed is read again, and what Redis lost written back.
@@ -159,53 +152,12 @@ export class ClusterRoutes implements ClusterRouting {
     for (const [nodeId, groups] of plan.nodes) {
       const frame = groups.length === 0 ? (plain ??= encodeForwardFramed(m, undefined, now)) : encodeForwardFramed(m, groups, now);
       this.stats.forwardedOut++;
-      const p = this.#enqueue(nodeId, frame);
+      const p = this.#sender.send(nodeId, frame);
       if (sent === undefined) sent = p;
       else (many ??= [sent]).push(p);
     }
     if (many !== undefined) sent = Promise.all(many).then((r) => r.every(Boolean));
     return { local: out, nodes: plan.nodes.size, sent };
-  }
-
-  /**
-   * Queues a frame for `nodeId`: the frames of one turn of the event loop go in one Redis PUBLISH
-   * (each with its u32 length before it), in order, so a busy node sends one command per node per turn, not one
-   * per message. The promise is the batch's: true once Redis took it.
-   */
-  #enqueue(nodeId: string, frame: Buffer): Promise<boolean> {
-    // `frame` carries its length already (encodeForwardFramed).
-    let batch = this.#outgoing.get(nodeId);
-    if (batch === undefined || batch.bytes + frame.length > MAX_BATCH_BYTES) {
-      if (batch !== undefined) this.#send(nodeId, batch);
-      let resolve!: (ok: boolean) => void;
-      const done = new Promise<boolean>((r) => (resolve = r));
-      batch = { frames: [], bytes: 0, done, resolve };
-      this.#outgoing.set(nodeId, batch);
-      if (!this.#sendScheduled) {
-        this.#sendScheduled = true;
-        setImmediate(this.#sendAll);
-      }
-    }
-    batch.frames.push(frame);
-    batch.bytes += frame.length;
-    return batch.done;
-  }
-
-  readonly #sendAll = (): void => {
-    this.#sendScheduled = false;
-    for (const [nodeId, batch] of this.#outgoing) this.#send(nodeId, batch);
-  };
-
-  #send(nodeId: string, batch: OutgoingBatch): void {
-    this.#outgoing.delete(nodeId);
-    this.#redis.publish(this.#fwdPrefix + nodeId, Buffer.concat(batch.frames, batch.bytes)).then(
-      () => batch.resolve(true),
-      (err: unknown) => {
-        this.stats.forwardFailed += batch.frames.length;
-        this.#warn('forward to another node failed', { node: nodeId, err: (err as Error).message });
-        batch.resolve(false);
-      },
-    );
   }
 
   retained(m: Message, owner: string, bytes: number): void {
@@ -360,15 +312,11 @@ export class ClusterRoutes implements ClusterRouting {
     try {
       if (channel === this.#ownChannel) {
         const now = Date.now();
-        for (let at = 0; at < payload.length;) {
-          if (at + 4 > payload.length) throw new RangeError('truncated forward batch');
-          const end = at + 4 + payload.readUInt32BE(at);
-          if (end > payload.length) throw new RangeError('truncated forward batch');
-          const f = decodeForward(payload.subarray(at + 4, end), now);
-          at = end;
+        eachFramed(payload, (frame) => {
+          const f = decodeForward(frame, now);
           this.stats.forwardedIn++;
           this.#broker.deliverForwarded(f.message, f.groups);
-        }
+        });
       } else if (channel === this.#deltaChannel) {
         const frame = decodeRouteFrame(payload);
         if (frame.nodeId === this.nodeId) return;
