@@ -33,6 +33,7 @@ export const ERRORS = {
   CR_ERR_CLAIM_EXPIRED: { status: 410, message: 'This device link has expired; sign in to see your pending devices' },
   CR_ERR_CLAIM_USED: { status: 410, message: 'This device was already accepted or declined, or no longer asks to join your account' },
   CR_ERR_BODY_TOO_LARGE: { status: 413, message: 'The request body exceeds the size limit' },
+  CR_ERR_WRONG_NODE_ROLE: { status: 421, message: 'This node does not serve this route in its --role; send it to a front (clients) or an edge (agents)' },
   CR_ERR_TOO_MANY_REQUESTS: { status: 429, message: 'Too many concurrent requests for this device' },
   CR_ERR_RATE_LIMITED: { status: 429, message: 'Too many failed attempts; retry after the time in Retry-After' },
   CR_ERR_BUSY: { status: 429, message: 'The hub is checking too many passwords at once; retry after the time in Retry-After' },

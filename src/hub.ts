@@ -9,6 +9,10 @@ import { pino, type Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { createAccounts } from './accounts/service.js';
 import { openBackends } from './backends.js';
+import { startCluster, type ClusterNode } from './cluster/cluster-node.js';
+import { clusterSettings } from './cluster/cluster-config.js';
+import { newId } from './core/secrets.js';
+import type { TunnelRouter } from './relay/router.js';
 import type { HubConfig } from './config/hub-options.js';
 import { ADMIN_SOCKET_NAME, startAdminSocket } from './admin/admin-socket.js';
 import { applyDeviceUpdate } from './admin/device-updates.js';
@@ -49,6 +53,10 @@ export interface Hub {
   /** Base URL of the HTTP API on this machine. */
   readonly httpUrl: string;
   readonly tunnelUrl: string;
+  /** This node's role and id (docs/scale-out.md); `internalUrl` is how other nodes reach its tunnels. */
+  readonly role: 'all' | 'front' | 'edge';
+  readonly nodeId: string;
+  readonly internalUrl: string | undefined;
   /** Graceful stop: refuse new work, GOAWAY to agents, drain in flight up to shutdownGraceMs. */
   close(): Promise<void>;
 }
@@ -66,19 +74,32 @@ function listen(server: NetServer | HttpServer, port: number, host: string, what
   });
 }
 
+/** The routes an edge answers itself; every other client route belongs to a front. */
+const EDGE_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
+
 /** Wires the parts of a hub from a validated config, on the backends src/backends.ts picks from it. */
 export async function createHub(config: HubConfig, options: { log?: Logger } = {}): Promise<Hub> {
   const log = options.log ?? pino({ level: config.logLevel, base: { role: 'hub' } });
   const tls = config.tlsCert && config.tlsKey ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
   if ((config.tunnelTls || config.httpTls) && !tls) throw new Error('--tunnel-tls and --http-tls need --tls-cert and --tls-key');
+  const nodeId = config.nodeId ?? newId('n_');
+  const cluster = clusterSettings({ ...config, nodeId });
+  if (cluster?.storeWarning) log.warn(cluster.storeWarning);
+  const holdsTunnels = cluster?.holdsTunnels ?? true;
+  const servesClients = cluster?.servesClients ?? true;
+  // MQTT across nodes is issue 14: until then a front runs no broker, and its devices' edges do.
+  if (!holdsTunnels) config = { ...config, mqtt: false };
 
-  const backends = await openBackends(config, {
+  const backends = await openBackends({ ...config, nodeId }, {
     onBusError: (err) => log.error({ err }, 'bus subscriber failed'),
     onBackendError: (err, backend) => log.warn({ err, backend }, 'shared state could not be written; retrying (at most one line per 10 s)'),
   });
   const { store, bus, presence } = backends;
-  // The only way to a device; given this process's tunnels once they exist (LAN trust, which they call, needs it first).
-  const router = new LocalTunnelRouter(presence);
+  // This process's tunnels; given them once they exist (LAN trust, which they call, needs the router first).
+  const local = new LocalTunnelRouter(presence);
+  let clusterNode: ClusterNode | undefined;
+  // The only way to a device: the local tunnels, or, scaled out, wherever Presence says the device is.
+  let router: TunnelRouter = local;
   const metrics = createMetrics();
   // Tokens are signed so agents can check them on the LAN with no hub (docs/api.md "LAN access").
   const signer = await backends.openTokenSigner(config.data);
@@ -118,7 +139,12 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       },
     },
   );
-  router.attach(tunnels);
+  local.attach(tunnels);
+  if (cluster) {
+    if (backends.nodes === undefined) throw new Error(`--role ${cluster.role} needs backends that share the node directory (--redis)`);
+    clusterNode = startCluster(cluster, config, { local, tunnels, presence, nodes: backends.nodes, bus, log, refusals });
+    router = clusterNode.router;
+  }
   // Links in mails point at --public-url, else at this hub's HTTP URL once its port is bound.
   let linkBase = config.publicUrl ?? '';
   const accounts = createAccounts({
@@ -144,6 +170,10 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       const route = (req: IncomingMessage, res: ServerResponse) => {
         // The relay and SSE streams are the hot and long-lived paths: they bypass the framework.
         const url = req.url ?? '/';
+        if (!servesClients && !EDGE_ROUTES.has(url.split('?')[0]!)) {
+          sendError(res, 'CR_ERR_WRONG_NODE_ROLE', 'this node is an edge (--role edge): it takes agent tunnels; clients use a front');
+          return;
+        }
         const r = parseRelayUrl(url);
         if (r) {
           relay(req, res, r.deviceId, r.target).catch((err: unknown) => {
@@ -201,6 +231,11 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   httpServer.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     if (!shuttingDown && mqtt?.handleUpgrade(req, socket, head)) return;
     const path = (req.url ?? '').split('?')[0];
+    if (path === '/v1/agent' && !holdsTunnels) {
+      const body = JSON.stringify({ error: { code: 'CR_ERR_WRONG_NODE_ROLE', message: 'this node is a front (--role front): agents connect to an edge' } });
+      socket.end(`HTTP/1.1 421 Misdirected Request\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      return;
+    }
     if (path !== '/v1/agent' || shuttingDown) {
       socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
@@ -219,11 +254,14 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   tunnelServer.on('tlsClientError', (err: Error) => log.debug({ err: err.message }, 'tunnel TLS handshake failed'));
 
   let httpPort: number;
-  let tunnelPort: number;
+  let tunnelPort = 0;
+  let internalUrl: string | undefined;
   let admin: Awaited<ReturnType<typeof startAdminSocket>>;
   try {
     httpPort = await listen(httpServer, config.httpPort, config.host, 'HTTP', '--http-port');
-    tunnelPort = await listen(tunnelServer, config.tunnelPort, config.host, 'Tunnel', '--tunnel-port');
+    // A front holds no tunnels: no tunnel port at all, so a misconfigured agent fails at once.
+    if (holdsTunnels) tunnelPort = await listen(tunnelServer, config.tunnelPort, config.host, 'Tunnel', '--tunnel-port');
+    internalUrl = await clusterNode?.listen((server, port) => listen(server, port, config.host, 'Internal', '--internal-port'));
     await mqtt?.listen();
     // The local admin channel (src/admin/): `cloudrest devices revoke` tells this hub to act at once.
     admin = config.adminSocket
@@ -232,6 +270,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   } catch (err) {
     httpServer.close();
     tunnelServer.close();
+    clusterNode?.close();
     await mqtt?.close();
     await accounts.close();
     await backends.close();
@@ -242,10 +281,12 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const httpUrl = `${config.httpTls ? 'https' : 'http'}://${shownHost}:${httpPort}`;
   issuer ||= httpUrl;
   oauth.start();
-  const tunnelUrl = `${config.tunnelTls ? 'tls' : 'tcp'}://${shownHost}:${tunnelPort}`;
+  const tunnelUrl = holdsTunnels ? `${config.tunnelTls ? 'tls' : 'tcp'}://${shownHost}:${tunnelPort}` : '';
   linkBase ||= httpUrl;
   const mqttPorts = mqtt ? { mqttPort: mqtt.mqttPort, mqttsPort: mqtt.mqttsPort, mqttWsUrl: `${httpUrl.replace(/^http/, 'ws')}/mqtt` } : {};
-  log.info({ httpPort, tunnelPort, httpUrl, tunnelUrl, agentWsUrl: `${httpUrl.replace(/^http/, 'ws')}/v1/agent`, ...mqttPorts, data: config.data, adminSocket: admin?.path }, 'hub listening');
+  const role = cluster?.role ?? 'all';
+  const tunnelUrls = holdsTunnels ? { tunnelPort, tunnelUrl, agentWsUrl: `${httpUrl.replace(/^http/, 'ws')}/v1/agent` } : {};
+  log.info({ role, nodeId, internalUrl, httpPort, httpUrl, ...tunnelUrls, ...mqttPorts, data: config.data, adminSocket: admin?.path }, 'hub listening');
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -259,6 +300,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       events.closeAll();
       oauth.close();
       await tunnels.shutdown(config.shutdownGraceMs);
+      clusterNode?.close(); // after the drain: requests from other nodes to our devices were part of it
       lan.close();
       await mqtt?.close(); // after the tunnels: their last offline statuses are published and stored
       httpServer.closeAllConnections();
@@ -273,5 +315,5 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
     return closing;
   };
 
-  return { config, store, tunnels, auth, log, mqtt, httpPort, tunnelPort, httpUrl, tunnelUrl, close };
+  return { config, store, tunnels, auth, log, mqtt, httpPort, tunnelPort, httpUrl, tunnelUrl, role, nodeId, internalUrl, close };
 }

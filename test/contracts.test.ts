@@ -33,6 +33,7 @@ import { presenceContract, type PresenceNodes } from './presence-contract.js';
 import { runContract } from './support/contracts.js';
 import { redisSeams } from './support/redis-seams.js';
 import { localRouterWorld } from './support/local-router-world.js';
+import { clusterRouterWorld } from './support/cluster-router-world.js';
 import { tunnelRouterContract } from './tunnel-router-contract.js';
 import { MapPresence, type PresenceEntry } from '../src/core/presence.js';
 
@@ -164,4 +165,6 @@ runContract('Presence', presenceContract, [
 runContract('TunnelRouter', tunnelRouterContract, [
   // A real tunnel server on loopback TCP with real agent sessions (test/support/local-router-world.ts).
   { name: 'LocalTunnelRouter', make: localRouterWorld },
+  // A front's router: agents on an edge in this process, reached over a real node link (test/support/cluster-router-world.ts).
+  { name: 'ClusterTunnelRouter', make: clusterRouterWorld },
 ]);

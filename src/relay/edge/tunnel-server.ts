@@ -11,6 +11,7 @@ import type { HubMetrics } from '../../core/metrics.js';
 import type { LanTrustSync } from './lan-trust.js';
 import { LogLimiter } from '../../core/log-limiter.js';
 import { TunnelAdmission } from './tunnel-admission.js';
+import { deviceNodeTopic, encodeDeviceNode } from './device-node-topic.js';
 
 /** Kind of the rate-limited log lines of refused connections (src/core/log-limiter.ts). */
 const REFUSED = 'tunnel refused';
@@ -226,6 +227,8 @@ export class TunnelServer {
     this.#tunnels.set(deviceId, tunnel);
     // The Map behind the embedded Presence is updated before this returns; a scaled one in its own time.
     this.deps.presence.set(deviceId, now).catch((err: unknown) => log.error({ err, deviceId }, 'recording presence failed'));
+    // Fronts update their device → node cache, and another edge still holding the device lets go.
+    this.deps.bus.publish(deviceNodeTopic(deviceId), encodeDeviceNode(this.deps.presence.nodeId, now));
     // An agent that reconnects resends what we had not acknowledged; drop what was already published.
     const seen = this.#notifySeen.get(deviceId);
     if (seen && seen.bootId === tunnel.bootId) tunnel.lastNotifySeq = seen.seq;
@@ -268,6 +271,22 @@ export class TunnelServer {
     return true;
   }
 
+  /**
+   * Another node took the device over at `at` (docs/scale-out.md): its tunnel here, if it is older,
+   * is dropped with TAKEN_OVER, and no offline status goes out, since the device never went offline.
+   * A device is never reachable through two edges. False when this node held no older tunnel.
+   */
+  yieldDevice(deviceId: string, at: number): boolean {
+    const tunnel = this.#tunnels.get(deviceId);
+    if (tunnel === undefined || tunnel.connectedAt > at) return false;
+    this.#tunnels.delete(deviceId);
+    this.deps.metrics.devicesOnline.set(this.#tunnels.size);
+    this.deps.presence.delete(deviceId).catch((err: unknown) => this.deps.log.error({ err, deviceId }, 'clearing presence failed'));
+    this.deps.log.info({ deviceId }, 'device tunnel taken over by another node');
+    tunnel.session.goaway(ErrorCode.TAKEN_OVER, 'another connection for this device took over');
+    return true;
+  }
+
   #onNotify(tunnel: DeviceTunnel, seq: number, text: Buffer): void {
     // Resent after a reconnect and already published: acknowledge again, publish once.
     if (seq > tunnel.lastNotifySeq || seq === 0) {
@@ -289,6 +308,7 @@ export class TunnelServer {
     this.deps.presence.delete(tunnel.deviceId).catch((err: unknown) => this.deps.log.error({ err, deviceId: tunnel.deviceId }, 'clearing presence failed'));
     this.deps.metrics.devicesOnline.set(this.#tunnels.size);
     const now = Date.now();
+    this.deps.bus.publish(deviceNodeTopic(tunnel.deviceId), encodeDeviceNode(undefined, now));
     this.#publishStatus(tunnel.deviceId, false, now);
     this.deps.store.touchDevice(tunnel.deviceId, now).catch((err: unknown) => this.deps.log.error({ err }, 'saving lastSeen failed'));
     this.deps.log.info({ deviceId: tunnel.deviceId }, 'device disconnected');
