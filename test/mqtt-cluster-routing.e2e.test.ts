@@ -56,7 +56,7 @@ describe('MQTT across two hub nodes (PostgreSQL store, Redis routes)', () => {
   const node = async (id: string, redisUrl: string, prefix: string, acl: string): Promise<HubProc> => {
     const data = tempDir(`cloudrest-mqtt-${id}-`);
     dirs.push(data);
-    return startHub(data.path, ['--store', db.url, '--redis', redisUrl, '--redis-key-prefix', prefix, '--node-id', id, '--cluster-secret', SECRET,
+    return startHub(data.path, ['--store', db.url, '--redis', redisUrl, '--redis-key-prefix', prefix, '--node-id', id, '--cluster-secret', SECRET, '--internal-port', '0',
       '--mqtt-allow-anonymous', '--acl', acl, '--node-ttl-ms', '3000', '--mqtt-sys-interval-s', '1', '--no-admin-socket']);
   };
 
@@ -249,7 +249,7 @@ describe('an MQTT node cut off from Redis', () => {
     redis = await privateRedis();
     const acl = join(data.path, 'acl.txt');
     writeFileSync(acl, 'allow all anonymous #\n');
-    hub = await startHub(join(data.path), ['--store', db.url, '--redis', redis.url, '--node-id', 'cut', '--cluster-secret', SECRET, '--mqtt-allow-anonymous', '--acl', acl, '--no-admin-socket']);
+    hub = await startHub(join(data.path), ['--store', db.url, '--redis', redis.url, '--node-id', 'cut', '--cluster-secret', SECRET, '--internal-port', '0', '--mqtt-allow-anonymous', '--acl', acl, '--no-admin-socket']);
   });
   after(async () => {
     await clients.closeAll();
