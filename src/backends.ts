@@ -65,18 +65,25 @@ export interface Backends extends StoreBackend {
   readonly presence: Presence;
   /** The cluster's nodes and what they advertise; undefined when embedded (one node, no directory). */
   readonly nodes: NodeDirectory | undefined;
-  /** The shared Redis command connection and this node's place in it (MQTT sessions across nodes); undefined when embedded. */
-  readonly redis: { readonly connection: Redis; readonly keyPrefix: string; readonly nodeId: string; readonly nodeTtlMs: number } | undefined;
   /** Relayed GET responses; undefined when the cache is off (`cacheMaxBytes` 0). */
   readonly responseCache: ResponseCache | undefined;
   /** A failed-attempt limit (login, device secrets, factory keys): one per use. */
   attemptLimiter(options: NamedLimiterOptions): AttemptLimiter;
   /** The SSE event history behind Last-Event-ID (a shared one is opened on Redis first). */
   eventHistory(options: EventHistoryOptions): EventHistory | Promise<EventHistory>;
+  /** The Redis command connection and this node's place in it (the MQTT routes and sessions, src/mqtt/cluster/); undefined when embedded. */
+  readonly redis: SharedRedis | undefined;
   /** Each backend this node needs, reachable or not and why (GET /readyz). */
   health(): Promise<BackendHealth[]>;
   /** Closes the bus, then the store backend. */
   close(): Promise<void>;
+}
+
+export interface SharedRedis {
+  readonly connection: Redis;
+  readonly keyPrefix: string;
+  readonly nodeId: string;
+  readonly nodeTtlMs: number;
 }
 
 /** One backend as GET /readyz reports it. */

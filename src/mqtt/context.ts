@@ -3,6 +3,7 @@
  * through this interface, so they do not depend on the Broker class itself.
  */
 import type { Channel } from './channel.js';
+import type { ClusterRouting } from './cluster/routes-hook.js';
 import type { Deadlines } from './deadlines.js';
 import type { ResolvedHooks } from './hooks.js';
 import type { Message } from './message.js';
@@ -21,6 +22,8 @@ export interface PublishOutcome {
   readonly deliveries: number;
   /** Resolves once every persistent copy (queued messages, the retained message) is stored. */
   readonly stored: Promise<void> | undefined;
+  /** Cluster: resolves true once the forwards to other nodes were handed to Redis, false if one was not. */
+  readonly sent?: Promise<boolean> | undefined;
 }
 
 export interface OpenRequest {
@@ -39,6 +42,8 @@ export interface BrokerContext {
   readonly hooks: ResolvedHooks;
   readonly stats: BrokerStats;
   readonly router: Router;
+  /** The routes and forwards to other nodes; undefined on a single node. */
+  readonly routing: ClusterRouting | undefined;
   readonly retained: RetainedStore;
   /** Sessions and queued bytes per owner (maxSessionsPerOwner, maxQueuedBytesPerOwner). */
   readonly quotas: OwnerQuotas;
