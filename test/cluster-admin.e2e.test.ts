@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import { privateRedis, testPostgres, type RedisServer, type TestDatabase } from './support/services.js';
 import { cli, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
 
@@ -16,6 +17,18 @@ const PASSWORD = 'correct horse battery';
 const VICTIM = 'victim@example.com';
 /** The heartbeat of a node is a third of this: presence lost by Redis is written back that fast. */
 const NODE_TTL_MS = 1500;
+
+/** Asks the Redis server itself: its run id (new at every start) and which devices its presence names. */
+async function askRedis(url: string, deviceIds: string[]): Promise<{ runId: string; present: boolean[] }> {
+  const r = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    const runId = /run_id:(\w+)/.exec(await r.info('server'))![1]!;
+    const present = await Promise.all(deviceIds.map(async (id) => (await r.exists(`${PREFIX}device:${id}`)) === 1));
+    return { runId, present };
+  } finally {
+    r.disconnect();
+  }
+}
 
 async function until<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -125,6 +138,8 @@ describe('a cluster of two fronts and two edges, administered through the store 
       }
     })();
     await until(() => (sent > 20 ? true : undefined), 5000, 'load running');
+    const first = await askRedis(redis.url, live);
+    assert.deepEqual(first.present, [true, true]);
     await redis.restart(); // empty: nothing was kept on disk
     const back = Date.now();
     // Every device through both fronts, each answered once more after the other.
@@ -132,6 +147,9 @@ describe('a cluster of two fronts and two edges, administered through the store 
       for (const front of [front1, front2]) for (const id of live) if ((await get(front, id, `?probe=${Date.now()}`)).status !== 200) return undefined;
       return true;
     }, 10_000, 'every device reachable through both fronts');
+    const second = await askRedis(redis.url, live);
+    assert.notEqual(second.runId, first.runId, 'a new Redis server');
+    assert.deepEqual(second.present, [true, true], 'the edges wrote their devices back');
     const sentAfter = sent;
     await until(() => (sent > sentAfter + 20 ? true : undefined), 5000, 'more load');
     stop = true;
