@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { privateRedis, testPostgres, type RedisServer, type TestDatabase } from './support/services.js';
-import { cli, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
+import { cli, cliFails, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
 
 const SECRET = 'e2e-cluster-admin-secret-0123456789';
 const PREFIX = 'cr-admin:';
@@ -90,6 +90,22 @@ describe('a cluster of two fronts and two edges, administered through the store 
     await Promise.all([edgeA, edgeB, front1, front2].map((h) => h?.stop()));
     for (const d of dirs) d.remove();
     await Promise.all([redis?.stop(), db?.drop()]);
+  });
+
+  it('says at start which node it is and where it is reached; a front names no tunnel', async () => {
+    const banner = (h: HubProc) => until(() => (h.lines.some((l) => l.startsWith('  Data ')) ? h.lines.filter((l) => !l.startsWith('{')) : undefined), 5000, 'the banner');
+    const edge = (await banner(edgeA)).join('\n');
+    const internalUrl = String(edgeA.logs('hub listening')[0]!.internalUrl);
+    assert.match(edge, /cloudrest edge node edge-a is running/);
+    assert.ok(edge.includes(`Internal         ${internalUrl}`), edge);
+    assert.ok(edge.includes(`Agent tunnel     tcp://127.0.0.1:${edgeA.tunnelPort}`), edge);
+    const front = (await banner(front1)).join('\n');
+    assert.match(front, /cloudrest front node front-1 is running/);
+    assert.ok(front.includes(`HTTP API         http://127.0.0.1:${front1.httpPort}`), front);
+    assert.doesNotMatch(front, /tunnel|tcp:\/\//i, 'no tunnel URL on a front');
+    const demo = await cliFails(['hub', '--demo', '--role', 'front', '--data', dirs[0]!.path]);
+    assert.equal(demo.code, 2);
+    assert.match(demo.stderr, /--demo .* needs --role all/);
   });
 
   it('counts wrong passwords to one account against one limit across both fronts', async () => {
