@@ -6,6 +6,7 @@
  * and what is moved there) lives in Redis (src/cluster/); without it, in this process.
  */
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import { RedisAttemptLimiter } from './cluster/redis-attempt-limiter.js';
 import { RedisBus } from './cluster/redis-bus.js';
 import { openRedis } from './cluster/redis-connection.js';
@@ -70,10 +71,19 @@ export interface Backends extends StoreBackend {
   attemptLimiter(options: NamedLimiterOptions): AttemptLimiter;
   /** The SSE event history behind Last-Event-ID (a shared one is opened on Redis first). */
   eventHistory(options: EventHistoryOptions): EventHistory | Promise<EventHistory>;
+  /** The Redis command connection and this node's place in it (the MQTT routes and sessions, src/mqtt/cluster/); undefined when embedded. */
+  readonly redis: SharedRedis | undefined;
   /** Each backend this node needs, reachable or not and why (GET /readyz). */
   health(): Promise<BackendHealth[]>;
   /** Closes the bus, then the store backend. */
   close(): Promise<void>;
+}
+
+export interface SharedRedis {
+  readonly connection: Redis;
+  readonly keyPrefix: string;
+  readonly nodeId: string;
+  readonly nodeTtlMs: number;
 }
 
 /** One backend as GET /readyz reports it. */
@@ -130,6 +140,7 @@ export async function openBackends(config: BackendsConfig, hooks: BackendsHooks)
     bus,
     presence,
     nodes: undefined,
+    redis: undefined,
     responseCache,
     attemptLimiter: (options) => new FailureLimiter(options),
     eventHistory: (options) => new MemoryEventHistory(options),
@@ -169,6 +180,7 @@ async function openRedisBackends(config: BackendsConfig, url: string, storage: S
       bus,
       presence,
       nodes: presence,
+      redis: { connection: redis, keyPrefix, nodeId: presence.nodeId, nodeTtlMs: config.nodeTtlMs },
       responseCache,
       attemptLimiter: (options) => new RedisAttemptLimiter({ ...options, redis, keyPrefix, onError }),
       eventHistory: (options) => RedisEventHistory.open({ ...options, redis, keyPrefix }),

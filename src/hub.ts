@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
@@ -37,6 +37,9 @@ import { registerFactoryApi } from './factory/factory-api.js';
 import { registerOAuth } from './oauth/http.js';
 import { OAuthService } from './oauth/oauth-service.js';
 import type { Store } from './store/store.js';
+
+/** With a shared (Redis) cache: how long a target whose answer was not storable skips the cache lookup. */
+const UNSTORABLE_PASS_MS = 5000;
 
 export interface Hub {
   readonly config: HubConfig;
@@ -90,6 +93,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   // MQTT across nodes is issue 14: until then a front runs no broker, and its devices' edges do.
   if (!holdsTunnels) config = { ...config, mqtt: false };
 
+  // On PostgreSQL nothing else creates --data, which still holds this node's admin socket and outbox.
+  mkdirSync(config.data, { recursive: true, mode: 0o700 });
   const backends = await openBackends({ ...config, nodeId }, {
     onBusError: (err) => log.error({ err }, 'bus subscriber failed'),
     onBackendError: (err, backend) => log.warn({ err, backend }, 'shared state could not be written; retrying (at most one line per 10 s)'),
@@ -105,7 +110,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   const signer = await backends.openTokenSigner(config.data);
   const hasher = new PasswordHasher({ maxConcurrent: config.maxConcurrentPasswordHashes, maxQueued: config.maxQueuedPasswordHashes, maxWaitMs: config.passwordHashMaxWaitMs });
   const auth = new Authenticator(store, { tokenTtlMs: config.tokenTtlMs, rememberTokenTtlMs: config.rememberTokenTtlMs, signer, hasher }, bus);
-  const cache = backends.responseCache && new RelayCache(backends.responseCache, { maxEntryBytes: config.cacheMaxEntryBytes });
+  const cache = backends.responseCache && new RelayCache(backends.responseCache, { maxEntryBytes: config.cacheMaxEntryBytes, passMs: config.redis === undefined ? 0 : UNSTORABLE_PASS_MS });
   const lan = new LanTrustSync({
     store, bus, log, router, keys: [signer.publicKey],
     invalidate: (deviceId, target) => (target === '*' ? cache?.invalidateDevice(deviceId) : cache?.invalidateUri(deviceId, target)),
@@ -215,7 +220,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   );
   registerOAuth(app, { store, auth, service: oauth, log, issuer: () => issuer, secureCookies: config.httpTls || issuer.startsWith('https:'), attempts: accounts.attempts });
   // MQTT broker (src/mqtt/hub/): its listeners, /mqtt upgrades, /v1/topics routes, metrics; one block.
-  const mqtt = await createMqtt({ config, store, openPersistence: backends.openMqttPersistence, bus, auth, metrics, log, app, tls, refusals, sseSlots });
+  const mqtt = await createMqtt({ config, store, openPersistence: backends.openMqttPersistence, bus, cluster: { redis: backends.redis, nodes: backends.nodes }, auth, metrics, log, app, tls, refusals, sseSlots });
   // `cloudrest devices revoke --redis` with no hub beside it: each node closes what it holds of the device.
   const unfollowDeviceUpdates = followDeviceUpdates(bus, { store, auth, router: local, mqtt, log, forgetCached: (id) => cache?.invalidateDevice(id) });
   await app.ready();

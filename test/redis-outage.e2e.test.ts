@@ -25,7 +25,7 @@ interface Readiness {
 
 it('a hub whose Redis stops answers 503 with a reason and recovers by itself when Redis is back', async () => {
   const redis = await privateRedis();
-  const w = await startWorld({ hubArgs: ['--redis', redis.url, '--cluster-secret', 'e2e-outage-secret-0123456789', '--node-ttl-ms', '1500', '--internal-port', '0'] });
+  const w = await startWorld({ hubArgs: ['--redis', redis.url, '--cluster-secret', 'outage-test-cluster-secret', '--node-ttl-ms', '1500', '--internal-port', '0'] });
   after(async () => {
     await w.stop();
     await redis.stop();

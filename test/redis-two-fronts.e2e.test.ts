@@ -20,7 +20,7 @@ describe('two hubs on one Redis', () => {
   let notifyPort: number;
   before(async () => {
     redis = await testRedis();
-    const shared = ['--redis', redis.url, '--redis-key-prefix', redis.keyPrefix, '--internal-port', '0', '--no-mqtt'];
+    const shared = ['--redis', redis.url, '--redis-key-prefix', redis.keyPrefix, '--cluster-secret', 'two-fronts-test-cluster-secret', '--internal-port', '0', '--no-mqtt'];
     const dir = tempDir('cloudrest-fronts-');
     w = await startWorld({ hubArgs: shared, agentArgs: ['--notify-port', '0', '--notify-socket', join(dir.path, 'n.sock')] });
     notifyPort = (await w.agent.waitForLog('notify listening', (o) => typeof o.port === 'number')).port as number;

@@ -18,13 +18,15 @@ export const MOSQUITTO = '/usr/sbin/mosquitto';
 const START_LIMIT_MS = 30_000;
 
 /** 'hub-b' is a second hub from another build (BENCH_HUB_B), for A/B runs of a change. */
-export type BrokerName = 'hub' | 'hub-b' | 'mosquitto' | 'aedes' | 'floor';
+export type BrokerName = 'hub' | 'hub-b' | 'hub-cluster' | 'mosquitto' | 'aedes' | 'floor';
 
 export interface RunningBroker {
   name: BrokerName;
   port: number;
   proc: Proc;
   pid: number;
+  /** A cluster: the second node, where the subscribers connect (publishers connect to `port`). */
+  peer?: { port: number; pid: number; proc: Proc };
 }
 
 /** The hub's limits, given to Mosquitto too, so both hold the same window and queue per client. */
@@ -60,6 +62,27 @@ async function waitForPort(p: Proc, port: number): Promise<void> {
 
 function node(args: string[], name: string, env: NodeJS.ProcessEnv = process.env): Proc {
   return new Proc(spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }), name);
+}
+
+/**
+ * Two hub nodes of one cluster (`--redis` on `redisUrl` under `keyPrefix`, each its own SQLite
+ * `--data`): publishers go to the first, subscribers to the second, so every message crosses nodes.
+ */
+export async function startHubCluster(dir: string, redisUrl: string, keyPrefix: string, nodeFlags: string[] = []): Promise<RunningBroker> {
+  const acl = join(dir, 'bench.acl');
+  writeFileSync(acl, 'allow all anonymous bench/#\n');
+  const one = async (id: string): Promise<{ port: number; proc: Proc }> => {
+    const port = await freePort();
+    const args = [...nodeFlags, CLI, 'hub', '--data', join(dir, `cluster-${id}-${port}`), '--host', '127.0.0.1', '--http-port', '0', '--tunnel-port', '0', '--internal-port', '0',
+      '--mqtt-port', String(port), '--mqtt-allow-anonymous', '--acl', acl, '--log-level', 'warn',
+      '--redis', redisUrl, '--redis-key-prefix', keyPrefix, '--node-id', id, '--cluster-secret', 'bench-cluster-secret-0123'];
+    const proc = node(args, `hub-${id}`, { ...process.env, CLOUDREST_MQTT_MAX_CONNECTIONS_PER_ADDRESS: '0' });
+    await waitForPort(proc, port);
+    return { port, proc };
+  };
+  const a = await one('a');
+  const b = await one('b');
+  return { name: 'hub-cluster', port: a.port, proc: a.proc, pid: a.proc.child.pid!, peer: { port: b.port, pid: b.proc.child.pid!, proc: b.proc } };
 }
 
 /** Starts one broker; `dir` is a scratch folder (config, database); `nodeFlags` go to Node brokers. */

@@ -2,6 +2,8 @@
 
 export interface GenSpec {
   port: number;
+  /** Subscribers connect here instead of `port` (a cluster: publishers on one node, subscribers on another). */
+  subPort?: number;
   /** Client id prefix, unique across the run. */
   name: string;
   /** Subscribers first (all subscribed before anyone publishes), then publishers; idle clients only connect. */

@@ -102,7 +102,7 @@ function open(index: number, role: 'pub' | 'sub' | 'idle'): Promise<Conn | undef
     };
     const framer = new Framer(h);
     const sock = (c.sock = connect({
-      port: spec.port,
+      port: role === 'sub' ? (spec.subPort ?? spec.port) : spec.port,
       host: '127.0.0.1',
       noDelay: true,
       onread: {

@@ -168,7 +168,7 @@ export async function runScenario(b: RunningBroker, sc: Scenario, round: number,
   const pubShare = split(sc.pubs.conns, sc.procs);
   const subShare = split(sc.subs.conns, sc.procs);
   const gens = pubShare.map(([pubFirst, pubConns], k) => new Generator({
-    port: b.port, name: `${b.name}-${sc.key}-r${round}-g${k}`,
+    port: b.port, ...(b.peer === undefined ? {} : { subPort: b.peer.port }), name: `${b.name}-${sc.key}-r${round}-g${k}`,
     subs: { conns: subShare[k]![1], first: subShare[k]![0], topic: sc.subs.filter },
     pubs: { conns: pubConns, first: pubFirst, topic: sc.pubs.topic },
     idle: 0, qos: sc.qos, payloadBytes: PAYLOAD_BYTES, fanout: sc.fanout, ratePerS: sc.ratePerS / pubShare.length, inflight: sc.inflight,
@@ -179,7 +179,7 @@ export async function runScenario(b: RunningBroker, sc: Scenario, round: number,
     for (const g of gens) await g.send('start');
     await sleep(t.warmupS * 1000);
     await Promise.all(gens.map((g) => g.send('mark', '{"marked"')));
-    const window = usageWindow({ broker: b.pid, ...Object.fromEntries(gens.map((g, i) => [`gen${i}`, g.pid])) });
+    const window = usageWindow({ broker: b.pid, ...(b.peer === undefined ? {} : { peer: b.peer.pid }), ...Object.fromEntries(gens.map((g, i) => [`gen${i}`, g.pid])) });
     const t0 = process.hrtime.bigint();
     await sleep(t.durationS * 1000);
     const lines = await Promise.all(gens.map((g) => g.send('report', '{"report"')));

@@ -10,14 +10,30 @@ import type { QoS } from 'mqtt-packet';
 import { validateTopicFilter, validateTopicName } from '../core/topic-tree.js';
 import type { ConnectionMeta } from './channel.js';
 import { Connection, type ConnectionOwner } from './connection.js';
+import type { ClusterRouting } from './cluster/routes-hook.js';
 import { BrokerCore } from './core.js';
 import type { BrokerHooks } from './hooks.js';
 import { isExpired, type Message, type MessageProperties } from './message.js';
 import type { BrokerOptions, ResolvedOptions } from './options.js';
 import { RC } from './reason-codes.js';
 import type { StatsSnapshot } from './stats.js';
+import type { SessionCluster } from './cluster/sessions-hooks.js';
+import type { Will } from './channel.js';
 
 const SYS_PREFIX = '$SYS/';
+
+/** What the cluster's session layer may do with this broker's sessions (Broker.useSessionCluster). */
+export interface SessionHost {
+  /** Another node takes the session: see SessionRegistry.handOver. */
+  handOver(clientId: string, principal: string, cleanStart: boolean): Promise<void>;
+  /** A dead node's stored session comes here: see SessionRegistry.adopt. */
+  adopt(clientId: string, disconnectedAt: number, will?: { message: Will['message']; principal: string; dueAt: number }): Promise<'adopted' | 'present' | 'none'>;
+  publishWill(clientId: string, message: Will['message'], principal: string): void;
+  sweepExpired(): Promise<void>;
+  /** The client ids of the sessions in this node's memory. */
+  sessionIds(): string[];
+  now(): number;
+}
 
 /** A message the hub publishes itself (REST bridge, device status, $SYS). */
 export interface ServerMessage {
@@ -36,6 +52,16 @@ export interface ServerMessage {
    * HTTP). Unset: the hub's own message, never refused.
    */
   owner?: string;
+  /**
+   * Cluster: to this node's subscribers only, not forwarded (an event every node receives from the
+   * Bus and publishes itself, so each subscriber gets it once). No effect on a single node.
+   */
+  local?: boolean;
+}
+
+/** Cluster: the message cannot be routed to the other nodes (Redis unreachable). Nothing was published, or not everywhere. */
+export class ClusterUnavailableError extends Error {
+  override readonly name = 'ClusterUnavailableError';
 }
 
 /** A retained server publish with an `owner` refused: it would pass one of the retained quotas. Nothing was published. */
@@ -78,8 +104,9 @@ export class Broker {
 
   /**
    * Publishes as the server: to every matching subscription, and stored if retained. Resolves once
-   * persistent copies are stored. Throws TypeError on an invalid topic name, and RetainedQuotaError
-   * when `owner` is set and the retained quotas refuse the message. Not subject to the ACL hooks.
+   * persistent copies are stored (cluster: and the forwards handed to Redis). Throws TypeError on an
+   * invalid topic name, RetainedQuotaError when `owner` is set and the retained quotas refuse the
+   * message, ClusterUnavailableError (thrown, or the rejection) when it cannot be routed to other nodes. Not subject to the ACL hooks.
    */
   publish(msg: ServerMessage): Promise<void> {
     const problem = validateTopicName(msg.topic);
@@ -97,13 +124,44 @@ export class Broker {
       senderId: undefined,
     };
     if (msg.owner !== undefined && !core.admitRetained(m, msg.owner)) throw new RetainedQuotaError('retained message quota exceeded');
+    if (core.routing !== undefined && msg.local !== true && !msg.topic.startsWith(SYS_PREFIX)) {
+      const why = core.routing.unavailable();
+      if (why !== undefined) throw new ClusterUnavailableError(why);
+    }
     // The broker's own statistics are not traffic: counting them would change them at every round.
     if (!msg.topic.startsWith(SYS_PREFIX)) {
       core.stats.messagesIn[qos]++;
       core.stats.bytesIn[qos] += payload.length;
     }
-    const { stored } = core.route(m, msg.owner);
-    return stored ?? Promise.resolve();
+    const { stored, sent } = core.route(m, msg.owner, msg.local === true);
+    if (sent === undefined) return stored ?? Promise.resolve();
+    return Promise.all([stored, sent]).then(([, ok]) => {
+      if (!ok) throw new ClusterUnavailableError('the message could not be forwarded to the other nodes (Redis unavailable)');
+    });
+  }
+
+  /**
+   * Joins a cluster: `cluster` is told of every route this node gains or loses (client subscriptions
+   * and subscribeLocal filters) and asked to forward each message. Call once, before any client
+   * connects or subscribeLocal is called.
+   */
+  attachCluster(cluster: ClusterRouting): void {
+    const core = this.#core;
+    core.routing = cluster;
+    core.router.onRoute = (key, delta) => cluster.routeChanged(key, delta);
+  }
+
+  /** A message another node forwarded: delivered here as a local publish would be, not forwarded again (see BrokerCore.routeForwarded). */
+  deliverForwarded(m: Message, groups: ReadonlySet<string> | undefined): void {
+    const core = this.#core;
+    core.stats.messagesIn[m.qos]++;
+    core.stats.bytesIn[m.qos] += m.payload.length;
+    core.routeForwarded(m, groups);
+  }
+
+  /** A retained message set or cleared on another node (already stored there). */
+  retainForwarded(m: Message, owner: string, bytes: number): void {
+    this.#core.retainForwarded(m, owner, bytes);
   }
 
   /**
@@ -121,6 +179,8 @@ export class Broker {
       if (active) onMessage(m);
     };
     core.local.add(filter, fn);
+    // Cluster: the other nodes forward what matches, as for a client's subscription.
+    core.router.onRoute?.(filter, 1);
     if (o.retained === true) {
       const now = core.now();
       for (const e of core.retained.match(filter, now)) {
@@ -138,6 +198,7 @@ export class Broker {
       if (!active) return;
       active = false;
       core.local.remove(filter, fn);
+      core.router.onRoute?.(filter, -1);
     };
   }
 
@@ -182,6 +243,24 @@ export class Broker {
       else ch.close(false);
     }
     return channels.length;
+  }
+
+  /**
+   * Joins the cluster's session layer (src/mqtt/cluster/sessions.ts), before any client connects; the
+   * returned handle is what that layer calls back.
+   */
+  useSessionCluster(cluster: SessionCluster): SessionHost {
+    const core = this.#core;
+    core.cluster = cluster;
+    const registry = core.registry;
+    return {
+      handOver: (clientId, principal, cleanStart) => registry.handOver(clientId, principal, cleanStart),
+      adopt: (clientId, disconnectedAt, will) => registry.adopt(clientId, disconnectedAt, will),
+      publishWill: (clientId, message, principal) => registry.publishWill(clientId, message, principal),
+      sweepExpired: () => core.sweepExpired(),
+      sessionIds: () => [...registry.sessions.keys()],
+      now: () => core.now(),
+    };
   }
 
   /**

@@ -3,6 +3,7 @@
  * through this interface, so they do not depend on the Broker class itself.
  */
 import type { Channel } from './channel.js';
+import type { ClusterRouting } from './cluster/routes-hook.js';
 import type { Deadlines } from './deadlines.js';
 import type { ResolvedHooks } from './hooks.js';
 import type { Message } from './message.js';
@@ -14,12 +15,15 @@ import type { TopicLimits } from '../core/topic-limits.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 import type { BrokerStats } from './stats.js';
+import type { SessionCluster } from './cluster/sessions-hooks.js';
 
 export interface PublishOutcome {
   /** Sessions the message was given to. */
   readonly deliveries: number;
   /** Resolves once every persistent copy (queued messages, the retained message) is stored. */
   readonly stored: Promise<void> | undefined;
+  /** Cluster: resolves true once the forwards to other nodes were handed to Redis, false if one was not. */
+  readonly sent?: Promise<boolean> | undefined;
 }
 
 export interface OpenRequest {
@@ -31,13 +35,15 @@ export interface OpenRequest {
   expiryIntervalS: number;
 }
 
-export type OpenOutcome = 'opened' | 'refused' | 'quota' | 'closed';
+export type OpenOutcome = 'opened' | 'refused' | 'quota' | 'closed' | 'unavailable';
 
 export interface BrokerContext {
   readonly options: ResolvedOptions;
   readonly hooks: ResolvedHooks;
   readonly stats: BrokerStats;
   readonly router: Router;
+  /** The routes and forwards to other nodes; undefined on a single node. */
+  readonly routing: ClusterRouting | undefined;
   readonly retained: RetainedStore;
   /** Sessions and queued bytes per owner (maxSessionsPerOwner, maxQueuedBytesPerOwner). */
   readonly quotas: OwnerQuotas;
@@ -62,7 +68,8 @@ export interface BrokerContext {
    * Takes over or creates the session for a CONNECT that passed authentication. `onOpen` runs at the
    * moment the session is the channel's, before any message can reach it (so CONNACK goes first).
    * 'refused': the client id is another principal's session; 'quota': the principal has its
-   * maxSessionsPerOwner sessions already; 'closed': the channel closed meanwhile.
+   * maxSessionsPerOwner sessions already; 'closed': the channel closed meanwhile; 'unavailable': the
+   * cluster could not tell which node holds the session (Redis away).
    */
   openSession(ch: Channel, req: OpenRequest, onOpen: (session: Session, present: boolean) => void): Promise<OpenOutcome>;
   /** Records the credential a channel authenticated with (ch.credential), until forgetCredential at its close. */
@@ -72,6 +79,10 @@ export interface BrokerContext {
   channelClosed(ch: Channel, sendWill: boolean): void;
   /** Saves a persistent session's subscriptions and expiry. */
   saveSession(session: Session): Promise<void> | undefined;
+  /** The cluster's session layer (--redis with --store postgres://); undefined on one node. */
+  readonly cluster: SessionCluster | undefined;
+  /** Resolves once the persistence writes issued so far are done (failed ones reported). */
+  flushWrites(): Promise<void>;
   readonly connectedCount: number;
   readonly closing: boolean;
   readonly ready: Promise<void>;

@@ -14,9 +14,11 @@ import type { MqttPersistence } from './persistence.js';
 import { SessionRegistry } from './registry.js';
 import { retainedBytes, RetainedStore, type RetainedEntry } from './retained.js';
 import type { RetainedQuotas } from './retained-usage.js';
-import { Router } from './router.js';
+import type { ClusterRouting } from './cluster/routes-hook.js';
+import { Router, type Delivery } from './router.js';
 import type { Session } from './session.js';
 import { BrokerStats } from './stats.js';
+import type { SessionCluster } from './cluster/sessions-hooks.js';
 import { topicLimitProblem, type TopicLimits } from '../core/topic-limits.js';
 import { TopicTree, validateTopicName } from '../core/topic-tree.js';
 
@@ -42,6 +44,10 @@ export class BrokerCore implements BrokerContext {
   readonly topicLimits: TopicLimits;
   readonly ready: Promise<void>;
   closing = false;
+  /** Set once by Broker.useSessionCluster, before the listeners open. */
+  cluster: SessionCluster | undefined = undefined;
+  /** The routes and forwards to other nodes (`--redis`); undefined on a single node. */
+  routing: ClusterRouting | undefined;
   readonly #writes = new Set<Promise<unknown>>();
   /** Open channels by the credential they authenticated with; bounded by the open connections. */
   readonly #byCredential = new Map<string, Set<Channel>>();
@@ -103,31 +109,63 @@ export class BrokerCore implements BrokerContext {
     return false;
   }
 
-  route(m: Message, owner = ''): PublishOutcome {
+  route(m: Message, owner = '', local = false): PublishOutcome {
     let stored: Array<Promise<unknown>> | undefined;
+    const cluster = local ? undefined : this.routing;
     if (m.retain && this.options.retainAvailable) {
       // `$SYS/` values describe this run of the broker: kept in memory only.
       const sys = m.topic.startsWith('$SYS/');
       const bytes = retainedBytes(m);
-      // [MQTT-3.3.1-5] stored, replacing the topic's previous one; an empty payload clears it.
-      if (m.payload.length === 0) this.retained.delete(m.topic);
-      else {
-        // A large one lives in persistence only and is read from there for each delivery.
-        const onDisk = this.persistence !== undefined && !sys && bytes > this.options.retainedInMemoryMaxBytes;
-        this.retained.set({ topic: m.topic, message: onDisk ? undefined : ownPayload(m), qos: m.qos, expiresAt: m.expiresAt, owner, bytes });
-      }
+      this.#retain(m, owner, bytes, sys);
       if (this.persistence !== undefined && !sys) (stored ??= []).push(this.track(this.persistence.setRetained(toStored(m), { owner, bytes }), 'store a retained message'));
+      if (cluster !== undefined && !sys) cluster.retained(m, owner, bytes);
     }
     // A snapshot: a listener may unsubscribe (its SSE stream overflowed) while it is called.
     if (this.local.size > 0) for (const fn of this.local.match(m.topic)) fn(m);
-    const deliveries = this.router.match(m);
+    let deliveries = this.router.match(m);
+    let nodes = 0;
+    let sent: Promise<boolean> | undefined;
+    if (cluster !== undefined && !m.topic.startsWith('$SYS/')) ({ local: deliveries, nodes, sent } = cluster.forward(m, deliveries));
+    stored = this.#deliver(m, deliveries, stored);
+    return { deliveries: deliveries.length + nodes, stored: stored === undefined ? undefined : Promise.all(stored).then(() => undefined), sent };
+  }
+
+  /**
+   * A message another node forwarded: to this node's subscribers as a local publish would, without
+   * forwarding or storing it again; to the shared groups in `groups` only (the other node picked this one).
+   */
+  routeForwarded(m: Message, groups: ReadonlySet<string> | undefined): void {
+    if (this.local.size > 0) for (const fn of this.local.match(m.topic)) fn(m);
+    let deliveries = this.router.match(m);
+    // Shared groups deliver here only where the publishing node picked this one.
+    if (deliveries.some((d) => d.group !== undefined)) deliveries = deliveries.filter((d) => d.group === undefined || groups?.has(groupKey(d.group.name, d.group.topicFilter)) === true);
+    const stored = this.#deliver(m, deliveries, undefined);
+    if (stored !== undefined) void Promise.all(stored);
+  }
+
+  /** A retained message set (or cleared) on another node: kept in memory here, not stored again. */
+  retainForwarded(m: Message, owner: string, bytes: number): void {
+    if (this.options.retainAvailable) this.#retain(m, owner, bytes, false);
+  }
+
+  #retain(m: Message, owner: string, bytes: number, sys: boolean): void {
+    // [MQTT-3.3.1-5] stored, replacing the topic's previous one; an empty payload clears it.
+    if (m.payload.length === 0) this.retained.delete(m.topic);
+    else {
+      // A large one lives in persistence only and is read from there for each delivery.
+      const onDisk = this.persistence !== undefined && !sys && bytes > this.options.retainedInMemoryMaxBytes;
+      this.retained.set({ topic: m.topic, message: onDisk ? undefined : ownPayload(m), qos: m.qos, expiresAt: m.expiresAt, owner, bytes });
+    }
+  }
+
+  #deliver(m: Message, deliveries: Delivery[], stored: Array<Promise<unknown>> | undefined): Array<Promise<unknown>> | undefined {
     for (const d of deliveries) {
       // [MQTT-3.8.4-8] 5.0: at most the QoS granted; [MQTT-3.3.1-12] RETAIN kept only with Retain As Published.
       const qos = (m.qos < d.qos ? m.qos : d.qos) as QoS;
       const s = d.session.deliver(m, qos, m.retain && d.retainAsPublished, d.subscriptionIds, d.group);
       if (s !== undefined) (stored ??= []).push(s);
     }
-    return { deliveries: deliveries.length, stored: stored === undefined ? undefined : Promise.all(stored).then(() => undefined) };
+    return stored;
   }
 
   async loadRetained(entry: RetainedEntry): Promise<Message | undefined> {
@@ -170,6 +208,15 @@ export class BrokerCore implements BrokerContext {
     return this.track(this.persistence!.saveSession(session.toStored()), 'save a session').then(() => undefined);
   }
 
+  async flushWrites(): Promise<void> {
+    await Promise.all([...this.#writes]);
+  }
+
+  /** Deletes the sessions that expired in the store and are not in memory here (the cluster calls it on one node). */
+  sweepExpired(): Promise<void> {
+    return this.persistence === undefined ? Promise.resolve() : this.#deleteExpired();
+  }
+
   /** Stops timers and waits for the persistence writes in flight. */
   async stop(): Promise<void> {
     this.closing = true;
@@ -209,7 +256,10 @@ export class BrokerCore implements BrokerContext {
     } catch (err) {
       this.hooks.onError(err, 'persistence: count stored sessions');
     }
-    if (!this.closing) this.#sweep = setInterval(() => void this.#deleteExpired(), EXPIRY_SWEEP_MS).unref();
+    if (!this.closing) this.#sweep = setInterval(() => {
+      // In a cluster one node sweeps at a time (src/mqtt/cluster/sessions.ts).
+      if (this.cluster === undefined) void this.#deleteExpired();
+    }, EXPIRY_SWEEP_MS).unref();
   }
 
   async #deleteExpired(): Promise<void> {
@@ -222,6 +272,11 @@ export class BrokerCore implements BrokerContext {
       this.quotas.release(id);
     }
   }
+}
+
+/** A shared group's name across nodes: share name and topic filter. */
+export function groupKey(group: string, topicFilter: string): string {
+  return `$share/${group}/${topicFilter}`;
 }
 
 /** `m`, or a copy holding only its payload's bytes when the payload is a view of a larger buffer. */

@@ -21,18 +21,104 @@ export class SessionRegistry {
 
   /** See BrokerContext.openSession. Opens for one client id run one after another. */
   open(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<OpenOutcome> {
-    const prev = this.#locks.get(req.clientId) ?? Promise.resolve();
-    const run = prev.then(() => this.#open(ch, req, onOpen));
+    return this.#locked(req.clientId, () => this.#open(ch, req, onOpen));
+  }
+
+  /** Runs `fn` after whatever runs for `clientId` already (opens, hand-overs, adoptions). */
+  #locked<T>(clientId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#locks.get(clientId) ?? Promise.resolve();
+    const run = prev.then(fn);
     const tail = run.catch(() => undefined);
-    this.#locks.set(req.clientId, tail);
+    this.#locks.set(clientId, tail);
     void tail.then(() => {
-      if (this.#locks.get(req.clientId) === tail) this.#locks.delete(req.clientId);
+      if (this.#locks.get(clientId) === tail) this.#locks.delete(clientId);
     });
     return run;
   }
 
+  /**
+   * Cluster take-over: another node opens this client id's session. The connection here, if any, gets
+   * DISCONNECT 0x8E; the session leaves this node with its state written to persistence (or ends, for
+   * a clean start there or a session that does not outlive its connection). Resolves once written.
+   */
+  handOver(clientId: string, principal: string, cleanStart: boolean): Promise<void> {
+    return this.#locked(clientId, async () => {
+      const s = this.sessions.get(clientId);
+      // Another principal's: it stays (the asking node refuses the CONNECT, as one node does).
+      if (s === undefined || s.owner !== principal) return;
+      if (s.channel !== undefined) {
+        const old = s.channel;
+        old.takenOver = true;
+        old.disconnect(RC.SESSION_TAKEN_OVER, 'another connection took the session over');
+      }
+      if (cleanStart || !s.persistent) this.end(s);
+      else {
+        // The resuming node cancels the will ([MQTT-3.1.3-9]): the session goes on there.
+        if (s.pendingWill !== undefined) clearTimeout(s.pendingWill.timer);
+        s.pendingWill = undefined;
+        s.disconnectedAt ??= this.ctx.now();
+        void this.ctx.saveSession(s);
+        this.#release(s);
+      }
+      await this.ctx.flushWrites();
+    });
+  }
+
+  /**
+   * Cluster: brings a stored session of a dead node into this node's memory (its subscriptions route
+   * here again, its expiry runs here), counted as disconnected since `disconnectedAt` when the store
+   * has it connected. `will`, if given, waits here for its due time as the session's pending will.
+   * 'present': this node has the session already (its client came back here first: the will is void);
+   * 'none': no stored session (it did not outlive its connection, or expired).
+   */
+  adopt(clientId: string, disconnectedAt: number, will?: { message: Will['message']; principal: string; dueAt: number }): Promise<'adopted' | 'present' | 'none'> {
+    return this.#locked(clientId, async () => {
+      const p = this.ctx.persistence;
+      if (this.sessions.has(clientId)) return 'present';
+      if (p === undefined) return 'none';
+      const stored = await p.getSession(clientId);
+      if (stored === undefined) return 'none';
+      if (stored.disconnectedAt === null) await p.saveSession({ ...stored, disconnectedAt });
+      await this.#load(clientId);
+      const s = this.sessions.get(clientId);
+      if (s === undefined) return 'none';
+      if (will !== undefined) {
+        const timer = setTimeout(() => {
+          s.pendingWill = undefined;
+          this.publishWill(clientId, will.message, will.principal);
+          this.ctx.cluster?.willDone(clientId);
+        }, Math.max(0, Math.min(will.dueAt - this.ctx.now(), MAX_TIMER_MS))).unref();
+        s.pendingWill = { message: will.message, principal: will.principal, timer, dueAt: will.dueAt };
+      }
+      return 'adopted';
+    });
+  }
+
+  /** The session leaves this node's memory and routing; what persistence holds stays. */
+  #release(s: Session): void {
+    clearTimeout(s.expiryTimer);
+    s.expiryTimer = undefined;
+    for (const sub of s.subscriptions.values()) this.ctx.router.remove(sub);
+    s.clearSubscriptions();
+    s.outbox.clear();
+    if (this.sessions.get(s.clientId) === s) {
+      this.sessions.delete(s.clientId);
+      this.ctx.quotas.release(s.clientId);
+    }
+    this.ctx.cluster?.ended(s.clientId);
+  }
+
   async #open(ch: Channel, req: OpenRequest, onOpen: (s: Session, present: boolean) => void): Promise<OpenOutcome> {
-    const { persistence, quotas } = this.ctx;
+    const { persistence, quotas, cluster } = this.ctx;
+    if (cluster !== undefined) {
+      try {
+        await cluster.claim(req.clientId, req.principal, req.cleanStart);
+      } catch (err) {
+        // Redis away: which node holds the session is unknown, so none is opened here.
+        this.ctx.hooks.onError(err, 'cluster: take the session over');
+        return 'unavailable';
+      }
+    }
     if (!this.sessions.has(req.clientId) && persistence !== undefined && !req.cleanStart) await this.#load(req.clientId);
     if (ch.state === 'closed') return 'closed';
     let s = this.sessions.get(req.clientId);
@@ -78,6 +164,7 @@ export class SessionRegistry {
     if (s.expiryIntervalS > 0) quotas.hold(s.clientId, s.owner);
     else quotas.release(s.clientId);
     onOpen(s, present);
+    cluster?.opened(s.clientId, s.owner, ch.will, s.expiryIntervalS);
     if (s.persistent) void this.ctx.saveSession(s);
     else if ((wasPersistent || s.stored) && persistence !== undefined) {
       s.stored = false;
@@ -95,6 +182,7 @@ export class SessionRegistry {
     this.ctx.stats.connections--;
     s.outbox.dropQos0();
     if (sendWill && ch.will !== undefined) this.#will(s, ch.will, ch.principal);
+    if (!ch.takenOver) this.ctx.cluster?.closed(s.clientId, s.pendingWill?.dueAt);
     // A take-over hands the session to the new connection, which decides about clean start.
     if (ch.takenOver) return;
     if (s.expiryIntervalS === 0) {
@@ -123,11 +211,12 @@ export class SessionRegistry {
     if (will !== undefined) {
       clearTimeout(will.timer);
       s.pendingWill = undefined;
-      this.#publishWill(s.clientId, will.message, will.principal);
+      this.publishWill(s.clientId, will.message, will.principal);
     }
     if (this.sessions.get(s.clientId) === s) {
       this.sessions.delete(s.clientId);
       this.ctx.quotas.release(s.clientId);
+      this.ctx.cluster?.ended(s.clientId);
     }
     if (persistence !== undefined && (s.persistent || s.stored)) {
       s.stored = false;
@@ -157,15 +246,17 @@ export class SessionRegistry {
   #will(s: Session, will: Will, principal: string): void {
     const message = will.expiryS === undefined ? will.message : { ...will.message, expiresAt: this.ctx.now() + will.expiryS * 1000 };
     // 5.0 §3.1.3.2.2: after the Will Delay Interval, or when the session ends if that is sooner.
-    if (will.delayS === 0 || s.expiryIntervalS === 0) return this.#publishWill(s.clientId, message, principal);
+    if (will.delayS === 0 || s.expiryIntervalS === 0) return this.publishWill(s.clientId, message, principal);
     const timer = setTimeout(() => {
       s.pendingWill = undefined;
-      this.#publishWill(s.clientId, message, principal);
+      this.publishWill(s.clientId, message, principal);
+      this.ctx.cluster?.willDone(s.clientId);
     }, Math.min(will.delayS * 1000, MAX_TIMER_MS)).unref();
-    s.pendingWill = { message, principal, timer };
+    s.pendingWill = { message, principal, timer, dueAt: this.ctx.now() + will.delayS * 1000 };
   }
 
-  #publishWill(clientId: string, message: Will['message'], principal: string): void {
+  /** Publishes a will as `principal` (if it may publish there), here and for the cluster's sessions layer. */
+  publishWill(clientId: string, message: Will['message'], principal: string): void {
     const { hooks } = this.ctx;
     if (message.topic.startsWith('$SYS') || !hooks.authorizePublish(principal, message.topic, clientId)) return;
     this.ctx.stats.messagesIn[message.qos]++;

@@ -69,6 +69,8 @@ export class Router {
   #out: Delivery[] = NONE;
   #sender: string | undefined;
   #topic = '';
+  /** Told about each subscription added or removed (the cluster's route table); unset on a single node. */
+  onRoute: ((key: string, delta: 1 | -1) => void) | undefined;
 
   /** One matching subscription of the pass: a new delivery, or merged into its session's (see match). */
   readonly #collect = (sub: Subscription): void => {
@@ -97,6 +99,7 @@ export class Router {
   }
 
   add(sub: Subscription): void {
+    this.onRoute?.(sub.filter, 1);
     if (sub.group === undefined) {
       this.#direct.add(sub.topicFilter, sub);
       return;
@@ -114,7 +117,7 @@ export class Router {
 
   remove(sub: Subscription): void {
     if (sub.group === undefined) {
-      this.#direct.remove(sub.topicFilter, sub);
+      if (this.#direct.remove(sub.topicFilter, sub)) this.onRoute?.(sub.filter, -1);
       return;
     }
     const key = `${sub.group}\u0000${sub.topicFilter}`;
@@ -123,6 +126,7 @@ export class Router {
     if (group === undefined || i === -1) return;
     group.members.splice(i, 1);
     this.#sharedCount--;
+    this.onRoute?.(sub.filter, -1);
     if (group.members.length === 0) {
       this.#groups.delete(key);
       this.#shared.remove(sub.topicFilter, group);

@@ -17,6 +17,8 @@ export interface PendingWill {
   readonly message: Message;
   readonly principal: string;
   readonly timer: NodeJS.Timeout;
+  /** When it is due (ms since epoch). */
+  readonly dueAt: number;
 }
 
 const NO_SUBSCRIPTIONS: ReadonlyMap<string, Subscription> = new Map();

@@ -18,8 +18,17 @@ export interface SysTopicsOptions {
   intervalMs?: number;
   /** Published once as `$SYS/broker/version`, after "cloudrest version ". */
   version: string;
+  /** Cluster: the cluster's totals, published as `$SYS/broker/cluster/...` beside this node's own values; undefined while unknown. */
+  cluster?: () => ClusterTotals | undefined;
   /** Clock, in ms since epoch; tests replace it. Default Date.now. */
   now?: () => number;
+}
+
+export interface ClusterTotals {
+  /** Live nodes. */
+  nodes: number;
+  /** Connected clients summed over the live nodes. */
+  connected: number;
 }
 
 export interface SysTopics {
@@ -40,6 +49,8 @@ export function startSysTopics(broker: Broker, options: SysTopicsOptions): SysTo
   const round = (): void => {
     // Our own retained topics (every one published stays: clients cannot publish under `$SYS/`) are not counted.
     const values = sysValues(broker, options.version, Math.floor((now() - startedAt) / 1000), last.size);
+    const totals = options.cluster?.();
+    if (totals !== undefined) values.push(['cluster/nodes', String(totals.nodes)], ['cluster/clients/connected', String(totals.connected)]);
     for (const [name, value] of values) {
       if (last.get(name) === value) continue;
       last.set(name, value);

@@ -2,10 +2,17 @@ import type { ServerResponse } from 'node:http';
 import { hitHeaders, notModifiedHeaders, revalidationHeaders, X_CACHE, type CachedResponse, type CacheRead, type ResponseCache } from './cache.js';
 import { createEntry, freshen, invalidatingMethod, isCacheableResponse, isNotModified, lookup, type CacheDecision } from './cache-policy.js';
 import type { HeaderList, ResponseHead } from './protocol/heads.js';
+import { LRUCache } from 'lru-cache';
+
+/** Most targets remembered as not storable (each a short string and a number). */
+const PASS_TARGETS = 10_000;
+
+const passKey = (deviceId: string, target: string): string => `${deviceId}\n${target}`;
 
 /** What the cache decided for one relayed request, carried from before forwarding to the response. */
 export interface CachePlan {
-  decision: CacheDecision | 'write' | 'none';
+  /** 'pass': the target answered with something not storable a moment ago, so the cache was not asked. */
+  decision: CacheDecision | 'write' | 'none' | 'pass';
   entry: CachedResponse | undefined;
   fillToken: number;
   /** Headers as the client sent them (after hop-by-hop removal): the client's conditions live here. */
@@ -50,11 +57,24 @@ function decide({ entry, fillToken }: CacheRead, headers: HeaderList, requestTim
 export class RelayCache {
   readonly #cache: ResponseCache;
   readonly #maxEntryBytes: number;
+  /**
+   * Targets whose last GET answer was not storable, until when (Varnish's "hit-for-miss"): their next
+   * GETs go to the device without asking the cache. Only for a cache in another process (Redis), where
+   * the lookup is a round trip: it was most of a front's CPU per uncacheable request (bench/cluster).
+   * Skipping the lookup only ever sends a request to the device, which is always a correct answer.
+   */
+  readonly #passes: LRUCache<string, number> | undefined;
+  readonly #passMs: number;
 
-  /** `cache` holds the entries (src/backends.ts picks it); `maxEntryBytes` bounds what is buffered to store one. */
-  constructor(cache: ResponseCache, opts: { maxEntryBytes: number }) {
+  /**
+   * `cache` holds the entries (src/backends.ts picks it); `maxEntryBytes` bounds what is buffered to
+   * store one; `passMs` > 0 remembers non-storable targets that long (for a shared cache).
+   */
+  constructor(cache: ResponseCache, opts: { maxEntryBytes: number; passMs?: number }) {
     this.#cache = cache;
     this.#maxEntryBytes = opts.maxEntryBytes;
+    this.#passMs = opts.passMs ?? 0;
+    this.#passes = this.#passMs > 0 ? new LRUCache({ max: PASS_TARGETS }) : undefined;
   }
 
   invalidateDevice(deviceId: string): void {
@@ -72,6 +92,10 @@ export class RelayCache {
     // Plans are built as one literal of one shape: an object spread here cost 3 µs per relayed request.
     if (invalidatingMethod(method)) return makePlan('write', undefined, 0, headers, headers, requestTime);
     if (method !== 'GET' && method !== 'HEAD') return makePlan('none', undefined, 0, headers, headers, requestTime);
+    const passes = this.#passes;
+    if (passes !== undefined && passes.size > 0 && (passes.get(passKey(deviceId, target)) ?? 0) > requestTime) {
+      return makePlan('pass', undefined, 0, headers, headers, requestTime);
+    }
     const read = this.#cache.get(deviceId, target);
     return read instanceof Promise ? read.then((r) => decide(r, headers, requestTime)) : decide(read, headers, requestTime);
   }
@@ -104,6 +128,12 @@ export class RelayCache {
       return undefined;
     }
     if (plan.decision === 'none') return undefined;
+    if (plan.decision === 'pass') {
+      flat.push(X_CACHE, 'MISS');
+      // Storable again: the next GET asks the cache (and may fill it); this one had no fill token.
+      if (isCacheableResponse(method, head.status, head.headers, plan.clientHeaders, Date.now())) this.#passes?.delete(passKey(deviceId, target));
+      return undefined;
+    }
     if (plan.decision === 'revalidate' && plan.entry && head.status === 304) return this.#revalidated(plan, deviceId, method, target, head, res, flat);
     return this.#miss(plan, deviceId, method, target, head, flat);
   }
@@ -134,6 +164,8 @@ export class RelayCache {
     flat.push(X_CACHE, 'MISS');
     if (method !== 'GET' || plan.decision === 'bypass' || !isCacheableResponse(method, head.status, head.headers, plan.clientHeaders, responseTime)) {
       if (plan.entry) settle(cache.delete(deviceId, target));
+      // The device's answer (not the client's request) made it unstorable: skip the lookup for a while.
+      if (this.#passes !== undefined && method === 'GET' && plan.decision !== 'bypass') this.#passes.set(passKey(deviceId, target), responseTime + this.#passMs);
       return undefined;
     }
     const parts: Buffer[] = [];

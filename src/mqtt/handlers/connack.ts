@@ -43,6 +43,7 @@ export async function openSession(ch: Channel, principal: string, auth?: { metho
   if (outcome === 'refused') refuse(ch, RC.CLIENT_IDENTIFIER_NOT_VALID, 'client identifier in use by another principal');
   // 3.1.1 has no quota code: 0x97 goes out as 3 Server unavailable, a refusal that may succeed later
   // (once one of the owner's sessions ends or expires).
+  else if (outcome === 'unavailable') refuse(ch, RC.SERVER_UNAVAILABLE, 'the cluster\'s session registry cannot be reached');
   else if (outcome === 'quota') refuse(ch, RC.QUOTA_EXCEEDED, `too many sessions for these credentials (at most ${ch.ctx.options.maxSessionsPerOwner} outlive their connection)`);
 }
 

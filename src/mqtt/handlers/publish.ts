@@ -63,11 +63,18 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
   if (qos > 0 && ++ch.incomingInflight > options.receiveMaximum) throw new MqttError(RC.RECEIVE_MAXIMUM_EXCEEDED);
 
   let refusal: number | undefined;
+  let refusalReason: string | undefined;
   if (overLimit !== null) refusal = RC.TOPIC_NAME_INVALID;
   // 5.0 §3.3.2.3.2: the server may check a payload marked as UTF-8.
   else if (v5 && props?.payloadFormatIndicator === true && !isUtf8(payload)) refusal = RC.PAYLOAD_FORMAT_INVALID;
   // `$SYS/` belongs to the broker; the hook decides the rest.
   else if (topic.startsWith('$SYS') || !ctx.hooks.authorizePublish(ch.principal, topic, ch.clientId)) refusal = RC.NOT_AUTHORIZED;
+  // Cluster: a node that cannot reach Redis cannot route; it says so rather than lose the message.
+  else if (ctx.routing !== undefined && (refusalReason = ctx.routing.unavailable()) !== undefined) {
+    // 3.1.1 has no refusal: the connection is closed, so the client publishes again once reconnected.
+    if (!v5 && qos > 0) throw new MqttError(RC.UNSPECIFIED_ERROR, refusalReason);
+    refusal = RC.UNSPECIFIED_ERROR;
+  }
 
   let m: Message | undefined;
   if (refusal === undefined) {
@@ -98,7 +105,7 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
       // 5.0 §3.4.2.1 / §3.5.2.1: the failure code ends the exchange (no PUBREL follows a failed PUBREC).
       ch.ackAfter(undefined, () => {
         ch.incomingInflight--;
-        return { cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, reasonCode: refusal };
+        return { cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id, reasonCode: refusal, ...(refusalReason === undefined ? {} : { properties: { reasonString: refusalReason } }) };
       });
       return;
     }
@@ -107,10 +114,18 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
 
   let deliveries = 0;
   let stored: Promise<void> | undefined;
-  if (m !== undefined && refusal === undefined) ({ deliveries, stored } = ctx.route(m, ch.principal));
+  let sent: Promise<boolean> | undefined;
+  if (m !== undefined && refusal === undefined) ({ deliveries, stored, sent } = ctx.route(m, ch.principal));
   if (qos === 0) return;
   // 5.0 §3.4.2.1: 0x10 tells the publisher nobody was subscribed.
-  const reasonCode = v5 && deliveries === 0 && refusal === undefined ? RC.NO_MATCHING_SUBSCRIBERS : RC.SUCCESS;
+  let reasonCode: number = v5 && deliveries === 0 && refusal === undefined ? RC.NO_MATCHING_SUBSCRIBERS : RC.SUCCESS;
+  if (sent !== undefined) {
+    // Cluster: acknowledged once the forwards are handed to Redis; one that was not is an error to the publisher.
+    const forwarded = sent.then((ok) => {
+      if (!ok && v5) reasonCode = RC.UNSPECIFIED_ERROR;
+    });
+    stored = stored === undefined ? forwarded : Promise.all([stored, forwarded]).then(() => undefined);
+  }
   if (qos === 1) {
     // The common case: nothing to wait for, so no closure and no packet object.
     if (stored === undefined && ch.acksInOrder) {

@@ -3,7 +3,9 @@
  * published on MQTT topic `devices/{id}/events` as it came (the device's own bytes), and device up/down
  * (Bus `devices/{id}/status`, `{"online":true,"at":"<ISO time>"}`) on `devices/{id}/status`, retained,
  * so a subscriber learns the current state at once. Both at QoS 1: a persistent session gets them
- * queued while it is offline. Reading the Bus (not the tunnel server) keeps this right when scaled out.
+ * queued while it is offline. Reading the Bus (not the tunnel server) keeps this right when scaled out:
+ * every node receives each event from the Bus and publishes it to its own subscribers only (`local`,
+ * not forwarded), so each subscriber in the cluster gets it once.
  */
 import type { Logger } from 'pino';
 import type { Bus } from '../../core/bus.js';
@@ -13,7 +15,7 @@ import type { DeviceOwnership } from './ownership.js';
 export function bridgeDeviceEvents(bus: Bus, broker: Broker, ownership: DeviceOwnership, log: Logger): () => void {
   const publish = (topic: string, payload: Buffer, retain: boolean): void => {
     try {
-      broker.publish({ topic, payload, qos: 1, retain }).catch((err: unknown) => log.error({ err, topic }, 'mqtt bridge: storing a device event failed'));
+      broker.publish({ topic, payload, qos: 1, retain, local: true }).catch((err: unknown) => log.error({ err, topic }, 'mqtt bridge: storing a device event failed'));
     } catch (err) {
       // A device id that is not a valid topic level ('+', '#'): nothing can subscribe to it anyway.
       log.warn({ topic, err: (err as Error).message }, 'mqtt bridge: device event not published');

@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ConfigError } from '../../config/load.js';
 import type { HubConfig } from '../../config/hub-options.js';
+import type { SharedRedis } from '../../backends.js';
 import type { Bus } from '../../core/bus.js';
 import type { LogLimiter } from '../../core/log-limiter.js';
 import type { StreamSlots } from '../../http/stream-slots.js';
@@ -28,10 +29,15 @@ import type { MqttPersistence } from '../persistence.js';
 import { Acl, parseAcl } from './acl.js';
 import { MqttAddressGate } from './address-gate.js';
 import { MqttIdentities } from './authenticate.js';
+import { ClusterRoutes } from '../cluster/routes-redis.js';
+import { registerClusterMetrics } from '../cluster/routes-metrics.js';
 import { bridgeDeviceEvents, correctStaleStatus } from './bridge.js';
 import { listenMqtt, mqttTcpServer, mqttTlsServer } from './listeners.js';
 import { registerMqttMetrics } from './metrics.js';
 import { DeviceOwnership } from './ownership.js';
+import { ClusterSessions } from '../cluster/sessions.js';
+import type { Backends } from '../../backends.js';
+import type { NodeDirectory } from '../../core/presence.js';
 import { TopicsApi } from './topics-api.js';
 import { MQTT_WS_PATH, MqttWebSockets } from './ws-upgrade.js';
 
@@ -43,7 +49,11 @@ export interface MqttDeps {
   store: Store;
   /** Opens where sessions, queues and retained messages go (the store backend's, src/backends.ts); called once. */
   openPersistence(): Promise<MqttPersistence>;
+  /** Set with `--redis`: the broker joins the cluster's routes (src/mqtt/cluster/). */
+  redis?: SharedRedis | undefined;
   bus: Bus;
+  /** Redis and the node directory when scaled out (src/backends.ts); with a PostgreSQL store, sessions span the nodes. */
+  cluster?: { redis: Backends['redis']; nodes: NodeDirectory | undefined } | undefined;
   auth: Authenticator;
   metrics: HubMetrics;
   log: Logger;
@@ -127,10 +137,22 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     },
   );
   await broker.ready;
+  const sessions = await joinSessionCluster(d, broker);
+  let cluster: ClusterRoutes | undefined;
+  if (d.cluster?.redis !== undefined) {
+    const r = d.cluster.redis;
+    cluster = new ClusterRoutes({
+      redis: r.connection, keyPrefix: r.keyPrefix, nodeId: r.nodeId, nodeTtlMs: r.nodeTtlMs, broker,
+      onWarning: (message, details) => log.warn(details, `mqtt cluster: ${message}`),
+    });
+    broker.attachCluster(cluster);
+    await cluster.start();
+  }
   // Who owns a device decides what its owner's subscriptions receive: they are asked about again.
   ownership.onChange(() => broker.authorizationChanged());
-  await correctStaleStatus(broker, log);
-  const sys = config.mqttSysIntervalS > 0 ? startSysTopics(broker, { intervalMs: config.mqttSysIntervalS * 1000, version: VERSION }) : undefined;
+  // In a cluster another node may hold the device's tunnel: its status is that node's to say.
+  if (cluster === undefined) await correctStaleStatus(broker, log);
+  const sys = config.mqttSysIntervalS > 0 ? startSysTopics(broker, { intervalMs: config.mqttSysIntervalS * 1000, version: VERSION, cluster: cluster === undefined ? undefined : () => cluster.totals }) : undefined;
   const unbridge = bridgeDeviceEvents(d.bus, broker, ownership, log);
   // A revoked token ends the connections that logged in with it (OAuth tokens cannot connect: no match to run).
   const unwatchRevocations = d.auth.onRevoked((ended) => {
@@ -149,6 +171,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
   topics.register(d.app);
   const gate = new MqttAddressGate(config.mqttMaxConnectionsPerAddress, d.refusals);
   registerMqttMetrics(d.metrics.registry, broker, gate.counts);
+  if (cluster !== undefined) registerClusterMetrics(d.metrics.registry, cluster);
   const websockets = new MqttWebSockets(broker, config.httpTls, config.mqttMaxPacketSize, gate);
   log.info({ aclRules: acl.size, allowAnonymous: config.mqttAllowAnonymous }, 'mqtt broker ready');
 
@@ -195,6 +218,8 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
         unwatchRevocations();
         sys?.stop();
         topics.closeAll();
+        await sessions?.close();
+        await cluster?.close();
         await broker.close();
         websockets.terminateAll();
         await persistence.close();
@@ -202,6 +227,29 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
       return closing;
     },
   };
+}
+
+/**
+ * With --redis and --store postgres://, a client id's session is held by one node of the cluster at a
+ * time, and a dead node's sessions and wills are taken over (src/mqtt/cluster/sessions.ts).
+ */
+async function joinSessionCluster(d: MqttDeps, broker: Broker): Promise<ClusterSessions | undefined> {
+  const redis = d.cluster?.redis;
+  const nodes = d.cluster?.nodes;
+  if (redis === undefined || nodes === undefined || !d.config.store.startsWith('postgres')) return undefined;
+  const sessions = new ClusterSessions({
+    redis: redis.connection,
+    keyPrefix: redis.keyPrefix,
+    nodeId: redis.nodeId,
+    nodeTtlMs: redis.nodeTtlMs,
+    nodes,
+    bus: d.bus,
+    takeoverTimeoutMs: d.config.mqttTakeoverTimeoutMs,
+    onError: (err, context) => d.log.error({ err }, context),
+    onInfo: (message, details) => d.log.info(details, message),
+  });
+  await sessions.start(broker.useSessionCluster(sessions));
+  return sessions;
 }
 
 function readAcl(file: string): string {

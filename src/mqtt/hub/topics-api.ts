@@ -17,7 +17,7 @@ import { LiveSessions } from '../../http/live-sessions.js';
 import { openSse, type SseStream } from '../../http/sse.js';
 import { topicLimitProblem, type TopicLimits } from '../../core/topic-limits.js';
 import { STREAM_RETRY_AFTER_S, type StreamSlots } from '../../http/stream-slots.js';
-import { RetainedQuotaError, type Broker } from '../broker.js';
+import { ClusterUnavailableError, RetainedQuotaError, type Broker } from '../broker.js';
 import type { Message } from '../message.js';
 import type { Acl, AclAction, Identity } from './acl.js';
 import type { DeviceOwnership } from './ownership.js';
@@ -109,6 +109,7 @@ export class TopicsApi {
           await d.broker.publish({ topic, payload, qos, retain, owner: `user:${user.id}` });
         } catch (err) {
           if (err instanceof RetainedQuotaError) throw new HubError('CR_ERR_RETAINED_QUOTA', 'retained message quota exceeded: clear retained messages (an empty body with retain=true) to free it');
+          if (err instanceof ClusterUnavailableError) throw new HubError('CR_ERR_BACKEND_UNAVAILABLE', `${err.message}: try again`);
           throw err;
         }
         return res.header('cache-control', 'no-store').send({ topic, qos, retain, bytes: payload.length });

@@ -1,0 +1,348 @@
+/**
+ * The broker's routes and forwards across nodes, over Redis (docs/mqtt.md "Cluster").
+ *
+ * Redis holds, per node, `mqtt:routes:<nodeId>`: a hash of the route keys its local sessions subscribe
+ * to (a filter, `$share/group/` included) → how many local subscriptions, with the node's TTL, refreshed
+ * every third of it, and the node in the sorted set `mqtt:route-nodes` scored by when its routes
+ * expire. A node that dies takes its routes with it within the TTL; after a Redis restart or flush
+ * (the hash found missing, or a reconnect) the node writes its routes back from memory.
+ *
+ * Every node keeps the others' routes in a local RouteTable: read whole at start and after each
+ * reconnect, then kept current by small binary deltas on the channel `mqtt:route-deltas`, and the dead
+ * nodes dropped at each refresh. A PUBLISH then takes no Redis round trip to find its nodes: it is sent
+ * once to each node with a matching route on that node's channel `mqtt:fwd:<nodeId>` (forward-codec.ts;
+ * the forwards of one event-loop turn to one node in one PUBLISH), from this node's one command
+ * connection, so the order per publisher and topic holds. Retained messages
+ * (rare) go to every node on `mqtt:retained`, which keeps them in memory beside the stored copy.
+ */
+import type { Redis } from 'ioredis';
+import type { Broker } from '../broker.js';
+import type { Message } from '../message.js';
+import type { Delivery } from '../router.js';
+import { groupKey } from '../core.js';
+import { duplicateRedis } from '../../cluster/redis-connection.js';
+import { eachFramed, ForwardSender } from './forward-sender.js';
+import { decodeForward, decodeRetained, encodeForwardFramed, encodeRetained } from './forward-codec.js';
+import type { ClusterRouting, ForwardOutcome } from './routes-hook.js';
+import { decodeRouteFrame, encodeRouteFrame, type RouteDelta } from './routes-codec.js';
+import { RouteTable } from './routes-table.js';
+
+export interface ClusterRoutesOptions {
+  redis: Redis;
+  keyPrefix: string;
+  nodeId: string;
+  /** This node's routes expire this long after its last refresh (`--node-ttl-ms`). */
+  nodeTtlMs: number;
+  broker: Broker;
+  /** Told (rate-limited by the caller) of Redis failures and refused publishes. */
+  onWarning(message: string, details: Record<string, unknown>): void;
+}
+
+/** Counters for /metrics and $SYS. */
+export interface ClusterRouteStats {
+  /** Messages sent to another node (one per node per message). */
+  forwardedOut: number;
+  /** Messages received from other nodes. */
+  forwardedIn: number;
+  /** Forwards Redis did not take. */
+  forwardFailed: number;
+  /** Publishes refused while Redis was away. */
+  refused: number;
+}
+
+/** Deltas wait at most one turn of the event loop, so many SUBSCRIBEs in a row become one frame. */
+const MAX_DELTAS_PER_FRAME = 1000;
+/** Warnings about Redis are logged at most this often. */
+const WARN_INTERVAL_MS = 10_000;
+
+export class ClusterRoutes implements ClusterRouting {
+  readonly nodeId: string;
+  readonly table = new RouteTable();
+  readonly stats: ClusterRouteStats = { forwardedOut: 0, forwardedIn: 0, forwardFailed: 0, refused: 0 };
+  readonly #redis: Redis;
+  readonly #sub: Redis;
+  readonly #broker: Broker;
+  readonly #ttlMs: number;
+  readonly #routesKey: string;
+  readonly #nodesKey: string;
+  readonly #clientsKey: string;
+  #totals: { nodes: number; connected: number } | undefined;
+  readonly #deltaChannel: string;
+  readonly #retainedChannel: string;
+  readonly #ownChannel: string;
+  readonly #fwdPrefix: string;
+  readonly #onWarning: ClusterRoutesOptions['onWarning'];
+  /** This node's route keys → local subscriptions; what Redis is told, and written back from. */
+  readonly #local = new Map<string, number>();
+  #pending: RouteDelta[] = [];
+  #flushing = false;
+  /** The route table was read whole since the last (re)connect. */
+  #synced = false;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  #warnedAt = -Infinity;
+  #unwarned = 0;
+  readonly #sender: ForwardSender;
+  /** This node's id, prefixed to the frames every node receives, to skip its own. */
+  readonly #idHeader: Buffer;
+
+  constructor(o: ClusterRoutesOptions) {
+    this.nodeId = o.nodeId;
+    this.#redis = o.redis;
+    this.#broker = o.broker;
+    this.#ttlMs = o.nodeTtlMs;
+    const p = o.keyPrefix;
+    this.#routesKey = `${p}mqtt:routes:${o.nodeId}`;
+    this.#nodesKey = `${p}mqtt:route-nodes`;
+    this.#clientsKey = `${p}mqtt:clients`;
+    this.#deltaChannel = `${p}mqtt:route-deltas`;
+    this.#retainedChannel = `${p}mqtt:retained`;
+    this.#fwdPrefix = `${p}mqtt:fwd:`;
+    this.#ownChannel = this.#fwdPrefix + o.nodeId;
+    this.#onWarning = o.onWarning;
+    const id = Buffer.from(o.nodeId);
+    this.#idHeader = Buffer.concat([Buffer.from([id.length]), id]);
+    this.#sender = new ForwardSender(o.redis, (nodeId) => this.#fwdPrefix + nodeId, (nodeId, frames, err) => {
+      this.stats.forwardFailed += frames;
+      this.#warn('forward to another node failed', { node: nodeId, err: (err as Error).message });
+    });
+    this.#sub = duplicateRedis(o.redis, 'cloudrest-mqtt-routes');
+    this.#sub.on('messageBuffer', (channel: Buffer, payload: Buffer) => this.#arrived(channel.toString(), payload));
+    // After a reconnect: what was missed is read again, and what Redis lost written back.
+    this.#sub.on('ready', () => {
+      if (this.#synced) return;
+      void this.#resync();
+    });
+    this.#sub.on('close', () => (this.#synced = false));
+    this.#redis.on('close', () => (this.#synced = false));
+  }
+
+  /** Subscribes, writes this node's routes, reads the others'; then refreshes every third of the TTL. */
+  async start(): Promise<void> {
+    await this.#sub.connect();
+    await this.#sub.subscribe(this.#deltaChannel, this.#retainedChannel, this.#ownChannel);
+    await this.#resync();
+    this.#timer = setInterval(() => void this.#refresh(), Math.max(100, Math.floor(this.#ttlMs / 3)));
+    this.#timer.unref();
+  }
+
+  unavailable(): string | undefined {
+    if (this.#synced && this.#redis.status === 'ready') return undefined;
+    this.stats.refused++;
+    this.#warn('publish refused: Redis is unreachable, messages cannot be routed to the other nodes', {});
+    return 'cluster routing unavailable: Redis unreachable';
+  }
+
+  forward(m: Message, local: Delivery[]): ForwardOutcome {
+    if (this.table.size === 0) return { local, nodes: 0, sent: undefined };
+    let localGroups: string[] | undefined;
+    for (const d of local) if (d.group !== undefined) (localGroups ??= []).push(groupKey(d.group.name, d.group.topicFilter));
+    const plan = this.table.plan(m.topic, localGroups);
+    let out = local;
+    if (plan.notHere !== undefined) {
+      const notHere = plan.notHere;
+      out = local.filter((d) => d.group === undefined || !notHere.has(groupKey(d.group.name, d.group.topicFilter)));
+    }
+    if (plan.nodes.size === 0) return { local: out, nodes: 0, sent: undefined };
+    const now = Date.now();
+    let sent: Promise<boolean> | undefined;
+    let many: Array<Promise<boolean>> | undefined;
+    // One frame for the nodes picked for no shared group, the common case.
+    let plain: Buffer | undefined;
+    for (const [nodeId, groups] of plan.nodes) {
+      const frame = groups.length === 0 ? (plain ??= encodeForwardFramed(m, undefined, now)) : encodeForwardFramed(m, groups, now);
+      this.stats.forwardedOut++;
+      const p = this.#sender.send(nodeId, frame);
+      if (sent === undefined) sent = p;
+      else (many ??= [sent]).push(p);
+    }
+    if (many !== undefined) sent = Promise.all(many).then((r) => r.every(Boolean));
+    return { local: out, nodes: plan.nodes.size, sent };
+  }
+
+  retained(m: Message, owner: string, bytes: number): void {
+    const frame = Buffer.concat([this.#idHeader, encodeRetained(m, owner, bytes, Date.now())]);
+    this.#redis.publish(this.#retainedChannel, frame).catch((err: unknown) => this.#warn('retained message not sent to the other nodes', { topic: m.topic.slice(0, 200), err: (err as Error).message }));
+  }
+
+  routeChanged(key: string, delta: 1 | -1): void {
+    const n = (this.#local.get(key) ?? 0) + delta;
+    if (n > 0) this.#local.set(key, n);
+    else this.#local.delete(key);
+    // Only a filter's first subscription and its last one change what other nodes need to know.
+    if (delta === 1 ? n !== 1 : n !== 0) return;
+    this.#pending.push({ add: delta === 1, key });
+    if (!this.#flushing) {
+      this.#flushing = true;
+      setImmediate(() => void this.#flush());
+    }
+  }
+
+  /** Routes known on other nodes. */
+  get remoteRoutes(): number {
+    return this.table.size;
+  }
+
+  /** Route keys this node holds. */
+  get localRoutes(): number {
+    return this.#local.size;
+  }
+
+  /** Stops refreshing and removes this node's routes, so no node forwards to it any more. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    try {
+      const frame = encodeRouteFrame(this.nodeId, [...this.#local.keys()].slice(0, MAX_DELTAS_PER_FRAME).map((key) => ({ add: false, key })));
+      await this.#redis.multi().del(this.#routesKey).zrem(this.#nodesKey, this.nodeId).hdel(this.#clientsKey, this.nodeId).publish(this.#deltaChannel, frame).exec();
+    } catch {
+      // Redis away: the routes expire with the TTL.
+    }
+    this.#sub.disconnect();
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#pending.length > 0 && !this.#closed) {
+      const batch = this.#pending.splice(0, MAX_DELTAS_PER_FRAME);
+      const m = this.#redis.multi();
+      for (const d of batch) {
+        if (d.add) m.hset(this.#routesKey, d.key, String(this.#local.get(d.key) ?? 1));
+        else m.hdel(this.#routesKey, d.key);
+      }
+      m.pexpire(this.#routesKey, this.#ttlMs);
+      m.zadd(this.#nodesKey, Date.now() + this.#ttlMs, this.nodeId);
+      m.publish(this.#deltaChannel, encodeRouteFrame(this.nodeId, batch));
+      try {
+        await m.exec();
+      } catch (err) {
+        // Written back whole once Redis is back (#resync): nothing is lost by dropping the batch.
+        this.#synced = false;
+        this.#warn('route change not written to Redis', { err: (err as Error).message });
+      }
+    }
+    this.#flushing = false;
+  }
+
+  async #resync(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.#writeBack();
+      await this.#readAll();
+      this.#synced = true;
+    } catch (err) {
+      this.#synced = false;
+      this.#warn('route table not read from Redis', { err: (err as Error).message });
+    }
+  }
+
+  /** This node's routes, written whole (at start, after a reconnect, or when Redis lost them). */
+  async #writeBack(): Promise<void> {
+    const m = this.#redis.multi().del(this.#routesKey);
+    const entries = [...this.#local];
+    for (let i = 0; i < entries.length; i += MAX_DELTAS_PER_FRAME) {
+      const fields: string[] = [];
+      for (const [k, n] of entries.slice(i, i + MAX_DELTAS_PER_FRAME)) fields.push(k, String(n));
+      m.hset(this.#routesKey, ...fields);
+    }
+    m.pexpire(this.#routesKey, this.#ttlMs).zadd(this.#nodesKey, Date.now() + this.#ttlMs, this.nodeId);
+    // The other nodes learn the whole set: one frame per batch of adds (removals they learn at their next refresh).
+    for (let i = 0; i < entries.length; i += MAX_DELTAS_PER_FRAME) {
+      m.publish(this.#deltaChannel, encodeRouteFrame(this.nodeId, entries.slice(i, i + MAX_DELTAS_PER_FRAME).map(([key]) => ({ add: true, key }))));
+    }
+    await m.exec();
+  }
+
+  /** Every live node's routes; dead nodes dropped. */
+  async #readAll(): Promise<void> {
+    const live = new Set(await this.#liveNodes());
+    for (const id of this.table.nodeIds()) if (!live.has(id)) this.table.dropNode(id);
+    for (const id of live) {
+      if (id === this.nodeId) continue;
+      this.table.replace(id, await this.#redis.hkeys(this.#fwdKey(id)));
+    }
+  }
+
+  #fwdKey(nodeId: string): string {
+    return this.#routesKey.slice(0, this.#routesKey.length - this.nodeId.length) + nodeId;
+  }
+
+  async #liveNodes(): Promise<string[]> {
+    const now = Date.now();
+    await this.#redis.zremrangebyscore(this.#nodesKey, '-inf', now - this.#ttlMs);
+    return this.#redis.zrangebyscore(this.#nodesKey, now, '+inf');
+  }
+
+  /** Every third of the TTL: this node's routes kept alive (written back if Redis lost them), dead nodes dropped. */
+  async #refresh(): Promise<void> {
+    if (this.#closed) return;
+    if (!this.#synced) return this.#resync();
+    try {
+      const [[, kept]] = (await this.#redis.multi().pexpire(this.#routesKey, this.#ttlMs).zadd(this.#nodesKey, Date.now() + this.#ttlMs, this.nodeId).exec()) as [[unknown, number]];
+      if (kept === 0 && this.#local.size > 0) await this.#writeBack();
+      const live = new Set(await this.#liveNodes());
+      for (const id of this.table.nodeIds()) if (!live.has(id)) this.table.dropNode(id);
+      await this.#countClients(live);
+      // A node this one has no routes of yet (its deltas came before this node listened, or it came back).
+      for (const id of live) if (id !== this.nodeId && !this.table.nodeIds().includes(id)) this.table.replace(id, await this.#redis.hkeys(this.#fwdKey(id)));
+    } catch (err) {
+      this.#synced = false;
+      this.#warn('route refresh failed', { err: (err as Error).message });
+    }
+  }
+
+  /** The cluster's totals for $SYS, as of the last refresh; undefined before the first one or while Redis is away. */
+  get totals(): { nodes: number; connected: number } | undefined {
+    return this.#synced ? this.#totals : undefined;
+  }
+
+  /** This node's connected clients in the hash of per-node counters; the live nodes' summed. */
+  async #countClients(live: Set<string>): Promise<void> {
+    const [, [, counts]] = (await this.#redis.multi().hset(this.#clientsKey, this.nodeId, String(this.#broker.connections)).hgetall(this.#clientsKey).exec()) as [unknown, [unknown, Record<string, string>]];
+    let connected = 0;
+    const dead: string[] = [];
+    for (const [id, n] of Object.entries(counts)) {
+      if (live.has(id) || id === this.nodeId) connected += Number(n) || 0;
+      else dead.push(id);
+    }
+    if (dead.length > 0) await this.#redis.hdel(this.#clientsKey, ...dead);
+    this.#totals = { nodes: Math.max(1, live.size), connected };
+  }
+
+  #arrived(channel: string, payload: Buffer): void {
+    try {
+      if (channel === this.#ownChannel) {
+        const now = Date.now();
+        eachFramed(payload, (frame) => {
+          const f = decodeForward(frame, now);
+          this.stats.forwardedIn++;
+          this.#broker.deliverForwarded(f.message, f.groups);
+        });
+      } else if (channel === this.#deltaChannel) {
+        const frame = decodeRouteFrame(payload);
+        if (frame.nodeId === this.nodeId) return;
+        for (const d of frame.deltas) {
+          if (d.add) this.table.add(frame.nodeId, d.key);
+          else this.table.remove(frame.nodeId, d.key);
+        }
+      } else if (channel === this.#retainedChannel) {
+        const idLength = payload[0]!;
+        if (payload.toString('utf8', 1, 1 + idLength) === this.nodeId) return;
+        const r = decodeRetained(payload.subarray(1 + idLength), Date.now());
+        this.#broker.retainForwarded(r.message, r.owner, r.bytes);
+      }
+    } catch (err) {
+      this.#warn('unreadable frame from another node', { channel, err: (err as Error).message });
+    }
+  }
+
+  #warn(message: string, details: Record<string, unknown>): void {
+    const now = Date.now();
+    if (now - this.#warnedAt < WARN_INTERVAL_MS) {
+      this.#unwarned++;
+      return;
+    }
+    this.#onWarning(message, { ...details, node: this.nodeId, since_last: this.#unwarned });
+    this.#warnedAt = now;
+    this.#unwarned = 0;
+  }
+}

@@ -1,0 +1,280 @@
+// MQTT sessions across two hub processes (issue 14 §2) on one test PostgreSQL (--store) and one test
+// Redis (--redis, its own key prefix), each node with its own --data: a persistent session taken over
+// from node A to node B (DISCONNECT 0x8E on A, Session Present 1, queued and in-flight messages, QoS 2
+// exactly once), `kill -9` of a node during a QoS 1 flood (every PUBACKed message reaches the
+// subscriber that resumes its session on the other node), and the wills of a killed node (published
+// once by the survivor, after their delay, unless the client came back within it). The publishers and
+// subscribers of a test share a node wherever a message would otherwise have to cross nodes (that is
+// the routing part of issue 14, not this one).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
+import { startHub, tempDir, type HubProc } from './support/procs.js';
+import { privateRedis, testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
+import { RawClient } from './mqtt-harness.js';
+
+const TTL_MS = 1500;
+const TAKEOVER_TIMEOUT_MS = 2000;
+
+async function until(what: string, test: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
+  let db: TestDatabase;
+  let redis: TestRedis;
+  const dirs: Array<ReturnType<typeof tempDir>> = [];
+  const hubs: HubProc[] = [];
+  const clients: MqttClient[] = [];
+  const raws: RawClient[] = [];
+
+  before(async () => {
+    db = await testPostgres();
+    redis = await testRedis();
+  });
+  after(async () => {
+    for (const c of clients) c.end(true);
+    for (const r of raws) r.socket.destroy();
+    await Promise.all(hubs.map((h) => h.stop()));
+    for (const d of dirs) d.remove();
+    await redis?.drop();
+    await db?.drop();
+  });
+
+  const node = async (id: string): Promise<HubProc> => {
+    const data = tempDir(`cloudrest-mqtt-${id}-`);
+    dirs.push(data);
+    const acl = join(data.path, 'acl.txt');
+    writeFileSync(acl, 'allow all everyone #\n');
+    const hub = await startHub(data.path, [
+      '--store', db.url, '--redis', redis.url, '--redis-key-prefix', redis.keyPrefix, '--node-id', id,
+      '--cluster-secret', 'a-cluster-secret-of-the-test', '--internal-port', '0', '--no-admin-socket',
+      '--mqtt-allow-anonymous', '--acl', acl, '--node-ttl-ms', String(TTL_MS), '--mqtt-takeover-timeout-ms', String(TAKEOVER_TIMEOUT_MS),
+    ]);
+    hubs.push(hub);
+    return hub;
+  };
+  // Only this test's two nodes run: a dead node's state goes to a survivor, and it should be the other one.
+  const pair = async (tag: string): Promise<[HubProc, HubProc]> => {
+    await Promise.all(hubs.map((h) => h.stop()));
+    const a = await node(`${tag}-a`);
+    return [a, await node(`${tag}-b`)];
+  };
+  // `onMessage` is listening before CONNACK: a resumed session's messages may come in the same read.
+  const client = (hub: HubProc, opts: IClientOptions, onMessage?: (topic: string, payload: Buffer) => void): Promise<{ c: MqttClient; sessionPresent: boolean }> =>
+    new Promise((resolve, reject) => {
+      const c = mqttConnect(`mqtt://127.0.0.1:${hub.mqttPort}`, { reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
+      clients.push(c);
+      if (onMessage !== undefined) c.on('message', onMessage);
+      c.once('connect', (ack) => resolve({ c, sessionPresent: ack.sessionPresent }));
+      c.once('error', reject);
+    });
+  const raw = async (hub: HubProc): Promise<RawClient> => {
+    const r = await RawClient.connect(hub.mqttPort!);
+    raws.push(r);
+    return r;
+  };
+  const persistent = (clientId: string, extra: IClientOptions = {}): IClientOptions => ({ protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 300 }, ...extra });
+  const kill9 = async (hub: HubProc) => {
+    hub.child.kill('SIGKILL');
+    await hub.exited;
+  };
+
+  it('a persistent session taken over from node A to node B: A\'s client gets DISCONNECT 0x8E, B resumes it with its queued and in-flight messages, and a QoS 2 message in flight is delivered once', async () => {
+    const [a, b] = await pair('takeover');
+    // The subscriber on A reads nothing: 2 messages stay in flight (Receive Maximum 2), the rest queued.
+    const sub = await raw(a);
+    const subAck = await sub.handshake(5, { clientId: 'sub-1', clean: false, properties: { sessionExpiryInterval: 300, receiveMaximum: 2 } });
+    assert.equal(subAck.reasonCode, 0);
+    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'plant/q', qos: 2 }] }, 5);
+    await sub.next((p) => p.cmd === 'suback');
+
+    const pub = await raw(a);
+    await pub.handshake(5, { clientId: 'pub-1', clean: false, properties: { sessionExpiryInterval: 300 } });
+    for (let i = 1; i <= 4; i++) {
+      pub.send({ cmd: 'publish', topic: 'plant/q', payload: Buffer.from(`m${i}`), qos: 1, messageId: i, retain: false, dup: false }, 5);
+      await pub.next((p) => p.cmd === 'puback' && p.messageId === i);
+    }
+    // QoS 2 from the publisher: PUBREC received, PUBREL not sent yet when its session moves.
+    pub.send({ cmd: 'publish', topic: 'plant/q', payload: Buffer.from('q2'), qos: 2, messageId: 7, retain: false, dup: false }, 5);
+    await pub.next((p) => p.cmd === 'pubrec' && p.messageId === 7);
+    await sub.next((p) => p.cmd === 'publish');
+
+    // The subscriber comes back through node B.
+    const got: string[] = [];
+    const resumed = await client(b, persistent('sub-1'), (_t, payload) => got.push(payload.toString()));
+    assert.equal(resumed.sessionPresent, true, 'CONNACK Session Present 1 on B');
+    const taken = await sub.next((p) => p.cmd === 'disconnect');
+    assert.equal((taken as { reasonCode?: number }).reasonCode, 0x8e, 'DISCONNECT 0x8E Session taken over on A');
+    assert.ok(await sub.closesWithin(), 'A closes the taken-over connection');
+    await until('the queued and in-flight messages on B', () => got.length >= 5).catch((err: unknown) => { throw new Error(`${String(err)}; got ${JSON.stringify(got)}`); });
+
+    // The publisher's session moves too, its QoS 2 exchange half done: the PUBLISH again (DUP), then PUBREL.
+    const pub2 = await raw(b);
+    const pubAck = await pub2.handshake(5, { clientId: 'pub-1', clean: false, properties: { sessionExpiryInterval: 300 } });
+    assert.equal(pubAck.sessionPresent, true);
+    const pubTaken = await pub.next((p) => p.cmd === 'disconnect');
+    assert.equal((pubTaken as { reasonCode?: number }).reasonCode, 0x8e);
+    pub2.send({ cmd: 'publish', topic: 'plant/q', payload: Buffer.from('q2'), qos: 2, messageId: 7, retain: false, dup: true }, 5);
+    await pub2.next((p) => p.cmd === 'pubrec' && p.messageId === 7);
+    pub2.send({ cmd: 'pubrel', messageId: 7 }, 5);
+    await pub2.next((p) => p.cmd === 'pubcomp' && p.messageId === 7);
+    pub2.send({ cmd: 'publish', topic: 'plant/q', payload: Buffer.from('end'), qos: 1, messageId: 8, retain: false, dup: false }, 5);
+    await pub2.next((p) => p.cmd === 'puback' && p.messageId === 8);
+
+    await until('the last message', () => got.includes('end'));
+    assert.deepEqual([...got].sort(), ['end', 'm1', 'm2', 'm3', 'm4', 'q2'], 'each message once, q2 included');
+  });
+
+  it('a 3.1.1 client (Paho) holding a session on node A is closed when the same client id connects on node B, and its subscription moves to B', async () => {
+    const [a, b] = await pair('paho');
+    const paho = spawn('/usr/bin/python3', [join(import.meta.dirname, 'fixtures/paho_takeover.py'), '127.0.0.1', String(a.mqttPort), 'paho-1', 'paho/t'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: string[] = [];
+    paho.stdout.setEncoding('utf8').on('data', (d: string) => out.push(...d.split('\n').filter((l) => l !== '')));
+    const exited = new Promise<number | null>((r) => paho.once('exit', r));
+    try {
+      await until('Paho subscribed on A', () => out.includes('ready'));
+      const got: string[] = [];
+      const moved = await client(b, { protocolVersion: 4, clientId: 'paho-1', clean: false }, (_t, p) => got.push(p.toString()));
+      assert.equal(moved.sessionPresent, true, 'CONNACK session present on B');
+      await until('Paho closed by A', () => out.some((l) => l.startsWith('closed')));
+      assert.notEqual(out.find((l) => l.startsWith('closed')), 'closed 0', 'an unexpected close for Paho, not its own DISCONNECT');
+      await moved.c.publishAsync('paho/t', 'after the take-over', { qos: 1 });
+      await until('the message through the moved subscription', () => got.length === 1);
+      assert.deepEqual(got, ['after the take-over']);
+    } finally {
+      paho.kill();
+      await exited;
+    }
+  });
+
+  it('kill -9 of a node during a QoS 1 flood: every PUBACKed message reaches the persistent subscriber that resumes on the other node', async () => {
+    const [a, b] = await pair('flood');
+    const received = new Set<number>();
+    const first = await client(a, persistent('flood-sub'), (_t, p) => received.add(Number(p.toString())));
+    await first.c.subscribeAsync('flood/#', { qos: 1 });
+
+    const pub = await client(a, { protocolVersion: 5, clientId: 'flood-pub' });
+    pub.c.on('error', () => undefined);
+    const acked = new Set<number>();
+    let n = 0;
+    let stopped = false;
+    // 32 in flight at once, numbered; a PUBACK is counted as it arrives.
+    const worker = async () => {
+      while (!stopped) {
+        const i = ++n;
+        try {
+          await pub.c.publishAsync('flood/x', String(i), { qos: 1 });
+          acked.add(i);
+        } catch {
+          return;
+        }
+      }
+    };
+    const workers = Array.from({ length: 32 }, () => worker());
+    await until('500 PUBACKs', () => acked.size >= 500, 30_000);
+    await kill9(a);
+    stopped = true;
+    pub.c.end(true);
+    first.c.end(true);
+    await Promise.all(workers);
+    const ackedAtDeath = [...acked];
+
+    const back = await client(b, persistent('flood-sub'), (_t, p) => received.add(Number(p.toString())));
+    assert.equal(back.sessionPresent, true, 'the session resumes on B from PostgreSQL');
+    await until('every PUBACKed message', () => ackedAtDeath.every((i) => received.has(i)), 30_000);
+    const missing = ackedAtDeath.filter((i) => !received.has(i));
+    assert.deepEqual(missing, []);
+    process.stdout.write(`# flood: ${ackedAtDeath.length} PUBACKed before kill -9, ${received.size} distinct received (A and B)\n`);
+  });
+
+  it('the wills of a killed node are published once by the survivor, after their delay; a client back within its delay cancels its will', async () => {
+    const [a, b] = await pair('wills');
+    const wills: Array<{ topic: string; at: number }> = [];
+    const watcher = await client(b, { protocolVersion: 5, clientId: 'will-watcher' }, (topic) => wills.push({ topic, at: Date.now() }));
+    await watcher.c.subscribeAsync('will/#', { qos: 1 });
+    const will = (topic: string, delayS: number) => ({ topic, payload: Buffer.from('gone'), qos: 1 as const, retain: false, properties: { willDelayInterval: delayS } });
+    // Clean session, no delay; persistent with 3 s; persistent with 4 s (comes back); persistent with 5 s.
+    await client(a, { protocolVersion: 5, clientId: 'w0', will: will('will/w0', 0) });
+    await client(a, persistent('w1', { will: will('will/w1', 3) }));
+    await client(a, persistent('w2', { will: will('will/w2', 4) }));
+    await client(a, persistent('w3', { will: will('will/w3', 5) }));
+
+    const killedAt = Date.now();
+    await kill9(a);
+    const back = await client(b, persistent('w2'));
+    assert.equal(back.sessionPresent, true);
+    await until('the last will', () => wills.some((w) => w.topic === 'will/w3'), 30_000).catch((err: unknown) => { throw new Error(`${String(err)}; got ${JSON.stringify(wills.map((w) => [w.topic, w.at - killedAt]))}`); });
+    const count = (t: string) => wills.filter((w) => w.topic === t).length;
+    assert.equal(count('will/w0'), 1, 'a will without delay, once');
+    assert.equal(count('will/w1'), 1, 'a delayed will, once');
+    assert.equal(count('will/w2'), 0, 'the client back within the delay cancelled its will');
+    assert.equal(count('will/w3'), 1);
+    const w1 = wills.find((w) => w.topic === 'will/w1')!;
+    assert.ok(w1.at - killedAt >= 3000, `the 3 s will delay is kept (published ${w1.at - killedAt} ms after the kill)`);
+  });
+
+  it('an offline persistent session of a killed node goes on receiving: the survivor takes it over, queues what is published there, and the client resumes it with those messages', async () => {
+    const [a, b] = await pair('offline');
+    const first = await client(a, persistent('off-1'));
+    await first.c.subscribeAsync('off/t', { qos: 1 });
+    await first.c.endAsync();
+    await kill9(a);
+    // (Earlier tests' nodes' sessions may come along: nodes stopped normally leave theirs to a survivor.)
+    await b.waitForLog('mqtt: took over the sessions and wills of a dead node', (o) => o.node === 'offline-a', 15_000);
+    const pub = await client(b, { protocolVersion: 5, clientId: 'off-pub' });
+    for (const m of ['o1', 'o2', 'o3']) await pub.c.publishAsync('off/t', m, { qos: 1 });
+    const got: string[] = [];
+    const back = await client(b, persistent('off-1'), (_t, p) => got.push(p.toString()));
+    assert.equal(back.sessionPresent, true);
+    await until('the messages queued while offline', () => got.length >= 3);
+    assert.deepEqual(got, ['o1', 'o2', 'o3']);
+  });
+
+  it('while Redis cannot be reached a CONNECT is refused with 0x88 Server unavailable (no node can tell who holds the session), and accepted once Redis is back', async () => {
+    await Promise.all(hubs.map((h) => h.stop()));
+    const own = await privateRedis();
+    try {
+      const data = tempDir('cloudrest-mqtt-redis-away-');
+      dirs.push(data);
+      const hub = await startHub(data.path, [
+        '--store', db.url, '--redis', own.url, '--redis-key-prefix', redis.keyPrefix, '--node-id', 'away-a',
+        '--cluster-secret', 'a-cluster-secret-of-the-test', '--internal-port', '0', '--no-admin-socket', '--mqtt-allow-anonymous',
+      ]);
+      hubs.push(hub);
+      const before = await client(hub, persistent('away-1'));
+      before.c.end(true);
+      await own.stop(true);
+      const refused = await new Promise<number | undefined>((resolve) => {
+        const c = mqttConnect(`mqtt://127.0.0.1:${hub.mqttPort}`, { ...persistent('away-1'), reconnectPeriod: 0, connectTimeout: 10_000 });
+        clients.push(c);
+        c.once('error', (err) => resolve((err as { code?: number }).code));
+        c.once('connect', () => resolve(0));
+      });
+      assert.equal(refused, 0x88);
+      await own.restart();
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        try {
+          const back = await client(hub, persistent('away-1'));
+          // Redis came back empty: the session itself is in PostgreSQL.
+          assert.equal(back.sessionPresent, true);
+          break;
+        } catch (err) {
+          if (Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
