@@ -15,7 +15,7 @@ import { newId } from './core/secrets.js';
 import type { TunnelRouter } from './relay/router.js';
 import type { HubConfig } from './config/hub-options.js';
 import { ADMIN_SOCKET_NAME, startAdminSocket } from './admin/admin-socket.js';
-import { applyDeviceUpdate } from './admin/device-updates.js';
+import { applyDeviceUpdate, followDeviceUpdates } from './admin/device-updates.js';
 import { HubError, PortInUseError } from './errors.js';
 import { registerApi } from './http/api.js';
 import { backendUnavailable } from './core/backend-errors.js';
@@ -221,6 +221,8 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
   registerOAuth(app, { store, auth, service: oauth, log, issuer: () => issuer, secureCookies: config.httpTls || issuer.startsWith('https:'), attempts: accounts.attempts });
   // MQTT broker (src/mqtt/hub/): its listeners, /mqtt upgrades, /v1/topics routes, metrics; one block.
   const mqtt = await createMqtt({ config, store, openPersistence: backends.openMqttPersistence, bus, cluster: { redis: backends.redis, nodes: backends.nodes }, auth, metrics, log, app, tls, refusals, sseSlots });
+  // `cloudrest devices revoke --redis` with no hub beside it: each node closes what it holds of the device.
+  const unfollowDeviceUpdates = followDeviceUpdates(bus, { store, auth, router: local, mqtt, log, forgetCached: (id) => cache?.invalidateDevice(id) });
   await app.ready();
   httpServer.keepAliveTimeout = 65_000;
   httpServer.headersTimeout = 30_000;
@@ -276,6 +278,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
     httpServer.close();
     tunnelServer.close();
     clusterNode?.close();
+    unfollowDeviceUpdates();
     await mqtt?.close();
     await accounts.close();
     await backends.close();
@@ -307,6 +310,7 @@ export async function createHub(config: HubConfig, options: { log?: Logger } = {
       await tunnels.shutdown(config.shutdownGraceMs);
       clusterNode?.close(); // after the drain: requests from other nodes to our devices were part of it
       lan.close();
+      unfollowDeviceUpdates();
       await mqtt?.close(); // after the tunnels: their last offline statuses are published and stored
       httpServer.closeAllConnections();
       for (const ws of wss.clients) ws.terminate();

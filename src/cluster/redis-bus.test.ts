@@ -87,3 +87,26 @@ it('RedisBus: every node receiving a publish sees the same message id, and each 
   assert.deepEqual(same(seenA), same(seenB));
   assert.notEqual(same(seenA)[0], same(seenA)[1], 'two publishes of the same bytes have different ids');
 });
+
+it('RedisBus: an awaited publish says how many nodes received it', async () => {
+  const server = await privateRedis();
+  const [ra, rb, rc] = await Promise.all([openRedis(server.url), openRedis(server.url), openRedis(server.url)]);
+  const [a, b, c] = await Promise.all([ra, rb, rc].map((redis) => RedisBus.open({ redis, keyPrefix: 'cloudrest:', onError: () => undefined })));
+  after(async () => {
+    await Promise.all([a!.close(), b!.close(), c!.close()]);
+    for (const r of [ra, rb, rc]) r.disconnect();
+    await server.stop();
+  });
+  const got: string[] = [];
+  a!.subscribe('cluster/device-updated', (_t, p) => got.push(`a ${p.toString()}`));
+  b!.subscribe('cluster/device-updated', (_t, p) => got.push(`b ${p.toString()}`));
+  // Subscriptions reach Redis on their own connection: count once both are live.
+  await until('both subscribed', async () => (await c!.publishCounted('cluster/device-updated', Buffer.from('probe'))) === 2);
+  assert.equal(await c!.publishCounted('cluster/device-updated', Buffer.from('d_1')), 2);
+  // Probes may still be arriving: only the id counts.
+  const ids = () => got.filter((g) => g.endsWith(' d_1')).sort();
+  await until('both received it', () => ids().length === 2);
+  assert.deepEqual(ids(), ['a d_1', 'b d_1']);
+  await server.stop();
+  await assert.rejects(c!.publishCounted('cluster/device-updated', Buffer.from('d_2')), 'Redis away: the publisher is told');
+});

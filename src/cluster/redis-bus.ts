@@ -86,11 +86,18 @@ export class RedisBus implements Bus {
     const problem = validateTopicName(topic);
     if (problem !== null) throw new TypeError(`invalid topic ${JSON.stringify(topic)}: ${problem}`);
     if (this.#closed) return;
-    const message = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
-    this.#instance.copy(message, 0);
-    message.writeUInt32BE((this.#published = (this.#published + 1) >>> 0), 8);
-    payload.copy(message, HEADER_BYTES);
-    this.#redis.publish(this.#prefix + topic, message).catch((err: unknown) => this.#onPublishError(err, topic));
+    this.#redis.publish(this.#prefix + topic, this.#frame(payload)).catch((err: unknown) => this.#onPublishError(err, topic));
+  }
+
+  /**
+   * Publishes and waits for Redis: resolves with how many bus connections (one per node subscribed to
+   * `topic` exactly) received it; rejects when Redis is away. For a one-shot publisher such as the CLI.
+   */
+  async publishCounted(topic: string, payload: Buffer): Promise<number> {
+    const problem = validateTopicName(topic);
+    if (problem !== null) throw new TypeError(`invalid topic ${JSON.stringify(topic)}: ${problem}`);
+    if (this.#closed) throw new Error('the bus is closed');
+    return this.#redis.publish(this.#prefix + topic, this.#frame(payload));
   }
 
   subscribe(filter: string, handler: BusHandler): () => void {
@@ -124,6 +131,14 @@ export class RedisBus implements Bus {
     this.#closed = true;
     this.#groups.clear();
     await this.#subscriber.quit().catch(() => this.#subscriber.disconnect());
+  }
+
+  #frame(payload: Buffer): Buffer {
+    const message = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+    this.#instance.copy(message, 0);
+    message.writeUInt32BE((this.#published = (this.#published + 1) >>> 0), 8);
+    payload.copy(message, HEADER_BYTES);
+    return message;
   }
 
   /** Redis channels and patterns subscribed; for metrics and tests. */
