@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { privateRedis, testPostgres, type RedisServer, type TestDatabase } from './support/services.js';
 import { cli, cliFails, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
+import { until } from './support/until.js';
 
 const SECRET = 'e2e-cluster-admin-secret-0123456789';
 const PREFIX = 'cr-admin:';
@@ -30,15 +31,6 @@ async function askRedis(url: string, deviceIds: string[]): Promise<{ runId: stri
   }
 }
 
-async function until<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('a cluster of two fronts and two edges, administered through the store and Redis', () => {
   let redis: RedisServer;

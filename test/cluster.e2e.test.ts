@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { SseClient } from './support/sse-client.js';
 import { testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
 import { cli, curl, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
+import { until } from './support/until.js';
 
 const SECRET = 'e2e-cluster-secret-0123456789';
 const EMAIL = 'owner@example.com';
@@ -18,15 +19,6 @@ const PASSWORD = 'correct horse battery';
 /** Two requests in flight per device, one queued: the third waits, the fourth is refused. */
 const DEVICE_LIMITS = ['--max-inflight-per-device', '2', '--max-queued-per-device', '1'];
 
-async function until<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('a cluster of two fronts and two edges', () => {
   let redis: TestRedis;

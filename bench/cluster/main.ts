@@ -46,6 +46,8 @@ const FAILOVER_TARGET_MS = 5000;
 const EMAIL = 'bench@example.com';
 const PASSWORD = 'bench password 1';
 const SECRET = 'bench-cluster-secret-0123456789';
+/** Every agent of the bench connects from 127.0.0.1: the per-address limit (1,000 by default) is lifted. */
+const MANY_AGENTS = ['--max-tunnels-per-address', '0'];
 const CLUSTER_ARGS = (process.env.BENCH_CLUSTER_ARGS ?? '').split(' ').filter(Boolean);
 const PROFILE_DIR = process.env.BENCH_PROFILE;
 
@@ -72,7 +74,7 @@ interface HubNode {
 /** Starts `cloudrest hub` and waits until it listens; `ports` pins the ports (a node restarted in place). */
 async function startNode(name: string, args: string[], ports?: { http: number; tunnel: number }): Promise<HubNode> {
   const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(resolve(PROFILE_DIR), name)}`] : [];
-  const all = [...profile, CLI, 'hub', '--host', '127.0.0.1', '--http-port', String(ports?.http ?? 0), '--tunnel-port', String(ports?.tunnel ?? 0), '--no-mqtt', '--log-level', 'info', ...args];
+  const all = [...profile, CLI, 'hub', '--host', '127.0.0.1', '--http-port', String(ports?.http ?? 0), '--tunnel-port', String(ports?.tunnel ?? 0), '--no-mqtt', '--log-level', 'info', ...MANY_AGENTS, ...args];
   const proc = node(all, name);
   const l = await proc.waitForLog('hub listening', () => true, 30_000);
   return { proc, name, httpPort: l.httpPort as number, tunnelPort: l.tunnelPort as number, args };

@@ -26,3 +26,37 @@ export interface StoreBackend {
   /** Closes the persistence opened here and the store. */
   close(): Promise<void>;
 }
+
+/** What one database's backend is made of, beside its migrated store. */
+export interface BackendParts {
+  /** Opens the broker's persistence on the store's connection (called at most once). */
+  persistence(): MqttPersistence | Promise<MqttPersistence>;
+  openTokenSigner(dataDir: string): Promise<TokenSigner>;
+  ping(): Promise<void>;
+}
+
+/** Migrates `store` (closing it if that fails) and wraps it with its parts as a StoreBackend. */
+export async function migratedBackend(store: Store, parts: BackendParts): Promise<StoreBackend> {
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  let persistence: MqttPersistence | undefined;
+  return {
+    store,
+    async openMqttPersistence() {
+      // One per backend: the broker owns it (and on SQLite it hands out queue seqs, which two would clash on).
+      if (persistence) throw new Error('the MQTT persistence of this store is already open');
+      persistence = await parts.persistence();
+      return persistence;
+    },
+    openTokenSigner: (dataDir) => parts.openTokenSigner(dataDir),
+    ping: () => parts.ping(),
+    async close() {
+      await persistence?.close();
+      await store.close();
+    },
+  };
+}
