@@ -18,7 +18,12 @@
 //
 //   npm run bench:mqtt
 //   BENCH_DURATION_S=10 BENCH_WARMUP_S=2 BENCH_ROUNDS=1   per run; rounds alternate the broker order
-//   BENCH_BROKERS=hub,mosquitto,aedes  BENCH_SCENARIOS=fanin-q0,...,latency-q1,idle (default: all)
+//   BENCH_BROKERS=hub,mosquitto,aedes,hub-cluster  BENCH_SCENARIOS=fanin-q0,...,latency-q1,idle (default: all)
+//                                      hub-cluster: two hub nodes on one Redis (the test Redis, a key prefix
+//                                      of this run); publishers on node A, subscribers on node B, so every
+//                                      message crosses nodes (idle: clients on node A)
+//   BENCH_PREVIOUS=REF                 also hub-b: the hub of an earlier commit (bench/support/previous-build.ts),
+//                                      this build against that one in the same run
 //   BENCH_RATE=5000                    latency scenarios: messages per second, all publishers together
 //   BENCH_IDLE_CONNS=10000  BENCH_IDLE_PROCS=2  BENCH_SETTLE_S=5
 //   BENCH_INFLIGHT=1000                closed loop: copies on their way per generator process
@@ -34,13 +39,17 @@
 //   BENCH_FLOOR=0                      latency scenarios without the bare Node relay (floor)
 //
 // Targets (issue 3): throughput >= 1.5x Aedes and >= 0.8x Mosquitto; p99 no worse than Mosquitto's at
-// the same rate; at most 6 KB of hub RSS per idle connection.
+// the same rate; at most 6 KB of hub RSS per idle connection. Issue 14: a message that crosses nodes
+// costs at most 2x the broker CPU of a local one (hub-cluster against hub); this build is no slower
+// than the previous one (hub against hub-b).
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { tempDir } from '../../test/support/procs.js';
+import { testRedis, type TestRedis } from '../../test/support/services.js';
 import { rerunWithOpenFiles } from '../support/fds.js';
-import { startBroker, MAX_INFLIGHT, MAX_QUEUED, type BrokerName, type RunningBroker } from './brokers.js';
+import { previousFromEnv } from '../support/previous-build.js';
+import { startBroker, startHubCluster, MAX_INFLIGHT, MAX_QUEUED, type BrokerName, type RunningBroker } from './brokers.js';
 import { costTable, GENERATOR_BOUND_PCT, idleTable, latencyTable, throughputTable, verdicts } from './report.js';
 import { crashReason, exited, measureIdle, runScenario, waitForBrokerIdle, waitForQuiet, PAYLOAD_BYTES, type IdleRow, type Row, type Scenario } from './run.js';
 
@@ -59,7 +68,9 @@ const IDLE_PROCS = env('BENCH_IDLE_PROCS', 2);
 const SETTLE_S = env('BENCH_SETTLE_S', 5);
 const QUIET_WAIT_S = env('BENCH_QUIET_WAIT_S', 30);
 const timing = { warmupS: WARMUP_S, durationS: DURATION_S, batch: env('BENCH_BATCH', 32), pubackWindow: env('BENCH_WINDOW', MAX_INFLIGHT) };
-const BROKERS = (process.env.BENCH_BROKERS ?? 'hub,mosquitto,aedes').split(',') as BrokerName[];
+const PREVIOUS = previousFromEnv();
+if (PREVIOUS !== undefined) process.env.BENCH_HUB_B = PREVIOUS.cli;
+const BROKERS = (process.env.BENCH_BROKERS ?? `hub,mosquitto,aedes,hub-cluster${PREVIOUS ? ',hub-b' : ''}`).split(',') as BrokerName[];
 const PROFILE_DIR = process.env.BENCH_PROFILE;
 const flagList = (v: string | undefined): string[] => (v ?? '').split(' ').filter((f) => f !== '');
 const HUB_FLAGS = flagList(process.env.BENCH_HUB_FLAGS);
@@ -80,10 +91,16 @@ const scenarios = ALL.filter((s) => wanted.has(s.key));
 
 const work = tempDir('cloudrest-bench-mqtt-');
 const running = new Set<RunningBroker>();
+let redis: TestRedis | undefined;
 const stopAll = async (): Promise<void> => {
-  for (const b of running) await b.proc.stop('SIGTERM', 10_000).catch(() => undefined);
+  for (const b of running) await stopped(b).catch(() => undefined);
   running.clear();
+  await redis?.drop();
   work.remove();
+};
+const stopped = async (b: RunningBroker): Promise<void> => {
+  await b.proc.stop('SIGTERM', 10_000);
+  await b.peer?.proc.stop('SIGTERM', 10_000);
 };
 process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
 
@@ -91,13 +108,19 @@ async function start(name: BrokerName, round: number): Promise<RunningBroker> {
   const profile = PROFILE_DIR && name.startsWith('hub') ? ['--cpu-prof', `--cpu-prof-dir=${join(resolve(PROFILE_DIR), `${name}-r${round}`)}`] : [];
   const hubFlags = name === 'hub-b' ? HUB_B_FLAGS : HUB_FLAGS;
   const flags = name.startsWith('hub') ? [...hubFlags, ...profile] : profile;
-  const b = await startBroker(name, work.path, flags);
+  let b: RunningBroker;
+  if (name === 'hub-cluster') {
+    redis ??= await testRedis();
+    b = await startHubCluster(work.path, redis.url, `${redis.keyPrefix}r${round}:`, flags);
+  } else {
+    b = await startBroker(name, work.path, flags);
+  }
   running.add(b);
   return b;
 }
 
 async function stop(b: RunningBroker): Promise<void> {
-  await b.proc.stop('SIGTERM', 10_000);
+  await stopped(b);
   running.delete(b);
 }
 
@@ -139,15 +162,18 @@ try {
           rows.push(row);
           if (row.crashed !== undefined) {
             process.stderr.write(`  ${name} crashed: ${row.crashed}; starting a new one\n`);
+            await broker.peer?.proc.stop('SIGKILL').catch(() => undefined);
             running.delete(broker);
             brokers.set(name, (broker = await start(name, round)));
             continue;
           }
           process.stderr.write(`  ${(row.received / row.seconds).toFixed(0)} msg/s received${row.latency ? `, p99 ${(row.latency.p99Us / 1000).toFixed(2)} ms` : ''}\n`);
           await waitForBrokerIdle(broker.pid, 30); // queues left by the run drain before the next one
+          if (broker.peer !== undefined) await waitForBrokerIdle(broker.peer.pid, 30);
           if (exited(broker)) {
             row.crashedAfter = crashReason(broker);
             process.stderr.write(`  ${name} crashed after the measured window: ${row.crashedAfter}; starting a new one\n`);
+            await broker.peer?.proc.stop('SIGKILL').catch(() => undefined);
             running.delete(broker);
             brokers.set(name, await start(name, round));
           }

@@ -13,16 +13,21 @@
 //                                         latency without queueing (0 to skip)
 //   BENCH_PROFILE=DIR                     hub and agent under --cpu-prof, profiles in DIR/hub, DIR/agent
 //                                         (summarise with bench/support/cpuprofile-top.ts)
+//   BENCH_PREVIOUS=REF                    also the hub and agent of an earlier commit (built once under
+//                                         .bench-tmp/, bench/support/previous-build.ts), same device, same
+//                                         cases: this build against that one in one run (target key `previous`)
 //
 // Target: at 100 connections the relay reaches at least the proxy's throughput, with p99 under 10 ms.
 // Flat out, 100 closed-loop connections queue: by Little's law the mean latency is 100 / throughput, so
 // p99 < 10 ms needs well over 10,000 req/s, which this 2-core box (load generator and device included)
 // cannot give even to the proxy. The fixed-rate cases measure latency at 100 connections without that
 // queue, and their p99 is the one the verdict holds to the target.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { addDevice, addUser, AGENT_BUNDLE, CLI, login, Proc, startDevice, tempDir } from '../../test/support/procs.js';
+import { promisify } from 'node:util';
+import { AGENT_BUNDLE, CLI, login, Proc, startDevice, tempDir } from '../../test/support/procs.js';
+import { previousFromEnv } from '../support/previous-build.js';
 import { machineCpuSeconds, tcpPassiveOpens, usageWindow, type UsageReport } from '../support/procfs.js';
 import type { LoadResult } from './load.js';
 
@@ -30,7 +35,8 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 2);
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '10,100').split(',').map(Number);
-const TARGETS = new Set((process.env.BENCH_TARGETS ?? 'direct,proxy,relay').split(','));
+const PREVIOUS = previousFromEnv();
+const TARGETS = new Set((process.env.BENCH_TARGETS ?? `direct,proxy,relay${PREVIOUS ? ',previous' : ''}`).split(','));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 const RATE = Number(process.env.BENCH_RATE ?? 5000);
 const QUIET_WAIT_S = Number(process.env.BENCH_QUIET_WAIT_S ?? 30);
@@ -152,14 +158,24 @@ function verdicts(rows: Row[]): string[] {
   for (const c of CONNECTIONS) {
     const proxy = median(rows, (r) => r.rate === undefined && r.connections === c && r.target === 'one-hop proxy');
     const relay = median(rows, (r) => r.rate === undefined && r.connections === c && r.target.startsWith('relay'));
+    const previous = median(rows, (r) => r.rate === undefined && r.connections === c && r.target.startsWith('previous'));
+    if (previous && relay) {
+      const cpu = usPerReq(relay, ['hub', 'agent']);
+      const was = usPerReq(previous, ['hub', 'agent']);
+      lines.push(`- ${c} connections, flat out, this build against the previous one: ${fmt((relay.load.requestsPerS / previous.load.requestsPerS) * 100)} % of its req/s`
+        + ` (${fmt(relay.load.requestsPerS)} against ${fmt(previous.load.requestsPerS)}), hub + agent CPU per request ${fmt(cpu)} µs against ${fmt(was)} µs (${fmt((cpu / was) * 100)} %),`
+        + ` p99 ${fmt(relay.load.p99Ms, 2)} ms against ${fmt(previous.load.p99Ms, 2)} ms`);
+    }
     if (!proxy || !relay) continue;
     const ratio = relay.load.requestsPerS / proxy.load.requestsPerS;
     let line = `- ${c} connections, flat out: relay at ${fmt(ratio * 100)} % of the proxy's req/s (target >= 100 %: ${ratio >= 1 ? 'MET' : 'MISSED'}),`
       + ` p99 ${fmt(relay.load.p99Ms, 2)} ms (proxy ${fmt(proxy.load.p99Ms, 2)} ms).`
       + ` CPU per request: hub ${fmt(usPerReq(relay, ['hub']))} µs + agent ${fmt(usPerReq(relay, ['agent']))} µs, proxy ${fmt(usPerReq(proxy, ['proxy']))} µs`;
     if (c === most && paced) {
+      const pacedPrevious = median(rows, (r) => r.rate !== undefined && r.target.startsWith('previous'));
       line += `\n- ${c} connections at ${RATE} req/s: relay p99 ${fmt(paced.load.p99Ms, 2)} ms (target < ${P99_TARGET_MS} ms: ${paced.load.p99Ms < P99_TARGET_MS ? 'MET' : 'MISSED'}),`
-        + ` p50 ${fmt(paced.load.p50Ms, 2)} ms; proxy p99 ${pacedProxy ? fmt(pacedProxy.load.p99Ms, 2) : '-'} ms`;
+        + ` p50 ${fmt(paced.load.p50Ms, 2)} ms; proxy p99 ${pacedProxy ? fmt(pacedProxy.load.p99Ms, 2) : '-'} ms`
+        + (pacedPrevious ? `; previous build p99 ${fmt(pacedPrevious.load.p99Ms, 2)} ms, hub + agent CPU per request ${fmt(usPerReq(paced, ['hub', 'agent']))} µs against ${fmt(usPerReq(pacedPrevious, ['hub', 'agent']))} µs` : '');
     }
     lines.push(line);
   }
@@ -168,44 +184,54 @@ function verdicts(rows: Row[]): string[] {
 
 const procs: Proc[] = [];
 const data = tempDir('cloudrest-bench-');
+const previousData = tempDir('cloudrest-bench-previous-');
 const stopAll = async (): Promise<void> => {
   // Newest first: the agent stops before the hub, so the hub's shutdown does not wait on a live tunnel.
   for (const p of procs.reverse()) await p.stop('SIGTERM', 5000).catch(() => undefined);
   data.remove();
+  previousData.remove();
 };
+
+/** A hub and agent of `cli`/`agentBundle` for the device at `deviceUrl`, with a user and device of their own. */
+async function startRelay(cli: string, agentBundle: string, dir: string, deviceUrl: string, names: { hub: string; agent: string }): Promise<{ hub: Proc; agent: Proc; url: string; token: string; id: string }> {
+  const run = async (args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [cli, ...args], { cwd: ROOT })).stdout;
+  await run(['users', 'add', '--data', dir, '--email', EMAIL, '--password', PASSWORD]);
+  const { id, secret } = JSON.parse(await run(['devices', 'add', '--data', dir, '--name', 'Bench device', '--email', EMAIL, '--json'])) as { id: string; secret: string };
+  const hub = node([...profiled(names.hub), cli, 'hub', '--data', dir, '--host', '127.0.0.1', '--http-port', '0', '--tunnel-port', '0', '--log-level', 'info', ...HUB_ARGS], names.hub);
+  procs.push(hub);
+  const listening = await hub.waitForLog('hub listening');
+  const url = `http://127.0.0.1:${listening.httpPort as number}`;
+  const tunnelUrl = TRANSPORT === 'ws' ? `ws://127.0.0.1:${listening.httpPort as number}` : `tcp://127.0.0.1:${listening.tunnelPort as number}`;
+  const agent = node([...profiled(names.agent), agentBundle, '--hub', tunnelUrl, '--device-id', id, '--secret', secret, '--api', deviceUrl, '--log-level', 'info', ...AGENT_ARGS], names.agent);
+  procs.push(agent);
+  await agent.waitForLog('connected');
+  return { hub, agent, url, token: await login(url, EMAIL, PASSWORD), id };
+}
 process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
 
 try {
-  await addUser(data.path, EMAIL, PASSWORD);
-  const { id, secret } = await addDevice(data.path, 'Bench device');
-
   const device = await startDevice(EMAIL);
   procs.push(device);
   const proxy = node(['--import', 'tsx', join(ROOT, 'bench/relay/proxy.ts'), String(device.port)], 'proxy');
   procs.push(proxy);
   const proxyPort = parse<{ port: number }>(await proxy.waitFor((l) => l.startsWith('{"port"'))).port;
 
-  const hub = node([...profiled('hub'), CLI, 'hub', '--data', data.path, '--host', '127.0.0.1', '--http-port', '0', '--tunnel-port', '0', '--log-level', 'info', ...HUB_ARGS], 'hub');
-  procs.push(hub);
-  const listening = await hub.waitForLog('hub listening');
-  const hubUrl = `http://127.0.0.1:${listening.httpPort as number}`;
-  const tunnelUrl = TRANSPORT === 'ws' ? `ws://127.0.0.1:${listening.httpPort as number}` : `tcp://127.0.0.1:${listening.tunnelPort as number}`;
-
-  const agent = node([...profiled('agent'), AGENT_BUNDLE, '--hub', tunnelUrl, '--device-id', id, '--secret', secret, '--api', device.url, '--log-level', 'info', ...AGENT_ARGS], 'agent');
-  procs.push(agent);
-  await agent.waitForLog('connected');
-
-  const token = await login(hubUrl, EMAIL, PASSWORD);
+  const { hub, agent, url: hubUrl, token, id } = await startRelay(CLI, AGENT_BUNDLE, data.path, device.url, { hub: 'hub', agent: 'agent' });
   const auth = { authorization: `Bearer ${token}` };
   const relayUrl = `${hubUrl}/v1/devices/${id}/api/json1k`;
+  // The previous build's hub and agent are the same processes in the tables ("hub", "agent"), on their own row.
+  const previous = PREVIOUS && TARGETS.has('previous') ? await startRelay(PREVIOUS.cli, PREVIOUS.agent, previousData.path, device.url, { hub: 'previous-hub', agent: 'previous-agent' }) : undefined;
 
   // The relay must go to the device on every request: a cache hit would flatter it.
   const direct = await fetch(`${device.url}/json1k`).then((r) => r.text());
-  for (let i = 0; i < 2; i++) {
-    const r = await fetch(relayUrl, { headers: auth });
-    const body = await r.text();
-    if (r.status !== 200 || body !== direct) throw new Error(`relay answered ${r.status} with a different body`);
-    if (r.headers.get('x-cache') !== EXPECTED_X_CACHE) throw new Error(`expected X-Cache: ${EXPECTED_X_CACHE} from the relay, got ${r.headers.get('x-cache')}`);
+  const checks = [{ url: relayUrl, headers: auth }, ...(previous ? [{ url: `${previous.url}/v1/devices/${previous.id}/api/json1k`, headers: { authorization: `Bearer ${previous.token}` } }] : [])];
+  for (const c of checks) {
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(c.url, { headers: c.headers });
+      const body = await r.text();
+      if (r.status !== 200 || body !== direct) throw new Error(`${c.url} answered ${r.status} with a different body: ${body.slice(0, 200)}`);
+      if (r.headers.get('x-cache') !== EXPECTED_X_CACHE) throw new Error(`expected X-Cache: ${EXPECTED_X_CACHE} from the relay, got ${r.headers.get('x-cache')}`);
+    }
   }
   process.stderr.write(`relay checked: 200, same body as the device, X-Cache: ${EXPECTED_X_CACHE} on two requests in a row\n`);
 
@@ -216,6 +242,8 @@ try {
     { key: 'direct', target: 'device direct', url: `${device.url}/json1k`, headers: {}, watch: { device: pids.device } },
     { key: 'proxy', target: 'one-hop proxy', url: `http://127.0.0.1:${proxyPort}/json1k`, headers: {}, watch: { proxy: pids.proxy, device: pids.device } },
     { key: 'relay', target: relayName, url: relayUrl, headers: auth, watch: { hub: pids.hub, agent: pids.agent, device: pids.device } },
+    ...(previous ? [{ key: 'previous', target: `previous build (${PREVIOUS!.commit.slice(0, 7)})`, url: `${previous.url}/v1/devices/${previous.id}/api/json1k`, headers: { authorization: `Bearer ${previous.token}` },
+      watch: { hub: previous.hub.child.pid!, agent: previous.agent.child.pid!, device: pids.device } }] : []),
   ];
   const cases = all.filter((c) => TARGETS.has(c.key));
   const rows: Row[] = [];
