@@ -2,7 +2,8 @@
 //
 //   relay     a 1 KB JSON GET through front → edge (PostgreSQL + Redis) against the single-node hub on
 //             SQLite: req/s and CPU µs per request of the hub processes (target: the two-node path costs
-//             at most 1.5x the single node's CPU per request)
+//             at most 1.5x the single node's CPU per request); also the floor of any second hop: a single
+//             node whose agent reaches it through a bare TCP relay process (tcp-relay.ts), hub + relay CPU
 //   redis     Redis commands per idle device per minute: the cluster's Redis with BENCH_IDLE_DEVICES
 //             idle agents on the edge against the same Redis with none (target: near zero; the
 //             heartbeat is per node)
@@ -16,6 +17,8 @@
 //   BENCH_CONNECTIONS=50   BENCH_RATE=1000 (also both at this req/s)   BENCH_IDLE_DEVICES=1000   BENCH_IDLE_S=60   BENCH_KILLS=10   BENCH_AGENTS=10000
 //   BENCH_CLUSTER_ARGS="--cache-max-bytes 0"   extra flags for the front and edges (what-if runs)
 //   BENCH_PROFILE=DIR                          every hub node under --cpu-prof, profiles in DIR/<node>
+//   BENCH_NODE_FLAGS='--trace-gc'              more Node flags for every hub node (with CLOUDREST_TEST_VERBOSE=1
+//                                              what they print shows on stderr, prefixed with the node's name)
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -50,6 +53,7 @@ const SECRET = 'bench-cluster-secret-0123456789';
 const MANY_AGENTS = ['--max-tunnels-per-address', '0'];
 const CLUSTER_ARGS = (process.env.BENCH_CLUSTER_ARGS ?? '').split(' ').filter(Boolean);
 const PROFILE_DIR = process.env.BENCH_PROFILE;
+const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 
 if (CASES.has('agents')) rerunWithOpenFiles(AGENTS * 2 + 4096);
 
@@ -74,7 +78,7 @@ interface HubNode {
 /** Starts `cloudrest hub` and waits until it listens; `ports` pins the ports (a node restarted in place). */
 async function startNode(name: string, args: string[], ports?: { http: number; tunnel: number }): Promise<HubNode> {
   const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(resolve(PROFILE_DIR), name)}`] : [];
-  const all = [...profile, CLI, 'hub', '--host', '127.0.0.1', '--http-port', String(ports?.http ?? 0), '--tunnel-port', String(ports?.tunnel ?? 0), '--no-mqtt', '--log-level', 'info', ...MANY_AGENTS, ...args];
+  const all = [...profile, ...NODE_FLAGS, CLI, 'hub', '--host', '127.0.0.1', '--http-port', String(ports?.http ?? 0), '--tunnel-port', String(ports?.tunnel ?? 0), '--no-mqtt', '--log-level', 'info', ...MANY_AGENTS, ...args];
   const proc = node(all, name);
   const l = await proc.waitForLog('hub listening', () => true, 30_000);
   return { proc, name, httpPort: l.httpPort as number, tunnelPort: l.tunnelPort as number, args };
@@ -157,7 +161,8 @@ const say = (s: string) => {
   process.stderr.write(`${s}\n`);
 };
 const single = tempDir('cloudrest-bench-single-');
-const dirs = [single, ...['front1', 'edge1', 'edge2'].map((n) => tempDir(`cloudrest-bench-${n}-`))];
+const floorData = tempDir('cloudrest-bench-floor-');
+const dirs = [single, floorData, ...['front1', 'edge1', 'edge2'].map((n) => tempDir(`cloudrest-bench-${n}-`))];
 const db = await testPostgres();
 const redisServer = await privateRedis();
 const stopAll = async (): Promise<void> => {
@@ -171,15 +176,15 @@ process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
 try {
   const idle = Math.max(CASES.has('redis') ? IDLE_DEVICES : 0, CASES.has('agents') ? AGENTS : 0);
   const relayDevice = await registerDevices({ data: single.path, store: 'sqlite' }, CASES.has('agents') ? AGENTS : 0);
-  await registerDevices({ data: dirs[1]!.path, store: db.url }, idle);
+  await registerDevices({ data: dirs[2]!.path, store: db.url }, idle);
   const device = await startDevice(EMAIL);
   procs.push(device);
 
   const cluster = ['--store', db.url, '--redis', redisServer.url, '--cluster-secret', SECRET, '--no-admin-socket', ...CLUSTER_ARGS];
   const hub = await startNode('hub', ['--data', single.path]);
-  const front = await startNode('front1', ['--data', dirs[1]!.path, '--role', 'front', '--node-id', 'front1', ...cluster]);
+  const front = await startNode('front1', ['--data', dirs[2]!.path, '--role', 'front', '--node-id', 'front1', ...cluster]);
   const edgePorts = await Promise.all([0, 1].map(async () => ({ http: await freePort(), tunnel: await freePort(), internal: await freePort() })));
-  const edgeArgs = (i: number) => ['--data', dirs[2 + i]!.path, '--role', 'edge', '--node-id', `edge${i + 1}`, '--internal-port', String(edgePorts[i]!.internal), ...cluster];
+  const edgeArgs = (i: number) => ['--data', dirs[3 + i]!.path, '--role', 'edge', '--node-id', `edge${i + 1}`, '--internal-port', String(edgePorts[i]!.internal), ...cluster];
   const edges = [await startNode('edge1', edgeArgs(0), edgePorts[0])];
 
   const agentOf = (hubs: string[], name: string) => node([AGENT_BUNDLE, ...hubs.flatMap((h) => ['--hub', h]), '--device-id', relayDevice.id, '--secret', relayDevice.secret, '--api', device.url, '--backoff-min-ms', '50', '--backoff-max-ms', '500'], name);
@@ -195,9 +200,18 @@ try {
   if (CASES.has('relay')) {
     const clusterAgent = agentOf([`tcp://127.0.0.1:${edges[0]!.tunnelPort}`], 'agent-cluster');
     await clusterAgent.waitForLog('connected');
+    // The floor: a single node of its own whose agent comes through a bare TCP relay.
+    await registerDevices({ data: floorData.path, store: 'sqlite' }, 0);
+    const floorHub = await startNode('hub-floor', ['--data', floorData.path]);
+    const relay = node(['--import', 'tsx', join(ROOT, 'bench/cluster/tcp-relay.ts'), String(floorHub.tunnelPort)], 'tcp-relay');
+    const relayPort = (JSON.parse(await relay.waitFor((l) => l.startsWith('{"port"'))) as { port: number }).port;
+    const floorAgent = agentOf([`tcp://127.0.0.1:${relayPort}`], 'agent-floor');
+    await floorAgent.waitForLog('connected');
+    const floorUrl = `http://127.0.0.1:${floorHub.httpPort}/v1/devices/${relayDevice.id}/api/json1k`;
+    const floorAuth = { authorization: `Bearer ${await login(`http://127.0.0.1:${floorHub.httpPort}`, EMAIL, PASSWORD)}` };
     if ((await untilAnswered(frontUrl, frontAuth, 10_000)) === Infinity) throw new Error('the device does not answer through the front');
     // A cache hit would flatter either path: every answer must come from the device.
-    for (const [url, headers] of [[singleUrl, singleAuth], [frontUrl, frontAuth]] as const) {
+    for (const [url, headers] of [[singleUrl, singleAuth], [frontUrl, frontAuth], [floorUrl, floorAuth]] as const) {
       const r = await fetch(url, { headers });
       await r.arrayBuffer();
       const xCache = r.headers.get('x-cache');
@@ -206,25 +220,30 @@ try {
     const rows: Array<{ round: number; what: string; rate: number | undefined; reqPerS: number; p99: number; us: number }> = [];
     const SINGLE = 'single node (SQLite)';
     const CLUSTER = 'front → edge (PostgreSQL + Redis)';
+    const FLOOR = 'single node + bare TCP relay (floor of a second hop)';
     for (let round = 1; round <= ROUNDS; round++) {
       for (const rate of RATE > 0 ? [undefined, RATE] : [undefined]) {
         const s = await load(singleUrl, singleAuth, { hub: hub.proc.child.pid! }, rate);
         rows.push({ round, what: SINGLE, rate, reqPerS: s.load.requestsPerS, p99: s.load.p99Ms, us: usPerReq(s.cpuPct.hub ?? NaN, s.load.requestsPerS) });
         const c = await load(frontUrl, frontAuth, { front: front.proc.child.pid!, edge: edges[0]!.proc.child.pid! }, rate);
         rows.push({ round, what: CLUSTER, rate, reqPerS: c.load.requestsPerS, p99: c.load.p99Ms, us: usPerReq((c.cpuPct.front ?? NaN) + (c.cpuPct.edge ?? NaN), c.load.requestsPerS) });
+        const f = await load(floorUrl, floorAuth, { hub: floorHub.proc.child.pid!, relay: relay.child.pid! }, rate);
+        rows.push({ round, what: FLOOR, rate, reqPerS: f.load.requestsPerS, p99: f.load.p99Ms, us: usPerReq((f.cpuPct.hub ?? NaN) + (f.cpuPct.relay ?? NaN), f.load.requestsPerS) });
       }
     }
     say(`\n### Relay through front → edge against one node (${CONNECTIONS} connections, ${DURATION_S} s per case, ${ROUNDS} rounds alternating; flat out, then both at ${RATE} req/s)\n`);
-    say('| round | path | load | req/s | p99 ms | hub CPU µs / request (front + edge for the cluster) |');
+    say('| round | path | load | req/s | p99 ms | hub CPU µs / request (front + edge for the cluster, hub + relay for the floor) |');
     say('|---:|---|---|---:|---:|---:|');
     for (const r of rows) say(`| ${r.round} | ${r.what} | ${r.rate === undefined ? 'flat out' : `${r.rate} req/s`} | ${fmt(r.reqPerS)} | ${fmt(r.p99, 2)} | ${fmt(r.us, 1)} |`);
     say('');
     for (const rate of RATE > 0 ? [undefined, RATE] : [undefined]) {
       const us = (what: string) => median(rows.filter((r) => r.what === what && r.rate === rate).map((r) => r.us));
       const ratio = us(CLUSTER) / us(SINGLE);
-      say(`- ${rate === undefined ? 'flat out' : `at ${rate} req/s`}: CPU per request, median: cluster ${fmt(us(CLUSTER), 1)} µs / single ${fmt(us(SINGLE), 1)} µs = ${fmt(ratio, 2)}x (target <= ${CPU_TARGET}x: ${ratio <= CPU_TARGET ? 'MET' : 'MISSED'})`);
+      say(`- ${rate === undefined ? 'flat out' : `at ${rate} req/s`}: CPU per request, median: cluster ${fmt(us(CLUSTER), 1)} µs / single ${fmt(us(SINGLE), 1)} µs = ${fmt(ratio, 2)}x (target <= ${CPU_TARGET}x: ${ratio <= CPU_TARGET ? 'MET' : 'MISSED'});`
+        + ` floor of a second hop ${fmt(us(FLOOR), 1)} µs = ${fmt(us(FLOOR) / us(SINGLE), 2)}x; the cluster's cost over one node is ${fmt((us(CLUSTER) - us(SINGLE)) / (us(FLOOR) - us(SINGLE)), 2)}x the floor's`);
     }
     await clusterAgent.stop();
+    await floorAgent.stop();
   }
 
   if (CASES.has('redis')) {

@@ -61,7 +61,24 @@ export class ClusterTunnelRouter implements TunnelRouter {
   open(deviceId: string, head: RequestHead, end: boolean, listener: ResponseListener): Opened | Promise<Opened> {
     const local = this.deps.local?.open(deviceId, head, end, listener);
     if (local !== undefined && local !== 'offline') return local;
-    return this.#openRemote(deviceId, head, end, listener);
+    return this.#openCached(deviceId, head, end, listener) ?? this.#openRemote(deviceId, head, end, listener);
+  }
+
+  /**
+   * The common case without a wait: the device's node is cached and a link to it is up, so the stream
+   * opens now. Anything else (not cached, no link yet, the link closing) takes #openRemote's way.
+   */
+  #openCached(deviceId: string, head: RequestHead, end: boolean, listener: ResponseListener): Opened | Promise<Opened> | undefined {
+    const where = this.#where.get(deviceId);
+    if (where === undefined || where.nodeId === this.deps.presence.nodeId) return undefined;
+    const url = this.#urls.get(where.nodeId);
+    if (url === undefined) return undefined;
+    try {
+      const link = this.deps.links.link(url);
+      return link instanceof Promise ? undefined : link.open(deviceId, head, end, listener);
+    } catch {
+      return undefined;
+    }
   }
 
   async #openRemote(deviceId: string, head: RequestHead, end: boolean, listener: ResponseListener): Promise<Opened> {

@@ -109,16 +109,19 @@ export class NodeLinkServer {
       this.#refuse(session, ch, Verdict.BUSY);
       return;
     }
-    const opened = this.deps.router.open(req.deviceId, req.head, ch.peerEnded, pipe);
+    // A head that came with END is a complete request the front sent ahead (node-link.ts LinkStream):
+    // it hears only failure verdicts, a frame less each way per request.
+    const ahead = ch.peerEnded;
+    const opened = this.deps.router.open(req.deviceId, req.head, ahead, pipe);
     if (opened instanceof Promise) {
       pipe.hold();
-      opened.then((o) => this.#opened(session, ch, pipe, o), () => this.#refuse(session, ch, Verdict.OFFLINE));
+      opened.then((o) => this.#opened(session, ch, pipe, o, ahead), () => this.#refuse(session, ch, Verdict.OFFLINE));
     } else {
-      this.#opened(session, ch, pipe, opened);
+      this.#opened(session, ch, pipe, opened, ahead);
     }
   }
 
-  #opened(session: TunnelSession, ch: TunnelChannel, pipe: EdgePipe, opened: Opened): void {
+  #opened(session: TunnelSession, ch: TunnelChannel, pipe: EdgePipe, opened: Opened, ahead: boolean): void {
     if (opened === 'busy') return this.#refuse(session, ch, Verdict.BUSY);
     if (opened === 'offline') return this.#refuse(session, ch, Verdict.OFFLINE);
     if (pipe.over) {
@@ -126,11 +129,11 @@ export class NodeLinkServer {
       return;
     }
     if (!isWaiting(opened)) {
-      this.#verdict(session, ch, Verdict.STARTED);
+      if (!ahead) this.#verdict(session, ch, Verdict.STARTED);
       pipe.started(opened);
       return;
     }
-    this.#verdict(session, ch, Verdict.QUEUED);
+    if (!ahead) this.#verdict(session, ch, Verdict.QUEUED);
     pipe.hold();
     pipe.onFrontGone = opened.cancel;
     opened.started.then(
@@ -139,7 +142,7 @@ export class NodeLinkServer {
           s.cancel();
           return;
         }
-        this.#verdict(session, ch, Verdict.STARTED);
+        if (!ahead) this.#verdict(session, ch, Verdict.STARTED);
         pipe.started(s);
       },
       (err: unknown) => {

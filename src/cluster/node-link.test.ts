@@ -9,7 +9,7 @@ import { selfSignedCert } from '../../test/support/mqtt-peers.js';
 import { tempDir } from '../../test/support/procs.js';
 import { connectAgent, frontRouter, linkPool, startTestEdge, testCluster, type TestCluster, type TestEdge } from '../../test/support/cluster-router-world.js';
 import type { ResponseHead } from '../relay/protocol/heads.js';
-import { isWaiting, type RequestStream, type ResponseListener } from '../relay/router.js';
+import { isWaiting, RouteError, type RequestStream, type ResponseListener } from '../relay/router.js';
 import { ClusterTunnelRouter } from './cluster-router.js';
 import { NodeLink } from './node-link.js';
 import { MapPresence } from '../core/presence.js';
@@ -239,6 +239,27 @@ describe('relaying through a node link', () => {
     const next = new Sink();
     await router.open('d_cancel', { method: 'GET', target: '/after', headers: [] }, true, next);
     await until(() => next.ended, 'the next answer');
+    assert.equal(next.head?.status, 204);
+    router.close();
+  });
+
+  test('a complete request sent ahead for a device the edge no longer holds fails with the offline error, and the link carries on', async () => {
+    // Presence still names the edge (a stale entry), but the edge has no tunnel for the device.
+    await new MapPresence('n_edge', cluster.table).set('d_ghost', Date.now());
+    const router = frontRouter(cluster, 'n_front4', linkPool());
+    const sink = new Sink();
+    const opened = router.open('d_ghost', { method: 'GET', target: '/', headers: [] }, true, sink);
+    const s = opened instanceof Promise ? await opened : opened;
+    assert.ok(typeof s !== 'string' && !isWaiting(s), 'a complete request starts without waiting for the edge');
+    await until(() => sink.error !== undefined, 'the edge refusal');
+    assert.ok(sink.error instanceof RouteError, `a RouteError, not ${String(sink.error)}`);
+    assert.equal(sink.error.code, 'CR_ERR_DEVICE_OFFLINE');
+    assert.equal(sink.head, undefined);
+    const agent = await connectAgent(cluster, e.tunnelPort, 'd_after_ghost', 65_536, sockets);
+    agent.onChannel = (ch) => ch.respond({ status: 204, headers: [] }, true);
+    const next = new Sink();
+    await router.open('d_after_ghost', { method: 'GET', target: '/', headers: [] }, true, next);
+    await until(() => next.ended, 'the next answer over the same link');
     assert.equal(next.head?.status, 204);
     router.close();
   });

@@ -33,9 +33,11 @@ export function parseInternalUrl(url: string): { tls: boolean; host: string; por
 }
 
 /**
- * One exchange's stream on the front before the edge said where it stands: it resolves `open` with
- * the edge's verdict (started, queued, busy, offline) and only then passes the device's answer to
- * the caller's listener. The channel itself is the RequestStream the caller writes to.
+ * One exchange's stream on the front. A request with a body waits for the edge's verdict (started,
+ * queued, busy, offline) before `opened` resolves, since its body must not go out before the device's
+ * stream is open. A complete request (its head carried END) has nothing more to send, so it starts at
+ * once ("ahead"): the edge sends no started or queued verdict for it, only a failure one, which reaches
+ * the caller's listener as the RouteError one node would have answered with (429, 503).
  */
 class LinkStream {
   #state: 'pending' | 'queued' | 'started' | 'done' = 'pending';
@@ -43,9 +45,15 @@ class LinkStream {
   #resolveStarted: ((ch: TunnelChannel) => void) | undefined;
   #rejectStarted: ((err: Error) => void) | undefined;
   channel!: TunnelChannel;
-  readonly opened: Promise<Opened>;
+  opened: Promise<Opened> | undefined;
+  /** Called once the stream needs no more verdicts: its entry in the link's pending map goes. */
+  onDone: (() => void) | undefined;
 
-  constructor(private readonly listener: ResponseListener) {
+  constructor(private readonly listener: ResponseListener, ahead: boolean) {
+    if (ahead) {
+      this.#state = 'started';
+      return;
+    }
     this.opened = new Promise((resolve) => {
       this.#resolveOpen = resolve;
     });
@@ -58,7 +66,7 @@ class LinkStream {
       case Verdict.STARTED:
         if (pending) this.#resolveOpen!(this.channel);
         else if (this.#state === 'queued') this.#resolveStarted!(this.channel);
-        this.#state = 'started';
+        if (this.#state !== 'done') this.#state = 'started';
         return true;
       case Verdict.QUEUED:
         if (!pending) return false;
@@ -67,11 +75,14 @@ class LinkStream {
         return false;
       case Verdict.BUSY:
       case Verdict.OFFLINE:
-      case Verdict.DISCONNECTED:
+      case Verdict.DISCONNECTED: {
+        const code = v === Verdict.BUSY ? 'CR_ERR_TOO_MANY_REQUESTS' : v === Verdict.DISCONNECTED ? 'CR_ERR_DEVICE_DISCONNECTED' : 'CR_ERR_DEVICE_OFFLINE';
         if (pending) this.#resolveOpen!(v === Verdict.BUSY ? 'busy' : 'offline');
         else if (this.#state === 'queued') this.#rejectStarted!(new RouteError(v === Verdict.DISCONNECTED ? 'CR_ERR_DEVICE_DISCONNECTED' : 'CR_ERR_DEVICE_OFFLINE'));
+        else if (this.#state === 'started') this.listener.onError(new RouteError(code)); // a complete request sent ahead
         this.#state = 'done';
         return true;
+      }
       default:
         return false;
     }
@@ -94,17 +105,31 @@ class LinkStream {
   }
 
   onResponse(head: ResponseHead, end: boolean): void {
-    if (this.#state === 'started') this.listener.onResponse(head, end);
+    if (this.#state !== 'started') return;
+    if (end) this.#finish();
+    this.listener.onResponse(head, end);
   }
 
   onData(chunk: Buffer, end: boolean): void {
-    if (this.#state === 'started') this.listener.onData(chunk, end);
+    if (this.#state !== 'started') return;
+    if (end) this.#finish();
+    this.listener.onData(chunk, end);
   }
 
   /** The stream was reset or the link closed: before a verdict, the edge (and so the device) is out of reach. */
   onError(err: Error): void {
-    if (this.#state === 'started') this.listener.onError(err);
-    else this.verdict(Verdict.OFFLINE);
+    if (this.#state === 'started') {
+      this.#finish();
+      this.listener.onError(err);
+    } else {
+      this.verdict(Verdict.OFFLINE);
+    }
+  }
+
+  /** The device answered in full or the stream failed: no verdict can come that matters. */
+  #finish(): void {
+    this.#state = 'done';
+    this.onDone?.();
   }
 }
 
@@ -167,12 +192,19 @@ export class NodeLink {
     return this.session.activeStreams;
   }
 
-  /** Opens a relayed exchange with `deviceId` at the edge; resolves with the edge's verdict. */
-  open(deviceId: string, head: RequestHead, end: boolean, listener: ResponseListener): Promise<Opened> {
-    const s = new LinkStream(listener);
-    s.channel = this.session.openRequest(linkHead(deviceId, head), end, s);
-    this.#pending.set(s.channel.id, s);
-    return s.opened;
+  /**
+   * Opens a relayed exchange with `deviceId` at the edge: a complete request (`end`) at once, one with a
+   * body once the edge's verdict came (see LinkStream).
+   */
+  open(deviceId: string, head: RequestHead, end: boolean, listener: ResponseListener): Opened | Promise<Opened> {
+    const s = new LinkStream(listener, end);
+    const channel = this.session.openRequest(linkHead(deviceId, head), end, s);
+    s.channel = channel;
+    this.#pending.set(channel.id, s);
+    s.onDone = () => {
+      if (this.#pending.get(channel.id) === s) this.#pending.delete(channel.id);
+    };
+    return s.opened ?? channel;
   }
 
   /** Runs a control operation at the edge; true when the edge had the device's tunnel. */

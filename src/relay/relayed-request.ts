@@ -4,7 +4,7 @@ import { responseHeadersForClient } from './headers.js';
 import type { ResponseHead } from './protocol/heads.js';
 import type { RelayContext } from './relay-context.js';
 import type { CachePlan, CacheSink } from './relay-cache.js';
-import type { RequestStream, ResponseListener } from './router.js';
+import { RouteError, type RequestStream, type ResponseListener } from './router.js';
 
 /**
  * One relayed request once its stream is open: the client's body goes up the channel, the device's
@@ -203,6 +203,8 @@ export class RelayedRequest implements ResponseListener {
     clearTimeout(this.#timer);
     if (this.#clientGone) return;
     this.ctx.deps.log.debug({ deviceId: this.deviceId, err: err.message }, 'relayed request failed');
-    this.#failWith('CR_ERR_DEVICE_DISCONNECTED', err.message);
+    // A RouteError is the edge's routing answer to a request a front sent ahead (cluster/node-link.ts).
+    if (err instanceof RouteError) this.#failWith(err.code, err.message, err.code === 'CR_ERR_TOO_MANY_REQUESTS' ? { 'retry-after': '1' } : undefined);
+    else this.#failWith('CR_ERR_DEVICE_DISCONNECTED', err.message);
   }
 }

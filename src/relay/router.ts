@@ -56,11 +56,17 @@ export type ControlFrame =
   /** Split into as many REVOKED frames as the agent's frame size needs. */
   | { kind: 'revoked'; entries: readonly RevokedEntry[] };
 
-/** A queued request that could not start: `code` is the client's answer. */
+const ROUTE_ERROR_MESSAGES = {
+  CR_ERR_DEVICE_OFFLINE: 'the device went offline',
+  CR_ERR_DEVICE_DISCONNECTED: 'the device disconnected',
+  CR_ERR_TOO_MANY_REQUESTS: "the device's request queue is full",
+} as const;
+
+/** A queued request that could not start, or one sent ahead that the edge refused: `code` is the client's answer. */
 export class RouteError extends Error {
   override readonly name = 'RouteError';
-  constructor(readonly code: Extract<ErrorCode, 'CR_ERR_DEVICE_OFFLINE' | 'CR_ERR_DEVICE_DISCONNECTED'>, options?: { cause?: unknown }) {
-    super(code === 'CR_ERR_DEVICE_OFFLINE' ? 'the device went offline' : 'the device disconnected', options);
+  constructor(readonly code: Extract<ErrorCode, 'CR_ERR_DEVICE_OFFLINE' | 'CR_ERR_DEVICE_DISCONNECTED' | 'CR_ERR_TOO_MANY_REQUESTS'>, options?: { cause?: unknown }) {
+    super(ROUTE_ERROR_MESSAGES[code], options);
   }
 }
 
