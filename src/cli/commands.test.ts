@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UsageError } from './admin.js';
-import { COMMANDS, findCommand, usageText, type Command } from './commands.js';
+import { COMMANDS, findCommand, runCli, usageText, type Command } from './commands.js';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -37,6 +37,17 @@ describe('cloudrest commands', () => {
 
   it("every command's --help starts with its own usage line", () => {
     for (const [name, c] of COMMANDS) assert.ok(c.help().startsWith(`Usage: cloudrest ${name}`), `${name}: ${c.help().split('\n')[0]!}`);
+  });
+
+  it('cloudrest devices --help lists the devices commands and no others', async () => {
+    const printed: string[] = [];
+    await runCli(['devices', '--help'], (text) => printed.push(text));
+    const text = printed.join('');
+    for (const name of COMMANDS.keys()) {
+      if (name.startsWith('devices ')) assert.ok(text.includes(name.split(' ')[1]!), `${name} listed`);
+    }
+    assert.match(text, /devices add\|list/);
+    assert.doesNotMatch(text, /oauth-clients|factory-keys|\n {2}hub /);
   });
 
   it('finds a two-word command before a one-word one and passes on the rest', () => {

@@ -87,6 +87,11 @@ export function findCommand(argv: readonly string[], table: ReadonlyMap<string, 
 /** Runs `cloudrest ARGV`: the usage without a command, a command's help with --help, else the command. */
 export async function runCli(argv: readonly string[], out: Out): Promise<void> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help') return out(usageText());
+  // `cloudrest devices --help`: the group's own commands.
+  if (argv[1] === '--help' && !COMMANDS.has(argv[0]!)) {
+    const group = new Map([...COMMANDS].filter(([name]) => name.startsWith(`${argv[0]!} `)));
+    if (group.size > 0) return out(usageText(group));
+  }
   const { command, args } = findCommand(argv);
   if (args.includes('--help')) return out(command.help());
   return command.run(args, out);
