@@ -142,6 +142,10 @@ export const retainedSourceContract: ContractSuite<OpenedSource, [RetainedQuotas
       assert.equal(await put(source, msg('q/4')), null);
       assert.match((await put(source, msg('q/3', 'x'.repeat(2000)), 'device:d9')) ?? '', /1000 bytes of retained messages per owner/);
       assert.equal(source.count, 3);
+      // The hub's own: counted, never refused.
+      assert.equal(await source.set(msg('hub/status'), '', 10, false), null);
+      assert.equal(source.count, 4);
+      assert.match((await put(source, msg('q/5'), 'device:d4')) ?? '', /the hub holds 3/);
     });
 
     if (impl.properties?.shared === true) it('shows a message set through one instance to another at once, and its clearing', async (t) => {

@@ -14,7 +14,7 @@ import type { MqttPersistence } from './persistence.js';
 import { SessionRegistry } from './registry.js';
 import { retainedBytes, RetainedStore, type RetainedEntry } from './retained.js';
 import type { RetainedQuotas } from './retained-usage.js';
-import type { RetainedSource } from './retained-source.js';
+import { sharesRetained, type RetainedSource } from './retained-source.js';
 import type { ClusterRouting } from './cluster/routes-hook.js';
 import { Router, type Delivery } from './router.js';
 import type { Session } from './session.js';
@@ -69,7 +69,8 @@ export class BrokerCore implements BrokerContext {
     const o = this.options;
     this.topicLimits = { maxLevels: o.maxTopicLevels, maxBytes: o.maxTopicBytes };
     this.#quotas = { maxPerOwner: o.maxRetainedPerOwner, maxBytesPerOwner: o.maxRetainedBytesPerOwner, maxTotal: o.maxRetained, maxBytes: o.maxRetainedBytes };
-    this.shared = this.persistence?.sharedRetained?.(this.#quotas);
+    const p = this.persistence;
+    this.shared = p !== undefined && sharesRetained(p) ? p.sharedRetained(this.#quotas) : undefined;
     this.registry = new SessionRegistry(this);
     this.ready = this.#load();
   }
@@ -127,7 +128,8 @@ export class BrokerCore implements BrokerContext {
     const sys = m.topic.startsWith('$SYS/');
     if (m.retain && this.options.retainAvailable && this.shared !== undefined && !sys) {
       // Every node reads it from the database: no copy here, nothing to tell the other nodes.
-      const done = this.track(this.shared.set(m, owner, retainedBytes(m)), 'store a retained message');
+      // The hub's own ('', no admitRetained asked) are counted but never refused, as in memory.
+      const done = this.track(this.shared.set(m, owner, retainedBytes(m), owner !== ''), 'store a retained message');
       retained = done.then((why) => {
         if (why === undefined || why === null) return true;
         this.#refused(owner, m, why);

@@ -7,9 +7,6 @@
  * Rule: a message is persisted here before it is acknowledged to its publisher (PUBACK / PUBREC), so an
  * acknowledged message is never lost.
  */
-import type { RetainedSource } from './retained-source.js';
-import type { RetainedQuotas } from './retained-usage.js';
-
 export interface StoredSubscription {
   filter: string;
   /** Maximum QoS granted. */
@@ -109,13 +106,7 @@ export interface MqttPersistence {
    * properties only for those charged at most `inlineMaxBytes`: the others are read with getRetained.
    */
   retainedIndex(inlineMaxBytes: number): Promise<RetainedRecord[]>;
-  /** One topic's retained message, payload included. */
+  /** One topic's retained message, payload included. (A persistence every node shares may also be SharesRetained, retained-source.ts.) */
   getRetained(topic: string): Promise<StoredMessage | undefined>;
-  /**
-   * Present where every node reads retained messages from this database (PostgreSQL, issue 14): the
-   * broker then keeps none in memory, loads none at start, and writes them through the source, not
-   * setRetained. Called once.
-   */
-  sharedRetained?(quotas: RetainedQuotas): RetainedSource;
   close(): Promise<void>;
 }

@@ -27,9 +27,10 @@ export interface RetainedSource {
   /**
    * Stores `m` as its topic's retained message charged `bytes` to `owner`, or with an empty payload
    * clears it ([MQTT-3.3.1-6/7]). Resolves null once done, or (nothing changed) the quota that refuses
-   * it; clearing is never refused.
+   * it; clearing is never refused, nor is a message set with `checked` false (the hub's own, counted
+   * but never refused).
    */
-  set(m: Message, owner: string, bytes: number): Promise<string | null>;
+  set(m: Message, owner: string, bytes: number, checked?: boolean): Promise<string | null>;
   /** The retained messages whose topic matches `filter` (valid, no `$share/`) and that have not expired at `now`, with RETAIN set. */
   matching(filter: string, now: number): AsyncIterable<Message>;
   /** Deletes the retained messages expired at `now`, so they stop counting against the quotas; refreshes `count` and `bytes`. */
@@ -38,6 +39,20 @@ export interface RetainedSource {
 
 /** The quotas a RetainedSource enforces. */
 export type { RetainedQuotas };
+
+/**
+ * A persistence (MqttPersistence) whose retained messages every node reads from the database
+ * (PostgreSQL): the broker then keeps none in memory, loads none at start, and writes them through the
+ * source, not setRetained. Kept off MqttPersistence so that persistence.ts imports no broker type.
+ */
+export interface SharesRetained {
+  /** Called once, by the broker. */
+  sharedRetained(quotas: RetainedQuotas): RetainedSource;
+}
+
+export function sharesRetained(p: object): p is SharesRetained {
+  return typeof (p as Partial<SharesRetained>).sharedRetained === 'function';
+}
 
 export class MemoryRetained implements RetainedSource {
   /**
@@ -63,12 +78,12 @@ export class MemoryRetained implements RetainedSource {
     return this.store.usage.bytes;
   }
 
-  set(m: Message, owner: string, bytes: number): Promise<string | null> {
+  set(m: Message, owner: string, bytes: number, checked = true): Promise<string | null> {
     if (m.payload.length === 0) {
       this.store.delete(m.topic);
       return Promise.resolve(null);
     }
-    const why = this.store.usage.exceeded(owner, bytes, this.store.get(m.topic), this.quotas);
+    const why = checked ? this.store.usage.exceeded(owner, bytes, this.store.get(m.topic), this.quotas) : null;
     if (why === null) this.store.set({ topic: m.topic, message: { ...m, retain: true }, qos: m.qos, expiresAt: m.expiresAt, owner, bytes });
     return Promise.resolve(why);
   }

@@ -129,6 +129,8 @@ async function sendShared(ch: Channel, shared: RetainedSource, sub: Subscription
       // Gone with its connection: nothing would keep them.
       if (sub.session.subscriptions.get(sub.filter) !== sub || (!sub.session.connected && !sub.session.persistent)) return;
       if (sub.receive !== undefined && !sub.receive.allows(m.topic)) continue;
+      // Stored under larger topic limits (or before them): never delivered, as the trie skips them at start.
+      if (topicLimitProblem(m.topic, ch.ctx.topicLimits) !== null) continue;
       await room(sub.session);
       void sub.session.deliver(m, Math.min(m.qos, sub.qos) as QoS, true, ids);
     }

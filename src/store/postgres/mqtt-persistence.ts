@@ -8,6 +8,7 @@ import { migrateToLatest } from '../migrations/index.js';
 import { SqlMqttPersistence, type MqttSqlDialect } from '../sql/mqtt-persistence.js';
 import { openPostgresPool, type PostgresOptions } from './postgres-store.js';
 import type { RetainedQuotas } from '../../mqtt/retained-usage.js';
+import type { SharesRetained } from '../../mqtt/retained-source.js';
 import { PostgresRetained } from './postgres-retained.js';
 
 const postgresMqttDialect: MqttSqlDialect = {
@@ -20,7 +21,7 @@ const postgresMqttDialect: MqttSqlDialect = {
   textBytes: (column) => `octet_length(${column})`,
 };
 
-export class PostgresMqttPersistence extends SqlMqttPersistence {
+export class PostgresMqttPersistence extends SqlMqttPersistence implements SharesRetained {
   readonly #pg: Kysely<unknown>;
 
   private constructor(db: Kysely<unknown>, onClose: () => Promise<void>) {

@@ -48,7 +48,7 @@ export class PostgresRetained implements RetainedSource {
     this.#pageRows = pageRows;
   }
 
-  set(m: Message, owner: string, bytes: number): Promise<string | null> {
+  set(m: Message, owner: string, bytes: number, checked = true): Promise<string | null> {
     return this.#db.transaction().execute(async (trx) => {
       const totals = await this.#lockTotals(trx);
       if (m.payload.length === 0) {
@@ -58,7 +58,7 @@ export class PostgresRetained implements RetainedSource {
       }
       const previous = (await sql<{ owner: string; bytes: number }>`select owner, bytes from mqtt_retained where topic = ${m.topic}`.execute(trx)).rows[0];
       const mine = (await sql<Tally>`select count, bytes from mqtt_retained_usage where owner = ${owner}`.execute(trx)).rows[0] ?? { count: 0, bytes: 0 };
-      const why = quotaExceeded(num(mine), totals, owner, bytes, previous && { owner: previous.owner, bytes: Number(previous.bytes) }, this.#quotas);
+      const why = !checked ? null : quotaExceeded(num(mine), totals, owner, bytes, previous && { owner: previous.owner, bytes: Number(previous.bytes) }, this.#quotas);
       if (why !== null) return why;
       const properties = m.properties === undefined ? null : encodeJson(m.properties);
       await sql`insert into mqtt_retained (topic, payload, qos, properties, expires_at, owner, bytes)
