@@ -120,12 +120,25 @@ export const retainedSourceContract: ContractSuite<OpenedSource, [RetainedQuotas
       const { source } = await open(t);
       const now = Date.now();
       await put(source, msg('t/expired', 'x', { expiresAt: now - 1 }));
-      await put(source, msg('t/later', 'y', { expiresAt: now + 60_000 }));
+      await put(source, msg('t/later', 'y', { expiresAt: now + 60_000 }), 'device:d2');
+      await put(source, msg('t/later2', 'y', { expiresAt: now + 60_000 }), 'device:d2');
       await put(source, msg('t/never', 'z'));
-      assert.deepEqual(await topics(source, 't/#', now), ['t/later', 't/never']);
+      assert.deepEqual(await topics(source, 't/#', now), ['t/later', 't/later2', 't/never']);
       assert.deepEqual(await topics(source, 't/#', now + 120_000), ['t/never']);
+      // Three owners' messages gone in one sweep: each count is right afterwards.
       await source.sweep(now + 120_000);
       assert.equal(source.count, 1);
+      assert.equal(source.bytes, retainedBytes(msg('t/never', 'z')));
+    });
+
+    it('frees an owner\'s quota when its expired messages are swept', async (t) => {
+      const { source } = await open(t, { ...ROOMY, maxPerOwner: 2 });
+      const now = Date.now();
+      await put(source, msg('s/1', 'x', { expiresAt: now + 1000 }));
+      await put(source, msg('s/2', 'x', { expiresAt: now + 1000 }));
+      assert.match((await put(source, msg('s/3'))) ?? '', /2 retained messages per owner/);
+      await source.sweep(now + 2000);
+      assert.equal(await put(source, msg('s/3')), null);
     });
 
     it('counts messages and bytes per owner against the quotas, replacing and clearing freeing them', async (t) => {
