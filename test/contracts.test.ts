@@ -28,6 +28,9 @@ import { busContract } from './bus-contract.js';
 import { responseCacheContract } from './cache-contract.js';
 import { eventHistoryContract } from './event-history-contract.js';
 import { mqttPersistenceContract } from './mqtt-persistence-contract.js';
+import { retainedSourceContract } from './retained-source-contract.js';
+import { MemoryRetained } from '../src/mqtt/retained-source.js';
+import { RetainedStore } from '../src/mqtt/retained.js';
 import { storeContract } from './store-contract.js';
 import { presenceContract, type PresenceNodes } from './presence-contract.js';
 import { runContract } from './support/contracts.js';
@@ -95,6 +98,32 @@ runContract('MqttPersistence', mqttPersistenceContract, [
     },
     cleanup: () => mqttSchemas.drop(),
     properties: { durable: true },
+  },
+]);
+
+const retainedSchemas = postgresSchemas();
+runContract('RetainedSource', retainedSourceContract, [
+  { name: 'MemoryRetained', make: (quotas) => Promise.resolve({ source: new MemoryRetained(new RetainedStore(), quotas), close: () => Promise.resolve() }), properties: { shared: false } },
+  {
+    name: 'PostgresRetained',
+    make: async (quotas) => {
+      // Each instance on its own pool, as each node has.
+      const url = await retainedSchemas.url();
+      const opened = [await PostgresMqttPersistence.open(url)];
+      return {
+        source: opened[0]!.sharedRetained(quotas),
+        other: async () => {
+          const p = await PostgresMqttPersistence.open(url);
+          opened.push(p);
+          return p.sharedRetained(quotas);
+        },
+        close: async () => {
+          await Promise.all(opened.map((p) => p.close()));
+        },
+      };
+    },
+    cleanup: () => retainedSchemas.drop(),
+    properties: { shared: true },
   },
 ]);
 

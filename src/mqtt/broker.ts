@@ -133,9 +133,13 @@ export class Broker {
       core.stats.messagesIn[qos]++;
       core.stats.bytesIn[qos] += payload.length;
     }
-    const { stored, sent } = core.route(m, msg.owner, msg.local === true);
-    if (sent === undefined) return stored ?? Promise.resolve();
-    return Promise.all([stored, sent]).then(([, ok]) => {
+    const { stored, sent, retained } = core.route(m, msg.owner, msg.local === true);
+    // Shared retained messages: a quota refusal is known once written (delivered, not retained).
+    const kept = msg.owner === undefined || retained === undefined ? stored : Promise.all([stored, retained]).then(([, ok]) => {
+      if (!ok) throw new RetainedQuotaError('retained message quota exceeded');
+    });
+    if (sent === undefined) return kept ?? Promise.resolve();
+    return Promise.all([kept, sent]).then(([, ok]) => {
       if (!ok) throw new ClusterUnavailableError('the message could not be forwarded to the other nodes (Redis unavailable)');
     });
   }
@@ -181,6 +185,7 @@ export class Broker {
     core.local.add(filter, fn);
     // Cluster: the other nodes forward what matches, as for a client's subscription.
     core.router.onRoute?.(filter, 1);
+    if (o.retained === true && core.shared !== undefined) void this.#sharedRetained(filter, () => active, onMessage);
     if (o.retained === true) {
       const now = core.now();
       for (const e of core.retained.match(filter, now)) {
@@ -288,13 +293,42 @@ export class Broker {
     return this.#core.router.size;
   }
 
+  /** Retained messages hub-wide (shared: as of this node's last write or sweep, plus its own `$SYS/` ones). */
   get retainedCount(): number {
-    return this.#core.retained.size;
+    return this.#core.retained.size + (this.#core.shared?.count ?? 0);
   }
 
   /** Bytes charged for the retained messages (topics, payloads, properties), in memory or not. */
   get retainedBytes(): number {
-    return this.#core.retained.usage.bytes;
+    return this.#core.retained.usage.bytes + (this.#core.shared?.bytes ?? 0);
+  }
+
+  /** Retained messages kept in this process's memory: 0 where they live in the shared database (but the broker's `$SYS/` ones). */
+  get retainedInMemory(): number {
+    return this.#core.shared === undefined ? this.#core.retained.size : 0;
+  }
+
+  /** The retained messages matching `filter` now, wherever they live (read a page at a time when shared). */
+  async *retainedMatching(filter: string): AsyncIterable<Message> {
+    const core = this.#core;
+    const now = core.now();
+    for (const e of core.retained.match(filter, now)) {
+      const m = await core.loadRetained(e);
+      if (m !== undefined) yield m;
+    }
+    if (core.shared !== undefined) yield* core.shared.matching(filter, now);
+  }
+
+  /** subscribeLocal's retained messages from the shared database, while `active()`; failures go to onError. */
+  async #sharedRetained(filter: string, active: () => boolean, onMessage: (m: Message) => void): Promise<void> {
+    try {
+      for await (const m of this.#core.shared!.matching(filter, this.#core.now())) {
+        if (!active()) return;
+        onMessage(m);
+      }
+    } catch (err) {
+      this.#core.hooks.onError(err, 'persistence: read retained messages');
+    }
   }
 
   /** QoS 1/2 messages sent to clients and not yet acknowledged. */

@@ -11,6 +11,7 @@ import type { ResolvedOptions } from './options.js';
 import type { OwnerQuotas } from './owner-quotas.js';
 import type { MqttPersistence } from './persistence.js';
 import type { RetainedEntry, RetainedStore } from './retained.js';
+import type { RetainedSource } from './retained-source.js';
 import type { TopicLimits } from '../core/topic-limits.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
@@ -24,6 +25,8 @@ export interface PublishOutcome {
   readonly stored: Promise<void> | undefined;
   /** Cluster: resolves true once the forwards to other nodes were handed to Redis, false if one was not. */
   readonly sent?: Promise<boolean> | undefined;
+  /** Shared retained messages (PostgreSQL): resolves false when a quota refused to retain it (it was delivered, not retained). */
+  readonly retained?: Promise<boolean> | undefined;
 }
 
 export interface OpenRequest {
@@ -45,6 +48,8 @@ export interface BrokerContext {
   /** The routes and forwards to other nodes; undefined on a single node. */
   readonly routing: ClusterRouting | undefined;
   readonly retained: RetainedStore;
+  /** Retained messages every node reads from the database (PostgreSQL); undefined when they are all in `retained`. */
+  readonly shared: RetainedSource | undefined;
   /** Sessions and queued bytes per owner (maxSessionsPerOwner, maxQueuedBytesPerOwner). */
   readonly quotas: OwnerQuotas;
   readonly persistence: MqttPersistence | undefined;

@@ -14,6 +14,7 @@ import type { MqttPersistence } from './persistence.js';
 import { SessionRegistry } from './registry.js';
 import { retainedBytes, RetainedStore, type RetainedEntry } from './retained.js';
 import type { RetainedQuotas } from './retained-usage.js';
+import { sharesRetained, type RetainedSource } from './retained-source.js';
 import type { ClusterRouting } from './cluster/routes-hook.js';
 import { Router, type Delivery } from './router.js';
 import type { Session } from './session.js';
@@ -35,6 +36,8 @@ export class BrokerCore implements BrokerContext {
   readonly stats = new BrokerStats();
   readonly router = new Router();
   readonly retained = new RetainedStore();
+  /** Where retained messages live when not in `retained` (PostgreSQL, every node reading it); `$SYS/` ones stay in memory. */
+  readonly shared: RetainedSource | undefined;
   readonly quotas: OwnerQuotas;
   readonly registry: SessionRegistry;
   /** In-process listeners (Broker.subscribeLocal): the hub's SSE bridge, $SYS readers... */
@@ -66,6 +69,8 @@ export class BrokerCore implements BrokerContext {
     const o = this.options;
     this.topicLimits = { maxLevels: o.maxTopicLevels, maxBytes: o.maxTopicBytes };
     this.#quotas = { maxPerOwner: o.maxRetainedPerOwner, maxBytesPerOwner: o.maxRetainedBytesPerOwner, maxTotal: o.maxRetained, maxBytes: o.maxRetainedBytes };
+    const p = this.persistence;
+    this.shared = p !== undefined && sharesRetained(p) ? p.sharedRetained(this.#quotas) : undefined;
     this.registry = new SessionRegistry(this);
     this.ready = this.#load();
   }
@@ -94,8 +99,15 @@ export class BrokerCore implements BrokerContext {
   admitRetained(m: Message, owner: string): boolean {
     // Clearing is always allowed: it is how an owner frees quota.
     if (!m.retain || !this.options.retainAvailable || m.payload.length === 0) return true;
+    // Shared: the quotas are checked where the counts are, in the write (route()'s `retained`).
+    if (this.shared !== undefined && !m.topic.startsWith('$SYS/')) return true;
     const why = this.retained.usage.exceeded(owner, retainedBytes(m), this.retained.get(m.topic), this.#quotas);
     if (why === null) return true;
+    this.#refused(owner, m, why);
+    return false;
+  }
+
+  #refused(owner: string, m: Message, why: string): void {
     this.stats.retainedRefused++;
     // Logged at most once per interval: a client looping on refusals must not flood the log.
     const now = this.now();
@@ -106,15 +118,25 @@ export class BrokerCore implements BrokerContext {
       this.#refusedUnlogged = 0;
       this.#refusalLoggedAt = now;
     }
-    return false;
   }
 
   route(m: Message, owner = '', local = false): PublishOutcome {
     let stored: Array<Promise<unknown>> | undefined;
+    let retained: Promise<boolean> | undefined;
     const cluster = local ? undefined : this.routing;
-    if (m.retain && this.options.retainAvailable) {
-      // `$SYS/` values describe this run of the broker: kept in memory only.
-      const sys = m.topic.startsWith('$SYS/');
+    // `$SYS/` values describe this run of the broker: kept in memory only.
+    const sys = m.topic.startsWith('$SYS/');
+    if (m.retain && this.options.retainAvailable && this.shared !== undefined && !sys) {
+      // Every node reads it from the database: no copy here, nothing to tell the other nodes.
+      // The hub's own ('', no admitRetained asked) are counted but never refused, as in memory.
+      const done = this.track(this.shared.set(m, owner, retainedBytes(m), owner !== ''), 'store a retained message');
+      retained = done.then((why) => {
+        if (why === undefined || why === null) return true;
+        this.#refused(owner, m, why);
+        return false;
+      });
+      (stored ??= []).push(retained);
+    } else if (m.retain && this.options.retainAvailable) {
       const bytes = retainedBytes(m);
       this.#retain(m, owner, bytes, sys);
       if (this.persistence !== undefined && !sys) (stored ??= []).push(this.track(this.persistence.setRetained(toStored(m), { owner, bytes }), 'store a retained message'));
@@ -127,7 +149,7 @@ export class BrokerCore implements BrokerContext {
     let sent: Promise<boolean> | undefined;
     if (cluster !== undefined && !m.topic.startsWith('$SYS/')) ({ local: deliveries, nodes, sent } = cluster.forward(m, deliveries));
     stored = this.#deliver(m, deliveries, stored);
-    return { deliveries: deliveries.length + nodes, stored: stored === undefined ? undefined : Promise.all(stored).then(() => undefined), sent };
+    return { deliveries: deliveries.length + nodes, stored: stored === undefined ? undefined : Promise.all(stored).then(() => undefined), sent, retained };
   }
 
   /**
@@ -145,7 +167,8 @@ export class BrokerCore implements BrokerContext {
 
   /** A retained message set (or cleared) on another node: kept in memory here, not stored again. */
   retainForwarded(m: Message, owner: string, bytes: number): void {
-    if (this.options.retainAvailable) this.#retain(m, owner, bytes, false);
+    // Shared: already in the database every node reads (a node of an older version may still send it).
+    if (this.options.retainAvailable && this.shared === undefined) this.#retain(m, owner, bytes, false);
   }
 
   #retain(m: Message, owner: string, bytes: number, sys: boolean): void {
@@ -230,6 +253,29 @@ export class BrokerCore implements BrokerContext {
   async #load(): Promise<void> {
     const p = this.persistence;
     if (p === undefined) return;
+    // Shared: nothing to load, only the counts for the metrics.
+    if (this.shared !== undefined) await this.#sweepRetained();
+    else await this.#loadRetained(p);
+    try {
+      await this.#deleteExpired();
+    } catch (err) {
+      this.hooks.onError(err, 'persistence: delete expired sessions');
+    }
+    try {
+      // Stored sessions take their owners' slots before anyone connects (they come into memory only when resumed).
+      for (const { clientId, owner } of await p.sessionOwners()) this.quotas.hold(clientId, owner);
+    } catch (err) {
+      this.hooks.onError(err, 'persistence: count stored sessions');
+    }
+    if (!this.closing) this.#sweep = setInterval(() => {
+      // In a cluster one node sweeps at a time (src/mqtt/cluster/sessions.ts).
+      if (this.cluster === undefined) void this.#deleteExpired();
+      if (this.shared !== undefined) void this.#sweepRetained();
+    }, EXPIRY_SWEEP_MS).unref();
+  }
+
+  /** Every retained message into the trie: those small enough with their message, the others as an index entry read when delivered. */
+  async #loadRetained(p: MqttPersistence): Promise<void> {
     try {
       const now = this.now();
       let skipped = 0;
@@ -246,20 +292,14 @@ export class BrokerCore implements BrokerContext {
         this.retained.set({ topic: r.topic, message, qos: r.qos, expiresAt: r.expiresAt, owner: r.owner, bytes: r.bytes });
       }
       if (skipped > 0) this.hooks.onWarning('stored retained messages skipped: topic over the limits', { skipped, example });
-      await this.#deleteExpired();
     } catch (err) {
       this.hooks.onError(err, 'persistence: load retained messages');
     }
-    try {
-      // Stored sessions take their owners' slots before anyone connects (they come into memory only when resumed).
-      for (const { clientId, owner } of await p.sessionOwners()) this.quotas.hold(clientId, owner);
-    } catch (err) {
-      this.hooks.onError(err, 'persistence: count stored sessions');
-    }
-    if (!this.closing) this.#sweep = setInterval(() => {
-      // In a cluster one node sweeps at a time (src/mqtt/cluster/sessions.ts).
-      if (this.cluster === undefined) void this.#deleteExpired();
-    }, EXPIRY_SWEEP_MS).unref();
+  }
+
+  /** Shared: deletes the expired retained messages (each node: the statement is idempotent) and reads the counts. */
+  async #sweepRetained(): Promise<void> {
+    await this.track(this.shared!.sweep(this.now()), 'delete expired retained messages');
   }
 
   async #deleteExpired(): Promise<void> {

@@ -106,7 +106,7 @@ export interface MqttPersistence {
    * properties only for those charged at most `inlineMaxBytes`: the others are read with getRetained.
    */
   retainedIndex(inlineMaxBytes: number): Promise<RetainedRecord[]>;
-  /** One topic's retained message, payload included. */
+  /** One topic's retained message, payload included. (A persistence every node shares may also be SharesRetained, retained-source.ts.) */
   getRetained(topic: string): Promise<StoredMessage | undefined>;
   close(): Promise<void>;
 }

@@ -16,7 +16,7 @@ export interface RetainedQuotas {
   readonly maxBytes: number;
 }
 
-interface Tally {
+export interface Tally {
   count: number;
   bytes: number;
 }
@@ -55,21 +55,30 @@ export class RetainedUsage {
    * current retained message, which the new one would replace.
    */
   exceeded(owner: string, bytes: number, previous: { owner: string; bytes: number } | undefined, q: RetainedQuotas): string | null {
-    const mine = this.of(owner);
-    // What the owner and the hub would hold afterwards.
-    const same = previous !== undefined && previous.owner === owner;
-    const ownerCount = mine.count + (same ? 0 : 1);
-    const ownerBytes = mine.bytes + bytes - (same ? previous.bytes : 0);
-    const totalCount = this.count + (previous === undefined ? 1 : 0);
-    const totalBytes = this.bytes + bytes - (previous?.bytes ?? 0);
-    // A replacement that does not grow is always allowed, even over quotas lowered since.
-    if (previous !== undefined && bytes <= previous.bytes && same) return null;
-    if (previous === undefined && totalCount > q.maxTotal) return `the hub holds ${q.maxTotal} retained messages`;
-    if (previous === undefined || !same) {
-      if (ownerCount > q.maxPerOwner) return `${q.maxPerOwner} retained messages per owner`;
-    }
-    if (ownerBytes > q.maxBytesPerOwner && ownerBytes > mine.bytes) return `${q.maxBytesPerOwner} bytes of retained messages per owner`;
-    if (totalBytes > q.maxBytes && totalBytes > this.bytes) return `${q.maxBytes} bytes of retained messages in all`;
-    return null;
+    return quotaExceeded(this.of(owner), this, owner, bytes, previous, q);
   }
+
+}
+
+/**
+ * Which quota storing `bytes` for `owner` would exceed, or null if none, given what the owner (`mine`)
+ * and the hub (`total`) hold now; `previous` is the topic's current retained message, which the new one
+ * would replace. The same rule in memory (RetainedUsage) and on PostgreSQL's counters (PostgresRetained).
+ */
+export function quotaExceeded(mine: Readonly<Tally>, total: Readonly<Tally>, owner: string, bytes: number, previous: { owner: string; bytes: number } | undefined, q: RetainedQuotas): string | null {
+  // What the owner and the hub would hold afterwards.
+  const same = previous !== undefined && previous.owner === owner;
+  const ownerCount = mine.count + (same ? 0 : 1);
+  const ownerBytes = mine.bytes + bytes - (same ? previous.bytes : 0);
+  const totalCount = total.count + (previous === undefined ? 1 : 0);
+  const totalBytes = total.bytes + bytes - (previous?.bytes ?? 0);
+  // A replacement that does not grow is always allowed, even over quotas lowered since.
+  if (previous !== undefined && bytes <= previous.bytes && same) return null;
+  if (previous === undefined && totalCount > q.maxTotal) return `the hub holds ${q.maxTotal} retained messages`;
+  if (previous === undefined || !same) {
+    if (ownerCount > q.maxPerOwner) return `${q.maxPerOwner} retained messages per owner`;
+  }
+  if (ownerBytes > q.maxBytesPerOwner && ownerBytes > mine.bytes) return `${q.maxBytesPerOwner} bytes of retained messages per owner`;
+  if (totalBytes > q.maxBytes && totalBytes > total.bytes) return `${q.maxBytes} bytes of retained messages in all`;
+  return null;
 }

@@ -23,7 +23,7 @@ export interface ClusterRouting {
   unavailable(): string | undefined;
   /** Sends `m` once to each other node with a matching route; `local` are this node's deliveries. */
   forward(m: Message, local: Delivery[]): ForwardOutcome;
-  /** Sends a retained message (or its clearing) to every other node, which keeps it in memory. */
+  /** Sends a retained message (or its clearing) to every other node, which keeps it in memory (not called when they are shared in PostgreSQL). */
   retained(m: Message, owner: string, bytes: number): void;
   /** A route key (a filter, `$share/group/` included) gained (+1) or lost (-1) one local subscription. */
   routeChanged(key: string, delta: 1 | -1): void;

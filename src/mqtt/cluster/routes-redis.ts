@@ -12,8 +12,10 @@
  * nodes dropped at each refresh. A PUBLISH then takes no Redis round trip to find its nodes: it is sent
  * once to each node with a matching route on that node's channel `mqtt:fwd:<nodeId>` (forward-codec.ts;
  * the forwards of one event-loop turn to one node in one PUBLISH), from this node's one command
- * connection, so the order per publisher and topic holds. Retained messages
- * (rare) go to every node on `mqtt:retained`, which keeps them in memory beside the stored copy.
+ * connection, so the order per publisher and topic holds. Where retained messages live in each
+ * node's memory (a store other than PostgreSQL), they go to every node on `mqtt:retained`, which keeps
+ * them beside the stored copy; with PostgreSQL every node reads the one table (issue 14) and nothing is
+ * sent.
  */
 import type { Redis } from 'ioredis';
 import type { Broker } from '../broker.js';

@@ -115,7 +115,8 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
   let deliveries = 0;
   let stored: Promise<void> | undefined;
   let sent: Promise<boolean> | undefined;
-  if (m !== undefined && refusal === undefined) ({ deliveries, stored, sent } = ctx.route(m, ch.principal));
+  let retained: Promise<boolean> | undefined;
+  if (m !== undefined && refusal === undefined) ({ deliveries, stored, sent, retained } = ctx.route(m, ch.principal));
   if (qos === 0) return;
   // 5.0 §3.4.2.1: 0x10 tells the publisher nobody was subscribed.
   let reasonCode: number = v5 && deliveries === 0 && refusal === undefined ? RC.NO_MATCHING_SUBSCRIBERS : RC.SUCCESS;
@@ -125,6 +126,14 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
       if (!ok && v5) reasonCode = RC.UNSPECIFIED_ERROR;
     });
     stored = stored === undefined ? forwarded : Promise.all([stored, forwarded]).then(() => undefined);
+  }
+  if (retained !== undefined && v5) {
+    // Shared retained messages (PostgreSQL): the quotas are checked in the write, after the message
+    // went to its subscribers, so a refusal says "not retained" (0x97) rather than "not published".
+    const checked = retained.then((ok) => {
+      if (!ok) reasonCode = RC.QUOTA_EXCEEDED;
+    });
+    stored = stored === undefined ? checked : Promise.all([stored, checked]).then(() => undefined);
   }
   if (qos === 1) {
     // The common case: nothing to wait for, so no closure and no packet object.

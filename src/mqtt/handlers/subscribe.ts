@@ -12,6 +12,7 @@ import { RC } from '../reason-codes.js';
 import type { Session } from '../session.js';
 import { receiveCheckFor } from '../receive-check.js';
 import { createSubscription, parseFilter, type Subscription } from '../subscription.js';
+import type { RetainedSource } from '../retained-source.js';
 
 /** How often a replay of retained messages read from persistence looks whether the client has room for the next. */
 const PACE_MS = 10;
@@ -87,7 +88,7 @@ export function handleSubscribe(ch: Channel, p: ISubscribePacket): void {
 /** Retained messages for new subscriptions (3.1.1 [MQTT-3.3.1-6], 5.0 §3.3.1.3 Retain Handling), sent with RETAIN 1 ([MQTT-3.3.1-8] 3.1.1). */
 function sendRetained(ch: Channel, subs: Array<{ sub: Subscription; isNew: boolean }>): void {
   const { ctx } = ch;
-  if (ctx.retained.size === 0) return;
+  if (ctx.retained.size === 0 && ctx.shared === undefined) return;
   const now = ctx.now();
   // Those kept in persistence only are read one after another, each once the client has room for it,
   // so a subscription matching many large ones does not bring them all into memory at once.
@@ -110,6 +111,31 @@ function sendRetained(ch: Channel, subs: Array<{ sub: Subscription; isNew: boole
         void sub.session.deliver(m, Math.min(m.qos, sub.qos) as QoS, true, ids);
       });
     }
+    if (ctx.shared !== undefined) {
+      const shared = ctx.shared;
+      reads = (reads ?? Promise.resolve()).then(() => sendShared(ch, shared, sub, ids, now));
+    }
+  }
+}
+
+/**
+ * The retained messages of the shared database (PostgreSQL) for `sub`, a page read only once the
+ * client has taken the previous one: a subscription to `#` over a million holds one page at a time.
+ */
+async function sendShared(ch: Channel, shared: RetainedSource, sub: Subscription, ids: number[] | undefined, now: number): Promise<void> {
+  try {
+    for await (const m of shared.matching(sub.topicFilter, now)) {
+      // Unsubscribed (or replaced by a new SUBSCRIBE, which sends its own): the rest is not wanted.
+      // Gone with its connection: nothing would keep them.
+      if (sub.session.subscriptions.get(sub.filter) !== sub || (!sub.session.connected && !sub.session.persistent)) return;
+      if (sub.receive !== undefined && !sub.receive.allows(m.topic)) continue;
+      // Stored under larger topic limits (or before them): never delivered, as the trie skips them at start.
+      if (topicLimitProblem(m.topic, ch.ctx.topicLimits) !== null) continue;
+      await room(sub.session);
+      void sub.session.deliver(m, Math.min(m.qos, sub.qos) as QoS, true, ids);
+    }
+  } catch (err) {
+    ch.ctx.hooks.onError(err, 'persistence: read retained messages');
   }
 }
 

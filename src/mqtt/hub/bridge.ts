@@ -42,9 +42,7 @@ export function bridgeDeviceEvents(bus: Bus, broker: Broker, ownership: DeviceOw
  */
 export async function correctStaleStatus(broker: Broker, log: Logger): Promise<void> {
   const stale: string[] = [];
-  broker.subscribeLocal('devices/+/status', (m) => {
-    if (m.payload.includes('"online":true')) stale.push(m.topic);
-  }, { retained: true })();
+  for await (const m of broker.retainedMatching('devices/+/status')) if (m.payload.includes('"online":true')) stale.push(m.topic);
   const at = new Date().toISOString();
   for (const topic of stale) await broker.publish({ topic, payload: `{"online":false,"at":"${at}"}`, qos: 1, retain: true });
   if (stale.length > 0) log.info({ devices: stale.length }, 'mqtt: stale online statuses set to offline');

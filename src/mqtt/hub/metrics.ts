@@ -14,6 +14,7 @@ export function registerMqttMetrics(registry: Registry, broker: Broker, perAddre
   gauge('cloudrest_mqtt_sessions', 'MQTT sessions in memory, connected or not', () => broker.sessions);
   gauge('cloudrest_mqtt_subscriptions', 'MQTT subscriptions', () => broker.subscriptions);
   gauge('cloudrest_mqtt_retained_messages', 'Retained MQTT messages', () => broker.retainedCount);
+  gauge('cloudrest_mqtt_retained_in_memory', 'Retained MQTT messages held in this process\'s memory (0 with a PostgreSQL store: they are read from the database, none loaded at start; the broker\'s own $SYS ones aside)', () => broker.retainedInMemory);
   gauge('cloudrest_mqtt_retained_bytes', 'Bytes charged for retained MQTT messages (topics, payloads, properties), in memory or on disk', () => broker.retainedBytes);
   gauge('cloudrest_mqtt_inflight_messages', 'QoS 1/2 messages sent to clients and not yet acknowledged', () => broker.inflight);
   gauge('cloudrest_mqtt_queued_messages', 'Messages waiting in MQTT session queues', () => broker.queued);

@@ -10,6 +10,7 @@
  */
 import { Migrator, PostgresAdapter, sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { m0010MqttRetainedShared } from './0010-mqtt-retained-shared.js';
 
 const m0001Initial: Migration = {
   async up(db: Kysely<unknown>): Promise<void> {
@@ -370,6 +371,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0007_device_claims': m0007DeviceClaims,
   '0008_mqtt_retained_owner': m0008MqttRetainedOwner,
   '0009_scale_out': m0009ScaleOut,
+  '0010_mqtt_retained_shared': m0010MqttRetainedShared,
 });
 
 export const migrationProvider: MigrationProvider = {

@@ -7,6 +7,9 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import { migrateToLatest } from '../migrations/index.js';
 import { SqlMqttPersistence, type MqttSqlDialect } from '../sql/mqtt-persistence.js';
 import { openPostgresPool, type PostgresOptions } from './postgres-store.js';
+import type { RetainedQuotas } from '../../mqtt/retained-usage.js';
+import type { SharesRetained } from '../../mqtt/retained-source.js';
+import { PostgresRetained } from './postgres-retained.js';
 
 const postgresMqttDialect: MqttSqlDialect = {
   async nextSeqs(db, n) {
@@ -18,10 +21,22 @@ const postgresMqttDialect: MqttSqlDialect = {
   textBytes: (column) => `octet_length(${column})`,
 };
 
-export class PostgresMqttPersistence extends SqlMqttPersistence {
+export class PostgresMqttPersistence extends SqlMqttPersistence implements SharesRetained {
+  readonly #pg: Kysely<unknown>;
+
+  private constructor(db: Kysely<unknown>, onClose: () => Promise<void>) {
+    super(db, postgresMqttDialect, onClose);
+    this.#pg = db;
+  }
+
+  /** Every node reads the one table (issue 14): no retained message in any node's memory. */
+  sharedRetained(quotas: RetainedQuotas): PostgresRetained {
+    return new PostgresRetained(this.#pg, quotas);
+  }
+
   /** Uses a database someone else opened and migrated, normally `PostgresStore#db`; close() leaves it open. */
   static on(db: Kysely<unknown>): PostgresMqttPersistence {
-    return new PostgresMqttPersistence(db, postgresMqttDialect, () => Promise.resolve());
+    return new PostgresMqttPersistence(db, () => Promise.resolve());
   }
 
   /** Opens a pool of its own on `url`, migrating the database if needed; close() ends it. */
@@ -33,6 +48,6 @@ export class PostgresMqttPersistence extends SqlMqttPersistence {
       await db.destroy();
       throw err;
     }
-    return new PostgresMqttPersistence(db, postgresMqttDialect, () => db.destroy());
+    return new PostgresMqttPersistence(db, () => db.destroy());
   }
 }

@@ -62,7 +62,7 @@ interface EnqueueBatch {
 const BUFFER_KEY = '$base64';
 
 /** JSON text for properties, with Buffers (correlation data) as `{ "$base64": "..." }`. */
-function encodeJson(value: unknown): string {
+export function encodeJson(value: unknown): string {
   return JSON.stringify(value, function (this: Record<string, unknown>, key, v: unknown) {
     // Buffer#toJSON has already run on `v`; the holder still has the Buffer itself.
     const raw = this[key];
@@ -70,7 +70,7 @@ function encodeJson(value: unknown): string {
   });
 }
 
-function decodeJson(text: string): unknown {
+export function decodeJson(text: string): unknown {
   return JSON.parse(text, (_key, v: unknown) => {
     if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
       const encoded = (v as Record<string, unknown>)[BUFFER_KEY];
