@@ -124,9 +124,36 @@ function stream(o: Opened): RequestStream {
   return o;
 }
 
-function waiting(o: Opened): WaitingStream {
-  assert.ok(typeof o !== 'string' && isWaiting(o), `expected a queued request, got ${typeof o === 'string' ? o : 'an open stream'}`);
-  return o;
+/**
+ * A complete request the device cannot take yet: one router answers with a queued request, one that sent
+ * it ahead to another node (src/cluster/node-link.ts) with an open stream that waits there. Either way
+ * the caller can cancel it, and it starts when a slot frees.
+ */
+type Held = { queued: WaitingStream } | { ahead: RequestStream };
+
+function held(o: Opened): Held {
+  assert.ok(typeof o !== 'string', `expected a queued request or one sent ahead, got ${String(o)}`);
+  return isWaiting(o) ? { queued: o } : { ahead: o };
+}
+
+function cancelHeld(h: Held): void {
+  if ('queued' in h) h.queued.cancel();
+  else h.ahead.cancel();
+}
+
+/** The request was refused with `code`: at once (busy), or through its listener when it was sent ahead. */
+async function refused(o: Opened, heard: Heard, code: RouteError['code']): Promise<void> {
+  if (typeof o === 'string') {
+    assert.equal(o, code === 'CR_ERR_TOO_MANY_REQUESTS' ? 'busy' : 'offline');
+    return;
+  }
+  if (isWaiting(o)) {
+    await assert.rejects(o.started, (err: unknown) => err instanceof RouteError && err.code === code);
+    return;
+  }
+  await heard.until(() => heard.error !== undefined, `the ${code} refusal`);
+  assert.ok(heard.error instanceof RouteError && heard.error.code === code, `expected ${code}, got ${String(heard.error)}`);
+  assert.equal(heard.head, undefined, 'no answer head before the refusal');
 }
 
 async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
@@ -253,9 +280,9 @@ export function tunnelRouterContract(implementation: Implementation<RouterWorld,
 
     it('queues requests past the device\'s in-flight limit, starts them as slots free, and answers busy past the queue', async () => {
       const agent = await world.connect('d_1');
-      const held: TunnelChannel[] = [];
+      const heldAtDevice: TunnelChannel[] = [];
       serveWith(agent, (ch) => {
-        if (ch.request!.target === '/hold') held.push(ch);
+        if (ch.request!.target === '/hold') heldAtDevice.push(ch);
         else {
           ch.respond({ status: 200, headers: [] });
           ch.write(Buffer.from(ch.request!.target), () => undefined, true);
@@ -264,11 +291,13 @@ export function tunnelRouterContract(implementation: Implementation<RouterWorld,
       const first = [new Heard(), new Heard()];
       for (const h of first) stream(await opened(router.open('d_1', { method: 'GET', target: '/hold', headers: [] }, true, h)));
       const queuedHeard = new Heard();
-      const q = waiting(await opened(router.open('d_1', { method: 'GET', target: '/queued', headers: [] }, true, queuedHeard)));
-      assert.equal(await opened(router.open('d_1', GET, true, new Heard())), 'busy');
-      await eventually(async () => held.length === 2, 'both held requests at the device');
-      held[0]!.respond({ status: 204, headers: [] }, true);
-      await q.started;
+      const q = held(await opened(router.open('d_1', { method: 'GET', target: '/queued', headers: [] }, true, queuedHeard)));
+      await eventually(async () => heldAtDevice.length === 2, 'both held requests at the device');
+      const busyHeard = new Heard();
+      await refused(await opened(router.open('d_1', GET, true, busyHeard)), busyHeard, 'CR_ERR_TOO_MANY_REQUESTS');
+      assert.equal(queuedHeard.events, 0, 'the queued request waits');
+      heldAtDevice[0]!.respond({ status: 204, headers: [] }, true);
+      if ('queued' in q) await q.queued.started;
       await queuedHeard.until(() => queuedHeard.ended, 'the queued request\'s answer');
       assert.equal(queuedHeard.body, '/queued');
       await first[0]!.until(() => first[0]!.ended, 'the first answer');
@@ -278,18 +307,18 @@ export function tunnelRouterContract(implementation: Implementation<RouterWorld,
     it('drops a queued request its caller cancels: it never reaches the device', async () => {
       const agent = await world.connect('d_1');
       const targets: string[] = [];
-      const held: TunnelChannel[] = [];
+      const heldAtDevice: TunnelChannel[] = [];
       serveWith(agent, (ch) => {
         targets.push(ch.request!.target);
-        held.push(ch);
+        heldAtDevice.push(ch);
       });
       const holding = Array.from({ length: LIMITS.maxInflightPerDevice }, () => new Heard());
       for (const h of holding) stream(await opened(router.open('d_1', { method: 'GET', target: '/hold', headers: [] }, true, h)));
-      const q = waiting(await opened(router.open('d_1', { method: 'GET', target: '/cancelled', headers: [] }, true, new Heard())));
-      q.cancel();
-      await assert.rejects(q.started);
-      await eventually(async () => held.length === LIMITS.maxInflightPerDevice, 'the held requests at the device');
-      for (const ch of held) ch.respond({ status: 204, headers: [] }, true);
+      const q = held(await opened(router.open('d_1', { method: 'GET', target: '/cancelled', headers: [] }, true, new Heard())));
+      cancelHeld(q);
+      if ('queued' in q) await assert.rejects(q.queued.started);
+      await eventually(async () => heldAtDevice.length === LIMITS.maxInflightPerDevice, 'the held requests at the device');
+      for (const ch of heldAtDevice) ch.respond({ status: 204, headers: [] }, true);
       for (const h of holding) await h.until(() => h.ended, 'the held answers');
       // A request after them reaches the device, the cancelled one never did.
       const after = new Heard();
@@ -307,9 +336,11 @@ export function tunnelRouterContract(implementation: Implementation<RouterWorld,
       serveWith(agent, () => undefined); // never answers
       const inflight = [new Heard(), new Heard()];
       for (const h of inflight) stream(await opened(router.open('d_1', GET, true, h)));
-      const q = waiting(await opened(router.open('d_1', GET, true, new Heard())));
+      const queuedHeard = new Heard();
+      const q = await opened(router.open('d_1', GET, true, queuedHeard));
+      held(q);
       agent.destroy(new Error('agent gone'));
-      await assert.rejects(q.started, (err: unknown) => err instanceof RouteError && err.code === 'CR_ERR_DEVICE_OFFLINE');
+      await refused(q, queuedHeard, 'CR_ERR_DEVICE_OFFLINE');
       for (const h of inflight) await h.until(() => h.error !== undefined, 'the in-flight error');
       await eventually(async () => (await opened(router.open('d_1', GET, true, new Heard()))) === 'offline', 'the device offline');
     });
