@@ -120,6 +120,19 @@ describe('MQTT flood across two hub nodes, one killed (PostgreSQL store, Redis)'
       }
     };
     const workers = Promise.all(Array.from({ length: 32 }, () => worker()));
+    // And one every 10 ms whatever the acknowledgements: publishes go on while the 32 wait for theirs.
+    let paced = 0;
+    let pacedError: unknown;
+    const pacer = setInterval(() => {
+      const i = ++n;
+      paced++;
+      pub.c.publish(`${tag}/x`, String(i), { qos }, (err) => {
+        paced--;
+        if (err === undefined || err === null) acked.add(i);
+        else if ((err as { code?: number }).code === 0x80) refused.add(i);
+        else pacedError ??= err;
+      });
+    }, 10);
     await until('300 acknowledged', () => acked.size >= 300);
     await kill9(b);
     first.c.end(true);
@@ -129,7 +142,10 @@ describe('MQTT flood across two hub nodes, one killed (PostgreSQL store, Redis)'
     const ackedAtResume = acked.size;
     await until('300 more acknowledged after the resume', () => acked.size >= ackedAtResume + 300, 60_000);
     stopped = true;
+    clearInterval(pacer);
     await workers;
+    await until('the paced publishes answered', () => paced === 0);
+    assert.equal(pacedError, undefined);
 
     await until('every acknowledged message', () => [...acked].every((i) => received.includes(i)));
     const missing = [...acked].filter((i) => !received.includes(i));
