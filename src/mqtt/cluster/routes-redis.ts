@@ -27,6 +27,7 @@ import { groupKey } from '../core.js';
 import { duplicateRedis } from '../../cluster/redis-connection.js';
 import { decodeRetained, encodeForwardFramed, encodeRetained } from './forward-codec.js';
 import { Forwards } from './forwards.js';
+import { countClients, RateLimitedWarnings } from './routes-support.js';
 import type { ClusterRouting, ForwardOutcome } from './routes-hook.js';
 import { decodeRouteFrame, encodeRouteFrame, type RouteDelta } from './routes-codec.js';
 import { RouteTable } from './routes-table.js';
@@ -65,8 +66,6 @@ export interface ClusterRouteStats {
 
 /** Deltas wait at most one turn of the event loop, so many SUBSCRIBEs in a row become one frame. */
 const MAX_DELTAS_PER_FRAME = 1000;
-/** Warnings about Redis are logged at most this often. */
-const WARN_INTERVAL_MS = 10_000;
 const CONFIRM_TIMEOUT_MS = 5_000;
 /** A dead node's held routes go after this long even if no survivor said it took its sessions over. */
 const DEAD_ROUTES_MAX_MS = 60_000;
@@ -85,7 +84,7 @@ export class ClusterRoutes implements ClusterRouting {
   #totals: { nodes: number; connected: number } | undefined;
   readonly #deltaChannel: string;
   readonly #retainedChannel: string;
-  readonly #onWarning: ClusterRoutesOptions['onWarning'];
+  readonly #warnings: RateLimitedWarnings;
   /** This node's route keys → local subscriptions; what Redis is told, and written back from. */
   readonly #local = new Map<string, number>();
   #pending: RouteDelta[] = [];
@@ -94,8 +93,6 @@ export class ClusterRoutes implements ClusterRouting {
   #synced = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
-  #warnedAt = -Infinity;
-  #unwarned = 0;
   readonly #forwards: Forwards;
   /** How long a dead node's routes are held for its take-over (0: not held). */
   readonly #holdDeadMs: number;
@@ -113,7 +110,7 @@ export class ClusterRoutes implements ClusterRouting {
     this.#clientsKey = `${p}mqtt:clients`;
     this.#deltaChannel = `${p}mqtt:route-deltas`;
     this.#retainedChannel = `${p}mqtt:retained`;
-    this.#onWarning = o.onWarning;
+    this.#warnings = new RateLimitedWarnings(o.nodeId, o.onWarning);
     const id = Buffer.from(o.nodeId);
     this.#idHeader = Buffer.concat([Buffer.from([id.length]), id]);
     this.#holdDeadMs = o.holdDeadRoutes === true ? DEAD_ROUTES_MAX_MS : 0;
@@ -309,7 +306,7 @@ export class ClusterRoutes implements ClusterRouting {
       if (kept === 0 && this.#local.size > 0) await this.#writeBack();
       const live = new Set(await this.#liveNodes());
       this.table.dropDead(live, this.#holdDeadMs, Date.now());
-      await this.#countClients(live);
+      this.#totals = await countClients(this.#redis, this.#clientsKey, this.nodeId, this.#broker.connections, live);
       // A node this one has no routes of yet (its deltas came before this node listened, or it came back).
       for (const id of live) if (id !== this.nodeId && !this.table.nodeIds().includes(id)) this.table.replace(id, await this.#redis.hkeys(this.#fwdKey(id)));
     } catch (err) {
@@ -321,19 +318,6 @@ export class ClusterRoutes implements ClusterRouting {
   /** The cluster's totals for $SYS, as of the last refresh; undefined before the first one or while Redis is away. */
   get totals(): { nodes: number; connected: number } | undefined {
     return this.#synced ? this.#totals : undefined;
-  }
-
-  /** This node's connected clients in the hash of per-node counters; the live nodes' summed. */
-  async #countClients(live: Set<string>): Promise<void> {
-    const [, [, counts]] = (await this.#redis.multi().hset(this.#clientsKey, this.nodeId, String(this.#broker.connections)).hgetall(this.#clientsKey).exec()) as [unknown, [unknown, Record<string, string>]];
-    let connected = 0;
-    const dead: string[] = [];
-    for (const [id, n] of Object.entries(counts)) {
-      if (live.has(id) || id === this.nodeId) connected += Number(n) || 0;
-      else dead.push(id);
-    }
-    if (dead.length > 0) await this.#redis.hdel(this.#clientsKey, ...dead);
-    this.#totals = { nodes: Math.max(1, live.size), connected };
   }
 
   #arrived(channel: string, payload: Buffer): void {
@@ -360,13 +344,6 @@ export class ClusterRoutes implements ClusterRouting {
   }
 
   #warn(message: string, details: Record<string, unknown>): void {
-    const now = Date.now();
-    if (now - this.#warnedAt < WARN_INTERVAL_MS) {
-      this.#unwarned++;
-      return;
-    }
-    this.#onWarning(message, { ...details, node: this.nodeId, since_last: this.#unwarned });
-    this.#warnedAt = now;
-    this.#unwarned = 0;
+    this.#warnings.warn(message, details);
   }
 }
