@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { parser, type IPublishPacket, type QoS } from 'mqtt-packet';
+import { MemoryMqttPersistence } from '../src/mqtt/memory-persistence.js';
 import { collect, mosquitto, sleep, startBroker, type TestBroker } from './mqtt-harness.js';
 
 const isPublish = (p: { cmd: string }): boolean => p.cmd === 'publish';
@@ -235,4 +236,38 @@ describe('MQTT offline queues: limits and drop policies', () => {
       }
     });
   }
+});
+
+describe('MQTT QoS 2 to a persistent session', () => {
+  it('sends PUBREL only once the store knows the message is released (so a node resuming the session after a kill -9 sends PUBREL again, never the PUBLISH)', async () => {
+    // The store's "released" writes wait for the test to let them through.
+    const store = new MemoryMqttPersistence();
+    const held: Array<() => void> = [];
+    const updateQueued = store.updateQueued.bind(store);
+    store.updateQueued = async (clientId, seq, change) => {
+      if (change.released === true) await new Promise<void>((r) => held.push(r));
+      return updateQueued(clientId, seq, change);
+    };
+    const b = await startBroker({ allowAnonymous: true, persistence: store });
+    try {
+      const raw = await b.raw();
+      await raw.handshake(5, { clientId: 'q2-rel', clean: false, properties: { sessionExpiryInterval: 300 } });
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'q2/rel', qos: 2 }] }, 5);
+      await raw.next((p) => p.cmd === 'suback');
+      const pub = await b.client({ protocolVersion: 5 });
+      await pub.publishAsync('q2/rel', 'once', { qos: 2 });
+      const p = (await raw.next(isPublish)) as IPublishPacket;
+      raw.send({ cmd: 'pubrec', messageId: p.messageId! }, 5);
+      // No PUBREL while the store does not know.
+      await assert.rejects(raw.next((x) => x.cmd === 'pubrel', 300));
+      assert.equal(held.length, 1);
+      held[0]!();
+      const rel = await raw.next((x) => x.cmd === 'pubrel');
+      assert.equal((rel as { messageId?: number }).messageId, p.messageId);
+      const [stored] = await store.queued('q2-rel', 10);
+      assert.deepEqual([stored?.released, stored?.packetId], [true, p.messageId]);
+    } finally {
+      await b.stop();
+    }
+  });
 });

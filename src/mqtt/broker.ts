@@ -104,7 +104,7 @@ export class Broker {
 
   /**
    * Publishes as the server: to every matching subscription, and stored if retained. Resolves once
-   * persistent copies are stored (cluster: and the forwards handed to Redis). Throws TypeError on an
+   * persistent copies are stored (cluster: and, at QoS 1/2, the other nodes confirmed theirs). Throws TypeError on an
    * invalid topic name, RetainedQuotaError when `owner` is set and the retained quotas refuse the
    * message, ClusterUnavailableError (thrown, or the rejection) when it cannot be routed to other nodes. Not subject to the ACL hooks.
    */
@@ -155,12 +155,15 @@ export class Broker {
     core.router.onRoute = (key, delta) => cluster.routeChanged(key, delta);
   }
 
-  /** A message another node forwarded: delivered here as a local publish would be, not forwarded again (see BrokerCore.routeForwarded). */
-  deliverForwarded(m: Message, groups: ReadonlySet<string> | undefined): void {
+  /**
+   * A message another node forwarded: delivered here as a local publish would be, not forwarded again
+   * (see BrokerCore.routeForwarded). Resolves once its persistent copies are stored (undefined: none).
+   */
+  deliverForwarded(m: Message, groups: ReadonlySet<string> | undefined): Promise<unknown> | undefined {
     const core = this.#core;
     core.stats.messagesIn[m.qos]++;
     core.stats.bytesIn[m.qos] += m.payload.length;
-    core.routeForwarded(m, groups);
+    return core.routeForwarded(m, groups);
   }
 
   /** A retained message set or cleared on another node (already stored there). */

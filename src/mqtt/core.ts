@@ -155,14 +155,15 @@ export class BrokerCore implements BrokerContext {
   /**
    * A message another node forwarded: to this node's subscribers as a local publish would, without
    * forwarding or storing it again; to the shared groups in `groups` only (the other node picked this one).
+   * Resolves once the persistent sessions' copies are stored (what the other node's confirmation waits for).
    */
-  routeForwarded(m: Message, groups: ReadonlySet<string> | undefined): void {
+  routeForwarded(m: Message, groups: ReadonlySet<string> | undefined): Promise<unknown> | undefined {
     if (this.local.size > 0) for (const fn of this.local.match(m.topic)) fn(m);
     let deliveries = this.router.match(m);
     // Shared groups deliver here only where the publishing node picked this one.
     if (deliveries.some((d) => d.group !== undefined)) deliveries = deliveries.filter((d) => d.group === undefined || groups?.has(groupKey(d.group.name, d.group.topicFilter)) === true);
     const stored = this.#deliver(m, deliveries, undefined);
-    if (stored !== undefined) void Promise.all(stored);
+    return stored === undefined ? undefined : stored.length === 1 ? stored[0] : Promise.all(stored);
   }
 
   /** A retained message set (or cleared) on another node: kept in memory here, not stored again. */

@@ -23,6 +23,8 @@ export interface Outgoing {
   packetId: number;
   /** QoS 2: PUBREC received and PUBREL sent; waiting for PUBCOMP. */
   released: boolean;
+  /** QoS 2, persistent session: the write of `released`, which the PUBREL waits for (made at the PUBREC). */
+  releasing?: Promise<void>;
   /** Persistence sequence number, or the promise of it while the store writes. */
   seq: number | Promise<number> | undefined;
 }
@@ -154,7 +156,12 @@ export class Outbox {
     return true;
   }
 
-  /** PUBREC: 'release' to answer with PUBREL, 'unknown' for a packet id not in flight, 'aborted' for a failure code. */
+  /**
+   * PUBREC: 'release' to answer with PUBREL, 'unknown' for a packet id not in flight, 'aborted' for a
+   * failure code. The PUBREL waits for releasedWrite(packetId): sent before the store knows, a session
+   * resumed from it (another node after a kill -9) would send the PUBLISH again, which the client,
+   * done with the packet id, takes for a new message.
+   */
   pubrec(packetId: number, reasonCode: number): 'release' | 'unknown' | 'aborted' {
     const o = this.#inflight?.get(packetId);
     if (o === undefined || o.qos !== 2) return 'unknown';
@@ -165,9 +172,15 @@ export class Outbox {
     }
     if (!o.released) {
       o.released = true;
-      this.#update(o, { released: true });
+      // The packet id again: its own earlier write may land after this one.
+      o.releasing = this.#update(o, { packetId: o.packetId, released: true });
     }
     return 'release';
+  }
+
+  /** The persistence write of a released QoS 2 message's state, while it may still be running. */
+  releasedWrite(packetId: number): Promise<void> | undefined {
+    return this.#inflight?.get(packetId)?.releasing;
   }
 
   /** PUBCOMP: the QoS 2 delivery is complete. False if no such message was released. */
@@ -285,18 +298,18 @@ export class Outbox {
     return this.ctx.track(seq, 'persist a queued message').then(() => undefined);
   }
 
-  #update(o: Outgoing, change: { packetId?: number; released?: boolean }): void {
-    this.#withSeq(o, (p, seq) => p.updateQueued(this.clientId, seq, change), 'update a queued message');
+  #update(o: Outgoing, change: { packetId?: number; released?: boolean }): Promise<void> | undefined {
+    return this.#withSeq(o, (p, seq) => p.updateQueued(this.clientId, seq, change), 'update a queued message');
   }
 
   #forget(o: Outgoing): void {
-    this.#withSeq(o, (p, seq) => p.removeQueued(this.clientId, seq), 'remove a queued message');
+    void this.#withSeq(o, (p, seq) => p.removeQueued(this.clientId, seq), 'remove a queued message');
   }
 
-  #withSeq(o: Outgoing, op: (p: NonNullable<BrokerContext['persistence']>, seq: number) => Promise<void>, context: string): void {
+  #withSeq(o: Outgoing, op: (p: NonNullable<BrokerContext['persistence']>, seq: number) => Promise<void>, context: string): Promise<void> | undefined {
     const p = this.ctx.persistence;
     const seq = o.seq;
-    if (p === undefined || seq === undefined) return;
-    void this.ctx.track(typeof seq === 'number' ? op(p, seq) : seq.then((n) => op(p, n)), context);
+    if (p === undefined || seq === undefined) return undefined;
+    return this.ctx.track(typeof seq === 'number' ? op(p, seq) : seq.then((n) => op(p, n)), context).then(() => undefined);
   }
 }

@@ -11,7 +11,10 @@ export interface ForwardOutcome {
   readonly local: Delivery[];
   /** Nodes the message was sent to. */
   readonly nodes: number;
-  /** Resolves true once every forward was accepted by Redis, false when one was not. */
+  /**
+   * Resolves true once every node sent to confirmed it stored the message (QoS 1/2), or Redis delivered
+   * it (QoS 0); false when one did not, or not within the confirmation timeout.
+   */
   readonly sent: Promise<boolean> | undefined;
 }
 

@@ -13,5 +13,6 @@ export function registerClusterMetrics(registry: Registry, cluster: ClusterRoute
   counter('cloudrest_mqtt_forwarded_out_total', 'MQTT messages sent to another node (one per node per message)', () => cluster.stats.forwardedOut);
   counter('cloudrest_mqtt_forwarded_in_total', 'MQTT messages received from other nodes', () => cluster.stats.forwardedIn);
   counter('cloudrest_mqtt_forward_failed_total', 'MQTT forwards to another node that Redis did not take', () => cluster.stats.forwardFailed);
+  counter('cloudrest_mqtt_forwards_unconfirmed_total', 'MQTT QoS 1/2 forwards another node did not confirm it stored (dead, unreachable, or past the timeout); their publishers got 0x80 (5.0) or a closed connection (3.1.1)', () => cluster.stats.unconfirmed);
   counter('cloudrest_mqtt_publishes_refused_cluster_total', 'MQTT publishes refused because Redis was unreachable (routes unknown)', () => cluster.stats.refused);
 }

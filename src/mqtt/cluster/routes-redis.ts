@@ -12,10 +12,13 @@
  * nodes dropped at each refresh. A PUBLISH then takes no Redis round trip to find its nodes: it is sent
  * once to each node with a matching route on that node's channel `mqtt:fwd:<nodeId>` (forward-codec.ts;
  * the forwards of one event-loop turn to one node in one PUBLISH), from this node's one command
- * connection, so the order per publisher and topic holds. Where retained messages live in each
- * node's memory (a store other than PostgreSQL), they go to every node on `mqtt:retained`, which keeps
- * them beside the stored copy; with PostgreSQL every node reads the one table (issue 14) and nothing is
- * sent.
+ * connection, so the order per publisher and topic holds. A batch with a QoS 1/2 message is confirmed
+ * by its node once stored there, on this node's `mqtt:fwd-ack:<nodeId>` (forward-confirmer.ts); the
+ * publisher's PUBACK / PUBREC waits for it. With the session cluster (`holdDeadRoutes`) a dead node's
+ * routes stay until a survivor took its sessions over: forwards to it fail meanwhile (0x80), rather
+ * than finding no subscriber. Where retained messages live in each node's memory (a store other than
+ * PostgreSQL), they go to every node on `mqtt:retained`, which keeps them beside the stored copy; with
+ * PostgreSQL every node reads the one table (issue 14) and nothing is sent.
  */
 import type { Redis } from 'ioredis';
 import type { Broker } from '../broker.js';
@@ -23,8 +26,9 @@ import type { Message } from '../message.js';
 import type { Delivery } from '../router.js';
 import { groupKey } from '../core.js';
 import { duplicateRedis } from '../../cluster/redis-connection.js';
-import { eachFramed, ForwardSender } from './forward-sender.js';
-import { decodeForward, decodeRetained, encodeForwardFramed, encodeRetained } from './forward-codec.js';
+import { decodeRetained, encodeForwardFramed, encodeRetained } from './forward-codec.js';
+import { Forwards } from './forwards.js';
+import { countClients, RateLimitedWarnings } from './routes-support.js';
 import type { ClusterRouting, ForwardOutcome } from './routes-hook.js';
 import { decodeRouteFrame, encodeRouteFrame, type RouteDelta } from './routes-codec.js';
 import { RouteTable } from './routes-table.js';
@@ -36,6 +40,13 @@ export interface ClusterRoutesOptions {
   /** This node's routes expire this long after its last refresh (`--node-ttl-ms`). */
   nodeTtlMs: number;
   broker: Broker;
+  /** How long a QoS 1/2 forward waits for its node's confirmation before its publisher is told it failed (default 5 s). */
+  confirmTimeoutMs?: number;
+  /**
+   * A dead node's routes are kept (forwards to it fail) until nodeTakenOver(), or DEAD_ROUTES_MAX_MS:
+   * with the session cluster, whose survivor takes its persistent sessions and their subscriptions.
+   */
+  holdDeadRoutes?: boolean;
   /** Told (rate-limited by the caller) of Redis failures and refused publishes. */
   onWarning(message: string, details: Record<string, unknown>): void;
 }
@@ -50,17 +61,20 @@ export interface ClusterRouteStats {
   forwardFailed: number;
   /** Publishes refused while Redis was away. */
   refused: number;
+  /** QoS 1/2 forwards their node did not confirm (in time): their publishers were told of a failure. */
+  unconfirmed: number;
 }
 
 /** Deltas wait at most one turn of the event loop, so many SUBSCRIBEs in a row become one frame. */
 const MAX_DELTAS_PER_FRAME = 1000;
-/** Warnings about Redis are logged at most this often. */
-const WARN_INTERVAL_MS = 10_000;
+const CONFIRM_TIMEOUT_MS = 5_000;
+/** A dead node's held routes go after this long even if no survivor said it took its sessions over. */
+const DEAD_ROUTES_MAX_MS = 60_000;
 
 export class ClusterRoutes implements ClusterRouting {
   readonly nodeId: string;
   readonly table = new RouteTable();
-  readonly stats: ClusterRouteStats = { forwardedOut: 0, forwardedIn: 0, forwardFailed: 0, refused: 0 };
+  readonly stats: ClusterRouteStats = { forwardedOut: 0, forwardedIn: 0, forwardFailed: 0, refused: 0, unconfirmed: 0 };
   readonly #redis: Redis;
   readonly #sub: Redis;
   readonly #broker: Broker;
@@ -71,9 +85,7 @@ export class ClusterRoutes implements ClusterRouting {
   #totals: { nodes: number; connected: number } | undefined;
   readonly #deltaChannel: string;
   readonly #retainedChannel: string;
-  readonly #ownChannel: string;
-  readonly #fwdPrefix: string;
-  readonly #onWarning: ClusterRoutesOptions['onWarning'];
+  readonly #warnings: RateLimitedWarnings;
   /** This node's route keys → local subscriptions; what Redis is told, and written back from. */
   readonly #local = new Map<string, number>();
   #pending: RouteDelta[] = [];
@@ -82,9 +94,9 @@ export class ClusterRoutes implements ClusterRouting {
   #synced = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
-  #warnedAt = -Infinity;
-  #unwarned = 0;
-  readonly #sender: ForwardSender;
+  readonly #forwards: Forwards;
+  /** How long a dead node's routes are held for its take-over (0: not held). */
+  readonly #holdDeadMs: number;
   /** This node's id, prefixed to the frames every node receives, to skip its own. */
   readonly #idHeader: Buffer;
 
@@ -99,14 +111,14 @@ export class ClusterRoutes implements ClusterRouting {
     this.#clientsKey = `${p}mqtt:clients`;
     this.#deltaChannel = `${p}mqtt:route-deltas`;
     this.#retainedChannel = `${p}mqtt:retained`;
-    this.#fwdPrefix = `${p}mqtt:fwd:`;
-    this.#ownChannel = this.#fwdPrefix + o.nodeId;
-    this.#onWarning = o.onWarning;
+    this.#warnings = new RateLimitedWarnings(o.nodeId, o.onWarning);
     const id = Buffer.from(o.nodeId);
     this.#idHeader = Buffer.concat([Buffer.from([id.length]), id]);
-    this.#sender = new ForwardSender(o.redis, (nodeId) => this.#fwdPrefix + nodeId, (nodeId, frames, err) => {
-      this.stats.forwardFailed += frames;
-      this.#warn('forward to another node failed', { node: nodeId, err: (err as Error).message });
+    this.#holdDeadMs = o.holdDeadRoutes === true ? DEAD_ROUTES_MAX_MS : 0;
+    this.#forwards = new Forwards({
+      redis: o.redis, keyPrefix: p, nodeId: o.nodeId, confirmTimeoutMs: o.confirmTimeoutMs ?? CONFIRM_TIMEOUT_MS, stats: this.stats,
+      deliver: (m, groups) => o.broker.deliverForwarded(m, groups),
+      warn: (message, details) => this.#warn(message, details),
     });
     this.#sub = duplicateRedis(o.redis, 'cloudrest-mqtt-routes');
     this.#sub.on('messageBuffer', (channel: Buffer, payload: Buffer) => this.#arrived(channel.toString(), payload));
@@ -122,7 +134,7 @@ export class ClusterRoutes implements ClusterRouting {
   /** Subscribes, writes this node's routes, reads the others'; then refreshes every third of the TTL. */
   async start(): Promise<void> {
     await this.#sub.connect();
-    await this.#sub.subscribe(this.#deltaChannel, this.#retainedChannel, this.#ownChannel);
+    await this.#sub.subscribe(this.#deltaChannel, this.#retainedChannel, ...this.#forwards.channels);
     await this.#resync();
     this.#timer = setInterval(() => void this.#refresh(), Math.max(100, Math.floor(this.#ttlMs / 3)));
     this.#timer.unref();
@@ -154,7 +166,7 @@ export class ClusterRoutes implements ClusterRouting {
     for (const [nodeId, groups] of plan.nodes) {
       const frame = groups.length === 0 ? (plain ??= encodeForwardFramed(m, undefined, now)) : encodeForwardFramed(m, groups, now);
       this.stats.forwardedOut++;
-      const p = this.#sender.send(nodeId, frame);
+      const p = this.#forwards.send(nodeId, frame, m.qos > 0);
       if (sent === undefined) sent = p;
       else (many ??= [sent]).push(p);
     }
@@ -194,9 +206,12 @@ export class ClusterRoutes implements ClusterRouting {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
+    this.#forwards.close();
     try {
-      const frame = encodeRouteFrame(this.nodeId, [...this.#local.keys()].slice(0, MAX_DELTAS_PER_FRAME).map((key) => ({ add: false, key })));
-      await this.#redis.multi().del(this.#routesKey).zrem(this.#nodesKey, this.nodeId).hdel(this.#clientsKey, this.nodeId).publish(this.#deltaChannel, frame).exec();
+      const m = this.#redis.multi().del(this.#routesKey).zrem(this.#nodesKey, this.nodeId).hdel(this.#clientsKey, this.nodeId);
+      // Held, the routes go once a survivor took this node's persistent sessions (it leaves them listed).
+      if (this.#holdDeadMs === 0) m.publish(this.#deltaChannel, encodeRouteFrame(this.nodeId, [...this.#local.keys()].slice(0, MAX_DELTAS_PER_FRAME).map((key) => ({ add: false, key }))));
+      await m.exec();
     } catch {
       // Redis away: the routes expire with the TTL.
     }
@@ -257,7 +272,7 @@ export class ClusterRoutes implements ClusterRouting {
   /** Every live node's routes; dead nodes dropped. */
   async #readAll(): Promise<void> {
     const live = new Set(await this.#liveNodes());
-    for (const id of this.table.nodeIds()) if (!live.has(id)) this.table.dropNode(id);
+    this.table.dropDead(live, this.#holdDeadMs, Date.now());
     for (const id of live) {
       if (id === this.nodeId) continue;
       this.table.replace(id, await this.#redis.hkeys(this.#fwdKey(id)));
@@ -266,6 +281,15 @@ export class ClusterRoutes implements ClusterRouting {
 
   #fwdKey(nodeId: string): string {
     return this.#routesKey.slice(0, this.#routesKey.length - this.nodeId.length) + nodeId;
+  }
+
+  /**
+   * This node took the dead `nodeId`'s sessions over (their subscriptions route here now): its routes
+   * are dropped here and, by an empty route frame of that node, on every other node.
+   */
+  nodeTakenOver(nodeId: string): void {
+    this.table.dropNode(nodeId);
+    this.#redis.publish(this.#deltaChannel, encodeRouteFrame(nodeId, [])).catch((err: unknown) => this.#warn('dead node\'s routes not dropped on the other nodes', { dead: nodeId, err: (err as Error).message }));
   }
 
   async #liveNodes(): Promise<string[]> {
@@ -282,8 +306,8 @@ export class ClusterRoutes implements ClusterRouting {
       const [[, kept]] = (await this.#redis.multi().pexpire(this.#routesKey, this.#ttlMs).zadd(this.#nodesKey, Date.now() + this.#ttlMs, this.nodeId).exec()) as [[unknown, number]];
       if (kept === 0 && this.#local.size > 0) await this.#writeBack();
       const live = new Set(await this.#liveNodes());
-      for (const id of this.table.nodeIds()) if (!live.has(id)) this.table.dropNode(id);
-      await this.#countClients(live);
+      this.table.dropDead(live, this.#holdDeadMs, Date.now());
+      this.#totals = await countClients(this.#redis, this.#clientsKey, this.nodeId, this.#broker.connections, live);
       // A node this one has no routes of yet (its deltas came before this node listened, or it came back).
       for (const id of live) if (id !== this.nodeId && !this.table.nodeIds().includes(id)) this.table.replace(id, await this.#redis.hkeys(this.#fwdKey(id)));
     } catch (err) {
@@ -297,31 +321,14 @@ export class ClusterRoutes implements ClusterRouting {
     return this.#synced ? this.#totals : undefined;
   }
 
-  /** This node's connected clients in the hash of per-node counters; the live nodes' summed. */
-  async #countClients(live: Set<string>): Promise<void> {
-    const [, [, counts]] = (await this.#redis.multi().hset(this.#clientsKey, this.nodeId, String(this.#broker.connections)).hgetall(this.#clientsKey).exec()) as [unknown, [unknown, Record<string, string>]];
-    let connected = 0;
-    const dead: string[] = [];
-    for (const [id, n] of Object.entries(counts)) {
-      if (live.has(id) || id === this.nodeId) connected += Number(n) || 0;
-      else dead.push(id);
-    }
-    if (dead.length > 0) await this.#redis.hdel(this.#clientsKey, ...dead);
-    this.#totals = { nodes: Math.max(1, live.size), connected };
-  }
-
   #arrived(channel: string, payload: Buffer): void {
     try {
-      if (channel === this.#ownChannel) {
-        const now = Date.now();
-        eachFramed(payload, (frame) => {
-          const f = decodeForward(frame, now);
-          this.stats.forwardedIn++;
-          this.#broker.deliverForwarded(f.message, f.groups);
-        });
-      } else if (channel === this.#deltaChannel) {
+      if (this.#forwards.arrived(channel, payload)) return;
+      if (channel === this.#deltaChannel) {
         const frame = decodeRouteFrame(payload);
         if (frame.nodeId === this.nodeId) return;
+        // No deltas: the node is gone (closed, or taken over by a survivor).
+        if (frame.deltas.length === 0) return void this.table.dropNode(frame.nodeId);
         for (const d of frame.deltas) {
           if (d.add) this.table.add(frame.nodeId, d.key);
           else this.table.remove(frame.nodeId, d.key);
@@ -338,13 +345,6 @@ export class ClusterRoutes implements ClusterRouting {
   }
 
   #warn(message: string, details: Record<string, unknown>): void {
-    const now = Date.now();
-    if (now - this.#warnedAt < WARN_INTERVAL_MS) {
-      this.#unwarned++;
-      return;
-    }
-    this.#onWarning(message, { ...details, node: this.nodeId, since_last: this.#unwarned });
-    this.#warnedAt = now;
-    this.#unwarned = 0;
+    this.#warnings.warn(message, details);
   }
 }

@@ -97,4 +97,22 @@ describe('cluster frames', () => {
     assert.equal(r.bytes, 42);
     assert.equal(r.message.payload.toString(), 'on');
   });
+
+  it('holds a dead node\'s routes for its take-over (messages still go there, and fail) until the hold passes or the node is dropped', () => {
+    const t = new RouteTable();
+    t.add('b', 'plant/#');
+    t.add('c', 'plant/#');
+    t.dropDead(new Set(['c']), 60_000, 1_000);
+    assert.deepEqual([...t.plan('plant/1', undefined).nodes.keys()].sort(), ['b', 'c'], 'held');
+    t.dropDead(new Set(['c']), 60_000, 60_999);
+    assert.ok(t.plan('plant/1', undefined).nodes.has('b'));
+    t.dropDead(new Set(['c']), 60_000, 61_000);
+    assert.deepEqual([...t.plan('plant/1', undefined).nodes.keys()], ['c'], 'dropped once the hold passed');
+    t.add('b', 'plant/#');
+    t.dropDead(new Set(['c']), 60_000, 70_000);
+    t.dropNode('b');
+    assert.deepEqual([...t.plan('plant/1', undefined).nodes.keys()], ['c'], 'dropped at its take-over');
+    t.dropDead(new Set(), 0, 70_000);
+    assert.equal(t.size, 0, 'without a hold, at once');
+  });
 });

@@ -29,6 +29,8 @@ export class RouteTable {
   readonly #tree = new TopicTree<RemoteRoute>();
   readonly #byNode = new Map<string, Map<string, RemoteRoute>>();
   readonly #turns = new Map<string, number>();
+  /** Dead nodes whose routes are held (dropDead), and since when. */
+  readonly #deadSince = new Map<string, number>();
   // The pass in progress, for #collect (one function for every message).
   #nodes = new Map<string, string[]>();
   #groups: Map<string, string[]> | undefined;
@@ -84,7 +86,24 @@ export class RouteTable {
 
   /** A node that died or left: its routes are void. */
   dropNode(nodeId: string): void {
+    this.#deadSince.delete(nodeId);
     for (const key of [...(this.#byNode.get(nodeId)?.keys() ?? [])]) this.remove(nodeId, key);
+  }
+
+  /**
+   * Drops the routes of the nodes not in `live`; with `holdMs`, only once they have been seen dead for
+   * that long: meanwhile the messages for them are still forwarded, and fail, so that their publishers
+   * hear of it rather than be told nobody subscribed (a survivor drops them as it takes the dead node's
+   * sessions over, see ClusterRoutes.nodeTakenOver).
+   */
+  dropDead(live: ReadonlySet<string>, holdMs: number, now: number): void {
+    for (const id of this.#deadSince.keys()) if (live.has(id)) this.#deadSince.delete(id);
+    for (const id of this.nodeIds()) {
+      if (live.has(id)) continue;
+      const since = this.#deadSince.get(id) ?? now;
+      if (now - since >= holdMs) this.dropNode(id);
+      else this.#deadSince.set(id, since);
+    }
   }
 
   /**

@@ -71,6 +71,8 @@ export class ClusterSessions implements SessionCluster {
   #ticking: Promise<void> | undefined;
   #lastSweep = 0;
   #closed = false;
+  /** Told once a dead node's sessions are here (their subscriptions route here): its routes can go. */
+  onNodeTakenOver: ((nodeId: string) => void) | undefined;
 
   constructor(options: ClusterSessionsOptions) {
     this.#o = options;
@@ -275,6 +277,7 @@ export class ClusterSessions implements SessionCluster {
         this.#armDeadWill(clientId, r, due);
       }
     }
+    if (!self) this.onNodeTakenOver?.(node);
     if (sessions + pendingWills > 0) this.#o.onInfo(self ? 'mqtt: took over what the previous run of this node left' : 'mqtt: took over the sessions and wills of a dead node', { node, sessions, wills: pendingWills });
   }
 

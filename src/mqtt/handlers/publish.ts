@@ -1,6 +1,7 @@
 /**
  * PUBLISH from a client (3.1.1 §3.3, 5.0 §3.3): topic (or alias), checks, authorization, routing, then
- * PUBACK (QoS 1) or PUBREC (QoS 2) once every persistent copy is stored (4.3.2, 4.3.3).
+ * PUBACK (QoS 1) or PUBREC (QoS 2) once every persistent copy is stored (4.3.2, 4.3.3), in a cluster
+ * also the other nodes' copies (confirmed by them).
  */
 import { isUtf8 } from 'node:buffer';
 import type { IPublishPacket } from 'mqtt-packet';
@@ -121,9 +122,14 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
   // 5.0 §3.4.2.1: 0x10 tells the publisher nobody was subscribed.
   let reasonCode: number = v5 && deliveries === 0 && refusal === undefined ? RC.NO_MATCHING_SUBSCRIBERS : RC.SUCCESS;
   if (sent !== undefined) {
-    // Cluster: acknowledged once the forwards are handed to Redis; one that was not is an error to the publisher.
+    // Cluster: acknowledged once every node forwarded to confirmed it stored the message. One that did
+    // not (dead, unreachable, too slow) is a failure: 5.0 gets 0x80 (nothing is claimed delivered);
+    // 3.1.1 has no negative acknowledgement, so the connection closes unacknowledged and the client
+    // publishes again once reconnected.
     const forwarded = sent.then((ok) => {
-      if (!ok && v5) reasonCode = RC.UNSPECIFIED_ERROR;
+      if (ok) return;
+      if (v5) reasonCode = RC.UNSPECIFIED_ERROR;
+      else ch.disconnect(RC.UNSPECIFIED_ERROR, 'the message could not be forwarded to another node');
     });
     stored = stored === undefined ? forwarded : Promise.all([stored, forwarded]).then(() => undefined);
   }
@@ -155,6 +161,17 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
   if (session.persistent && persistence !== undefined) {
     const held = ctx.track(persistence.addIncomingQos2(session.clientId, id), 'persist a QoS 2 packet id');
     stored = stored === undefined ? held.then(() => undefined) : Promise.all([stored, held]).then(() => undefined);
+  }
+  if (sent !== undefined) {
+    // Not forwarded: the packet id is not held, or the same id again (5.0: a new message after the
+    // failed PUBREC; 3.1.1: the same one resent after the close) would be taken for a duplicate and
+    // not delivered.
+    stored = Promise.all([stored, sent]).then(async ([, ok]) => {
+      if (ok) return;
+      session.incomingQos2?.delete(id);
+      if (ch.qos2Here?.delete(id) === true) ch.incomingInflight--;
+      if (session.persistent && persistence !== undefined) await ctx.track(persistence.removeIncomingQos2(session.clientId, id), 'release a QoS 2 packet id');
+    });
   }
   ch.ackAfter(stored, () => ({ cmd: 'pubrec', messageId: id, ...(v5 ? { reasonCode } : {}) }));
 }

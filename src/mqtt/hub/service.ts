@@ -143,9 +143,12 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     const r = d.cluster.redis;
     cluster = new ClusterRoutes({
       redis: r.connection, keyPrefix: r.keyPrefix, nodeId: r.nodeId, nodeTtlMs: r.nodeTtlMs, broker,
+      // With the session cluster a dead node's routes wait for the survivor that takes its sessions.
+      holdDeadRoutes: sessions !== undefined,
       onWarning: (message, details) => log.warn(details, `mqtt cluster: ${message}`),
     });
     broker.attachCluster(cluster);
+    if (sessions !== undefined) sessions.onNodeTakenOver = (nodeId) => cluster?.nodeTakenOver(nodeId);
     await cluster.start();
   }
   // Who owns a device decides what its owner's subscriptions receive: they are asked about again.

@@ -1,0 +1,189 @@
+// Nothing a broker acknowledged is lost, also when a node is killed (issue 14): two hub processes on
+// one test PostgreSQL (--store) and one test Redis (--redis, its own key prefix). A publisher on node
+// A floods a persistent subscriber on node B, so every message crosses nodes; B is killed (kill -9)
+// mid-flood and the subscriber resumes its session on A while the flood goes on. Every message the
+// publisher got a successful PUBACK / PUBREC + PUBCOMP for reaches the subscriber (QoS 2: exactly
+// once); the ones refused with 0x80 may be missing; none is acknowledged as "no matching subscribers"
+// while the persistent session exists (the dead node's routes are held until its take-over). A 3.1.1
+// publisher, which has no negative acknowledgement, is disconnected instead.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { connect as mqttConnect, type IClientOptions, type MqttClient, type Packet } from 'mqtt';
+import { startHub, tempDir, type HubProc } from './support/procs.js';
+import { testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
+
+const TTL_MS = 1500;
+const TAKEOVER_TIMEOUT_MS = 2000;
+
+async function until(what: string, test: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('MQTT flood across two hub nodes, one killed (PostgreSQL store, Redis)', () => {
+  let db: TestDatabase;
+  let redis: TestRedis;
+  const dirs: Array<ReturnType<typeof tempDir>> = [];
+  const hubs: HubProc[] = [];
+  const clients: MqttClient[] = [];
+
+  before(async () => {
+    db = await testPostgres();
+    redis = await testRedis();
+  });
+  after(async () => {
+    for (const c of clients) c.end(true);
+    await Promise.all(hubs.map((h) => h.stop()));
+    for (const d of dirs) d.remove();
+    await redis?.drop();
+    await db?.drop();
+  });
+
+  const node = async (id: string): Promise<HubProc> => {
+    const data = tempDir(`cloudrest-mqtt-${id}-`);
+    dirs.push(data);
+    const acl = join(data.path, 'acl.txt');
+    writeFileSync(acl, 'allow all everyone #\n');
+    const hub = await startHub(data.path, [
+      '--store', db.url, '--redis', redis.url, '--redis-key-prefix', redis.keyPrefix, '--node-id', id,
+      '--cluster-secret', 'a-cluster-secret-of-the-test', '--internal-port', '0', '--no-admin-socket',
+      '--mqtt-allow-anonymous', '--acl', acl, '--node-ttl-ms', String(TTL_MS), '--mqtt-takeover-timeout-ms', String(TAKEOVER_TIMEOUT_MS),
+    ]);
+    hubs.push(hub);
+    return hub;
+  };
+  // Only this test's two nodes run: the killed node's sessions go to the other one.
+  const pair = async (tag: string): Promise<[HubProc, HubProc]> => {
+    await Promise.all(hubs.map((h) => h.stop()));
+    return [await node(`${tag}-a`), await node(`${tag}-b`)];
+  };
+  const client = (hub: HubProc, opts: IClientOptions, onMessage?: (topic: string, payload: Buffer) => void): Promise<{ c: MqttClient; sessionPresent: boolean }> =>
+    new Promise((resolve, reject) => {
+      const c = mqttConnect(`mqtt://127.0.0.1:${hub.mqttPort}`, { reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
+      clients.push(c);
+      c.on('error', () => undefined);
+      if (onMessage !== undefined) c.on('message', onMessage);
+      c.once('connect', (ack) => resolve({ c, sessionPresent: ack.sessionPresent }));
+      c.once('close', () => reject(new Error('closed before CONNACK')));
+    });
+  const persistent = (clientId: string): IClientOptions => ({ protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 300 } });
+  const kill9 = async (hub: HubProc) => {
+    hub.child.kill('SIGKILL');
+    await hub.exited;
+  };
+  /** Publishes from A until the subscriber on B gets one: A's route table knows B's subscription. */
+  const routed = async (pub: MqttClient, tag: string, probes: () => number) => {
+    await until('A routes to the subscriber on B', () => {
+      if (probes() === 0) pub.publish(`${tag}/probe`, 'probe', { qos: 0 });
+      return probes() > 0;
+    });
+  };
+
+  const floodAcrossKill = async (tag: string, qos: 1 | 2) => {
+    const [a, b] = await pair(tag);
+    const received: number[] = [];
+    let probes = 0;
+    const onMessage = (topic: string, p: Buffer) => {
+      if (topic === `${tag}/probe`) probes++;
+      else received.push(Number(p.toString()));
+    };
+    const first = await client(b, persistent(`${tag}-sub`), onMessage);
+    // A topic of its own: the sessions of the earlier tests' nodes come to these nodes too.
+    await first.c.subscribeAsync(`${tag}/#`, { qos });
+    const pub = await client(a, { protocolVersion: 5, clientId: `${tag}-pub` });
+    await routed(pub.c, tag, () => probes);
+    let noSubscribers = 0;
+    pub.c.on('packetreceive', (p: Packet) => {
+      if ((p.cmd === 'puback' || p.cmd === 'pubrec') && p.reasonCode === 0x10) noSubscribers++;
+    });
+
+    const acked = new Set<number>();
+    const refused = new Set<number>();
+    let n = 0;
+    let stopped = false;
+    // 32 in flight at once, numbered; the outcome of each is counted as it arrives.
+    const worker = async () => {
+      while (!stopped) {
+        const i = ++n;
+        try {
+          await pub.c.publishAsync(`${tag}/x`, String(i), { qos });
+          acked.add(i);
+        } catch (err) {
+          if ((err as { code?: number }).code !== 0x80) throw err;
+          refused.add(i);
+        }
+      }
+    };
+    const workers = Promise.all(Array.from({ length: 32 }, () => worker()));
+    // And one every 10 ms whatever the acknowledgements: publishes go on while the 32 wait for theirs.
+    let paced = 0;
+    let pacedError: unknown;
+    const pacer = setInterval(() => {
+      const i = ++n;
+      paced++;
+      pub.c.publish(`${tag}/x`, String(i), { qos }, (err) => {
+        paced--;
+        if (err === undefined || err === null) acked.add(i);
+        else if ((err as { code?: number }).code === 0x80) refused.add(i);
+        else pacedError ??= err;
+      });
+    }, 10);
+    await until('300 acknowledged', () => acked.size >= 300);
+    await kill9(b);
+    first.c.end(true);
+    const back = await client(a, persistent(`${tag}-sub`), onMessage);
+    assert.equal(back.sessionPresent, true, 'the session resumes on A from PostgreSQL');
+    // The flood goes on past the take-over of B's sessions by A.
+    const ackedAtResume = acked.size;
+    await until('300 more acknowledged after the resume', () => acked.size >= ackedAtResume + 300, 60_000);
+    stopped = true;
+    clearInterval(pacer);
+    await workers;
+    await until('the paced publishes answered', () => paced === 0);
+    assert.equal(pacedError, undefined);
+
+    await until('every acknowledged message', () => [...acked].every((i) => received.includes(i)));
+    const missing = [...acked].filter((i) => !received.includes(i));
+    assert.deepEqual(missing, []);
+    assert.equal(noSubscribers, 0, 'no publish was acknowledged as "no matching subscribers" while the persistent session was subscribed');
+    assert.ok(refused.size > 0, 'the forwards to the dead node were refused with 0x80, not acknowledged');
+    if (qos === 2) {
+      const seen = new Map<number, number>();
+      for (const i of received) seen.set(i, (seen.get(i) ?? 0) + 1);
+      assert.deepEqual([...seen].filter(([i, k]) => k > 1 && acked.has(i)), [], 'QoS 2: each acknowledged message once');
+    }
+    process.stdout.write(`# flood QoS ${qos}: ${acked.size} acknowledged, ${refused.size} refused (0x80), ${received.length} received\n`);
+  };
+
+  it('kill -9 of the subscriber\'s node during a QoS 1 flood from the other node: every PUBACKed message reaches the persistent subscriber once it resumes on the publisher\'s node', async () => {
+    await floodAcrossKill('fl1', 1);
+  });
+
+  it('kill -9 of the subscriber\'s node during a QoS 2 flood from the other node: every acknowledged message reaches the resumed persistent subscriber exactly once', async () => {
+    await floodAcrossKill('fl2', 2);
+  });
+
+  it('a 3.1.1 publisher whose message cannot reach the killed subscriber\'s node is disconnected, not acknowledged', async () => {
+    const [a, b] = await pair('fl3');
+    let probes = 0;
+    const sub = await client(b, persistent('fl3-sub'), () => probes++);
+    await sub.c.subscribeAsync('fl3/#', { qos: 1 });
+    const pub = await client(a, { protocolVersion: 4, clientId: 'fl3-pub' });
+    await routed(pub.c, 'fl3', () => probes);
+    await kill9(b);
+    sub.c.end(true);
+    let acks = 0;
+    pub.c.on('packetreceive', (p: Packet) => {
+      if (p.cmd === 'puback') acks++;
+    });
+    const closed = new Promise<void>((resolve) => pub.c.once('close', () => resolve()));
+    pub.c.publish('fl3/x', 'lost?', { qos: 1 });
+    await closed;
+    assert.equal(acks, 0, 'no PUBACK before the close');
+  });
+});
