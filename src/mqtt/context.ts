@@ -23,7 +23,7 @@ export interface PublishOutcome {
   readonly deliveries: number;
   /** Resolves once every persistent copy (queued messages, the retained message) is stored. */
   readonly stored: Promise<void> | undefined;
-  /** Cluster: resolves true once the other nodes confirmed the forwards (QoS 0: Redis delivered them), false if one did not. */
+  /** Cluster: resolves true once the other nodes confirmed the forwards (QoS 0: Redis took them), false if one did not. */
   readonly sent?: Promise<boolean> | undefined;
   /** Shared retained messages (PostgreSQL): resolves false when a quota refused to retain it (it was delivered, not retained). */
   readonly retained?: Promise<boolean> | undefined;

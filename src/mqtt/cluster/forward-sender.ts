@@ -5,7 +5,7 @@
  * turn, not one per message, and the order per publisher and topic holds.
  *
  * A batch holding a QoS 1/2 message asks for a confirmation (forward-confirmer.ts): its QoS 1/2
- * senders learn whether the other node stored it; QoS 0 senders only whether Redis delivered it.
+ * senders learn whether the other node stored it; QoS 0 senders only whether Redis took it.
  * Redis's answer to PUBLISH is how many subscribers got it: 0 (the node is dead, or its subscription
  * connection gone) fails the batch at once rather than at the timeout.
  */
@@ -21,7 +21,7 @@ interface Batch {
   bytes: number;
   /** QoS 1/2 frames: their senders wait for the confirmation. */
   confirming: number;
-  /** Redis delivered it to the node's subscription. */
+  /** Redis took it (answered the PUBLISH). */
   readonly taken: Deferred;
   /** The node confirmed it (made for the first QoS 1/2 frame). */
   confirmed: Deferred | undefined;
@@ -54,7 +54,7 @@ export class ForwardSender {
 
   /**
    * Queues a framed forward for `nodeId`. The promise is its batch's: with `confirm` (QoS 1/2), true
-   * once the node confirmed it; without, true once Redis delivered it.
+   * once the node confirmed it; without, true once Redis took it (delivered or not: QoS 0 is fire-and-forget).
    */
   send(nodeId: string, frame: Buffer, confirm: boolean): Promise<boolean> {
     let batch = this.#outgoing.get(nodeId);
@@ -87,16 +87,19 @@ export class ForwardSender {
     const header = encodeBatchHeader({ from: this.from, epoch: this.pending.epoch, id: open?.id ?? 0 });
     this.redis.publish(this.channel(nodeId), Buffer.concat([header, ...batch.frames], header.length + batch.bytes)).then(
       (receivers) => {
-        if (receivers > 0) return batch.taken.resolve(true);
-        this.#failed(nodeId, batch, open?.id, 'no node received it (dead, or its Redis subscription is gone)');
+        // QoS 0 is fire-and-forget: Redis took it, as before confirmations.
+        batch.taken.resolve(true);
+        if (receivers === 0) this.#failed(nodeId, batch, open?.id, 'no node received it (dead, or its Redis subscription is gone)');
       },
-      (err: unknown) => this.#failed(nodeId, batch, open?.id, (err as Error).message),
+      (err: unknown) => {
+        batch.taken.resolve(false);
+        this.#failed(nodeId, batch, open?.id, (err as Error).message);
+      },
     );
   }
 
   #failed(nodeId: string, batch: Batch, id: number | undefined, why: string): void {
     this.onFailure(nodeId, batch.frames.length, why);
-    batch.taken.resolve(false);
     if (id !== undefined) this.pending.fail(id, why);
   }
 }

@@ -12,8 +12,8 @@ export interface ForwardOutcome {
   /** Nodes the message was sent to. */
   readonly nodes: number;
   /**
-   * Resolves true once every node sent to confirmed it stored the message (QoS 1/2), or Redis delivered
-   * it (QoS 0); false when one did not, or not within the confirmation timeout.
+   * Resolves true once every node sent to confirmed it stored the message (QoS 1/2), or Redis took it
+   * (QoS 0); false when one did not, or not within the confirmation timeout.
    */
   readonly sent: Promise<boolean> | undefined;
 }
