@@ -34,6 +34,8 @@ export interface ClusterRoutesOptions {
   /** This node's routes expire this long after its last refresh (`--node-ttl-ms`). */
   nodeTtlMs: number;
   broker: Broker;
+  /** True while this node is fenced off from Redis (fence.ts), though its connection may still read as ready. */
+  fenced?: () => boolean;
   /** Told (rate-limited by the caller) of Redis failures and refused publishes. */
   onWarning(message: string, details: Record<string, unknown>): void;
 }
@@ -72,6 +74,7 @@ export class ClusterRoutes implements ClusterRouting {
   readonly #ownChannel: string;
   readonly #fwdPrefix: string;
   readonly #onWarning: ClusterRoutesOptions['onWarning'];
+  readonly #fenced: ClusterRoutesOptions['fenced'];
   /** This node's route keys → local subscriptions; what Redis is told, and written back from. */
   readonly #local = new Map<string, number>();
   #pending: RouteDelta[] = [];
@@ -100,6 +103,7 @@ export class ClusterRoutes implements ClusterRouting {
     this.#fwdPrefix = `${p}mqtt:fwd:`;
     this.#ownChannel = this.#fwdPrefix + o.nodeId;
     this.#onWarning = o.onWarning;
+    this.#fenced = o.fenced;
     const id = Buffer.from(o.nodeId);
     this.#idHeader = Buffer.concat([Buffer.from([id.length]), id]);
     this.#sender = new ForwardSender(o.redis, (nodeId) => this.#fwdPrefix + nodeId, (nodeId, frames, err) => {
@@ -127,7 +131,7 @@ export class ClusterRoutes implements ClusterRouting {
   }
 
   unavailable(): string | undefined {
-    if (this.#synced && this.#redis.status === 'ready') return undefined;
+    if (this.#synced && this.#redis.status === 'ready' && this.#fenced?.() !== true) return undefined;
     this.stats.refused++;
     this.#warn('publish refused: Redis is unreachable, messages cannot be routed to the other nodes', {});
     return 'cluster routing unavailable: Redis unreachable';
