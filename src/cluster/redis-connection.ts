@@ -10,9 +10,17 @@ import { HubError } from '../errors.js';
 export const REDIS_COMMAND_TIMEOUT_MS = 2000;
 const RECONNECT_MAX_MS = 2000;
 
+/**
+ * How long a command may take for a node whose presence lives `nodeTtlMs`: a quarter of it (within
+ * 250–2000 ms), so that a node cut off from Redis finds out well before the others count it dead.
+ */
+export function redisTimeoutFor(nodeTtlMs: number): number {
+  return Math.max(250, Math.min(REDIS_COMMAND_TIMEOUT_MS, Math.floor(nodeTtlMs / 4)));
+}
+
 /** A command connection to `url`, connected (rejects when Redis cannot be reached at start-up). */
-export async function openRedis(url: string, name = 'cloudrest'): Promise<Redis> {
-  const redis = new Redis(url, redisOptions(name));
+export async function openRedis(url: string, name = 'cloudrest', timeoutMs = REDIS_COMMAND_TIMEOUT_MS): Promise<Redis> {
+  const redis = new Redis(url, redisOptions(name, timeoutMs));
   // Without a listener, ioredis reports every failed reconnect as an unhandled 'error' event.
   redis.on('error', () => undefined);
   try {
@@ -26,20 +34,20 @@ export async function openRedis(url: string, name = 'cloudrest'): Promise<Redis>
 
 /** A second connection like `redis` (same server and options), e.g. for subscriptions; not yet connected. */
 export function duplicateRedis(redis: Redis, name: string): Redis {
-  const copy = redis.duplicate({ ...redisOptions(name), lazyConnect: true });
+  const copy = redis.duplicate({ ...redisOptions(name, redis.options.commandTimeout ?? REDIS_COMMAND_TIMEOUT_MS), lazyConnect: true });
   copy.on('error', () => undefined);
   return copy;
 }
 
-function redisOptions(name: string) {
+function redisOptions(name: string, timeoutMs: number) {
   return {
     connectionName: name,
     lazyConnect: true,
     // Fail at once while disconnected: a queued command would hold its HTTP request until Redis is back.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
-    connectTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    commandTimeout: timeoutMs,
+    connectTimeout: timeoutMs,
     // Every reconnect backs off with jitter (ARCHITECTURE.md), capped so recovery is quick.
     retryStrategy: (times: number) => Math.min(RECONNECT_MAX_MS, 50 * 2 ** Math.min(times, 6)) * (0.5 + Math.random() / 2),
   } as const;

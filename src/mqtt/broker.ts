@@ -32,6 +32,8 @@ export interface SessionHost {
   sweepExpired(): Promise<void>;
   /** The client ids of the sessions in this node's memory. */
   sessionIds(): string[];
+  /** This node lost Redis: see SessionRegistry.fenceAll. */
+  fenceAll(reasonCode: number, reasonString: string): void;
   now(): number;
 }
 
@@ -267,6 +269,7 @@ export class Broker {
       publishWill: (clientId, message, principal) => registry.publishWill(clientId, message, principal),
       sweepExpired: () => core.sweepExpired(),
       sessionIds: () => [...registry.sessions.keys()],
+      fenceAll: (reasonCode, reasonString) => registry.fenceAll(reasonCode, reasonString),
       now: () => core.now(),
     };
   }

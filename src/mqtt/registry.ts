@@ -65,6 +65,27 @@ export class SessionRegistry {
   }
 
   /**
+   * Cluster fencing (src/mqtt/cluster/fence.ts): this node lost Redis and may soon be counted dead.
+   * Every connection ends (5.0: DISCONNECT `reasonCode`) and every session leaves this node's memory,
+   * its state kept in persistence; no will is published here: the node that takes this one's state over
+   * publishes them, or this node once it rejoins.
+   */
+  fenceAll(reasonCode: number, reasonString: string): void {
+    for (const s of [...this.sessions.values()]) {
+      if (s.pendingWill !== undefined) clearTimeout(s.pendingWill.timer);
+      s.pendingWill = undefined;
+      if (s.channel !== undefined) {
+        const ch = s.channel;
+        ch.takenOver = true;
+        ch.disconnect(reasonCode, reasonString, false);
+      }
+      s.disconnectedAt ??= this.ctx.now();
+      if (s.persistent) void this.ctx.saveSession(s);
+      this.#release(s);
+    }
+  }
+
+  /**
    * Cluster: brings a stored session of a dead node into this node's memory (its subscriptions route
    * here again, its expiry runs here), counted as disconnected since `disconnectedAt` when the store
    * has it connected. `will`, if given, waits here for its due time as the session's pending will.

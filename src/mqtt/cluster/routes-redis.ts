@@ -47,6 +47,8 @@ export interface ClusterRoutesOptions {
    * with the session cluster, whose survivor takes its persistent sessions and their subscriptions.
    */
   holdDeadRoutes?: boolean;
+  /** True while this node is fenced off from Redis (fence.ts), though its connection may still read as ready. */
+  fenced?: () => boolean;
   /** Told (rate-limited by the caller) of Redis failures and refused publishes. */
   onWarning(message: string, details: Record<string, unknown>): void;
 }
@@ -86,6 +88,7 @@ export class ClusterRoutes implements ClusterRouting {
   readonly #deltaChannel: string;
   readonly #retainedChannel: string;
   readonly #warnings: RateLimitedWarnings;
+  readonly #fenced: ClusterRoutesOptions['fenced'];
   /** This node's route keys → local subscriptions; what Redis is told, and written back from. */
   readonly #local = new Map<string, number>();
   #pending: RouteDelta[] = [];
@@ -112,6 +115,7 @@ export class ClusterRoutes implements ClusterRouting {
     this.#deltaChannel = `${p}mqtt:route-deltas`;
     this.#retainedChannel = `${p}mqtt:retained`;
     this.#warnings = new RateLimitedWarnings(o.nodeId, o.onWarning);
+    this.#fenced = o.fenced;
     const id = Buffer.from(o.nodeId);
     this.#idHeader = Buffer.concat([Buffer.from([id.length]), id]);
     this.#holdDeadMs = o.holdDeadRoutes === true ? DEAD_ROUTES_MAX_MS : 0;
@@ -141,7 +145,7 @@ export class ClusterRoutes implements ClusterRouting {
   }
 
   unavailable(): string | undefined {
-    if (this.#synced && this.#redis.status === 'ready') return undefined;
+    if (this.#synced && this.#redis.status === 'ready' && this.#fenced?.() !== true) return undefined;
     this.stats.refused++;
     this.#warn('publish refused: Redis is unreachable, messages cannot be routed to the other nodes', {});
     return 'cluster routing unavailable: Redis unreachable';

@@ -73,6 +73,8 @@ export class ClusterSessions implements SessionCluster {
   #closed = false;
   /** Told once a dead node's sessions are here (their subscriptions route here): its routes can go. */
   onNodeTakenOver: ((nodeId: string) => void) | undefined;
+  /** Cut off from Redis (fence.ts): nothing is recorded, no session opens, no dead node is taken over. */
+  #fenced = false;
 
   constructor(options: ClusterSessionsOptions) {
     this.#o = options;
@@ -105,9 +107,41 @@ export class ClusterSessions implements SessionCluster {
     await this.#redis.del(this.#willsKey(this.#me)).catch((err: unknown) => this.#o.onError(err, 'mqtt cluster: remove this node\'s wills'));
   }
 
+  /**
+   * This node lost Redis (fence.ts) and its clients are gone: what it remembers of wills is dropped
+   * (they are in Redis, under this node, for whoever takes its state over), as are the wills of dead
+   * nodes it was waiting to publish, which Redis records under this node as well.
+   */
+  fence(): void {
+    this.#fenced = true;
+    this.#wills.clear();
+    for (const t of this.#deadWills.values()) clearTimeout(t);
+    this.#deadWills.clear();
+    for (const done of this.#pending.values()) done();
+  }
+
+  /**
+   * Redis answers again: unless another node is taking this one's state over (its lock on
+   * `mqtt:dead:<nodeId>`), this node takes back what it left in Redis when fenced, as after a restart:
+   * its persistent sessions, and its clients' wills, published when due unless they connected again.
+   */
+  async rejoin(): Promise<void> {
+    const lock = `${this.#p}dead:${this.#me}`;
+    if ((await this.#redis.set(lock, this.#me, 'PX', DEAD_LOCK_MS, 'NX')) === 'OK') {
+      try {
+        await this.#redis.sadd(`${this.#p}nodes`, this.#me);
+        await this.#takeOverNode(this.#me, true);
+      } finally {
+        await DELETE_IF.run(this.#redis, [lock], [this.#me]).catch(() => undefined);
+      }
+    }
+    this.#fenced = false;
+  }
+
   // ---------------------------------------------------------------- SessionCluster (called by the registry)
 
   async claim(clientId: string, principal: string, cleanStart: boolean): Promise<void> {
+    if (this.#fenced) throw new Error('this node is cut off from Redis');
     const key = this.#clientKey(clientId);
     for (let attempt = 0; attempt < 3; attempt++) {
       const holder = (await this.#redis.get(key)) ?? '';
@@ -126,7 +160,7 @@ export class ClusterSessions implements SessionCluster {
   }
 
   opened(clientId: string, principal: string, will: Will | undefined, sessionExpiryS: number): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#fenced) return;
     const batch = this.#redis.pipeline().set(this.#clientKey(clientId), this.#me).sadd(this.#sessionsKey(this.#me), clientId);
     if (will === undefined) {
       this.#wills.delete(clientId);
@@ -140,7 +174,7 @@ export class ClusterSessions implements SessionCluster {
   }
 
   closed(clientId: string, willDueAt: number | undefined): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#fenced) return;
     const r = this.#wills.get(clientId);
     if (r === undefined) return;
     if (willDueAt === undefined) return this.willDone(clientId);
@@ -149,13 +183,13 @@ export class ClusterSessions implements SessionCluster {
   }
 
   willDone(clientId: string): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#fenced) return;
     if (!this.#wills.delete(clientId)) return;
     this.#run(this.#redis.hdel(this.#willsKey(this.#me), clientId), 'remove a will');
   }
 
   ended(clientId: string): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#fenced) return;
     this.#wills.delete(clientId);
     const batch = this.#redis.pipeline().hdel(this.#willsKey(this.#me), clientId).srem(this.#sessionsKey(this.#me), clientId);
     this.#run(Promise.all([batch.exec(), DELETE_IF.run(this.#redis, [this.#clientKey(clientId)], [this.#me])]), 'remove a session');
@@ -201,7 +235,7 @@ export class ClusterSessions implements SessionCluster {
   // ---------------------------------------------------------------- dead nodes, sweep, write-back
 
   #tick(): Promise<void> {
-    if (this.#closed || this.#ticking !== undefined) return this.#ticking ?? Promise.resolve();
+    if (this.#closed || this.#fenced || this.#ticking !== undefined) return this.#ticking ?? Promise.resolve();
     const run = async () => {
       try {
         await this.#writeBackIfLost();

@@ -36,6 +36,8 @@ import { listenMqtt, mqttTcpServer, mqttTlsServer } from './listeners.js';
 import { registerMqttMetrics } from './metrics.js';
 import { DeviceOwnership } from './ownership.js';
 import { ClusterSessions } from '../cluster/sessions.js';
+import { MqttFence } from '../cluster/fence.js';
+import { RedisLiveness } from '../../cluster/redis-liveness.js';
 import type { Backends } from '../../backends.js';
 import type { NodeDirectory } from '../../core/presence.js';
 import { TopicsApi } from './topics-api.js';
@@ -137,7 +139,8 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     },
   );
   await broker.ready;
-  const sessions = await joinSessionCluster(d, broker);
+  const joined = await joinSessionCluster(d, broker);
+  const sessions = joined?.sessions;
   let cluster: ClusterRoutes | undefined;
   if (d.cluster?.redis !== undefined) {
     const r = d.cluster.redis;
@@ -145,6 +148,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
       redis: r.connection, keyPrefix: r.keyPrefix, nodeId: r.nodeId, nodeTtlMs: r.nodeTtlMs, broker,
       // With the session cluster a dead node's routes wait for the survivor that takes its sessions.
       holdDeadRoutes: sessions !== undefined,
+      fenced: () => joined?.fence.fenced === true,
       onWarning: (message, details) => log.warn(details, `mqtt cluster: ${message}`),
     });
     broker.attachCluster(cluster);
@@ -221,6 +225,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
         unwatchRevocations();
         sys?.stop();
         topics.closeAll();
+        joined?.fence.stop();
         await sessions?.close();
         await cluster?.close();
         await broker.close();
@@ -236,7 +241,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
  * With --redis and --store postgres://, a client id's session is held by one node of the cluster at a
  * time, and a dead node's sessions and wills are taken over (src/mqtt/cluster/sessions.ts).
  */
-async function joinSessionCluster(d: MqttDeps, broker: Broker): Promise<ClusterSessions | undefined> {
+async function joinSessionCluster(d: MqttDeps, broker: Broker): Promise<{ sessions: ClusterSessions; fence: MqttFence } | undefined> {
   const redis = d.cluster?.redis;
   const nodes = d.cluster?.nodes;
   if (redis === undefined || nodes === undefined || !d.config.store.startsWith('postgres')) return undefined;
@@ -251,8 +256,18 @@ async function joinSessionCluster(d: MqttDeps, broker: Broker): Promise<ClusterS
     onError: (err, context) => d.log.error({ err }, context),
     onInfo: (message, details) => d.log.info(details, message),
   });
-  await sessions.start(broker.useSessionCluster(sessions));
-  return sessions;
+  const host = broker.useSessionCluster(sessions);
+  await sessions.start(host);
+  // A node cut off from Redis ends its clients before the others count it dead (src/mqtt/cluster/fence.ts).
+  const liveness = new RedisLiveness(redis.connection, Math.max(100, Math.min(1000, Math.floor(redis.nodeTtlMs / 10))));
+  const fence = new MqttFence({
+    liveness, nodeTtlMs: redis.nodeTtlMs, host, sessions,
+    onWarning: (message, details) => d.log.warn(details, message),
+    onInfo: (message, details) => d.log.info(details, message),
+    onError: (err, context) => d.log.error({ err }, context),
+  });
+  fence.start();
+  return { sessions, fence };
 }
 
 function readAcl(file: string): string {

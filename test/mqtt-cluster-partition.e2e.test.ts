@@ -1,0 +1,135 @@
+// A network partition between one hub node and Redis while the other node keeps it (issue 14): node A
+// reaches Redis through a forwarder (test/support/partition.ts) that the test cuts. A must stop
+// accepting what it cannot route and say so before its presence expires and node B takes its sessions
+// over: its v5 client gets DISCONNECT 0x9C Use another server, a CONNECT gets CONNACK 0x88, the client
+// resumes its persistent session on B, a will of A's is published once (by B), and once the link
+// heals A accepts again and routes to B. Real processes on PostgreSQL and Redis, mqtt.js clients.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
+import { startHub, tempDir, type HubProc } from './support/procs.js';
+import { redisPartition, type RedisPartition } from './support/partition.js';
+import { testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
+
+const TTL_MS = 3000;
+
+async function until(what: string, test: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await test())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('MQTT: a hub node cut off from Redis while another node keeps it', () => {
+  let db: TestDatabase;
+  let redis: TestRedis;
+  let link: RedisPartition;
+  const dirs: Array<ReturnType<typeof tempDir>> = [];
+  const hubs: HubProc[] = [];
+  const clients: MqttClient[] = [];
+
+  before(async () => {
+    db = await testPostgres();
+    redis = await testRedis();
+    link = await redisPartition(redis.url);
+  });
+  after(async () => {
+    for (const c of clients) c.end(true);
+    await Promise.all(hubs.map((h) => h.stop()));
+    for (const d of dirs) d.remove();
+    await link?.close();
+    await redis?.drop();
+    await db?.drop();
+  });
+
+  const node = async (id: string, redisUrl: string): Promise<HubProc> => {
+    const data = tempDir(`cloudrest-mqtt-${id}-`);
+    dirs.push(data);
+    const acl = join(data.path, 'acl.txt');
+    writeFileSync(acl, 'allow all everyone #\n');
+    const hub = await startHub(data.path, [
+      '--store', db.url, '--redis', redisUrl, '--redis-key-prefix', redis.keyPrefix, '--node-id', id,
+      '--cluster-secret', 'a-cluster-secret-of-the-test', '--internal-port', '0', '--no-admin-socket',
+      '--mqtt-allow-anonymous', '--acl', acl, '--node-ttl-ms', String(TTL_MS), '--mqtt-takeover-timeout-ms', '1000',
+    ]);
+    hubs.push(hub);
+    return hub;
+  };
+  // `onMessage` is listening before CONNACK: a resumed session's messages may come in the same read.
+  const client = (hub: HubProc, opts: IClientOptions, onMessage?: (topic: string, payload: Buffer) => void): Promise<{ c: MqttClient; sessionPresent: boolean }> =>
+    new Promise((resolve, reject) => {
+      const c = mqttConnect(`mqtt://127.0.0.1:${hub.mqttPort}`, { reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
+      clients.push(c);
+      if (onMessage !== undefined) c.on('message', onMessage);
+      c.once('connect', (ack) => resolve({ c, sessionPresent: ack.sessionPresent }));
+      c.once('error', reject);
+    });
+  /** The CONNACK reason code `hub` answers a CONNECT with (0: accepted). */
+  const connackCode = (hub: HubProc, clientId: string): Promise<number> =>
+    client(hub, { protocolVersion: 5, clientId }).then(
+      ({ c }) => {
+        c.end(true);
+        return 0;
+      },
+      (err: unknown) => (err as { code?: number }).code ?? -1,
+    );
+
+  it('the cut-off node sends its clients to another server (0x9C), refuses CONNECT with 0x88, the client resumes its session on the other node, a will is published once, and after the heal the node accepts and routes again', async () => {
+    const a = await node('part-a', link.url);
+    const b = await node('part-b', redis.url);
+
+    const wills: string[] = [];
+    const watcher = await client(b, { protocolVersion: 5, clientId: 'part-watcher' }, (topic) => wills.push(topic));
+    await watcher.c.subscribeAsync('part/will/#', { qos: 1 });
+
+    // A persistent subscriber on A, whose will waits 10 s (it comes back well within that), and a
+    // clean-session client on A with a will without delay, which does not come back.
+    const got: string[] = [];
+    const persistent: IClientOptions = { protocolVersion: 5, clientId: 'part-sub', clean: false, properties: { sessionExpiryInterval: 300 } };
+    const sub = await client(a, { ...persistent, will: { topic: 'part/will/sub', payload: Buffer.from('gone'), qos: 1, retain: false, properties: { willDelayInterval: 10 } } });
+    await sub.c.subscribeAsync('part/t', { qos: 1 });
+    const disconnected = new Promise<{ reasonCode: number | undefined; at: number }>((resolve) => {
+      sub.c.once('disconnect', (p) => resolve({ reasonCode: p.reasonCode, at: Date.now() }));
+      sub.c.once('close', () => resolve({ reasonCode: undefined, at: Date.now() }));
+    });
+    const gone = await client(a, { protocolVersion: 5, clientId: 'part-gone', will: { topic: 'part/will/gone', payload: Buffer.from('gone'), qos: 1, retain: false } });
+    gone.c.on('error', () => undefined);
+
+    const cutAt = Date.now();
+    link.cut();
+    const d = await disconnected;
+    assert.equal(d.reasonCode, 0x9c, 'DISCONNECT 0x9C Use another server from the cut-off node');
+    assert.ok(d.at - cutAt < TTL_MS, `sent away before its presence could expire (${d.at - cutAt} ms after the cut)`);
+    assert.equal(await connackCode(a, 'part-new'), 0x88, 'CONNACK 0x88 Server unavailable while cut off');
+
+    // The client goes to B and finds its session there (subscription included).
+    const moved = await client(b, persistent, (_t, p) => got.push(p.toString()));
+    assert.equal(moved.sessionPresent, true, 'Session Present 1 on B');
+    const pubB = await client(b, { protocolVersion: 5, clientId: 'part-pub-b' });
+    await pubB.c.publishAsync('part/t', 'on B', { qos: 1 });
+    await until('the message on B', () => got.includes('on B'));
+
+    // B counts A dead once its presence expires, and publishes the will of the client that did not come back.
+    await b.waitForLog('mqtt: took over the sessions and wills of a dead node', (o) => o.node === 'part-a', 20_000);
+    await until('the will of the client that did not come back', () => wills.includes('part/will/gone'));
+
+    link.heal();
+    await until('A accepts a CONNECT again', async () => (await connackCode(a, 'part-probe')) === 0, 30_000);
+    const pubA = await client(a, { protocolVersion: 5, clientId: 'part-pub-a' });
+    // Routes to B are read again after the reconnect; a QoS 1 publish is refused (0x80) until then.
+    await until('a message published on A reaches the subscriber on B', async () => {
+      try {
+        await pubA.c.publishAsync('part/t', 'from A', { qos: 1 });
+      } catch {
+        // Refused: not routable yet.
+      }
+      return got.includes('from A');
+    }, 30_000);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(wills.filter((w) => w === 'part/will/gone'), ['part/will/gone'], 'the will of the client that did not come back, once');
+    assert.deepEqual(wills.filter((w) => w === 'part/will/sub'), [], 'the client that resumed its session on B cancelled its will');
+  });
+});
