@@ -109,8 +109,16 @@ describe('MQTT: a hub node cut off from Redis while another node keeps it', () =
     const moved = await client(b, persistent, (_t, p) => got.push(p.toString()));
     assert.equal(moved.sessionPresent, true, 'Session Present 1 on B');
     const pubB = await client(b, { protocolVersion: 5, clientId: 'part-pub-b' });
-    await pubB.c.publishAsync('part/t', 'on B', { qos: 1 });
-    await until('the message on B', () => got.includes('on B'));
+    // Until A's presence expires and B takes its sessions over, B still holds A's route for part/t: a
+    // QoS 1 publish matching it is refused (0x80, forwards confirmed: issue 14), never acknowledged and lost.
+    await until('the message on B', async () => {
+      try {
+        await pubB.c.publishAsync('part/t', 'on B', { qos: 1 });
+      } catch {
+        // Refused while A's routes are held.
+      }
+      return got.includes('on B');
+    }, 30_000);
 
     // B counts A dead once its presence expires, and publishes the will of the client that did not come back.
     await b.waitForLog('mqtt: took over the sessions and wills of a dead node', (o) => o.node === 'part-a', 20_000);
