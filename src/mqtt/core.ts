@@ -186,6 +186,7 @@ export class BrokerCore implements BrokerContext {
     for (const d of deliveries) {
       // [MQTT-3.8.4-8] 5.0: at most the QoS granted; [MQTT-3.3.1-12] RETAIN kept only with Retain As Published.
       const qos = (m.qos < d.qos ? m.qos : d.qos) as QoS;
+      d.session.liveDuringReplay?.add(m.topic);
       const s = d.session.deliver(m, qos, m.retain && d.retainAsPublished, d.subscriptionIds, d.group);
       if (s !== undefined) (stored ??= []).push(s);
     }

@@ -40,6 +40,13 @@ export class Session {
    * ends, also when its expiry was set to 0 since (5.0 §3.14.2.2.2, a DISCONNECT ending the session).
    */
   stored = false;
+  /**
+   * While retained messages are read from the shared database for this session (subscribe.ts): the
+   * topics delivered live meanwhile, whose older retained message must not follow the newer one.
+   */
+  liveDuringReplay: Set<string> | undefined;
+  /** Replays from the shared database in progress; liveDuringReplay is dropped when none is left. */
+  replays = 0;
   /** Scratch fields for Router.match(): the routing pass that last touched this session, and its delivery. */
   routeMark = 0;
   routeIndex = 0;

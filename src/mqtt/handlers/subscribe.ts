@@ -123,6 +123,9 @@ function sendRetained(ch: Channel, subs: Array<{ sub: Subscription; isNew: boole
  * client has taken the previous one: a subscription to `#` over a million holds one page at a time.
  */
 async function sendShared(ch: Channel, shared: RetainedSource, sub: Subscription, ids: number[] | undefined, now: number): Promise<void> {
+  const session = sub.session;
+  session.replays++;
+  const live = (session.liveDuringReplay ??= new Set());
   try {
     for await (const m of shared.matching(sub.topicFilter, now)) {
       // Unsubscribed (or replaced by a new SUBSCRIBE, which sends its own): the rest is not wanted.
@@ -132,10 +135,14 @@ async function sendShared(ch: Channel, shared: RetainedSource, sub: Subscription
       // Stored under larger topic limits (or before them): never delivered, as the trie skips them at start.
       if (topicLimitProblem(m.topic, ch.ctx.topicLimits) !== null) continue;
       await room(sub.session);
+      // A newer message on the topic went to the session live while this page was read: it is the value.
+      if (live.has(m.topic)) continue;
       void sub.session.deliver(m, Math.min(m.qos, sub.qos) as QoS, true, ids);
     }
   } catch (err) {
     ch.ctx.hooks.onError(err, 'persistence: read retained messages');
+  } finally {
+    if (--session.replays === 0) session.liveDuringReplay = undefined;
   }
 }
 
