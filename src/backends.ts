@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { RedisAttemptLimiter } from './cluster/redis-attempt-limiter.js';
 import { RedisBus } from './cluster/redis-bus.js';
-import { openRedis, redisTimeoutFor } from './cluster/redis-connection.js';
+import { openRedis } from './cluster/redis-connection.js';
 import { RedisEventHistory } from './cluster/redis-event-history.js';
 import { RedisPresence } from './cluster/redis-presence.js';
 import { RedisResponseCache } from './cluster/redis-response-cache.js';
@@ -157,7 +157,7 @@ export async function openBackends(config: BackendsConfig, hooks: BackendsHooks)
  * connection beside it (docs/scale-out.md "Redis").
  */
 async function openRedisBackends(config: BackendsConfig, url: string, storage: StoreBackend, hooks: BackendsHooks): Promise<Backends> {
-  const redis = await openRedis(url, 'cloudrest', redisTimeoutFor(config.nodeTtlMs));
+  const redis = await openRedis(url);
   const keyPrefix = config.redisKeyPrefix;
   // While Redis is away every heartbeat and publish fails: one report per interval is enough.
   let reportedAt = -Infinity;

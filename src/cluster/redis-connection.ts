@@ -10,14 +10,6 @@ import { HubError } from '../errors.js';
 export const REDIS_COMMAND_TIMEOUT_MS = 2000;
 const RECONNECT_MAX_MS = 2000;
 
-/**
- * How long a command may take for a node whose presence lives `nodeTtlMs`: a quarter of it (within
- * 250–2000 ms), so that a node cut off from Redis finds out well before the others count it dead.
- */
-export function redisTimeoutFor(nodeTtlMs: number): number {
-  return Math.max(250, Math.min(REDIS_COMMAND_TIMEOUT_MS, Math.floor(nodeTtlMs / 4)));
-}
-
 /** A command connection to `url`, connected (rejects when Redis cannot be reached at start-up). */
 export async function openRedis(url: string, name = 'cloudrest', timeoutMs = REDIS_COMMAND_TIMEOUT_MS): Promise<Redis> {
   const redis = new Redis(url, redisOptions(name, timeoutMs));
