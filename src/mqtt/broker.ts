@@ -152,11 +152,11 @@ export class Broker {
   }
 
   /** A message another node forwarded: delivered here as a local publish would be, not forwarded again (see BrokerCore.routeForwarded). */
-  deliverForwarded(m: Message, groups: ReadonlySet<string> | undefined): void {
+  deliverForwarded(m: Message, groups: ReadonlySet<string> | undefined, groupsOnly = false): void {
     const core = this.#core;
     core.stats.messagesIn[m.qos]++;
     core.stats.bytesIn[m.qos] += m.payload.length;
-    core.routeForwarded(m, groups);
+    core.routeForwarded(m, groups, groupsOnly);
   }
 
   /** A retained message set or cleared on another node (already stored there). */

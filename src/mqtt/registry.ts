@@ -191,7 +191,7 @@ export class SessionRegistry {
       return;
     }
     this.#armExpiry(s, s.expiryIntervalS * 1000);
-    redeliverOffline(this.ctx.router, s);
+    redeliverOffline(this.ctx, s);
     if (s.persistent) void this.ctx.saveSession(s);
   }
 
@@ -202,7 +202,7 @@ export class SessionRegistry {
     const { router, persistence } = this.ctx;
     for (const sub of s.subscriptions.values()) router.remove(sub);
     s.clearSubscriptions();
-    redeliverEnded(router, s, s.outbox.clear());
+    redeliverEnded(this.ctx, s, s.outbox.clear());
     // [MQTT-3.1.3-9] the will is sent when the session ends, if its delay has not passed yet.
     const will = s.pendingWill;
     if (will !== undefined) {

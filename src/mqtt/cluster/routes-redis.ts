@@ -160,6 +160,13 @@ export class ClusterRoutes implements ClusterRouting {
     return { local: out, nodes: plan.nodes.size, sent };
   }
 
+  redirect(m: Message, group: string): Promise<boolean> | undefined {
+    const nodeId = this.table.nodeForGroup(group);
+    if (nodeId === undefined) return undefined;
+    this.stats.forwardedOut++;
+    return this.#sender.send(nodeId, encodeForwardFramed(m, [group], Date.now(), true));
+  }
+
   retained(m: Message, owner: string, bytes: number): void {
     const frame = Buffer.concat([this.#idHeader, encodeRetained(m, owner, bytes, Date.now())]);
     this.#redis.publish(this.#retainedChannel, frame).catch((err: unknown) => this.#warn('retained message not sent to the other nodes', { topic: m.topic.slice(0, 200), err: (err as Error).message }));
@@ -315,7 +322,7 @@ export class ClusterRoutes implements ClusterRouting {
         eachFramed(payload, (frame) => {
           const f = decodeForward(frame, now);
           this.stats.forwardedIn++;
-          this.#broker.deliverForwarded(f.message, f.groups);
+          this.#broker.deliverForwarded(f.message, f.groups, f.groupsOnly);
         });
       } else if (channel === this.#deltaChannel) {
         const frame = decodeRouteFrame(payload);
