@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { SseClient } from './support/sse-client.js';
+import { RawClient } from './mqtt-harness.js';
 import { cli, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
 import { MqttClients, nextMessage, runClient } from './support/mqtt-peers.js';
 import { privateRedis, testPostgres, testRedis, type RedisServer, type TestDatabase, type TestRedis } from './support/services.js';
@@ -174,6 +175,36 @@ describe('MQTT across two hub nodes (PostgreSQL store, Redis routes)', () => {
     assert.deepEqual(all, [...Array(n).keys()], 'each message to exactly one member');
     assert.ok(got[0]!.length > 0, 'the member on A got some');
     assert.ok(got[1]!.length + got[2]!.length > 0, 'the members on B got some');
+  });
+
+  it('hands the messages a shared member on A left unacknowledged to the member on B', async () => {
+    const leaver = await RawClient.connect(a.mqttPort!);
+    await leaver.handshake(5, { clientId: 'l-a' });
+    leaver.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/leave/leave/#', qos: 1, nl: false, rap: false, rh: 0 }] }, 5);
+    await leaver.next((p) => p.cmd === 'suback');
+    const stayer = await clients.connect(urlOf(b), { protocolVersion: 5, clientId: 'l-b' });
+    const got = collect(stayer);
+    await stayer.subscribeAsync('$share/leave/leave/#', { qos: 1 });
+    await until('A knows the group on B', async () => {
+      const pub = await clients.connect(urlOf(a), { protocolVersion: 5, clientId: 'l-probe' });
+      await pub.publishAsync('leave/probe', 'p', { qos: 1 });
+      await pub.endAsync();
+      return got.some((m) => m.topic === 'leave/probe') || undefined;
+    });
+    got.length = 0;
+    const pub = await clients.connect(urlOf(a), { protocolVersion: 5, clientId: 'l-pub' });
+    const n = 10;
+    for (let i = 0; i < n; i++) await pub.publishAsync('leave/x', String(i), { qos: 1 });
+    // The member on A acknowledges nothing: what it got waits for its PUBACK until it leaves.
+    const unacked = await until('the member on A got some', () => {
+      const seen = leaver.packets.filter((p) => p.cmd === 'publish' && p.topic === 'leave/x').length;
+      return seen > 0 && got.filter((m) => m.topic === 'leave/x').length + seen === n ? seen : undefined;
+    });
+    leaver.socket.destroy();
+    await until('every message on B', () => got.filter((m) => m.topic === 'leave/x').length >= n || undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    const all = got.filter((m) => m.topic === 'leave/x').map((m) => Number(m.payload)).sort((x, y) => x - y);
+    assert.deepEqual(all, [...Array(n).keys()], `each message once on B, the ${unacked} the member on A left unacknowledged included`);
   });
 
   it('delivers a retained message set on A to a new subscriber on B', async () => {

@@ -161,11 +161,11 @@ export class Broker {
    * A message another node forwarded: delivered here as a local publish would be, not forwarded again
    * (see BrokerCore.routeForwarded). Resolves once its persistent copies are stored (undefined: none).
    */
-  deliverForwarded(m: Message, groups: ReadonlySet<string> | undefined): Promise<unknown> | undefined {
+  deliverForwarded(m: Message, groups: ReadonlySet<string> | undefined, groupsOnly = false): Promise<unknown> | undefined {
     const core = this.#core;
     core.stats.messagesIn[m.qos]++;
     core.stats.bytesIn[m.qos] += m.payload.length;
-    return core.routeForwarded(m, groups);
+    return core.routeForwarded(m, groups, groupsOnly);
   }
 
   /** A retained message set or cleared on another node (already stored there). */

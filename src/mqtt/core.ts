@@ -155,13 +155,14 @@ export class BrokerCore implements BrokerContext {
   /**
    * A message another node forwarded: to this node's subscribers as a local publish would, without
    * forwarding or storing it again; to the shared groups in `groups` only (the other node picked this one).
+   * `groupsOnly`: a shared-subscription redelivery, for those groups and no one else.
    * Resolves once the persistent sessions' copies are stored (what the other node's confirmation waits for).
    */
-  routeForwarded(m: Message, groups: ReadonlySet<string> | undefined): Promise<unknown> | undefined {
-    if (this.local.size > 0) for (const fn of this.local.match(m.topic)) fn(m);
+  routeForwarded(m: Message, groups: ReadonlySet<string> | undefined, groupsOnly = false): Promise<unknown> | undefined {
+    if (this.local.size > 0 && !groupsOnly) for (const fn of this.local.match(m.topic)) fn(m);
     let deliveries = this.router.match(m);
     // Shared groups deliver here only where the publishing node picked this one.
-    if (deliveries.some((d) => d.group !== undefined)) deliveries = deliveries.filter((d) => d.group === undefined || groups?.has(groupKey(d.group.name, d.group.topicFilter)) === true);
+    if (groupsOnly || deliveries.some((d) => d.group !== undefined)) deliveries = deliveries.filter((d) => (d.group === undefined ? !groupsOnly : groups?.has(groupKey(d.group.name, d.group.topicFilter)) === true));
     const stored = this.#deliver(m, deliveries, undefined);
     return stored === undefined ? undefined : stored.length === 1 ? stored[0] : Promise.all(stored);
   }

@@ -216,6 +216,42 @@ export class Outbox {
     return pending;
   }
 
+  /**
+   * Takes out the entries `pick` names a destination for (in flight, then queued, oldest first), with
+   * it; their persisted copies stay until discard(). For shared-subscription redelivery (5.0 §4.8.2).
+   */
+  takeWhere<T>(pick: (o: Outgoing) => T | undefined): Array<{ o: Outgoing; to: T }> {
+    const out: Array<{ o: Outgoing; to: T }> = [];
+    const inflight = this.#inflight;
+    for (const o of inflight?.inOrder() ?? []) {
+      const to = pick(o);
+      if (to === undefined) continue;
+      inflight!.delete(o.packetId);
+      this.ctx.stats.inflight--;
+      this.#release(o);
+      out.push({ o, to });
+    }
+    const kept: Outgoing[] = [];
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const o = this.#queue[i]!;
+      const to = pick(o);
+      if (to === undefined) kept.push(o);
+      else {
+        this.ctx.stats.queued--;
+        this.#release(o);
+        out.push({ o, to });
+      }
+    }
+    this.#queue = kept;
+    this.#head = 0;
+    return out;
+  }
+
+  /** Deletes the persisted copy of an entry taken out by takeWhere. */
+  discard(o: Outgoing): void {
+    this.#forget(o);
+  }
+
   /** Rebuilds the outbox from the persistence store, in order: in-flight messages keep their packet ids. */
   restore(stored: QueuedMessage[]): void {
     for (const s of stored) {

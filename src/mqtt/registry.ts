@@ -7,6 +7,7 @@ import type { BrokerContext, OpenOutcome, OpenRequest } from './context.js';
 import { RC } from './reason-codes.js';
 import { receiveCheckFor } from './receive-check.js';
 import { Session } from './session.js';
+import { redeliverEnded, redeliverOffline } from './shared-redelivery.js';
 import { createSubscription, parseFilter } from './subscription.js';
 
 /** setTimeout's limit; longer expiry intervals are waited for in steps. */
@@ -211,6 +212,7 @@ export class SessionRegistry {
       return;
     }
     this.#armExpiry(s, s.expiryIntervalS * 1000);
+    redeliverOffline(this.ctx, s);
     if (s.persistent) void this.ctx.saveSession(s);
   }
 
@@ -221,12 +223,7 @@ export class SessionRegistry {
     const { router, persistence } = this.ctx;
     for (const sub of s.subscriptions.values()) router.remove(sub);
     s.clearSubscriptions();
-    for (const o of s.outbox.clear()) {
-      if (o.group === undefined) continue;
-      // 5.0 §4.8.2: a shared subscription's message not acknowledged by a member that left goes to another.
-      const d = router.redeliveryTarget(o.group, s, o.message.topic);
-      if (d !== undefined) void d.session.deliver(o.message, Math.min(o.message.qos, d.qos) as 0 | 1 | 2, o.message.retain && d.retainAsPublished, d.subscriptionIds, o.group);
-    }
+    redeliverEnded(this.ctx, s, s.outbox.clear());
     // [MQTT-3.1.3-9] the will is sent when the session ends, if its delay has not passed yet.
     const will = s.pendingWill;
     if (will !== undefined) {

@@ -1,7 +1,8 @@
 /**
  * A message forwarded to another node, in bytes (no JSON):
  *
- *   u8 version (1) | u8 flags (bits 0-1 QoS, 2 retain, 3 expiry, 4 properties)
+ *   u8 version (1) | u8 flags (bits 0-1 QoS, 2 retain, 3 expiry, 4 properties, 5 groups only: a
+ *   shared-subscription redelivery, for the named groups and no ordinary subscription)
  *   | u16 topic length | topic | u8 group count | { u16 length | `$share/group/filter` }*
  *   | [u32 ms left before expiry] | [u32 properties length | properties] | payload (the rest)
  *
@@ -22,11 +23,13 @@ export interface ForwardFrame {
   readonly message: Message;
   /** The shared groups this node was picked for. */
   readonly groups: ReadonlySet<string> | undefined;
+  /** For those groups only (a member elsewhere left it unacknowledged): not for ordinary subscriptions. */
+  readonly groupsOnly: boolean;
 }
 
-export function encodeForward(m: Message, groups: readonly string[] | undefined, now: number): Buffer {
+export function encodeForward(m: Message, groups: readonly string[] | undefined, now: number, groupsOnly = false): Buffer {
   const w = new Writer();
-  writeMessage(w, m, groups ?? [], now);
+  writeMessage(w, m, groups ?? [], now, groupsOnly);
   return w.finish();
 }
 
@@ -34,7 +37,7 @@ export function encodeForward(m: Message, groups: readonly string[] | undefined,
  * encodeForward's frame with its u32 length before it, as it goes in a batch (routes-redis.ts). A
  * message without properties or groups, the common case, in one allocation.
  */
-export function encodeForwardFramed(m: Message, groups: readonly string[] | undefined, now: number): Buffer {
+export function encodeForwardFramed(m: Message, groups: readonly string[] | undefined, now: number, groupsOnly = false): Buffer {
   if (m.properties === undefined && (groups === undefined || groups.length === 0)) {
     const topicBytes = Buffer.byteLength(m.topic);
     const expiry = m.expiresAt !== undefined;
@@ -55,7 +58,7 @@ export function encodeForwardFramed(m: Message, groups: readonly string[] | unde
       return out;
     }
   }
-  const frame = encodeForward(m, groups, now);
+  const frame = encodeForward(m, groups, now, groupsOnly);
   const length = Buffer.allocUnsafe(4);
   length.writeUInt32BE(frame.length, 0);
   return Buffer.concat([length, frame]);
@@ -70,7 +73,7 @@ export function encodeRetained(m: Message, owner: string, bytes: number, now: nu
   const w = new Writer();
   w.str(owner);
   w.u32(bytes);
-  writeMessage(w, m, [], now);
+  writeMessage(w, m, [], now, false);
   return w.finish();
 }
 
@@ -81,11 +84,11 @@ export function decodeRetained(b: Buffer, now: number): { message: Message; owne
   return { owner, bytes, message: readMessage(r, now).message };
 }
 
-function writeMessage(w: Writer, m: Message, groups: readonly string[], now: number): void {
+function writeMessage(w: Writer, m: Message, groups: readonly string[], now: number, groupsOnly: boolean): void {
   const expiry = m.expiresAt !== undefined;
   const props = m.properties;
   w.u8(VERSION);
-  w.u8(m.qos | (m.retain ? 4 : 0) | (expiry ? 8 : 0) | (props !== undefined ? 16 : 0));
+  w.u8(m.qos | (m.retain ? 4 : 0) | (expiry ? 8 : 0) | (props !== undefined ? 16 : 0) | (groupsOnly ? 32 : 0));
   w.str(m.topic);
   if (groups.length > 255) throw new RangeError('over 255 shared groups in one forward');
   w.u8(groups.length);
@@ -145,7 +148,7 @@ function readMessage(r: Reader, now: number): ForwardFrame {
     }
   }
   const message: Message = { topic, payload: r.rest(), qos: (flags & 3) as QoS, retain: (flags & 4) !== 0, properties, expiresAt, senderId: undefined };
-  return { message, groups };
+  return { message, groups, groupsOnly: (flags & 32) !== 0 };
 }
 
 class Writer {

@@ -18,7 +18,8 @@ export interface ForwardsOptions {
   /** How long a QoS 1/2 batch waits for its confirmation. */
   confirmTimeoutMs: number;
   /** A forwarded message for this node's sessions; returns the writes its confirmation waits for. */
-  deliver(m: Message, groups: ReadonlySet<string> | undefined): Promise<unknown> | undefined;
+  /** `groupsOnly`: a shared member's redelivery, for the named groups alone. */
+  deliver(m: Message, groups: ReadonlySet<string> | undefined, groupsOnly: boolean): Promise<unknown> | undefined;
   /** Counters the caller reports (ClusterRouteStats). */
   stats: { forwardedIn: number; forwardFailed: number; unconfirmed: number };
   warn(message: string, details: Record<string, unknown>): void;
@@ -59,7 +60,7 @@ export class Forwards {
       const now = Date.now();
       this.#o.stats.forwardedIn += this.#confirms.receive(payload, (frame) => {
         const f = decodeForward(frame, now);
-        return this.#o.deliver(f.message, f.groups);
+        return this.#o.deliver(f.message, f.groups, f.groupsOnly);
       });
       return true;
     }

@@ -26,6 +26,12 @@ export interface ClusterRouting {
   unavailable(): string | undefined;
   /** Sends `m` once to each other node with a matching route; `local` are this node's deliveries. */
   forward(m: Message, local: Delivery[]): ForwardOutcome;
+  /**
+   * Sends `m` to one other node holding members of the shared group `group`, for that group only (a
+   * member here left it unacknowledged, 5.0 §4.8.2); undefined when no other node holds the group, else
+   * resolves true once Redis accepted it.
+   */
+  redirect(m: Message, group: string): Promise<boolean> | undefined;
   /** Sends a retained message (or its clearing) to every other node, which keeps it in memory (not called when they are shared in PostgreSQL). */
   retained(m: Message, owner: string, bytes: number): void;
   /** A route key (a filter, `$share/group/` included) gained (+1) or lost (-1) one local subscription. */

@@ -121,7 +121,7 @@ export class ClusterRoutes implements ClusterRouting {
     this.#holdDeadMs = o.holdDeadRoutes === true ? DEAD_ROUTES_MAX_MS : 0;
     this.#forwards = new Forwards({
       redis: o.redis, keyPrefix: p, nodeId: o.nodeId, confirmTimeoutMs: o.confirmTimeoutMs ?? CONFIRM_TIMEOUT_MS, stats: this.stats,
-      deliver: (m, groups) => o.broker.deliverForwarded(m, groups),
+      deliver: (m, groups, groupsOnly) => o.broker.deliverForwarded(m, groups, groupsOnly),
       warn: (message, details) => this.#warn(message, details),
     });
     this.#sub = duplicateRedis(o.redis, 'cloudrest-mqtt-routes');
@@ -176,6 +176,14 @@ export class ClusterRoutes implements ClusterRouting {
     }
     if (many !== undefined) sent = Promise.all(many).then((r) => r.every(Boolean));
     return { local: out, nodes: plan.nodes.size, sent };
+  }
+
+  redirect(m: Message, group: string): Promise<boolean> | undefined {
+    const nodeId = this.table.nodeForGroup(group);
+    if (nodeId === undefined) return undefined;
+    this.stats.forwardedOut++;
+    // Confirmed like any QoS 1/2 forward: the leaving member's copy goes only once the other node stored its own.
+    return this.#forwards.send(nodeId, encodeForwardFramed(m, [group], Date.now(), true), m.qos > 0);
   }
 
   retained(m: Message, owner: string, bytes: number): void {

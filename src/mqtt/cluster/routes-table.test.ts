@@ -67,6 +67,8 @@ describe('cluster frames', () => {
     };
     const f = decodeForward(encodeForward(m, ['$share/g/t/#'], 4000), 5000);
     assert.deepEqual(f.groups, new Set(['$share/g/t/#']));
+    assert.equal(f.groupsOnly, false);
+    assert.equal(decodeForward(encodeForward(m, ['$share/g/t/#'], 4000, true), 5000).groupsOnly, true, 'a shared redelivery: for the group only');
     assert.equal(f.message.topic, 't/ü');
     assert.deepEqual(f.message.payload, m.payload);
     assert.equal(f.message.qos, 2);

@@ -134,6 +134,13 @@ export class RouteTable {
     return { nodes, notHere };
   }
 
+  /** One node holding members of `group` (`$share/group/filter`), in turn; undefined when no other node does. */
+  nodeForGroup(group: string): string | undefined {
+    const holders: string[] = [];
+    for (const [nodeId, routes] of this.#byNode) if (routes.has(group)) holders.push(nodeId);
+    return holders.length === 0 ? undefined : holders[this.#turn(group, holders.length)];
+  }
+
   #turn(group: string, n: number): number {
     const next = this.#turns.get(group) ?? 0;
     if (this.#turns.size >= MAX_TURNS && !this.#turns.has(group)) this.#turns.clear();
