@@ -7,56 +7,21 @@
 // while the persistent session exists (the dead node's routes are held until its take-over). A 3.1.1
 // publisher, which has no negative acknowledgement, is disconnected instead.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { connect as mqttConnect, type IClientOptions, type MqttClient, type Packet } from 'mqtt';
-import { startHub, tempDir, type HubProc } from './support/procs.js';
-import { testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
+import type { HubProc } from './support/procs.js';
+import { mqttClusterWorld } from './support/mqtt-cluster-world.js';
+import { untilTrue } from './support/until.js';
 
 const TTL_MS = 1500;
 const TAKEOVER_TIMEOUT_MS = 2000;
 
-async function until(what: string, test: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, test: () => boolean, timeoutMs = 30_000): Promise<void> => untilTrue(what, test, timeoutMs);
 
 describe('MQTT flood across two hub nodes, one killed (PostgreSQL store, Redis)', () => {
-  let db: TestDatabase;
-  let redis: TestRedis;
-  const dirs: Array<ReturnType<typeof tempDir>> = [];
-  const hubs: HubProc[] = [];
-  const clients: MqttClient[] = [];
-
-  before(async () => {
-    db = await testPostgres();
-    redis = await testRedis();
-  });
-  after(async () => {
-    for (const c of clients) c.end(true);
-    await Promise.all(hubs.map((h) => h.stop()));
-    for (const d of dirs) d.remove();
-    await redis?.drop();
-    await db?.drop();
-  });
-
-  const node = async (id: string): Promise<HubProc> => {
-    const data = tempDir(`cloudrest-mqtt-${id}-`);
-    dirs.push(data);
-    const acl = join(data.path, 'acl.txt');
-    writeFileSync(acl, 'allow all everyone #\n');
-    const hub = await startHub(data.path, [
-      '--store', db.url, '--redis', redis.url, '--redis-key-prefix', redis.keyPrefix, '--node-id', id,
-      '--cluster-secret', 'a-cluster-secret-of-the-test', '--internal-port', '0', '--no-admin-socket',
-      '--mqtt-allow-anonymous', '--acl', acl, '--node-ttl-ms', String(TTL_MS), '--mqtt-takeover-timeout-ms', String(TAKEOVER_TIMEOUT_MS),
-    ]);
-    hubs.push(hub);
-    return hub;
-  };
+  const world = mqttClusterWorld();
+  const { hubs, clients } = world;
+  const node = (id: string): Promise<HubProc> => world.node(id, { nodeTtlMs: TTL_MS, takeoverTimeoutMs: TAKEOVER_TIMEOUT_MS });
   // Only this test's two nodes run: the killed node's sessions go to the other one.
   const pair = async (tag: string): Promise<[HubProc, HubProc]> => {
     await Promise.all(hubs.map((h) => h.stop()));

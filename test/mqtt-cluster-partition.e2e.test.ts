@@ -5,68 +5,26 @@
 // resumes its persistent session on B, a will of A's is published once (by B), and once the link
 // heals A accepts again and routes to B. Real processes on PostgreSQL and Redis, mqtt.js clients.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
-import { startHub, tempDir, type HubProc } from './support/procs.js';
+import { before, describe, it } from 'node:test';
+import type { IClientOptions } from 'mqtt';
+import type { HubProc } from './support/procs.js';
+import { mqttClusterWorld } from './support/mqtt-cluster-world.js';
+import { untilTrue } from './support/until.js';
 import { redisPartition, type RedisPartition } from './support/partition.js';
-import { testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
 
 const TTL_MS = 3000;
 
-async function until(what: string, test: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await test())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = (what: string, test: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> => untilTrue(what, test, timeoutMs);
 
 describe('MQTT: a hub node cut off from Redis while another node keeps it', () => {
-  let db: TestDatabase;
-  let redis: TestRedis;
+  const world = mqttClusterWorld();
   let link: RedisPartition;
-  const dirs: Array<ReturnType<typeof tempDir>> = [];
-  const hubs: HubProc[] = [];
-  const clients: MqttClient[] = [];
-
   before(async () => {
-    db = await testPostgres();
-    redis = await testRedis();
-    link = await redisPartition(redis.url);
+    link = await redisPartition(world.redis.url);
   });
-  after(async () => {
-    for (const c of clients) c.end(true);
-    await Promise.all(hubs.map((h) => h.stop()));
-    for (const d of dirs) d.remove();
-    await link?.close();
-    await redis?.drop();
-    await db?.drop();
-  });
-
-  const node = async (id: string, redisUrl: string): Promise<HubProc> => {
-    const data = tempDir(`cloudrest-mqtt-${id}-`);
-    dirs.push(data);
-    const acl = join(data.path, 'acl.txt');
-    writeFileSync(acl, 'allow all everyone #\n');
-    const hub = await startHub(data.path, [
-      '--store', db.url, '--redis', redisUrl, '--redis-key-prefix', redis.keyPrefix, '--node-id', id,
-      '--cluster-secret', 'a-cluster-secret-of-the-test', '--internal-port', '0', '--no-admin-socket',
-      '--mqtt-allow-anonymous', '--acl', acl, '--node-ttl-ms', String(TTL_MS), '--mqtt-takeover-timeout-ms', '1000',
-    ]);
-    hubs.push(hub);
-    return hub;
-  };
-  // `onMessage` is listening before CONNACK: a resumed session's messages may come in the same read.
-  const client = (hub: HubProc, opts: IClientOptions, onMessage?: (topic: string, payload: Buffer) => void): Promise<{ c: MqttClient; sessionPresent: boolean }> =>
-    new Promise((resolve, reject) => {
-      const c = mqttConnect(`mqtt://127.0.0.1:${hub.mqttPort}`, { reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
-      clients.push(c);
-      if (onMessage !== undefined) c.on('message', onMessage);
-      c.once('connect', (ack) => resolve({ c, sessionPresent: ack.sessionPresent }));
-      c.once('error', reject);
-    });
+  world.cleanups.push(() => link?.close());
+  const node = (id: string, redisUrl: string): Promise<HubProc> => world.node(id, { nodeTtlMs: TTL_MS, takeoverTimeoutMs: 1000, redisUrl });
+  const client = world.client;
   /** The CONNACK reason code `hub` answers a CONNECT with (0: accepted). */
   const connackCode = (hub: HubProc, clientId: string): Promise<number> =>
     client(hub, { protocolVersion: 5, clientId }).then(
@@ -79,7 +37,7 @@ describe('MQTT: a hub node cut off from Redis while another node keeps it', () =
 
   it('the cut-off node sends its clients to another server (0x9C), refuses CONNECT with 0x88, the client resumes its session on the other node, a will is published once, and after the heal the node accepts and routes again', async () => {
     const a = await node('part-a', link.url);
-    const b = await node('part-b', redis.url);
+    const b = await node('part-b', world.redis.url);
 
     const wills: string[] = [];
     const watcher = await client(b, { protocolVersion: 5, clientId: 'part-watcher' }, (topic) => wills.push(topic));

@@ -8,74 +8,33 @@
 // the routing part of issue 14, not this one).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mqtt';
+import { describe, it } from 'node:test';
+import { connect as mqttConnect, type IClientOptions } from 'mqtt';
 import { startHub, tempDir, type HubProc } from './support/procs.js';
-import { privateRedis, testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
+import { mqttClusterWorld } from './support/mqtt-cluster-world.js';
+import { untilTrue } from './support/until.js';
+import { privateRedis } from './support/services.js';
 import { RawClient } from './mqtt-harness.js';
 
 const TTL_MS = 1500;
 const TAKEOVER_TIMEOUT_MS = 2000;
 
-async function until(what: string, test: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, test: () => boolean, timeoutMs = 15_000): Promise<void> => untilTrue(what, test, timeoutMs);
 
 describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
-  let db: TestDatabase;
-  let redis: TestRedis;
-  const dirs: Array<ReturnType<typeof tempDir>> = [];
-  const hubs: HubProc[] = [];
-  const clients: MqttClient[] = [];
+  const world = mqttClusterWorld();
+  const { hubs, clients } = world;
   const raws: RawClient[] = [];
-
-  before(async () => {
-    db = await testPostgres();
-    redis = await testRedis();
-  });
-  after(async () => {
-    for (const c of clients) c.end(true);
-    for (const r of raws) r.socket.destroy();
-    await Promise.all(hubs.map((h) => h.stop()));
-    for (const d of dirs) d.remove();
-    await redis?.drop();
-    await db?.drop();
-  });
-
-  const node = async (id: string): Promise<HubProc> => {
-    const data = tempDir(`cloudrest-mqtt-${id}-`);
-    dirs.push(data);
-    const acl = join(data.path, 'acl.txt');
-    writeFileSync(acl, 'allow all everyone #\n');
-    const hub = await startHub(data.path, [
-      '--store', db.url, '--redis', redis.url, '--redis-key-prefix', redis.keyPrefix, '--node-id', id,
-      '--cluster-secret', 'a-cluster-secret-of-the-test', '--internal-port', '0', '--no-admin-socket',
-      '--mqtt-allow-anonymous', '--acl', acl, '--node-ttl-ms', String(TTL_MS), '--mqtt-takeover-timeout-ms', String(TAKEOVER_TIMEOUT_MS),
-    ]);
-    hubs.push(hub);
-    return hub;
-  };
+  world.cleanups.push(() => raws.forEach((r) => r.socket.destroy()));
+  const node = (id: string): Promise<HubProc> => world.node(id, { nodeTtlMs: TTL_MS, takeoverTimeoutMs: TAKEOVER_TIMEOUT_MS });
   // Only this test's two nodes run: a dead node's state goes to a survivor, and it should be the other one.
   const pair = async (tag: string): Promise<[HubProc, HubProc]> => {
     await Promise.all(hubs.map((h) => h.stop()));
     const a = await node(`${tag}-a`);
     return [a, await node(`${tag}-b`)];
   };
-  // `onMessage` is listening before CONNACK: a resumed session's messages may come in the same read.
-  const client = (hub: HubProc, opts: IClientOptions, onMessage?: (topic: string, payload: Buffer) => void): Promise<{ c: MqttClient; sessionPresent: boolean }> =>
-    new Promise((resolve, reject) => {
-      const c = mqttConnect(`mqtt://127.0.0.1:${hub.mqttPort}`, { reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
-      clients.push(c);
-      if (onMessage !== undefined) c.on('message', onMessage);
-      c.once('connect', (ack) => resolve({ c, sessionPresent: ack.sessionPresent }));
-      c.once('error', reject);
-    });
+  const client = world.client;
   const raw = async (hub: HubProc): Promise<RawClient> => {
     const r = await RawClient.connect(hub.mqttPort!);
     raws.push(r);
@@ -243,9 +202,9 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
     const own = await privateRedis();
     try {
       const data = tempDir('cloudrest-mqtt-redis-away-');
-      dirs.push(data);
+      world.cleanups.push(() => data.remove());
       const hub = await startHub(data.path, [
-        '--store', db.url, '--redis', own.url, '--redis-key-prefix', redis.keyPrefix, '--node-id', 'away-a',
+        '--store', world.db.url, '--redis', own.url, '--redis-key-prefix', world.redis.keyPrefix, '--node-id', 'away-a',
         '--cluster-secret', 'a-cluster-secret-of-the-test', '--internal-port', '0', '--no-admin-socket', '--mqtt-allow-anonymous',
       ]);
       hubs.push(hub);

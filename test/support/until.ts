@@ -8,3 +8,12 @@ export async function until<T>(check: () => Promise<T | undefined> | T | undefin
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** Polls `test` until it is true, or throws naming `what` after `timeoutMs`. */
+export async function untilTrue(what: string, test: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await test())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
