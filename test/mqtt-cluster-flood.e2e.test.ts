@@ -40,8 +40,8 @@ describe('MQTT flood across two hub nodes, one killed (PostgreSQL store, Redis)'
   // connections (MQTT 5 §4.1: that is part of the client's session state): both connections of one
   // session share an incoming store. Without it a PUBREL resent after the take-over finds nothing, and
   // the message the first connection held is gone although the broker did its part.
-  const persistent = (clientId: string, incomingStore?: Store): IClientOptions =>
-    ({ protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 300 }, ...(incomingStore === undefined ? {} : { incomingStore }) });
+  const persistent = (clientId: string, incomingStore = new Store({ clean: false })): IClientOptions =>
+    ({ protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 300 }, incomingStore });
   const kill9 = async (hub: HubProc) => {
     hub.child.kill('SIGKILL');
     await hub.exited;
