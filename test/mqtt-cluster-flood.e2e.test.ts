@@ -10,22 +10,25 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { connect as mqttConnect, Store, type IClientOptions, type MqttClient, type Packet } from 'mqtt';
 import type { HubProc } from './support/procs.js';
+import { RawClient } from './mqtt-harness.js';
 import { mqttClusterWorld } from './support/mqtt-cluster-world.js';
 import { untilTrue } from './support/until.js';
 
 const TTL_MS = 1500;
 const TAKEOVER_TIMEOUT_MS = 2000;
+/** --mqtt-forward-timeout-ms where a test waits for an unconfirmed forward to fail. */
+const FORWARD_TIMEOUT_MS = 300;
 
 const until = (what: string, test: () => boolean, timeoutMs = 30_000): Promise<void> => untilTrue(what, test, timeoutMs);
 
 describe('MQTT flood across two hub nodes, one killed (PostgreSQL store, Redis)', () => {
   const world = mqttClusterWorld();
   const { hubs, clients } = world;
-  const node = (id: string): Promise<HubProc> => world.node(id, { nodeTtlMs: TTL_MS, takeoverTimeoutMs: TAKEOVER_TIMEOUT_MS });
+  const node = (id: string, extra?: string[]): Promise<HubProc> => world.node(id, { nodeTtlMs: TTL_MS, takeoverTimeoutMs: TAKEOVER_TIMEOUT_MS, extra });
   // Only this test's two nodes run: the killed node's sessions go to the other one.
-  const pair = async (tag: string): Promise<[HubProc, HubProc]> => {
+  const pair = async (tag: string, extra?: string[]): Promise<[HubProc, HubProc]> => {
     await Promise.all(hubs.map((h) => h.stop()));
-    return [await node(`${tag}-a`), await node(`${tag}-b`)];
+    return [await node(`${tag}-a`, extra), await node(`${tag}-b`, extra)];
   };
   const client = (hub: HubProc, opts: IClientOptions, onMessage?: (topic: string, payload: Buffer) => void): Promise<{ c: MqttClient; sessionPresent: boolean }> =>
     new Promise((resolve, reject) => {
@@ -158,5 +161,47 @@ describe('MQTT flood across two hub nodes, one killed (PostgreSQL store, Redis)'
     pub.c.publish('fl3/x', 'lost?', { qos: 1 });
     await closed;
     assert.equal(acks, 0, 'no PUBACK before the close');
+  });
+
+  it('a QoS 2 PUBLISH sent again while the other node has not confirmed the first hears the same failure (PUBREC 0x80 twice, never a success), and the packet id is free again afterwards', async () => {
+    const [a, b] = await pair('fl4', ['--mqtt-forward-timeout-ms', String(FORWARD_TIMEOUT_MS)]);
+    let probes = 0;
+    const got: string[] = [];
+    const sub = await client(b, persistent('fl4-sub'), (topic, payload) => (topic === 'fl4/probe' ? probes++ : got.push(payload.toString())));
+    await sub.c.subscribeAsync('fl4/#', { qos: 2 });
+    const raw = await RawClient.connect(a.mqttPort!);
+    assert.equal((await raw.handshake(5, { clientId: 'fl4-pub' })).reasonCode, 0);
+    await until('A routes to the subscriber on B', () => {
+      if (probes === 0) raw.send({ cmd: 'publish', topic: 'fl4/probe', payload: Buffer.from('probe'), qos: 0, retain: false, dup: false }, 5);
+      return probes > 0;
+    });
+    const publish = (payload: string, dup: boolean): void =>
+      raw.send({ cmd: 'publish', topic: 'fl4/x', payload: Buffer.from(payload), qos: 2, messageId: 7, retain: false, dup }, 5);
+    // B is stopped, not dead: Redis still hands it the forward, and no confirmation comes back in time.
+    process.kill(b.child.pid!, 'SIGSTOP');
+    let first: Packet;
+    let again: Packet;
+    try {
+      publish('unconfirmed', false);
+      publish('unconfirmed', true);
+      first = await raw.next((p) => p.cmd === 'pubrec', FORWARD_TIMEOUT_MS + 5000);
+      again = await raw.next((p) => p.cmd === 'pubrec', 5000);
+    } finally {
+      process.kill(b.child.pid!, 'SIGCONT');
+    }
+    assert.equal((first as { reasonCode?: number }).reasonCode, 0x80, 'the first PUBREC: not confirmed by B');
+    assert.equal((again as { reasonCode?: number }).reasonCode, 0x80, 'the copy sent before that answer: the same failure');
+    // 5.0 §4.3.3: after a failed PUBREC the packet id starts a new message. B, running again, confirms
+    // it (a loaded machine may need more than the short timeout once more: each failure frees the id).
+    const codes: number[] = [];
+    while (codes.at(-1) !== 0) {
+      assert.ok(codes.length < 10, `PUBRECs for the new message: ${codes.join(', ')}`);
+      publish('confirmed', false);
+      codes.push((await raw.next((p) => p.cmd === 'pubrec', FORWARD_TIMEOUT_MS + 5000) as { reasonCode?: number }).reasonCode ?? 0);
+    }
+    raw.send({ cmd: 'pubrel', messageId: 7 }, 5);
+    assert.equal((await raw.next((p) => p.cmd === 'pubcomp')).cmd, 'pubcomp');
+    await until('the confirmed message on B', () => got.includes('confirmed'));
+    raw.socket.destroy();
   });
 });

@@ -122,6 +122,9 @@ async function load(url: string, headers: Record<string, string>, pids: Record<s
 }
 
 const usPerReq = (cpuPct: number, reqPerS: number): number => ((cpuPct / 100) * 1e6) / reqPerS;
+/** "front 80.1 + edge 59.3": each process's share of a two-process path's CPU per request. */
+const splitOf = (r: { load: LoadResult; cpuPct: Record<string, number> }, a: string, b: string): string =>
+  `${a} ${fmt(usPerReq(r.cpuPct[a] ?? NaN, r.load.requestsPerS), 1)} + ${b} ${fmt(usPerReq(r.cpuPct[b] ?? NaN, r.load.requestsPerS), 1)}`;
 
 /** GETs `url` until it answers 200 (or `limitMs` passes); the ms it took. */
 async function untilAnswered(url: string, headers: Record<string, string>, limitMs: number): Promise<number> {
@@ -217,24 +220,24 @@ try {
       const xCache = r.headers.get('x-cache');
       if (xCache !== 'MISS' && xCache !== null) throw new Error(`expected X-Cache: MISS (or none, cache off) from ${url}, got ${xCache}`);
     }
-    const rows: Array<{ round: number; what: string; rate: number | undefined; reqPerS: number; p99: number; us: number }> = [];
+    const rows: Array<{ round: number; what: string; rate: number | undefined; reqPerS: number; p99: number; us: number; split: string }> = [];
     const SINGLE = 'single node (SQLite)';
     const CLUSTER = 'front → edge (PostgreSQL + Redis)';
     const FLOOR = 'single node + bare TCP relay (floor of a second hop)';
     for (let round = 1; round <= ROUNDS; round++) {
       for (const rate of RATE > 0 ? [undefined, RATE] : [undefined]) {
         const s = await load(singleUrl, singleAuth, { hub: hub.proc.child.pid! }, rate);
-        rows.push({ round, what: SINGLE, rate, reqPerS: s.load.requestsPerS, p99: s.load.p99Ms, us: usPerReq(s.cpuPct.hub ?? NaN, s.load.requestsPerS) });
+        rows.push({ round, what: SINGLE, rate, reqPerS: s.load.requestsPerS, p99: s.load.p99Ms, us: usPerReq(s.cpuPct.hub ?? NaN, s.load.requestsPerS), split: '' });
         const c = await load(frontUrl, frontAuth, { front: front.proc.child.pid!, edge: edges[0]!.proc.child.pid! }, rate);
-        rows.push({ round, what: CLUSTER, rate, reqPerS: c.load.requestsPerS, p99: c.load.p99Ms, us: usPerReq((c.cpuPct.front ?? NaN) + (c.cpuPct.edge ?? NaN), c.load.requestsPerS) });
+        rows.push({ round, what: CLUSTER, rate, reqPerS: c.load.requestsPerS, p99: c.load.p99Ms, us: usPerReq((c.cpuPct.front ?? NaN) + (c.cpuPct.edge ?? NaN), c.load.requestsPerS), split: splitOf(c, 'front', 'edge') });
         const f = await load(floorUrl, floorAuth, { hub: floorHub.proc.child.pid!, relay: relay.child.pid! }, rate);
-        rows.push({ round, what: FLOOR, rate, reqPerS: f.load.requestsPerS, p99: f.load.p99Ms, us: usPerReq((f.cpuPct.hub ?? NaN) + (f.cpuPct.relay ?? NaN), f.load.requestsPerS) });
+        rows.push({ round, what: FLOOR, rate, reqPerS: f.load.requestsPerS, p99: f.load.p99Ms, us: usPerReq((f.cpuPct.hub ?? NaN) + (f.cpuPct.relay ?? NaN), f.load.requestsPerS), split: splitOf(f, 'hub', 'relay') });
       }
     }
     say(`\n### Relay through front → edge against one node (${CONNECTIONS} connections, ${DURATION_S} s per case, ${ROUNDS} rounds alternating; flat out, then both at ${RATE} req/s)\n`);
-    say('| round | path | load | req/s | p99 ms | hub CPU µs / request (front + edge for the cluster, hub + relay for the floor) |');
-    say('|---:|---|---|---:|---:|---:|');
-    for (const r of rows) say(`| ${r.round} | ${r.what} | ${r.rate === undefined ? 'flat out' : `${r.rate} req/s`} | ${fmt(r.reqPerS)} | ${fmt(r.p99, 2)} | ${fmt(r.us, 1)} |`);
+    say('| round | path | load | req/s | p99 ms | hub CPU µs / request (front + edge for the cluster, hub + relay for the floor) | of which |');
+    say('|---:|---|---|---:|---:|---:|---|');
+    for (const r of rows) say(`| ${r.round} | ${r.what} | ${r.rate === undefined ? 'flat out' : `${r.rate} req/s`} | ${fmt(r.reqPerS)} | ${fmt(r.p99, 2)} | ${fmt(r.us, 1)} | ${r.split} |`);
     say('');
     for (const rate of RATE > 0 ? [undefined, RATE] : [undefined]) {
       const us = (what: string) => median(rows.filter((r) => r.what === what && r.rate === rate).map((r) => r.us));

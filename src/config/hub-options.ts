@@ -98,6 +98,7 @@ export const hubOptions = {
   internalTlsKey: { type: 'string', description: 'PEM private key for node-to-node TLS' },
   internalTlsCa: { type: 'string', description: 'PEM CA that node certificates are checked against on node-to-node TLS' },
   mqttTakeoverTimeoutMs: { type: 'int', default: 5000, min: 100, max: 600_000, description: 'With --redis and --store postgres://: how long a node taking over an MQTT session waits for the node holding it to hand it over before it resumes the session from the database' },
+  mqttForwardTimeoutMs: { type: 'int', default: 5000, min: 100, max: 600_000, description: 'With --redis: how long a QoS 1/2 PUBLISH forwarded to another node waits for that node to confirm it stored it; past it the publisher gets PUBACK/PUBREC 0x80 (3.1.1: its connection closed), never an acknowledgement' },
   nodeTtlMs: { type: 'int', default: 5000, min: 500, max: 600_000, description: 'A node whose presence heartbeat is older than this is dead and its devices offline; heartbeats go every third of it' },
   shutdownGraceMs: { type: 'int', default: 10_000, min: 0, description: 'Time in-flight requests get to finish on shutdown' },
 } as const satisfies OptionTable;

@@ -16,6 +16,8 @@ export interface ClusterNodeOptions {
   takeoverTimeoutMs: number;
   /** Redis as this node reaches it (a partition's forwarder); the test Redis by default. */
   redisUrl?: string;
+  /** More `cloudrest hub` flags. */
+  extra?: string[];
 }
 
 export interface MqttClusterWorld {
@@ -56,6 +58,7 @@ export function mqttClusterWorld(): MqttClusterWorld {
         '--store', world.db.url, '--redis', opts.redisUrl ?? world.redis.url, '--redis-key-prefix', world.redis.keyPrefix, '--node-id', id,
         '--cluster-secret', 'a-cluster-secret-of-the-test', '--internal-port', '0', '--no-admin-socket',
         '--mqtt-allow-anonymous', '--acl', acl, '--node-ttl-ms', String(opts.nodeTtlMs), '--mqtt-takeover-timeout-ms', String(opts.takeoverTimeoutMs),
+        ...(opts.extra ?? []),
       ]);
       world.hubs.push(hub);
       return hub;

@@ -40,8 +40,8 @@ export interface ClusterRoutesOptions {
   /** This node's routes expire this long after its last refresh (`--node-ttl-ms`). */
   nodeTtlMs: number;
   broker: Broker;
-  /** How long a QoS 1/2 forward waits for its node's confirmation before its publisher is told it failed (default 5 s). */
-  confirmTimeoutMs?: number;
+  /** How long a QoS 1/2 forward waits for its node's confirmation before its publisher is told it failed (`--mqtt-forward-timeout-ms`). */
+  confirmTimeoutMs: number;
   /**
    * A dead node's routes are kept (forwards to it fail) until nodeTakenOver(), or DEAD_ROUTES_MAX_MS:
    * with the session cluster, whose survivor takes its persistent sessions and their subscriptions.
@@ -69,7 +69,6 @@ export interface ClusterRouteStats {
 
 /** Deltas wait at most one turn of the event loop, so many SUBSCRIBEs in a row become one frame. */
 const MAX_DELTAS_PER_FRAME = 1000;
-const CONFIRM_TIMEOUT_MS = 5_000;
 /** A dead node's held routes go after this long even if no survivor said it took its sessions over. */
 const DEAD_ROUTES_MAX_MS = 60_000;
 
@@ -120,7 +119,7 @@ export class ClusterRoutes implements ClusterRouting {
     this.#idHeader = Buffer.concat([Buffer.from([id.length]), id]);
     this.#holdDeadMs = o.holdDeadRoutes === true ? DEAD_ROUTES_MAX_MS : 0;
     this.#forwards = new Forwards({
-      redis: o.redis, keyPrefix: p, nodeId: o.nodeId, confirmTimeoutMs: o.confirmTimeoutMs ?? CONFIRM_TIMEOUT_MS, stats: this.stats,
+      redis: o.redis, keyPrefix: p, nodeId: o.nodeId, confirmTimeoutMs: o.confirmTimeoutMs, stats: this.stats,
       deliver: (m, groups, groupsOnly) => o.broker.deliverForwarded(m, groups, groupsOnly),
       warn: (message, details) => this.#warn(message, details),
     });

@@ -12,6 +12,9 @@ import { MqttError, malformed, protocolError } from '../errors.js';
 import { messageProperties, type Message } from '../message.js';
 import { RC } from '../reason-codes.js';
 
+/** Reason String of a PUBREC 0x80 for a QoS 2 message another node did not confirm. */
+const NOT_FORWARDED = 'the message could not be forwarded to another node';
+
 export function handlePublish(ch: Channel, p: IPublishPacket): void {
   const { ctx } = ch;
   const { options, stats } = ctx;
@@ -56,8 +59,14 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
   const session = ch.session!;
 
   if (qos === 2 && session.incomingQos2?.has(id) === true) {
-    // [MQTT-4.3.3-9] 5.0: a PUBLISH again before PUBREL is not delivered again; PUBREC again.
-    ch.ackAfter(undefined, () => ({ cmd: 'pubrec', messageId: id }));
+    // [MQTT-4.3.3-9] 5.0: a PUBLISH again before PUBREL is not delivered again; PUBREC again. The
+    // first may still wait for another node's confirmation (acknowledgements keep their order, so this
+    // answer is made after the first's): if that failed the packet id was released, and the copy
+    // hears the same failure, never a success for a message that was not acknowledged.
+    ch.ackAfter(undefined, () =>
+      session.incomingQos2?.has(id) === true || !v5
+        ? { cmd: 'pubrec', messageId: id }
+        : { cmd: 'pubrec', messageId: id, reasonCode: RC.UNSPECIFIED_ERROR, properties: { reasonString: NOT_FORWARDED } });
     return;
   }
   // 5.0 §3.3.4 / §4.9: more unacknowledged QoS 1/2 than our Receive Maximum ends the connection.
@@ -129,7 +138,7 @@ export function handlePublish(ch: Channel, p: IPublishPacket): void {
     const forwarded = sent.then((ok) => {
       if (ok) return;
       if (v5) reasonCode = RC.UNSPECIFIED_ERROR;
-      else ch.disconnect(RC.UNSPECIFIED_ERROR, 'the message could not be forwarded to another node');
+      else ch.disconnect(RC.UNSPECIFIED_ERROR, NOT_FORWARDED);
     });
     stored = stored === undefined ? forwarded : Promise.all([stored, forwarded]).then(() => undefined);
   }

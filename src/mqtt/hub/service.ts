@@ -146,6 +146,7 @@ export async function createMqtt(d: MqttDeps): Promise<MqttService | undefined> 
     const r = d.cluster.redis;
     cluster = new ClusterRoutes({
       redis: r.connection, keyPrefix: r.keyPrefix, nodeId: r.nodeId, nodeTtlMs: r.nodeTtlMs, broker,
+      confirmTimeoutMs: config.mqttForwardTimeoutMs,
       // With the session cluster a dead node's routes wait for the survivor that takes its sessions.
       holdDeadRoutes: sessions !== undefined,
       fenced: () => joined?.fence.fenced === true,
