@@ -5,7 +5,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { IPublishPacket } from 'mqtt-packet';
 import { WebSocket } from 'ws';
+import { RawClient } from './mqtt-harness.js';
 import { MqttClients, nextMessage, runClient, selfSignedCert, subackCodes } from './support/mqtt-peers.js';
 import { addDevice, addUser, CLI, login, Proc, startAgent, startDevice, startHub, tempDir, type HubProc } from './support/procs.js';
 
@@ -99,6 +101,65 @@ describe('MQTT hub lifecycle: restart, anonymous access, client certificates', (
     await fresh.subscribeAsync(`devices/${deviceId}/config`, { qos: 1 });
     const r = await retained;
     assert.deepEqual([r.payload, r.retain], ['{"interval":30}', true]);
+  });
+
+  it('after a restart, messages queued for a shared subscription member still move to another member when it leaves unacknowledged', async () => {
+    const url = () => `mqtt://127.0.0.1:${hub.mqttPort}`;
+    const member = { clientId: 'share-keeper', clean: false, properties: { sessionExpiryInterval: 300 } };
+    // The only member of the group, gone offline: what is published waits in its queue.
+    const away = await RawClient.connect(hub.mqttPort!);
+    await away.handshake(5, member);
+    away.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/keepers/public/jobs', qos: 1 }] }, 5);
+    await away.next((p) => p.cmd === 'suback');
+    away.socket.destroy();
+    await away.closed;
+    const pub = await clients.connect(url(), { protocolVersion: 5 });
+    for (const job of ['job 1', 'job 2', 'job 3']) await pub.publishAsync('public/jobs', job, { qos: 1 });
+    await pub.endAsync();
+    assert.equal(await hub.stop(), 0);
+
+    hub = await startHub(data.path, hubArgs());
+    const other = await clients.connect(url(), { protocolVersion: 5, clientId: 'share-other' });
+    const moved: string[] = [];
+    other.on('message', (_t, payload) => moved.push(payload.toString()));
+    await other.subscribeAsync('$share/keepers/public/jobs', { qos: 1 });
+    // The member comes back, is sent its queue, acknowledges none of it, and goes again.
+    const back = await RawClient.connect(hub.mqttPort!);
+    assert.equal((await back.handshake(5, member)).sessionPresent, true);
+    const sent: string[] = [];
+    for (let i = 0; i < 3; i++) sent.push(((await back.next((p) => p.cmd === 'publish')) as IPublishPacket).payload.toString());
+    assert.deepEqual(sent, ['job 1', 'job 2', 'job 3']);
+    back.socket.destroy();
+    for (let i = 0; i < 100 && moved.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(moved, ['job 1', 'job 2', 'job 3'], 'the unacknowledged messages went to the other member of the group');
+  });
+
+  it('after a restart, a stored session is still its owner\'s: another principal\'s clean start is refused (0x85), its owner\'s ends it and hands its shared messages to another member', async () => {
+    const url = () => `mqtt://127.0.0.1:${hub.mqttPort}`;
+    const away = await RawClient.connect(hub.mqttPort!);
+    await away.handshake(5, { clientId: 'share-anon', clean: false, properties: { sessionExpiryInterval: 300 } });
+    away.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '$share/anons/public/work', qos: 1 }] }, 5);
+    await away.next((p) => p.cmd === 'suback');
+    away.socket.destroy();
+    await away.closed;
+    const pub = await clients.connect(url(), { protocolVersion: 5 });
+    for (const job of ['work 1', 'work 2']) await pub.publishAsync('public/work', job, { qos: 1 });
+    await pub.endAsync();
+    assert.equal(await hub.stop(), 0);
+
+    hub = await startHub(data.path, hubArgs());
+    const other = await clients.connect(url(), { protocolVersion: 5, clientId: 'share-anon-other' });
+    const moved: string[] = [];
+    other.on('message', (_t, payload) => moved.push(payload.toString()));
+    await other.subscribeAsync('$share/anons/public/work', { qos: 1 });
+    const token = await login(hub.url, EMAIL, PASSWORD);
+    const intruder = await clients.refusal(url(), { protocolVersion: 5, clientId: 'share-anon', clean: true, username: EMAIL, password: token });
+    assert.equal(intruder.code, 0x85, `another principal cannot discard the session: ${intruder.message}`);
+    const owner = await RawClient.connect(hub.mqttPort!);
+    assert.equal((await owner.handshake(5, { clientId: 'share-anon', clean: true })).sessionPresent, false, 'Clean Start: a new session');
+    for (let i = 0; i < 100 && moved.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(moved, ['work 1', 'work 2'], 'the ended session\'s queue went to the other member of the group');
+    owner.socket.destroy();
   });
 
   it('a hub killed while a device was online says "offline" for it after the restart, not a stale "online"', async () => {

@@ -50,8 +50,9 @@ const rich = {
   },
   expiresAt: 1_900_000_000_123,
   subscriptionIds: [7, 42],
-} satisfies StoredMessage & { subscriptionIds: number[] };
-const { subscriptionIds: _ids, ...richRetained } = rich;
+  shareGroup: '$share/workers/devices/+/reply',
+} satisfies StoredMessage & { subscriptionIds: number[]; shareGroup: string };
+const { subscriptionIds: _ids, shareGroup: _group, ...richRetained } = rich;
 
 export interface MqttPersistenceProperties {
   /** The implementation keeps its data across close and reopen (it must then give `reopen`). */
@@ -150,7 +151,7 @@ export const mqttPersistenceContract: ContractSuite<OpenedPersistence, [], MqttP
   });
 
   describe('queue', () => {
-    it('keeps every field of a message: zero bytes in payload, Buffers and arrays in properties, expiry', async (t) => {
+    it('keeps every field of a message: zero bytes in payload, Buffers and arrays in properties, expiry, the shared group it was picked for', async (t) => {
       const { p } = await fresh(t);
       const [seq] = await p.enqueue('c1', [rich]);
       const expected: QueuedMessage = { ...rich, seq: seq!, released: false };

@@ -162,7 +162,7 @@ export class BrokerCore implements BrokerContext {
     if (this.local.size > 0 && !groupsOnly) for (const fn of this.local.match(m.topic)) fn(m);
     let deliveries = this.router.match(m);
     // Shared groups deliver here only where the publishing node picked this one.
-    if (groupsOnly || deliveries.some((d) => d.group !== undefined)) deliveries = deliveries.filter((d) => (d.group === undefined ? !groupsOnly : groups?.has(groupKey(d.group.name, d.group.topicFilter)) === true));
+    if (groupsOnly || deliveries.some((d) => d.group !== undefined)) deliveries = deliveries.filter((d) => (d.group === undefined ? !groupsOnly : groups?.has(d.group.shareFilter) === true));
     const stored = this.#deliver(m, deliveries, undefined);
     return stored === undefined ? undefined : stored.length === 1 ? stored[0] : Promise.all(stored);
   }
@@ -315,11 +315,6 @@ export class BrokerCore implements BrokerContext {
       this.quotas.release(id);
     }
   }
-}
-
-/** A shared group's name across nodes: share name and topic filter. */
-export function groupKey(group: string, topicFilter: string): string {
-  return `$share/${group}/${topicFilter}`;
 }
 
 /** `m`, or a copy holding only its payload's bytes when the payload is a view of a larger buffer. */

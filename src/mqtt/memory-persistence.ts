@@ -5,7 +5,7 @@
  * Records are copied in and out, so a caller changing a session or message object afterwards changes
  * nothing stored; payload Buffers and property values are shared, and treated as immutable.
  */
-import type { MqttPersistence, QueuedMessage, RetainedRecord, StoredMessage, StoredSession } from './persistence.js';
+import type { EnqueuedMessage, MqttPersistence, QueuedMessage, RetainedRecord, StoredMessage, StoredSession } from './persistence.js';
 
 /** A session's expiry interval meaning "never" (MQTT 5 §3.1.2.11.2). */
 const NEVER_EXPIRES_S = 0xffffffff;
@@ -29,6 +29,7 @@ function copyQueued(m: QueuedMessage): QueuedMessage {
   const copy: QueuedMessage = { seq: m.seq, topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain, released: m.released === true };
   if (m.packetId !== undefined) copy.packetId = m.packetId;
   if (m.subscriptionIds !== undefined) copy.subscriptionIds = [...m.subscriptionIds];
+  if (m.shareGroup !== undefined) copy.shareGroup = m.shareGroup;
   return copyMessage(copy, m);
 }
 
@@ -75,7 +76,7 @@ export class MemoryMqttPersistence implements MqttPersistence {
 
   // Queue
 
-  enqueue(clientId: string, messages: Array<StoredMessage & Pick<QueuedMessage, 'subscriptionIds'>>): Promise<number[]> {
+  enqueue(clientId: string, messages: EnqueuedMessage[]): Promise<number[]> {
     if (messages.length === 0) return Promise.resolve([]);
     let queue = this.#queues.get(clientId);
     if (queue === undefined) {
@@ -87,6 +88,7 @@ export class MemoryMqttPersistence implements MqttPersistence {
       const seq = ++this.#lastSeq;
       const stored: QueuedMessage = { seq, topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain, released: false };
       if (m.subscriptionIds !== undefined) stored.subscriptionIds = [...m.subscriptionIds];
+      if (m.shareGroup !== undefined) stored.shareGroup = m.shareGroup;
       queue.set(seq, copyMessage(stored, m));
       seqs.push(seq);
     }

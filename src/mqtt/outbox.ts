@@ -9,7 +9,7 @@ import type { BrokerContext } from './context.js';
 import { InflightTable } from './inflight.js';
 import { fromStored, isExpired, toStored, type Message } from './message.js';
 import { queuedSize, type OwnerAccount } from './owner-quotas.js';
-import type { QueuedMessage } from './persistence.js';
+import type { EnqueuedMessage, QueuedMessage } from './persistence.js';
 import type { SharedGroup } from './router.js';
 
 export interface Outgoing {
@@ -260,7 +260,8 @@ export class Outbox {
         qos: s.qos,
         retain: s.retain,
         subscriptionIds: s.subscriptionIds,
-        group: undefined,
+        // The session's subscriptions are back in the router already: the group is found by its name.
+        group: s.shareGroup === undefined ? undefined : this.ctx.router.sharedGroup(s.shareGroup),
         packetId: s.packetId ?? 0,
         released: s.released === true,
         seq: s.seq,
@@ -328,7 +329,8 @@ export class Outbox {
   #store(o: Outgoing): Promise<void> | undefined {
     const p = this.ctx.persistence;
     if (!this.persistent || p === undefined || o.qos === 0) return undefined;
-    const stored = { ...toStored(o.message, o.qos, o.retain), subscriptionIds: o.subscriptionIds };
+    const stored: EnqueuedMessage = { ...toStored(o.message, o.qos, o.retain), subscriptionIds: o.subscriptionIds };
+    if (o.group !== undefined) stored.shareGroup = o.group.shareFilter;
     const seq = p.enqueue(this.clientId, [stored]).then(([n]) => (o.seq = n!));
     o.seq = seq;
     return this.ctx.track(seq, 'persist a queued message').then(() => undefined);

@@ -62,6 +62,11 @@ export class OwnerQuotas {
     this.#slots.set(clientId, a);
   }
 
+  /** Whether a session outliving its connection is counted under `clientId` (in memory or only in the store). */
+  holds(clientId: string): boolean {
+    return this.#slots.has(clientId);
+  }
+
   /** The session `clientId` ended: its slot is free. */
   release(clientId: string): void {
     const held = this.#slots.get(clientId);

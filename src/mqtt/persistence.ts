@@ -51,7 +51,12 @@ export interface QueuedMessage extends StoredMessage {
   released?: boolean;
   /** Subscription identifiers that matched (MQTT 5). */
   subscriptionIds?: number[];
+  /** The shared subscription it was picked for, as subscribed (`$share/{group}/{filter}`). */
+  shareGroup?: string;
 }
+
+/** What enqueue stores of a message: the message, and how it matched. */
+export type EnqueuedMessage = StoredMessage & Pick<QueuedMessage, 'subscriptionIds' | 'shareGroup'>;
 
 /** A retained message as the broker indexes it at start; payload and properties only for small ones. */
 export interface RetainedRecord {
@@ -80,7 +85,7 @@ export interface MqttPersistence {
    * Appends messages, each with the subscription identifiers it matched, to a session's queue in one
    * transaction; returns their seqs, which increase and are not reused. Bounded by the broker, not here.
    */
-  enqueue(clientId: string, messages: Array<StoredMessage & Pick<QueuedMessage, 'subscriptionIds'>>): Promise<number[]>;
+  enqueue(clientId: string, messages: EnqueuedMessage[]): Promise<number[]>;
   /** The session's queue in order (in-flight first), up to `limit`. */
   queued(clientId: string, limit: number): Promise<QueuedMessage[]>;
   /** Marks a queued message as sent with `packetId` (or as released for QoS 2). */

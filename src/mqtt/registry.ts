@@ -141,7 +141,10 @@ export class SessionRegistry {
         return 'unavailable';
       }
     }
-    if (!this.sessions.has(req.clientId) && persistence !== undefined && !req.cleanStart) await this.#load(req.clientId);
+    // A session only in the store (after a restart) comes back for a clean start too, which then ends
+    // it as one in memory: only its owner may, and messages it was given by a shared group go to
+    // other members.
+    if (!this.sessions.has(req.clientId) && persistence !== undefined && (!req.cleanStart || quotas.holds(req.clientId))) await this.#load(req.clientId);
     if (ch.state === 'closed') return 'closed';
     let s = this.sessions.get(req.clientId);
     if (s !== undefined && s.owner !== req.principal) return 'refused';

@@ -29,6 +29,11 @@ export class SharedGroup {
     readonly topicFilter: string,
   ) {}
 
+  /** The filter as subscribed: `$share/{name}/{topicFilter}`. */
+  get shareFilter(): string {
+    return `$share/${this.name}/${this.topicFilter}`;
+  }
+
   /**
    * The next member, round-robin: first one whose session can take the message now, else one that is
    * connected, else any (an offline persistent session queues it); never one that may not receive
@@ -98,13 +103,19 @@ export class Router {
     return this.#direct.size + this.#sharedCount;
   }
 
+  /** The group of a shared filter as subscribed (`$share/{name}/{filter}`), while it has members. */
+  sharedGroup(shareFilter: string): SharedGroup | undefined {
+    return this.#groups.get(shareFilter);
+  }
+
   add(sub: Subscription): void {
     this.onRoute?.(sub.filter, 1);
     if (sub.group === undefined) {
       this.#direct.add(sub.topicFilter, sub);
       return;
     }
-    const key = `${sub.group}\u0000${sub.topicFilter}`;
+    // Keyed by the filter as subscribed, `$share/{group}/{filter}` (a share name has no `/`).
+    const key = sub.filter;
     let group = this.#groups.get(key);
     if (group === undefined) {
       group = new SharedGroup(sub.group, sub.topicFilter);
@@ -120,7 +131,7 @@ export class Router {
       if (this.#direct.remove(sub.topicFilter, sub)) this.onRoute?.(sub.filter, -1);
       return;
     }
-    const key = `${sub.group}\u0000${sub.topicFilter}`;
+    const key = sub.filter;
     const group = this.#groups.get(key);
     const i = group?.members.indexOf(sub) ?? -1;
     if (group === undefined || i === -1) return;

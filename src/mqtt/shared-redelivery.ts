@@ -29,7 +29,7 @@ function destination(ctx: BrokerContext, s: Session, o: Outgoing, offline?: (d: 
   const group = o.group!;
   const d = ctx.router.redeliveryTarget(group, s, o.message.topic);
   if (d?.session.connected === true) return { local: d };
-  const sent = ctx.routing?.redirect(o.message, `$share/${group.name}/${group.topicFilter}`); // core.ts groupKey (importing it would make a cycle)
+  const sent = ctx.routing?.redirect(o.message, group.shareFilter);
   if (sent !== undefined) return { sent };
   if (d !== undefined) offline?.(d);
   return undefined;

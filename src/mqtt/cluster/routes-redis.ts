@@ -24,7 +24,6 @@ import type { Redis } from 'ioredis';
 import type { Broker } from '../broker.js';
 import type { Message } from '../message.js';
 import type { Delivery } from '../router.js';
-import { groupKey } from '../core.js';
 import { duplicateRedis } from '../../cluster/redis-connection.js';
 import { decodeRetained, encodeForwardFramed, encodeRetained } from './forward-codec.js';
 import { Forwards } from './forwards.js';
@@ -153,12 +152,12 @@ export class ClusterRoutes implements ClusterRouting {
   forward(m: Message, local: Delivery[]): ForwardOutcome {
     if (this.table.size === 0) return { local, nodes: 0, sent: undefined };
     let localGroups: string[] | undefined;
-    for (const d of local) if (d.group !== undefined) (localGroups ??= []).push(groupKey(d.group.name, d.group.topicFilter));
+    for (const d of local) if (d.group !== undefined) (localGroups ??= []).push(d.group.shareFilter);
     const plan = this.table.plan(m.topic, localGroups);
     let out = local;
     if (plan.notHere !== undefined) {
       const notHere = plan.notHere;
-      out = local.filter((d) => d.group === undefined || !notHere.has(groupKey(d.group.name, d.group.topicFilter)));
+      out = local.filter((d) => d.group === undefined || !notHere.has(d.group.shareFilter));
     }
     if (plan.nodes.size === 0) return { local: out, nodes: 0, sent: undefined };
     const now = Date.now();

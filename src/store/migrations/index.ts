@@ -360,6 +360,21 @@ const m0009ScaleOut: Migration = {
   },
 };
 
+/**
+ * The shared subscription a queued message was picked for (`$share/{group}/{filter}`, null for the
+ * others), so a member that leaves after a restart still hands it to another member (docs/mqtt.md
+ * "Shared subscriptions").
+ */
+const m0011MqttQueueShareGroup: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('mqtt_queue').addColumn('share_group', 'text').execute();
+  },
+
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('mqtt_queue').dropColumn('share_group').execute();
+  },
+};
+
 /** Every migration, by name. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': m0001Initial,
@@ -372,6 +387,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0008_mqtt_retained_owner': m0008MqttRetainedOwner,
   '0009_scale_out': m0009ScaleOut,
   '0010_mqtt_retained_shared': m0010MqttRetainedShared,
+  '0011_mqtt_queue_share_group': m0011MqttQueueShareGroup,
 });
 
 export const migrationProvider: MigrationProvider = {

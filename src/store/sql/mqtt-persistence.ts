@@ -12,7 +12,7 @@
  */
 import { CompiledQuery } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
-import type { MqttPersistence, QueuedMessage, RetainedRecord, StoredMessage, StoredSession, StoredSubscription } from '../../mqtt/persistence.js';
+import type { EnqueuedMessage, MqttPersistence, QueuedMessage, RetainedRecord, StoredMessage, StoredSession, StoredSubscription } from '../../mqtt/persistence.js';
 
 // Row types of migration 0002_mqtt. Booleans are 0/1; JSON columns are text.
 interface MqttTables {
@@ -23,6 +23,8 @@ interface MqttTables {
   mqtt_queue: {
     client_id: string; seq: number; topic: string; payload: Buffer; qos: number; retain: number;
     properties: string | null; expires_at: number | null; packet_id: number | null; released: number; subscription_ids: string | null;
+    // migration 0011_mqtt_queue_share_group
+    share_group: string | null;
   };
   mqtt_incoming_qos2: { client_id: string; packet_id: number };
   // owner and bytes: migration 0008_mqtt_retained_owner; null in rows stored before it.
@@ -33,9 +35,9 @@ type Row<T extends keyof MqttTables> = Selectable<MqttTables[T]>;
 /** A session's expiry interval meaning "never" (MQTT 5 §3.1.2.11.2). */
 const NEVER_EXPIRES_S = 0xffffffff;
 
-const QUEUE_COLUMNS = 'client_id, seq, topic, payload, qos, retain, properties, expires_at, packet_id, released, subscription_ids';
+const QUEUE_COLUMNS = 'client_id, seq, topic, payload, qos, retain, properties, expires_at, packet_id, released, subscription_ids, share_group';
 /** Parameters of a queue row but its seq; a new message is neither in flight nor released. */
-const QUEUE_ROW_PARAMS = 8;
+const QUEUE_ROW_PARAMS = 9;
 /** Rows per INSERT, well below SQLite's limit of 32,766 parameters a statement (PostgreSQL's: 65,535). */
 const INSERT_CHUNK_ROWS = 1000;
 
@@ -98,6 +100,7 @@ function toQueued(row: Row<'mqtt_queue'>): QueuedMessage {
   const message: QueuedMessage = { seq, topic, payload, qos: row.qos as QueuedMessage['qos'], retain: row.retain === 1, released: row.released === 1 };
   if (row.packet_id !== null) message.packetId = row.packet_id;
   if (row.subscription_ids !== null) message.subscriptionIds = JSON.parse(row.subscription_ids) as number[];
+  if (row.share_group !== null) message.shareGroup = row.share_group;
   return withOptional(message, row.properties, row.expires_at);
 }
 
@@ -178,13 +181,14 @@ export class SqlMqttPersistence implements MqttPersistence {
 
   // Queue
 
-  async enqueue(clientId: string, messages: Array<StoredMessage & Pick<QueuedMessage, 'subscriptionIds'>>): Promise<number[]> {
+  async enqueue(clientId: string, messages: EnqueuedMessage[]): Promise<number[]> {
     if (messages.length === 0) return [];
     const params = messages.flatMap((m) => [
       clientId, m.topic, m.payload, m.qos, m.retain ? 1 : 0,
       m.properties === undefined ? null : encodeJson(m.properties),
       m.expiresAt ?? null,
       m.subscriptionIds === undefined ? null : JSON.stringify(m.subscriptionIds),
+      m.shareGroup ?? null,
     ]);
     let batch = this.#openBatch;
     if (batch === undefined) {
@@ -216,7 +220,7 @@ export class SqlMqttPersistence implements MqttPersistence {
         chunk.push(params[at], seqs[r]);
         for (let k = 1; k < QUEUE_ROW_PARAMS; k++) chunk.push(params[at + k]);
         const p = (k: number) => this.#dialect.placeholder(chunk.length - QUEUE_ROW_PARAMS - 1 + k);
-        values.push(`(${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, null, 0, ${p(9)})`);
+        values.push(`(${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}, null, 0, ${p(9)}, ${p(10)})`);
       }
       statements.push(CompiledQuery.raw(`insert into mqtt_queue (${QUEUE_COLUMNS}) values ${values.join(', ')}`, chunk));
     }
