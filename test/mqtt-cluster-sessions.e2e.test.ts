@@ -11,7 +11,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { connect as mqttConnect, type IClientOptions } from 'mqtt';
-import { startHub, tempDir, type HubProc } from './support/procs.js';
+import { Redis } from 'ioredis';
+import { cli, login, startHub, tempDir, type HubProc } from './support/procs.js';
 import { mqttClusterWorld } from './support/mqtt-cluster-world.js';
 import { untilTrue } from './support/until.js';
 import { privateRedis } from './support/services.js';
@@ -235,5 +236,32 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
       await own.stop();
     }
   });
-});
 
+  it('a client id held on node A by one principal cannot be taken on node B by another: CONNACK 0x85 there, with Clean Start or without, and the session stays A\'s, connected', async () => {
+    const [a, b] = await pair('own');
+    await cli(['users', 'add', '--store', world.db.url, '--email', 'intruder@example.com', '--password', 'intruder password 1']);
+    const intruder = { username: 'intruder@example.com', password: await login(b.url, 'intruder@example.com', 'intruder password 1') };
+    const got: string[] = [];
+    const held = await client(a, persistent('own-1'), (_t, p) => got.push(p.toString()));
+    await held.c.subscribeAsync('own/t', { qos: 1 });
+    let left = 0;
+    held.c.on('disconnect', () => left++).on('close', () => left++);
+    for (const clean of [true, false]) {
+      const code = await client(b, { ...persistent('own-1'), clean, ...intruder }).then(({ c }) => {
+        c.end(true);
+        return 0;
+      }, (err: { code?: number }) => err.code);
+      assert.equal(code, 0x85, `another principal's CONNECT on B (Clean Start ${clean}): Client Identifier not valid`);
+    }
+    const redis = new Redis(world.redis.url);
+    try {
+      assert.equal(await redis.get(`${world.redis.keyPrefix}mqtt:client:own-1`), 'own-a', 'Redis still names A as the holder');
+    } finally {
+      redis.disconnect();
+    }
+    const pub = await client(a, { protocolVersion: 5, clientId: 'own-pub' });
+    await pub.c.publishAsync('own/t', 'still here', { qos: 1 });
+    await until('the message on the session A still holds', () => got.includes('still here'));
+    assert.equal(left, 0, 'the owner\'s connection on A was not touched');
+  });
+});

@@ -24,8 +24,8 @@ const SYS_PREFIX = '$SYS/';
 
 /** What the cluster's session layer may do with this broker's sessions (Broker.useSessionCluster). */
 export interface SessionHost {
-  /** Another node takes the session: see SessionRegistry.handOver. */
-  handOver(clientId: string, principal: string, cleanStart: boolean): Promise<void>;
+  /** Another node takes the session: see SessionRegistry.handOver (true: refused, another principal's). */
+  handOver(clientId: string, principal: string, cleanStart: boolean): Promise<boolean>;
   /** A dead node's stored session comes here: see SessionRegistry.adopt. */
   adopt(clientId: string, disconnectedAt: number, will?: { message: Will['message']; principal: string; dueAt: number }): Promise<'adopted' | 'present' | 'none'>;
   publishWill(clientId: string, message: Will['message'], principal: string): void;

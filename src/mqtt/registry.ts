@@ -42,11 +42,12 @@ export class SessionRegistry {
    * DISCONNECT 0x8E; the session leaves this node with its state written to persistence (or ends, for
    * a clean start there or a session that does not outlive its connection). Resolves once written.
    */
-  handOver(clientId: string, principal: string, cleanStart: boolean): Promise<void> {
+  handOver(clientId: string, principal: string, cleanStart: boolean): Promise<boolean> {
     return this.#locked(clientId, async () => {
       const s = this.sessions.get(clientId);
-      // Another principal's: it stays (the asking node refuses the CONNECT, as one node does).
-      if (s === undefined || s.owner !== principal) return;
+      if (s === undefined) return false;
+      // Another principal's: it stays, and the asking node refuses the CONNECT, as one node does.
+      if (s.owner !== principal) return true;
       if (s.channel !== undefined) {
         const old = s.channel;
         old.takenOver = true;
@@ -62,6 +63,7 @@ export class SessionRegistry {
         this.#release(s);
       }
       await this.ctx.flushWrites();
+      return false;
     });
   }
 
@@ -134,7 +136,8 @@ export class SessionRegistry {
     const { persistence, quotas, cluster } = this.ctx;
     if (cluster !== undefined) {
       try {
-        await cluster.claim(req.clientId, req.principal, req.cleanStart);
+        // Another principal's session on another node: refused there, so here too, and nothing moves.
+        if ((await cluster.claim(req.clientId, req.principal, req.cleanStart)) === 'refused') return 'refused';
       } catch (err) {
         // Redis away: which node holds the session is unknown, so none is opened here.
         this.ctx.hooks.onError(err, 'cluster: take the session over');
@@ -143,8 +146,8 @@ export class SessionRegistry {
     }
     // A session only in the store (after a restart) comes back for a clean start too, which then ends
     // it as one in memory: only its owner may, and messages it was given by a shared group go to
-    // other members.
-    if (!this.sessions.has(req.clientId) && persistence !== undefined && (!req.cleanStart || quotas.holds(req.clientId))) await this.#load(req.clientId);
+    // other members. In a cluster another node may have stored it, so it is always looked for.
+    if (!this.sessions.has(req.clientId) && persistence !== undefined && (!req.cleanStart || quotas.holds(req.clientId) || cluster !== undefined)) await this.#load(req.clientId);
     if (ch.state === 'closed') return 'closed';
     let s = this.sessions.get(req.clientId);
     if (s !== undefined && s.owner !== req.principal) return 'refused';

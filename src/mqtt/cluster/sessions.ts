@@ -65,7 +65,8 @@ export class ClusterSessions implements SessionCluster {
   readonly #wills = new Map<string, WillRecord>();
   /** Wills of dead nodes' clients without a session to wait in, by client id. */
   readonly #deadWills = new Map<string, NodeJS.Timeout>();
-  readonly #pending = new Map<string, () => void>();
+  /** Take-over requests waiting for their answer: called with whether the holder refused. */
+  readonly #pending = new Map<string, (refused: boolean) => void>();
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
@@ -102,7 +103,7 @@ export class ClusterSessions implements SessionCluster {
     clearInterval(this.#timer);
     this.#unsubscribe?.();
     for (const t of this.#deadWills.values()) clearTimeout(t);
-    for (const done of this.#pending.values()) done();
+    for (const done of this.#pending.values()) done(false);
     await this.#ticking;
     await this.#redis.del(this.#willsKey(this.#me)).catch((err: unknown) => this.#o.onError(err, 'mqtt cluster: remove this node\'s wills'));
   }
@@ -117,7 +118,7 @@ export class ClusterSessions implements SessionCluster {
     this.#wills.clear();
     for (const t of this.#deadWills.values()) clearTimeout(t);
     this.#deadWills.clear();
-    for (const done of this.#pending.values()) done();
+    for (const done of this.#pending.values()) done(false);
   }
 
   /**
@@ -140,23 +141,24 @@ export class ClusterSessions implements SessionCluster {
 
   // ---------------------------------------------------------------- SessionCluster (called by the registry)
 
-  async claim(clientId: string, principal: string, cleanStart: boolean): Promise<void> {
+  async claim(clientId: string, principal: string, cleanStart: boolean): Promise<'claimed' | 'refused'> {
     if (this.#fenced) throw new Error('this node is cut off from Redis');
     const key = this.#clientKey(clientId);
     for (let attempt = 0; attempt < 3; attempt++) {
       const holder = (await this.#redis.get(key)) ?? '';
-      if (holder === this.#me) return;
-      if (holder !== '' && (await this.#o.nodes.nodeAlive(holder))) await this.#askHandOver(holder, clientId, principal, cleanStart);
+      if (holder === this.#me) return 'claimed';
+      if (holder !== '' && (await this.#o.nodes.nodeAlive(holder)) && (await this.#askHandOver(holder, clientId, principal, cleanStart))) return 'refused';
       // The dead node's survivor may have adopted the session meanwhile: then ask that one.
       if ((await COMPARE_AND_SET.run(this.#redis, [key], [holder, this.#me])) === 1) {
         const batch = this.#redis.pipeline().sadd(this.#sessionsKey(this.#me), clientId);
         if (holder !== '') batch.srem(this.#sessionsKey(holder), clientId);
         await batch.exec();
-        return;
+        return 'claimed';
       }
     }
     // Contended three times: take it (the last writer holds it).
     await this.#redis.pipeline().set(key, this.#me).sadd(this.#sessionsKey(this.#me), clientId).exec();
+    return 'claimed';
   }
 
   opened(clientId: string, principal: string, will: Will | undefined, sessionExpiryS: number): void {
@@ -197,20 +199,21 @@ export class ClusterSessions implements SessionCluster {
 
   // ---------------------------------------------------------------- take-over
 
-  #askHandOver(holder: string, clientId: string, principal: string, cleanStart: boolean): Promise<void> {
-    if (this.#pending.size >= MAX_PENDING) return new Promise((r) => setTimeout(r, this.#o.takeoverTimeoutMs).unref());
+  /** Asks `holder` to hand the session over; true when it refused (another principal's session). */
+  #askHandOver(holder: string, clientId: string, principal: string, cleanStart: boolean): Promise<boolean> {
+    if (this.#pending.size >= MAX_PENDING) return new Promise((r) => setTimeout(() => r(false), this.#o.takeoverTimeoutMs).unref());
     const id = randomBytes(8);
     const key = id.toString('hex');
-    return new Promise<void>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         this.#pending.delete(key);
         this.#o.onInfo('mqtt take-over: no answer from the holding node, resuming from the database', { clientId, node: holder });
-        resolve();
+        resolve(false);
       }, this.#o.takeoverTimeoutMs).unref();
-      this.#pending.set(key, () => {
+      this.#pending.set(key, (refused) => {
         clearTimeout(timer);
         this.#pending.delete(key);
-        resolve();
+        resolve(refused);
       });
       this.#o.bus.publish(takeoverTopic(holder), encodeRequest({ id, cleanStart, from: this.#me, principal, clientId }));
     });
@@ -219,17 +222,18 @@ export class ClusterSessions implements SessionCluster {
   #onMessage(payload: Buffer): void {
     const m = decodeTakeover(payload);
     if (m === undefined) return;
-    if (m.type === ACK) return this.#pending.get(m.id.toString('hex'))?.();
+    if (m.type === ACK) return this.#pending.get(m.id.toString('hex'))?.(m.refused);
     if (m.type === REQUEST) void this.#handOver(m);
   }
 
   async #handOver(m: TakeoverRequest): Promise<void> {
+    let refused = false;
     try {
-      await this.#host.handOver(m.clientId, m.principal, m.cleanStart);
+      refused = await this.#host.handOver(m.clientId, m.principal, m.cleanStart);
     } catch (err) {
       this.#o.onError(err, `hand over the session of ${JSON.stringify(m.clientId)}`);
     }
-    if (!this.#closed) this.#o.bus.publish(takeoverTopic(m.from), encodeAck(m.id));
+    if (!this.#closed) this.#o.bus.publish(takeoverTopic(m.from), encodeAck(m.id, refused));
   }
 
   // ---------------------------------------------------------------- dead nodes, sweep, write-back

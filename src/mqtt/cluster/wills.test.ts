@@ -31,7 +31,9 @@ describe('cluster wills and take-over messages as bytes', () => {
   it('a take-over request and its acknowledgement come back as sent', () => {
     const id = Buffer.from('0123456789abcdef', 'hex');
     assert.deepEqual(decodeTakeover(encodeRequest({ id, cleanStart: true, from: 'node-b', principal: 'user:u_1', clientId: 'cl/ient é' })), { type: 1, id, cleanStart: true, from: 'node-b', principal: 'user:u_1', clientId: 'cl/ient é' });
-    assert.deepEqual(decodeTakeover(encodeAck(id)), { type: 2, id });
+    assert.deepEqual(decodeTakeover(encodeAck(id, false)), { type: 2, id, refused: false });
+    assert.deepEqual(decodeTakeover(encodeAck(id, true)), { type: 2, id, refused: true });
+    assert.deepEqual(decodeTakeover(Buffer.concat([Buffer.from([2]), id])), { type: 2, id, refused: false }, 'an acknowledgement of the previous release');
     assert.equal(decodeTakeover(Buffer.from([1, 2, 3])), undefined);
   });
 });
