@@ -14,7 +14,6 @@
  *   wills of its other clients are published when due, unless the client connected again anywhere.
  * - One node at a time (SET NX `mqtt:sweep`) deletes the stored sessions that expired.
  */
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Bus } from '../../core/bus.js';
 import type { NodeDirectory } from '../../core/presence.js';
@@ -22,7 +21,7 @@ import { RedisScript } from '../../cluster/redis-script.js';
 import type { SessionHost } from '../broker.js';
 import type { Will } from '../channel.js';
 import type { SessionCluster } from './sessions-hooks.js';
-import { ACK, decodeTakeover, encodeAck, encodeRequest, REQUEST, takeoverTopic, type TakeoverRequest } from './takeover.js';
+import { TakeoverExchange } from './takeover.js';
 import { decodeWill, encodeWill, willDueAt, willMessage, willRecord, type WillRecord } from './wills.js';
 
 export interface ClusterSessionsOptions {
@@ -49,8 +48,6 @@ const DELETE_IF = new RedisScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`, 1);
 
-/** Take-overs waiting for their acknowledgement at once; more wait for the timeout instead. */
-const MAX_PENDING = 10_000;
 /** How long a node keeps the lock on a dead node's state while it takes it over. */
 const DEAD_LOCK_MS = 60_000;
 const SWEEP_MS = 60_000;
@@ -65,9 +62,7 @@ export class ClusterSessions implements SessionCluster {
   readonly #wills = new Map<string, WillRecord>();
   /** Wills of dead nodes' clients without a session to wait in, by client id. */
   readonly #deadWills = new Map<string, NodeJS.Timeout>();
-  /** Take-over requests waiting for their answer: called with whether the holder refused. */
-  readonly #pending = new Map<string, (refused: boolean) => void>();
-  #unsubscribe: (() => void) | undefined;
+  #takeovers!: TakeoverExchange;
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> | undefined;
   #lastSweep = 0;
@@ -87,7 +82,8 @@ export class ClusterSessions implements SessionCluster {
   /** Joins: listens for take-over requests, takes over what a previous run of this node left, then watches the other nodes. */
   async start(host: SessionHost): Promise<void> {
     this.#host = host;
-    this.#unsubscribe = this.#o.bus.subscribe(takeoverTopic(this.#me), (_t, payload) => this.#onMessage(payload));
+    const { bus, takeoverTimeoutMs, onError, onInfo } = this.#o;
+    this.#takeovers = new TakeoverExchange({ bus, nodeId: this.#me, timeoutMs: takeoverTimeoutMs, handOver: (clientId, principal, cleanStart) => host.handOver(clientId, principal, cleanStart), onError, onInfo });
     await this.#redis.sadd(`${this.#p}nodes`, this.#me);
     // Whatever a previous process with this node id left (it was killed): its wills and sessions.
     await this.#takeOverNode(this.#me, true);
@@ -101,9 +97,8 @@ export class ClusterSessions implements SessionCluster {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
-    this.#unsubscribe?.();
+    this.#takeovers?.close();
     for (const t of this.#deadWills.values()) clearTimeout(t);
-    for (const done of this.#pending.values()) done(false);
     await this.#ticking;
     await this.#redis.del(this.#willsKey(this.#me)).catch((err: unknown) => this.#o.onError(err, 'mqtt cluster: remove this node\'s wills'));
   }
@@ -118,7 +113,7 @@ export class ClusterSessions implements SessionCluster {
     this.#wills.clear();
     for (const t of this.#deadWills.values()) clearTimeout(t);
     this.#deadWills.clear();
-    for (const done of this.#pending.values()) done(false);
+    this.#takeovers.abandon();
   }
 
   /**
@@ -147,7 +142,7 @@ export class ClusterSessions implements SessionCluster {
     for (let attempt = 0; attempt < 3; attempt++) {
       const holder = (await this.#redis.get(key)) ?? '';
       if (holder === this.#me) return 'claimed';
-      if (holder !== '' && (await this.#o.nodes.nodeAlive(holder)) && (await this.#askHandOver(holder, clientId, principal, cleanStart))) return 'refused';
+      if (holder !== '' && (await this.#o.nodes.nodeAlive(holder)) && (await this.#takeovers.ask(holder, clientId, principal, cleanStart))) return 'refused';
       // The dead node's survivor may have adopted the session meanwhile: then ask that one.
       if ((await COMPARE_AND_SET.run(this.#redis, [key], [holder, this.#me])) === 1) {
         const batch = this.#redis.pipeline().sadd(this.#sessionsKey(this.#me), clientId);
@@ -195,45 +190,6 @@ export class ClusterSessions implements SessionCluster {
     this.#wills.delete(clientId);
     const batch = this.#redis.pipeline().hdel(this.#willsKey(this.#me), clientId).srem(this.#sessionsKey(this.#me), clientId);
     this.#run(Promise.all([batch.exec(), DELETE_IF.run(this.#redis, [this.#clientKey(clientId)], [this.#me])]), 'remove a session');
-  }
-
-  // ---------------------------------------------------------------- take-over
-
-  /** Asks `holder` to hand the session over; true when it refused (another principal's session). */
-  #askHandOver(holder: string, clientId: string, principal: string, cleanStart: boolean): Promise<boolean> {
-    if (this.#pending.size >= MAX_PENDING) return new Promise((r) => setTimeout(() => r(false), this.#o.takeoverTimeoutMs).unref());
-    const id = randomBytes(8);
-    const key = id.toString('hex');
-    return new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(key);
-        this.#o.onInfo('mqtt take-over: no answer from the holding node, resuming from the database', { clientId, node: holder });
-        resolve(false);
-      }, this.#o.takeoverTimeoutMs).unref();
-      this.#pending.set(key, (refused) => {
-        clearTimeout(timer);
-        this.#pending.delete(key);
-        resolve(refused);
-      });
-      this.#o.bus.publish(takeoverTopic(holder), encodeRequest({ id, cleanStart, from: this.#me, principal, clientId }));
-    });
-  }
-
-  #onMessage(payload: Buffer): void {
-    const m = decodeTakeover(payload);
-    if (m === undefined) return;
-    if (m.type === ACK) return this.#pending.get(m.id.toString('hex'))?.(m.refused);
-    if (m.type === REQUEST) void this.#handOver(m);
-  }
-
-  async #handOver(m: TakeoverRequest): Promise<void> {
-    let refused = false;
-    try {
-      refused = await this.#host.handOver(m.clientId, m.principal, m.cleanStart);
-    } catch (err) {
-      this.#o.onError(err, `hand over the session of ${JSON.stringify(m.clientId)}`);
-    }
-    if (!this.#closed) this.#o.bus.publish(takeoverTopic(m.from), encodeAck(m.id, refused));
   }
 
   // ---------------------------------------------------------------- dead nodes, sweep, write-back
