@@ -1,11 +1,9 @@
 /**
  * The broker's routes and forwards across nodes, over Redis (docs/mqtt.md "Cluster").
  *
- * Redis holds, per node, `mqtt:routes:<nodeId>`: a hash of the route keys its local sessions subscribe
- * to (a filter, `$share/group/` included) → how many local subscriptions, with the node's TTL, refreshed
- * every third of it, and the node in the sorted set `mqtt:route-nodes` scored by when its routes
- * expire. A node that dies takes its routes with it within the TTL; after a Redis restart or flush
- * (the hash found missing, or a reconnect) the node writes its routes back from memory.
+ * Redis holds, per node, its routes with the node's TTL, refreshed every third of it (own-routes.ts).
+ * A node that dies takes its routes with it within the TTL; after a Redis restart or flush (the hash
+ * found missing, or a reconnect) the node writes its routes back from memory.
  *
  * Every node keeps the others' routes in a local RouteTable: read whole at start and after each
  * reconnect, then kept current by small binary deltas on the channel `mqtt:route-deltas`, and the dead
@@ -29,7 +27,8 @@ import { decodeRetained, encodeForwardFramed, encodeRetained } from './forward-c
 import { Forwards } from './forwards.js';
 import { countClients, RateLimitedWarnings } from './routes-support.js';
 import type { ClusterRouting, ForwardOutcome } from './routes-hook.js';
-import { decodeRouteFrame, encodeRouteFrame, type RouteDelta } from './routes-codec.js';
+import { MAX_DELTAS_PER_FRAME, OwnRoutes } from './own-routes.js';
+import { decodeRouteFrame, encodeRouteFrame } from './routes-codec.js';
 import { RouteTable } from './routes-table.js';
 
 export interface ClusterRoutesOptions {
@@ -66,8 +65,6 @@ export interface ClusterRouteStats {
   unconfirmed: number;
 }
 
-/** Deltas wait at most one turn of the event loop, so many SUBSCRIBEs in a row become one frame. */
-const MAX_DELTAS_PER_FRAME = 1000;
 /** A dead node's held routes go after this long even if no survivor said it took its sessions over. */
 const DEAD_ROUTES_MAX_MS = 60_000;
 
@@ -87,10 +84,7 @@ export class ClusterRoutes implements ClusterRouting {
   readonly #retainedChannel: string;
   readonly #warnings: RateLimitedWarnings;
   readonly #fenced: ClusterRoutesOptions['fenced'];
-  /** This node's route keys → local subscriptions; what Redis is told, and written back from. */
-  readonly #local = new Map<string, number>();
-  #pending: RouteDelta[] = [];
-  #flushing = false;
+  readonly #own: OwnRoutes;
   /** The route table was read whole since the last (re)connect. */
   #synced = false;
   #timer: NodeJS.Timeout | undefined;
@@ -117,6 +111,13 @@ export class ClusterRoutes implements ClusterRouting {
     const id = Buffer.from(o.nodeId);
     this.#idHeader = Buffer.concat([Buffer.from([id.length]), id]);
     this.#holdDeadMs = o.holdDeadRoutes === true ? DEAD_ROUTES_MAX_MS : 0;
+    this.#own = new OwnRoutes({
+      redis: o.redis, nodeId: o.nodeId, routesKey: this.#routesKey, nodesKey: this.#nodesKey, deltaChannel: this.#deltaChannel, ttlMs: o.nodeTtlMs,
+      onWriteFailed: (err) => {
+        this.#synced = false;
+        this.#warn('route change not written to Redis', { err: err.message });
+      },
+    });
     this.#forwards = new Forwards({
       redis: o.redis, keyPrefix: p, nodeId: o.nodeId, confirmTimeoutMs: o.confirmTimeoutMs, stats: this.stats,
       deliver: (m, groups, groupsOnly) => o.broker.deliverForwarded(m, groups, groupsOnly),
@@ -190,16 +191,7 @@ export class ClusterRoutes implements ClusterRouting {
   }
 
   routeChanged(key: string, delta: 1 | -1): void {
-    const n = (this.#local.get(key) ?? 0) + delta;
-    if (n > 0) this.#local.set(key, n);
-    else this.#local.delete(key);
-    // Only a filter's first subscription and its last one change what other nodes need to know.
-    if (delta === 1 ? n !== 1 : n !== 0) return;
-    this.#pending.push({ add: delta === 1, key });
-    if (!this.#flushing) {
-      this.#flushing = true;
-      setImmediate(() => void this.#flush());
-    }
+    this.#own.changed(key, delta);
   }
 
   /** Routes known on other nodes. */
@@ -209,18 +201,19 @@ export class ClusterRoutes implements ClusterRouting {
 
   /** Route keys this node holds. */
   get localRoutes(): number {
-    return this.#local.size;
+    return this.#own.size;
   }
 
   /** Stops refreshing and removes this node's routes, so no node forwards to it any more. */
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
+    this.#own.close();
     this.#forwards.close();
     try {
       const m = this.#redis.multi().del(this.#routesKey).zrem(this.#nodesKey, this.nodeId).hdel(this.#clientsKey, this.nodeId);
       // Held, the routes go once a survivor took this node's persistent sessions (it leaves them listed).
-      if (this.#holdDeadMs === 0) m.publish(this.#deltaChannel, encodeRouteFrame(this.nodeId, [...this.#local.keys()].slice(0, MAX_DELTAS_PER_FRAME).map((key) => ({ add: false, key }))));
+      if (this.#holdDeadMs === 0) m.publish(this.#deltaChannel, encodeRouteFrame(this.nodeId, this.#own.keys().slice(0, MAX_DELTAS_PER_FRAME).map((key) => ({ add: false, key }))));
       await m.exec();
     } catch {
       // Redis away: the routes expire with the TTL.
@@ -228,55 +221,16 @@ export class ClusterRoutes implements ClusterRouting {
     this.#sub.disconnect();
   }
 
-  async #flush(): Promise<void> {
-    while (this.#pending.length > 0 && !this.#closed) {
-      const batch = this.#pending.splice(0, MAX_DELTAS_PER_FRAME);
-      const m = this.#redis.multi();
-      for (const d of batch) {
-        if (d.add) m.hset(this.#routesKey, d.key, String(this.#local.get(d.key) ?? 1));
-        else m.hdel(this.#routesKey, d.key);
-      }
-      m.pexpire(this.#routesKey, this.#ttlMs);
-      m.zadd(this.#nodesKey, Date.now() + this.#ttlMs, this.nodeId);
-      m.publish(this.#deltaChannel, encodeRouteFrame(this.nodeId, batch));
-      try {
-        await m.exec();
-      } catch (err) {
-        // Written back whole once Redis is back (#resync): nothing is lost by dropping the batch.
-        this.#synced = false;
-        this.#warn('route change not written to Redis', { err: (err as Error).message });
-      }
-    }
-    this.#flushing = false;
-  }
-
   async #resync(): Promise<void> {
     if (this.#closed) return;
     try {
-      await this.#writeBack();
+      await this.#own.writeBack();
       await this.#readAll();
       this.#synced = true;
     } catch (err) {
       this.#synced = false;
       this.#warn('route table not read from Redis', { err: (err as Error).message });
     }
-  }
-
-  /** This node's routes, written whole (at start, after a reconnect, or when Redis lost them). */
-  async #writeBack(): Promise<void> {
-    const m = this.#redis.multi().del(this.#routesKey);
-    const entries = [...this.#local];
-    for (let i = 0; i < entries.length; i += MAX_DELTAS_PER_FRAME) {
-      const fields: string[] = [];
-      for (const [k, n] of entries.slice(i, i + MAX_DELTAS_PER_FRAME)) fields.push(k, String(n));
-      m.hset(this.#routesKey, ...fields);
-    }
-    m.pexpire(this.#routesKey, this.#ttlMs).zadd(this.#nodesKey, Date.now() + this.#ttlMs, this.nodeId);
-    // The other nodes learn the whole set: one frame per batch of adds (removals they learn at their next refresh).
-    for (let i = 0; i < entries.length; i += MAX_DELTAS_PER_FRAME) {
-      m.publish(this.#deltaChannel, encodeRouteFrame(this.nodeId, entries.slice(i, i + MAX_DELTAS_PER_FRAME).map(([key]) => ({ add: true, key }))));
-    }
-    await m.exec();
   }
 
   /** Every live node's routes; dead nodes dropped. */
@@ -313,8 +267,7 @@ export class ClusterRoutes implements ClusterRouting {
     if (this.#closed) return;
     if (!this.#synced) return this.#resync();
     try {
-      const [[, kept]] = (await this.#redis.multi().pexpire(this.#routesKey, this.#ttlMs).zadd(this.#nodesKey, Date.now() + this.#ttlMs, this.nodeId).exec()) as [[unknown, number]];
-      if (kept === 0 && this.#local.size > 0) await this.#writeBack();
+      await this.#own.refresh();
       const live = new Set(await this.#liveNodes());
       this.table.dropDead(live, this.#holdDeadMs, Date.now());
       this.#totals = await countClients(this.#redis, this.#clientsKey, this.nodeId, this.#broker.connections, live);
