@@ -67,6 +67,31 @@ describe('limits: bad input gets a clear error and the hub carries on', () => {
     assert.equal(((await ok.json()) as { size: number }).size, 900);
   });
 
+  it('reads the rest of a refused body for a while, so a client still sending gets its 413, and cuts one that never stops', async () => {
+    const api = new URL(w.api);
+    const s = connect(Number(api.port), api.hostname);
+    await once(s, 'connect');
+    let answer = '';
+    s.setEncoding('latin1').on('data', (d: string) => (answer += d));
+    const closed = once(s, 'close');
+    s.on('error', () => undefined); // the cut at the end
+    s.write(`POST ${api.pathname}/sink HTTP/1.1\r\nhost: ${api.host}\r\nauthorization: Bearer ${w.token}\r\ntransfer-encoding: chunked\r\n\r\n`);
+    const chunk = `400\r\n${'x'.repeat(0x400)}\r\n`;
+    s.write(chunk + chunk); // past the 1000-byte limit
+    const started = Date.now();
+    // Still sending, as a client uploading a large body does, after the answer came.
+    let writeError: unknown;
+    for (let sent = 0; Date.now() - started < 6000 && !s.destroyed; sent++) {
+      await new Promise<void>((resolve) => s.write(chunk, (err) => ((writeError ??= err ?? undefined), resolve())));
+      await new Promise((r) => setTimeout(r, 20));
+      if (Date.now() - started < 1000) assert.equal(writeError, undefined, `the hub still reads ${Date.now() - started} ms after the 413`);
+    }
+    await closed;
+    const cutAfter = Date.now() - started;
+    assert.match(answer, /^HTTP\/1\.1 413 [\s\S]*CR_ERR_BODY_TOO_LARGE/);
+    assert.ok(cutAfter >= 1500 && cutAfter < 6000, `a client that never stops is cut off after about 2 s (${cutAfter} ms)`);
+  });
+
   it('queues beyond the in-flight limit and answers 429 when the queue is full', async () => {
     // 2 in flight + 2 queued fit; the rest are refused at once.
     const slow = Array.from({ length: 6 }, () => fetch(`${w.api}/slow?ms=300`, { headers: w.auth }).then(async (r) => ({ status: r.status, body: await r.text() })));

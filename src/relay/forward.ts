@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../errors.js';
 import { bearerToken } from '../core/auth/authenticator.js';
-import { sendError } from '../http/reply.js';
+import { lingerOverRefusedBody, sendError } from '../http/reply.js';
 import { requestHeadersForDevice } from './headers.js';
 import type { RelayContext, RelayDeps, RelayOptions } from './relay-context.js';
 import { RelayedRequest } from './relayed-request.js';
@@ -71,8 +71,8 @@ export function createRelay(opts: RelayOptions, deps: RelayDeps) {
     const withBody = hasBody(req);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > opts.maxRequestBodyBytes) {
-      // The body is not read; closing the connection keeps the client from sending it for nothing.
-      return fail(res, 'CR_ERR_BODY_TOO_LARGE', started, `limit is ${opts.maxRequestBodyBytes} bytes`, { connection: 'close' });
+      fail(res, 'CR_ERR_BODY_TOO_LARGE', started, `limit is ${opts.maxRequestBodyBytes} bytes`);
+      return lingerOverRefusedBody(req);
     }
 
     const cache = deps.cache;

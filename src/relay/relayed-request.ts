@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../errors.js';
+import { lingerOverRefusedBody } from '../http/reply.js';
 import { responseHeadersForClient } from './headers.js';
 import type { ResponseHead } from './protocol/heads.js';
 import type { RelayContext } from './relay-context.js';
@@ -73,8 +74,9 @@ export class RelayedRequest implements ResponseListener {
       if (seen > max) {
         refused = true;
         channel.cancel();
-        this.#failWith('CR_ERR_BODY_TOO_LARGE', `limit is ${max} bytes`, { connection: 'close' });
-        return; // the rest is read and dropped
+        this.#failWith('CR_ERR_BODY_TOO_LARGE', `limit is ${max} bytes`);
+        lingerOverRefusedBody(req); // the rest is read and dropped
+        return;
       }
       // Backpressure: the next chunk waits until the tunnel took this one (within the stream's window).
       if (!channel.write(chunk, resume)) req.pause();
