@@ -65,6 +65,8 @@ export class RedisPresence implements Presence, NodeDirectory {
   #timer: NodeJS.Timeout | undefined;
   #beating: Promise<void> | undefined;
   #closed = false;
+  /** Redis came back while a beat was on its way: write everything back once it is done. */
+  #reconnected = false;
   readonly #onReady = (): void => void this.#beat(true);
 
   constructor(options: RedisPresenceOptions) {
@@ -187,13 +189,19 @@ export class RedisPresence implements Presence, NodeDirectory {
    * (`reconnected`), means Redis may have lost this node's entries: write everything back.
    */
   #beat(reconnected: boolean): Promise<void> {
+    // A reconnect seen while a beat is on its way is written back right after it, not at the next beat.
+    if (reconnected) this.#reconnected = true;
     if (this.#closed || this.#beating) return this.#beating ?? Promise.resolve();
     const run = async () => {
       try {
-        const key = this.#nodeKey(this.nodeId);
-        const kept = await this.#redis.set(key, this.#info, 'PX', this.#ttlMs, 'XX');
-        if (kept === null || reconnected) await this.#writeBack();
-        await this.#clearLetGo();
+        do {
+          const rewrite = this.#reconnected;
+          this.#reconnected = false;
+          const key = this.#nodeKey(this.nodeId);
+          const kept = await this.#redis.set(key, this.#info, 'PX', this.#ttlMs, 'XX');
+          if (kept === null || rewrite) await this.#writeBack();
+          await this.#clearLetGo();
+        } while (this.#reconnected && !this.#closed);
       } catch (err) {
         this.#onError(err);
       } finally {
