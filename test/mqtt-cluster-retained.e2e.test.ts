@@ -11,15 +11,11 @@ import { after, before, describe, it } from 'node:test';
 import type { MqttClient } from 'mqtt';
 import { startHub, tempDir, type HubProc } from './support/procs.js';
 import { MqttClients } from './support/mqtt-peers.js';
+import { metric } from './support/mqtt-cluster-world.js';
 import { testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
 
 const SECRET = 'cluster-secret-for-tests';
 const PER_OWNER = 10;
-
-async function metric(hub: HubProc, name: string): Promise<number> {
-  const text = await (await fetch(`${hub.url}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
-}
 
 /** The reason code of a v5 QoS 1 retained publish's PUBACK: 0 when accepted (0x10 "no matching subscribers" too), else the failure. */
 async function pubackCode(client: MqttClient, topic: string, payload: string, o: { expiryS?: number } = {}): Promise<number> {

@@ -14,6 +14,7 @@ import { SseClient } from './support/sse-client.js';
 import { RawClient } from './mqtt-harness.js';
 import { cli, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
 import { MqttClients, nextMessage, runClient } from './support/mqtt-peers.js';
+import { metric } from './support/mqtt-cluster-world.js';
 import { privateRedis, testPostgres, testRedis, type RedisServer, type TestDatabase, type TestRedis } from './support/services.js';
 
 const SECRET = 'cluster-secret-for-tests';
@@ -26,11 +27,6 @@ async function until<T>(what: string, probe: () => Promise<T | undefined> | T | 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-async function metric(hub: HubProc, name: string): Promise<number> {
-  const text = await (await fetch(`${hub.url}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
 }
 
 /** Collects every message a client receives. */

@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import { connect as mqttConnect, type IClientOptions } from 'mqtt';
 import { Redis } from 'ioredis';
 import { cli, login, startHub, tempDir, type HubProc } from './support/procs.js';
-import { mqttClusterWorld } from './support/mqtt-cluster-world.js';
+import { metric, mqttClusterWorld } from './support/mqtt-cluster-world.js';
 import { untilTrue } from './support/until.js';
 import { privateRedis } from './support/services.js';
 import { RawClient } from './mqtt-harness.js';
@@ -196,6 +196,37 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
     assert.equal(back.sessionPresent, true);
     await until('the messages queued while offline', () => got.length >= 3);
     assert.deepEqual(got, ['o1', 'o2', 'o3']);
+  });
+
+  it("the subscriptions of a killed node's clean sessions leave the route table within the TTL: a publish only they matched is 'no matching subscribers' (0x10) again", async () => {
+    const [a, b] = await pair('gone');
+    const sub = await client(a, { protocolVersion: 5, clientId: 'gone-sub' });
+    await sub.c.subscribeAsync('gone/only', { qos: 1 });
+    // A raw publisher: it reads each PUBACK's own reason code (mqtt.js reports 0x10 as a plain success).
+    const pub = await raw(b);
+    await pub.handshake(5, { clientId: 'gone-pub' });
+    let id = 0;
+    const ack = async (): Promise<number> => {
+      const messageId = ++id;
+      pub.send({ cmd: 'publish', topic: 'gone/only', payload: Buffer.from('m'), qos: 1, messageId, retain: false, dup: false }, 5);
+      const p = (await pub.next((q) => q.cmd === 'puback' && q.messageId === messageId, 10_000)) as { reasonCode?: number };
+      return p.reasonCode ?? 0;
+    };
+    await untilTrue('B routes to the subscriber on A', async () => (await ack()) === 0, 15_000);
+    const killedAt = Date.now();
+    await kill9(a);
+    const seen = new Set<number>();
+    await untilTrue("B drops A's clean subscription", async () => {
+      const code = await ack();
+      seen.add(code);
+      return code === 0x10;
+    }, 15_000);
+    const goneMs = Date.now() - killedAt;
+    process.stdout.write(`# a killed node's clean subscription left B's route table ${goneMs} ms after kill -9 (TTL ${TTL_MS} ms)\n`);
+    assert.deepEqual([...seen].filter((c) => c !== 0x80 && c !== 0x10), [], 'until then a publish fails (0x80): nothing is claimed delivered to the dead node');
+    assert.ok(goneMs < TTL_MS + TAKEOVER_TIMEOUT_MS + 3000, `within the TTL, the take-over and a margin (${goneMs} ms)`);
+    // A may have held earlier tests' sessions (left to a survivor): B has them now, as its own routes.
+    assert.equal(await metric(b, 'cloudrest_mqtt_routes_remote'), 0, "none of A's routes is left on B, the only node running");
   });
 
   it('while Redis cannot be reached a CONNECT is refused with 0x88 Server unavailable (no node can tell who holds the session), and accepted once Redis is back', async () => {

@@ -11,6 +11,12 @@ import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mq
 import { startHub, tempDir, type HubProc } from './procs.js';
 import { testPostgres, testRedis, type TestDatabase, type TestRedis } from './services.js';
 
+/** A gauge or counter of a node's /metrics, NaN when it is not there. */
+export async function metric(hub: HubProc, name: string): Promise<number> {
+  const text = await (await fetch(`${hub.url}/metrics`)).text();
+  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+}
+
 export interface ClusterNodeOptions {
   nodeTtlMs: number;
   takeoverTimeoutMs: number;
