@@ -26,6 +26,7 @@ export const PREREQUISITES = [
   { command: 'avahi-browse', package: 'avahi-utils', usedBy: 'test/discovery.e2e.test.ts (DNS-SD browsing)' },
   { command: 'dbus-daemon', package: 'dbus', usedBy: 'test/discovery.e2e.test.ts (the bus Avahi needs, started by the test itself)' },
   { command: 'redis-server', package: 'redis-server', usedBy: 'scaled-out tests that restart Redis (test/support/services.ts starts private ones)' },
+  { command: 'haproxy', package: 'haproxy', usedBy: 'test/deploy-haproxy.e2e.test.ts (the shipped load balancer config, run for real)' },
   { serverBin: '/usr/lib/postgresql', binary: 'initdb', package: 'postgresql', usedBy: 'scaled-out tests that stop PostgreSQL (test/support/services.ts starts private ones)' },
 ];
 

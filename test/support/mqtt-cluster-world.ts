@@ -11,10 +11,11 @@ import { connect as mqttConnect, type IClientOptions, type MqttClient } from 'mq
 import { startHub, tempDir, type HubProc } from './procs.js';
 import { testPostgres, testRedis, type TestDatabase, type TestRedis } from './services.js';
 
-/** A gauge or counter of a node's /metrics, NaN when it is not there. */
+/** A gauge or counter of a node's /metrics, its labelled series summed; NaN when it is not there. */
 export async function metric(hub: HubProc, name: string): Promise<number> {
   const text = await (await fetch(`${hub.url}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+  const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?)$`, 'gm'))].map((m) => Number(m[1]));
+  return values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0);
 }
 
 export interface ClusterNodeOptions {
