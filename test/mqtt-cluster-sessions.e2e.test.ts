@@ -229,6 +229,45 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
     assert.equal(await metric(b, 'cloudrest_mqtt_routes_remote'), 0, "none of A's routes is left on B, the only node running");
   });
 
+  it('a session taken over from a killed node keeps its expiry: it ends its interval after the disconnect on the dead node, not an interval after the take-over', async () => {
+    const [a, b] = await pair('expiry');
+    const EXPIRY_MS = 5000;
+    const short = await client(a, persistent('exp-short', { properties: { sessionExpiryInterval: EXPIRY_MS / 1000 } }));
+    await short.c.subscribeAsync('exp/short', { qos: 1 });
+    const long = await client(a, persistent('exp-long'));
+    await long.c.subscribeAsync('exp/long', { qos: 1 });
+    await short.c.endAsync();
+    const disconnectedAt = Date.now();
+    await long.c.endAsync();
+    // Offline on A for a while, then A dies: B takes both sessions over about a TTL later.
+    await new Promise((r) => setTimeout(r, 2500));
+    await kill9(a);
+    await b.waitForLog('mqtt: took over the sessions and wills of a dead node', (o) => o.node === 'expiry-a', 15_000);
+    const takenOverAt = Date.now();
+    // A raw publisher on B reads each PUBACK's reason: 0x00 while a session is subscribed, 0x10 once none is.
+    const pub = await raw(b);
+    await pub.handshake(5, { clientId: 'exp-pub' });
+    let id = 0;
+    const ack = async (topic: string): Promise<number> => {
+      const messageId = ++id;
+      pub.send({ cmd: 'publish', topic, payload: Buffer.from(`m${messageId}`), qos: 1, messageId, retain: false, dup: false }, 5);
+      return ((await pub.next((q) => q.cmd === 'puback' && q.messageId === messageId, 10_000)) as { reasonCode?: number }).reasonCode ?? 0;
+    };
+    assert.equal(await ack('exp/long'), 0, 'B queues for the sessions it took over');
+    await untilTrue('the short session ended', async () => (await ack('exp/short')) === 0x10, 15_000);
+    const goneAt = Date.now();
+    process.stdout.write(`# session expiry across nodes: taken over ${takenOverAt - disconnectedAt} ms after the disconnect on A, ended ${goneAt - disconnectedAt} ms after it (interval ${EXPIRY_MS} ms)\n`);
+    assert.ok(goneAt - disconnectedAt >= EXPIRY_MS - 100, `not before its interval was up (${goneAt - disconnectedAt} ms)`);
+    // Restarted at the take-over, it would live until takenOverAt + EXPIRY_MS.
+    assert.ok(goneAt < takenOverAt + EXPIRY_MS - 1500, `counted from the disconnect on A, not from the take-over (${goneAt - takenOverAt} ms after it)`);
+    assert.equal((await client(b, persistent('exp-short'))).sessionPresent, false, 'the expired session is gone');
+    const got: string[] = [];
+    const resumed = await client(b, persistent('exp-long'), (t) => got.push(t));
+    assert.equal(resumed.sessionPresent, true, 'the other session lives on');
+    await until('its queued message', () => got.length >= 1);
+    assert.deepEqual([...new Set(got)], ['exp/long']);
+  });
+
   it('while Redis cannot be reached a CONNECT is refused with 0x88 Server unavailable (no node can tell who holds the session), and accepted once Redis is back', async () => {
     await Promise.all(hubs.map((h) => h.stop()));
     const own = await privateRedis();
