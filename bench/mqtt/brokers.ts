@@ -5,7 +5,8 @@
 // - mosquitto: /usr/sbin/mosquitto with a config file of our own on its own port (the system's
 //   Mosquitto on 1883 is never touched), no persistence, the hub's inflight and queue limits;
 // - aedes: aedes-broker.ts (in-memory aedes-persistence);
-// - floor: floor-server.ts, a bare Node net server (idle connections only).
+// - floor: floor-server.ts, a bare Node net server (idle connections only);
+// - floor-cluster: two floor-server.ts relays in series through Redis (latency runs beside hub-cluster).
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, connect, type AddressInfo } from 'node:net';
@@ -18,7 +19,7 @@ export const MOSQUITTO = '/usr/sbin/mosquitto';
 const START_LIMIT_MS = 30_000;
 
 /** 'hub-b' is a second hub from another build (BENCH_HUB_B), for A/B runs of a change. */
-export type BrokerName = 'hub' | 'hub-b' | 'hub-cluster' | 'mosquitto' | 'aedes' | 'floor';
+export type BrokerName = 'hub' | 'hub-b' | 'hub-cluster' | 'mosquitto' | 'aedes' | 'floor' | 'floor-cluster';
 
 export interface RunningBroker {
   name: BrokerName;
@@ -83,6 +84,18 @@ export async function startHubCluster(dir: string, redisUrl: string, keyPrefix: 
   const a = await one('a');
   const b = await one('b');
   return { name: 'hub-cluster', port: a.port, proc: a.proc, pid: a.proc.child.pid!, peer: { port: b.port, pid: b.proc.child.pid!, proc: b.proc } };
+}
+
+/** Two bare relays through Redis (floor-server.ts with FLOOR_REDIS): publishers to `a`, subscribers to `b`. */
+export async function startFloorCluster(redisUrl: string, keyPrefix: string): Promise<RunningBroker> {
+  const one = async (nodeName: 'a' | 'b'): Promise<{ port: number; proc: Proc }> => {
+    const proc = node(['--import', 'tsx', join(ROOT, 'bench/mqtt/floor-server.ts')], `floor-${nodeName}`, { ...process.env, FLOOR_REDIS: redisUrl, FLOOR_CHANNEL: `${keyPrefix}floor:`, FLOOR_NODE: nodeName });
+    const line = await proc.waitFor((l) => l.startsWith('{"port"'), START_LIMIT_MS, 'port');
+    return { port: (JSON.parse(line) as { port: number }).port, proc };
+  };
+  const a = await one('a');
+  const b = await one('b');
+  return { name: 'floor-cluster', port: a.port, proc: a.proc, pid: a.proc.child.pid!, peer: { port: b.port, pid: b.proc.child.pid!, proc: b.proc } };
 }
 
 /** Starts one broker; `dir` is a scratch folder (config, database); `nodeFlags` go to Node brokers. */

@@ -5,8 +5,17 @@
 // are read and dropped). Idle runs measure its RSS per socket; latency runs its end-to-end p50/p99: a
 // Node process reading and writing sockets through `net` streams, one 'data' event and one write each.
 //
+//
+// With FLOOR_REDIS set it is one of two such relays in series, the floor of a message that crosses two
+// broker nodes through Redis as the hub's cluster forwards it: node `a` (the publishers' side) PUBLISHes
+// each message's bytes on FLOOR_CHANNEL + 'fwd' with a 4-byte token, node `b` (the subscribers' side)
+// relays them to its subscribers and, for QoS 1, answers the token on FLOOR_CHANNEL + 'ack'; node `a`
+// sends the publisher's PUBACK on that answer (the hub's PUBACK too waits for the other node).
+//
 // Usage: node --import tsx bench/mqtt/floor-server.ts   (prints {"port":N})
+//        FLOOR_REDIS=redis://... FLOOR_CHANNEL=prefix: FLOOR_NODE=a|b node --import tsx bench/mqtt/floor-server.ts
 import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
 import { readFixedHeader, type FixedHeader } from './wire.js';
 
 const CONNACK = Buffer.from([0x20, 0x02, 0x00, 0x00]);
@@ -44,15 +53,55 @@ function subscribe(socket: Socket, chunk: Buffer, body: number): void {
   socket.write(Buffer.from([0x90, 0x03, chunk[body]!, chunk[body + 1]!, qos]));
 }
 
-function publish(socket: Socket, chunk: Buffer, start: number, body: number, end: number, qos: number): void {
+/** Writes a PUBLISH's bytes to the sockets subscribed to its topic. */
+function relay(chunk: Buffer, start: number, body: number, end: number): void {
   const topicLength = chunk.readUInt16BE(body);
   const list = subscribers.get(chunk.toString('utf8', body + 2, body + 2 + topicLength));
   if (list !== undefined) for (const s of list) s.write(chunk.subarray(start, end));
-  if (qos === 1) {
-    const id = body + 2 + topicLength;
-    socket.write(Buffer.from([0x40, 0x02, chunk[id]!, chunk[id + 1]!]));
-  }
 }
+
+function publish(socket: Socket, chunk: Buffer, start: number, body: number, end: number, qos: number): void {
+  const id = body + 2 + chunk.readUInt16BE(body);
+  if (peer !== undefined) return peer.forward(socket, chunk.subarray(start, end), qos === 1 ? [chunk[id]!, chunk[id + 1]!] : undefined);
+  relay(chunk, start, body, end);
+  if (qos === 1) socket.write(Buffer.from([0x40, 0x02, chunk[id]!, chunk[id + 1]!]));
+}
+
+/** The other relay, through Redis (FLOOR_REDIS): node a forwards, node b relays and confirms. */
+function peerThrough(url: string, channel: string, nodeName: string) {
+  const out = new Redis(url);
+  const input = new Redis(url);
+  const fwd = `${channel}fwd`;
+  const ack = `${channel}ack`;
+  const waiting = new Map<number, { socket: Socket; id: [number, number] }>();
+  let next = 1;
+  void input.subscribe(nodeName === 'a' ? ack : fwd);
+  input.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
+    const token = message.readUInt32BE(0);
+    if (nodeName === 'a') {
+      const w = waiting.get(token);
+      waiting.delete(token);
+      if (w !== undefined && !w.socket.destroyed) w.socket.write(Buffer.from([0x40, 0x02, w.id[0], w.id[1]]));
+      return;
+    }
+    const packet = message.subarray(4);
+    const h: FixedHeader = { body: 0, end: 0 };
+    if (readFixedHeader(packet, 0, h)) relay(packet, 0, h.body, h.end);
+    if (token !== 0) void out.publish(ack, message.subarray(0, 4));
+  });
+  return {
+    forward(socket: Socket, packet: Buffer, id: [number, number] | undefined): void {
+      const token = id === undefined ? 0 : next++ >>> 0;
+      if (id !== undefined) waiting.set(token, { socket, id });
+      const frame = Buffer.allocUnsafe(4 + packet.length);
+      frame.writeUInt32BE(token, 0);
+      packet.copy(frame, 4);
+      void out.publish(fwd, frame);
+    },
+  };
+}
+
+const peer = process.env.FLOOR_REDIS ? peerThrough(process.env.FLOOR_REDIS, process.env.FLOOR_CHANNEL ?? 'floor:', process.env.FLOOR_NODE ?? 'a') : undefined;
 
 const server = createServer((socket) => {
   socket.setNoDelay(true);

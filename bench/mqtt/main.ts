@@ -49,7 +49,7 @@ import { tempDir } from '../../test/support/procs.js';
 import { testRedis, type TestRedis } from '../../test/support/services.js';
 import { rerunWithOpenFiles } from '../support/fds.js';
 import { previousFromEnv } from '../support/previous-build.js';
-import { startBroker, startHubCluster, MAX_INFLIGHT, MAX_QUEUED, type BrokerName, type RunningBroker } from './brokers.js';
+import { startBroker, startFloorCluster, startHubCluster, MAX_INFLIGHT, MAX_QUEUED, type BrokerName, type RunningBroker } from './brokers.js';
 import { costTable, GENERATOR_BOUND_PCT, idleTable, latencyTable, throughputTable, verdicts } from './report.js';
 import { crashReason, exited, measureIdle, runScenario, waitForBrokerIdle, waitForQuiet, PAYLOAD_BYTES, type IdleRow, type Row, type Scenario } from './run.js';
 
@@ -112,6 +112,9 @@ async function start(name: BrokerName, round: number): Promise<RunningBroker> {
   if (name === 'hub-cluster') {
     redis ??= await testRedis();
     b = await startHubCluster(work.path, redis.url, `${redis.keyPrefix}r${round}:`, flags);
+  } else if (name === 'floor-cluster') {
+    redis ??= await testRedis();
+    b = await startFloorCluster(redis.url, `${redis.keyPrefix}r${round}:`);
   } else {
     b = await startBroker(name, work.path, flags);
   }
@@ -136,7 +139,8 @@ const FLOOR_RELAY = process.env.BENCH_FLOOR !== '0';
 /** Who runs a scenario: the brokers, and in the latency scenarios the bare Node relay too (rotated in). */
 function lineup(sc: Scenario, round: number): BrokerName[] {
   if (sc.kind !== 'latency' || !FLOOR_RELAY || BROKERS.includes('floor')) return order(round);
-  const all: BrokerName[] = [...BROKERS, 'floor'];
+  // Beside two hub nodes, the floor of a crossing too: two bare relays through Redis.
+  const all: BrokerName[] = [...BROKERS, 'floor', ...(BROKERS.includes('hub-cluster') ? ['floor-cluster' as const] : [])];
   return all.map((_b, i) => all[(i + round - 1) % all.length]!);
 }
 

@@ -18,7 +18,8 @@ const kbPerConn = (r: IdleRow): number => (r.rssAfter - r.rssBefore) / 1024 / Ma
 const crashNote = (r: Row): string => (r.crashedAfter === undefined ? '' : ` (crashed after the window: ${r.crashedAfter.replaceAll('|', '/')})`);
 const mb = (b: number): string => (b / 1024 / 1024).toFixed(1);
 /** The floor relays messages in the latency runs: a Node process with no broker code (floor-server.ts). */
-const brokerTitle = (b: BrokerName): string => (b === 'floor' ? 'bare Node relay (floor)' : b === 'hub-cluster' ? 'hub-cluster (A → B)' : b);
+const TITLES: Partial<Record<BrokerName, string>> = { floor: 'bare Node relay (floor)', 'hub-cluster': 'hub-cluster (A → B)', 'floor-cluster': 'two bare relays through Redis (floor, A → B)' };
+const brokerTitle = (b: BrokerName): string => TITLES[b] ?? b;
 /** The broker's processes in a row: both nodes of a cluster ('peer' is node B). */
 const BROKER_PROCS = ['broker', 'peer'];
 
@@ -122,6 +123,10 @@ function acrossBuildsAndNodes(rows: Row[], hub: Row): string[] {
     const x = cpu(cluster) / cpu(hub);
     out.push(`- ${title}: across two nodes ${fmt(cpu(cluster), 1)} µs broker CPU per message (both nodes) against ${fmt(cpu(hub), 1)} µs on one = ${fmt(x, 2)}x (target <= ${TARGETS.clusterCpuX}x): ${x <= TARGETS.clusterCpuX ? 'MET' : 'MISSED'};`
       + (hub.scenario.kind === 'throughput' ? ` ${fmt(rate(cluster))} msg/s against ${fmt(rate(hub))}` : ` p99 ${p99(cluster)} ms against ${p99(hub)} ms`));
+    const [floor, floorPair] = [median(rows, 'floor', key), median(rows, 'floor-cluster', key)];
+    if (floor !== undefined && floorPair !== undefined) {
+      out.push(`- ${title}: the floor of a crossing, two bare relays through Redis, ${fmt(cpu(floorPair), 1)} µs per message against one bare relay's ${fmt(cpu(floor), 1)} µs = ${fmt(cpu(floorPair) / cpu(floor), 2)}x`);
+    }
   }
   const previous = median(rows, 'hub-b', key);
   if (previous !== undefined) {
