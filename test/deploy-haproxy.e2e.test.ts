@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
 import { MqttClients } from './support/mqtt-peers.js';
+import { SseClient } from './support/sse-client.js';
 import { freePort, testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
 import { cli, curl, login, Proc, startAgent, startDevice, startHub, tempDir, type HubProc } from './support/procs.js';
 import { metric } from './support/mqtt-cluster-world.js';
@@ -134,8 +135,8 @@ describe('the shipped HAProxy config in front of two fronts and two edges', () =
       .catch((err: unknown) => { throw new Error(`${String(err)}; haproxy said:\n${haproxy.lines.join('\n')}`); });
     // Agents knowing only the balancer: d1 and d3 on the raw tunnel port, one after the other, so
     // `leastconn` puts them on different edges; d2 over WebSocket.
-    const agent = (k: keyof typeof devices, hub: string) => startAgent({ hub, deviceId: devices[k].id, secret: devices[k].secret, api: device.url });
-    procs.push(await agent('d1', `tcp://127.0.0.1:${lb.tunnel}`), await agent('d3', `tcp://127.0.0.1:${lb.tunnel}`), await agent('d2', `ws://127.0.0.1:${lb.http}`));
+    const agent = (k: keyof typeof devices, hub: string, extra: string[] = []) => startAgent({ hub, deviceId: devices[k].id, secret: devices[k].secret, api: device.url, extra });
+    procs.push(await agent('d1', `tcp://127.0.0.1:${lb.tunnel}`), await agent('d3', `tcp://127.0.0.1:${lb.tunnel}`), await agent('d2', `ws://127.0.0.1:${lb.http}`, ['--notify-port', '0']));
     token = await login(`http://127.0.0.1:${lb.http}`, EMAIL, PASSWORD);
   });
   after(async () => {
@@ -156,6 +157,21 @@ describe('the shipped HAProxy config in front of two fronts and two edges', () =
     // Round robin over the fronts: each relayed some of those requests; the tunnels end on the edges.
     for (const front of [nodes.front1, nodes.front2]) assert.ok((await metric(front, 'cloudrest_relay_requests_total')) > 0, 'each front relayed');
     assert.equal((await metric(nodes.edge1, 'cloudrest_devices_online')) + (await metric(nodes.edge2, 'cloudrest_devices_online')), 3, 'the tunnels end on the edges');
+  });
+
+  it("streams a device's notifications over SSE through it, from the edge holding the device to a front", async () => {
+    const notifier = procs.find((p) => p.logs('notify listening').length > 0)!;
+    const notifyPort = notifier.logs('notify listening')[0]!.port as number;
+    const stream = await SseClient.open(`http://127.0.0.1:${lb.http}/v1/devices/${devices.d2.id}/events`, { authorization: `Bearer ${token}` });
+    try {
+      await stream.until((ev) => ev.some((e) => e.event === 'status'));
+      const r = await fetch(`http://127.0.0.1:${notifyPort}/notify`, { method: 'POST', body: 'through the balancer\n' });
+      assert.equal(r.status, 202);
+      await stream.until(() => stream.of('notification').length > 0);
+      assert.equal((JSON.parse(stream.of('notification')[0]!.data) as { message: string }).message, 'through the balancer');
+    } finally {
+      stream.close();
+    }
   });
 
   it('carries MQTT to the edges, on its TCP port and over WebSocket, one broker across them', { timeout: 30_000 }, async () => {
