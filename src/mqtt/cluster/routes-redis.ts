@@ -249,11 +249,15 @@ export class ClusterRoutes implements ClusterRouting {
 
   /**
    * This node took the dead `nodeId`'s sessions over (their subscriptions route here now): its routes
-   * are dropped here and, by an empty route frame of that node, on every other node.
+   * are dropped here, from Redis, and, by an empty route frame of that node, on every other node. From
+   * Redis too: its heartbeat (presence) may expire before its route entry does, and a refresh reading
+   * the node as live with no routes known would take its routes back and hold them as a dead node's.
+   * Should the node come back, it writes both again.
    */
   nodeTakenOver(nodeId: string): void {
     this.table.dropNode(nodeId);
-    this.#redis.publish(this.#deltaChannel, encodeRouteFrame(nodeId, [])).catch((err: unknown) => this.#warn('dead node\'s routes not dropped on the other nodes', { dead: nodeId, err: (err as Error).message }));
+    this.#redis.multi().zrem(this.#nodesKey, nodeId).del(this.#fwdKey(nodeId)).hdel(this.#clientsKey, nodeId).publish(this.#deltaChannel, encodeRouteFrame(nodeId, [])).exec()
+      .catch((err: unknown) => this.#warn('dead node\'s routes not dropped on the other nodes', { dead: nodeId, err: (err as Error).message }));
   }
 
   async #liveNodes(): Promise<string[]> {
