@@ -41,6 +41,20 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
     raws.push(r);
     return r;
   };
+  /**
+   * A raw v5 publisher on `hub`: each call publishes at QoS 1 and resolves with its PUBACK's own reason
+   * code (mqtt.js reports 0x10 No matching subscribers as a plain success).
+   */
+  const pubackReader = async (hub: HubProc, clientId: string): Promise<(topic: string) => Promise<number>> => {
+    const pub = await raw(hub);
+    await pub.handshake(5, { clientId });
+    let id = 0;
+    return async (topic) => {
+      const messageId = ++id;
+      pub.send({ cmd: 'publish', topic, payload: Buffer.from(`m${messageId}`), qos: 1, messageId, retain: false, dup: false }, 5);
+      return ((await pub.next((q) => q.cmd === 'puback' && q.messageId === messageId, 10_000)) as { reasonCode?: number }).reasonCode ?? 0;
+    };
+  };
   const persistent = (clientId: string, extra: IClientOptions = {}): IClientOptions => ({ protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 300 }, ...extra });
   const kill9 = async (hub: HubProc) => {
     hub.child.kill('SIGKILL');
@@ -202,16 +216,8 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
     const [a, b] = await pair('gone');
     const sub = await client(a, { protocolVersion: 5, clientId: 'gone-sub' });
     await sub.c.subscribeAsync('gone/only', { qos: 1 });
-    // A raw publisher: it reads each PUBACK's own reason code (mqtt.js reports 0x10 as a plain success).
-    const pub = await raw(b);
-    await pub.handshake(5, { clientId: 'gone-pub' });
-    let id = 0;
-    const ack = async (): Promise<number> => {
-      const messageId = ++id;
-      pub.send({ cmd: 'publish', topic: 'gone/only', payload: Buffer.from('m'), qos: 1, messageId, retain: false, dup: false }, 5);
-      const p = (await pub.next((q) => q.cmd === 'puback' && q.messageId === messageId, 10_000)) as { reasonCode?: number };
-      return p.reasonCode ?? 0;
-    };
+    const publish = await pubackReader(b, 'gone-pub');
+    const ack = () => publish('gone/only');
     await untilTrue('B routes to the subscriber on A', async () => (await ack()) === 0, 15_000);
     const killedAt = Date.now();
     await kill9(a);
@@ -244,15 +250,8 @@ describe('MQTT sessions across two hub nodes (PostgreSQL store, Redis)', () => {
     await kill9(a);
     await b.waitForLog('mqtt: took over the sessions and wills of a dead node', (o) => o.node === 'expiry-a', 15_000);
     const takenOverAt = Date.now();
-    // A raw publisher on B reads each PUBACK's reason: 0x00 while a session is subscribed, 0x10 once none is.
-    const pub = await raw(b);
-    await pub.handshake(5, { clientId: 'exp-pub' });
-    let id = 0;
-    const ack = async (topic: string): Promise<number> => {
-      const messageId = ++id;
-      pub.send({ cmd: 'publish', topic, payload: Buffer.from(`m${messageId}`), qos: 1, messageId, retain: false, dup: false }, 5);
-      return ((await pub.next((q) => q.cmd === 'puback' && q.messageId === messageId, 10_000)) as { reasonCode?: number }).reasonCode ?? 0;
-    };
+    // On B: 0x00 while a session is subscribed, 0x10 once none is.
+    const ack = await pubackReader(b, 'exp-pub');
     assert.equal(await ack('exp/long'), 0, 'B queues for the sessions it took over');
     await untilTrue('the short session ended', async () => (await ack('exp/short')) === 0x10, 15_000);
     const goneAt = Date.now();
