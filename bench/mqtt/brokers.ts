@@ -81,21 +81,25 @@ export async function startHubCluster(dir: string, redisUrl: string, keyPrefix: 
     await waitForPort(proc, port);
     return { port, proc };
   };
-  const a = await one('a');
-  const b = await one('b');
-  return { name: 'hub-cluster', port: a.port, proc: a.proc, pid: a.proc.child.pid!, peer: { port: b.port, pid: b.proc.child.pid!, proc: b.proc } };
+  return pair('hub-cluster', await one('a'), await one('b'));
+}
+
+/** Two processes as one broker: publishers connect to `a`, subscribers to `b` (the peer). */
+function pair(name: BrokerName, a: { port: number; proc: Proc }, b: { port: number; proc: Proc }): RunningBroker {
+  return { name, port: a.port, proc: a.proc, pid: a.proc.child.pid!, peer: { port: b.port, pid: b.proc.child.pid!, proc: b.proc } };
+}
+
+/** Starts a bench script that prints {"port":N} once it listens. */
+async function script(path: string, name: string, nodeFlags: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<{ port: number; proc: Proc }> {
+  const proc = node([...nodeFlags, '--import', 'tsx', join(ROOT, path)], name, env);
+  const line = await proc.waitFor((l) => l.startsWith('{"port"'), START_LIMIT_MS, 'port');
+  return { port: (JSON.parse(line) as { port: number }).port, proc };
 }
 
 /** Two bare relays through Redis (floor-server.ts with FLOOR_REDIS): publishers to `a`, subscribers to `b`. */
 export async function startFloorCluster(redisUrl: string, keyPrefix: string): Promise<RunningBroker> {
-  const one = async (nodeName: 'a' | 'b'): Promise<{ port: number; proc: Proc }> => {
-    const proc = node(['--import', 'tsx', join(ROOT, 'bench/mqtt/floor-server.ts')], `floor-${nodeName}`, { ...process.env, FLOOR_REDIS: redisUrl, FLOOR_CHANNEL: `${keyPrefix}floor:`, FLOOR_NODE: nodeName });
-    const line = await proc.waitFor((l) => l.startsWith('{"port"'), START_LIMIT_MS, 'port');
-    return { port: (JSON.parse(line) as { port: number }).port, proc };
-  };
-  const a = await one('a');
-  const b = await one('b');
-  return { name: 'floor-cluster', port: a.port, proc: a.proc, pid: a.proc.child.pid!, peer: { port: b.port, pid: b.proc.child.pid!, proc: b.proc } };
+  const one = (nodeName: 'a' | 'b') => script('bench/mqtt/floor-server.ts', `floor-${nodeName}`, [], { ...process.env, FLOOR_REDIS: redisUrl, FLOOR_CHANNEL: `${keyPrefix}floor:`, FLOOR_NODE: nodeName });
+  return pair('floor-cluster', await one('a'), await one('b'));
 }
 
 /** Starts one broker; `dir` is a scratch folder (config, database); `nodeFlags` go to Node brokers. */
@@ -132,9 +136,6 @@ export async function startBroker(name: BrokerName, dir: string, nodeFlags: stri
     await waitForPort(proc, port);
     return { name, port, proc, pid: proc.child.pid! };
   }
-  const script = name === 'aedes' ? 'bench/mqtt/aedes-broker.ts' : 'bench/mqtt/floor-server.ts';
-  const proc = node([...nodeFlags, '--import', 'tsx', join(ROOT, script)], name);
-  const line = await proc.waitFor((l) => l.startsWith('{"port"'), START_LIMIT_MS, 'port');
-  const port = (JSON.parse(line) as { port: number }).port;
+  const { port, proc } = await script(name === 'aedes' ? 'bench/mqtt/aedes-broker.ts' : 'bench/mqtt/floor-server.ts', name, nodeFlags);
   return { name, port, proc, pid: proc.child.pid! };
 }

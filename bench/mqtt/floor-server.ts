@@ -5,7 +5,6 @@
 // are read and dropped). Idle runs measure its RSS per socket; latency runs its end-to-end p50/p99: a
 // Node process reading and writing sockets through `net` streams, one 'data' event and one write each.
 //
-//
 // With FLOOR_REDIS set it is one of two such relays in series, the floor of a message that crosses two
 // broker nodes through Redis as the hub's cluster forwards it: node `a` (the publishers' side) PUBLISHes
 // each message's bytes on FLOOR_CHANNEL + 'fwd' with a 4-byte token, node `b` (the subscribers' side)
@@ -24,6 +23,8 @@ const PINGRESP = Buffer.from([0xd0, 0x00]);
 const subscribers = new Map<string, Socket[]>();
 
 const header: FixedHeader = { body: 0, end: 0 };
+/** The fixed header of a message forwarded by the other relay (FLOOR_REDIS). */
+const forwarded: FixedHeader = { body: 0, end: 0 };
 
 /** One listener shared by every socket: walks the chunk's packets by their fixed headers (3.1.1 §2.2). */
 function onData(this: Socket, chunk: Buffer): void {
@@ -85,8 +86,7 @@ function peerThrough(url: string, channel: string, nodeName: string) {
       return;
     }
     const packet = message.subarray(4);
-    const h: FixedHeader = { body: 0, end: 0 };
-    if (readFixedHeader(packet, 0, h)) relay(packet, 0, h.body, h.end);
+    if (readFixedHeader(packet, 0, forwarded)) relay(packet, 0, forwarded.body, forwarded.end);
     if (token !== 0) void out.publish(ack, message.subarray(0, 4));
   });
   return {
