@@ -3,7 +3,8 @@ import type { Bus } from '../core/bus.js';
 import type { Presence } from '../core/presence.js';
 import type { HubError } from '../errors.js';
 import { allows, bearerToken, type Authenticator } from '../core/auth/authenticator.js';
-import type { EventHistory, HistoryEvent, SinceResult } from './event-history.js';
+import type { EventHistory, SinceResult } from './event-history.js';
+import { ResumedFeed, toSse, type LiveEvent } from './resumed-feed.js';
 import { LiveSessions } from './live-sessions.js';
 import type { HubMetrics } from '../core/metrics.js';
 import { sendError } from './reply.js';
@@ -37,7 +38,7 @@ const ALL_EVENTS = /^\/v1\/events(?:\?.*)?$/;
  */
 export class EventsService {
   readonly history: EventHistory;
-  readonly #listeners = new Map<string, Set<Listener>>();
+  readonly #listeners = new Map<string, Set<ResumedFeed>>();
   readonly #streams = new Set<SseStream>();
   /** The open streams by token, to end those of a revoked token. */
   readonly #live = new LiveSessions();
@@ -99,13 +100,13 @@ export class EventsService {
       sse.send({ event: 'status', data: JSON.stringify({ deviceId: deviceIds[i], online: where[i] !== undefined, snapshot: true }) });
     }
     const replay = lastId === undefined ? undefined : this.history.since(deviceIds, lastId);
-    if (replay !== undefined && !(replay instanceof Promise)) sendReplay(sse, lastId!, replay);
-    // A shared history answers later: live events meanwhile wait in `held`, so none is lost or overtakes the replay.
-    const listener: Listener = { sse, held: replay instanceof Promise ? [] : undefined };
+    // A shared history answers later: live events meanwhile are held, so none is lost or overtakes the replay.
+    const feed = new ResumedFeed(sse, replay instanceof Promise);
+    if (replay !== undefined && !(replay instanceof Promise)) feed.replayed(lastId!, replay);
     for (const id of deviceIds) {
       let set = this.#listeners.get(id);
       if (!set) this.#listeners.set(id, (set = new Set()));
-      set.add(listener);
+      set.add(feed);
     }
     sse.onClose(() => {
       release();
@@ -114,7 +115,7 @@ export class EventsService {
       this.o.metrics.sseClients.dec();
       for (const id of deviceIds) {
         const set = this.#listeners.get(id);
-        set?.delete(listener);
+        set?.delete(feed);
         if (set?.size === 0) this.#listeners.delete(id);
       }
     });
@@ -126,10 +127,7 @@ export class EventsService {
         // The history is unreachable: say so, as for events that fell out of it, and carry on live.
         replayed = { events: [], complete: false };
       }
-      sendReplay(sse, lastId!, replayed);
-      const newest = replayed.events.at(-1)?.id ?? lastId!;
-      for (const ev of listener.held!) if (ev.id === undefined || ev.id > newest) sse.send(ev);
-      listener.held = undefined;
+      feed.replayed(lastId!, replayed);
     }
     // A revocation while the stream was being set up came before it was held: ask once more.
     if (!(await this.o.auth.stillValid(token!))) sse.close();
@@ -151,11 +149,7 @@ export class EventsService {
   #deliver(deviceId: string, ev: LiveEvent): void {
     const set = this.#listeners.get(deviceId);
     if (!set) return;
-    for (const l of set) {
-      if (l.held === undefined) l.sse.send(ev);
-      else if (l.held.length < MAX_HELD_EVENTS) l.held.push(ev);
-      else l.sse.close(); // the client resumes with its Last-Event-ID
-    }
+    for (const feed of set) feed.live(ev);
   }
 
   closeAll(): void {
@@ -164,31 +158,7 @@ export class EventsService {
   }
 }
 
-/** Live events a stream may hold while its replay is read from a shared history (one round trip). */
-const MAX_HELD_EVENTS = 1000;
-
-interface LiveEvent {
-  id?: number;
-  event: string;
-  data: string;
-}
-
-/** A stream listening for devices; `held` while its Last-Event-ID replay is on its way. */
-interface Listener {
-  readonly sse: SseStream;
-  held: LiveEvent[] | undefined;
-}
-
-function sendReplay(sse: SseStream, lastId: number, { events, complete }: SinceResult): void {
-  if (!complete) sse.send({ event: 'gap', data: JSON.stringify({ after: lastId, message: 'some events after this id are no longer available' }) });
-  for (const e of events) sse.send(toSse(e));
-}
-
 function withDevice(deviceId: string, payload: Buffer): string {
   const status = JSON.parse(payload.toString('utf8')) as Record<string, unknown>;
   return JSON.stringify({ deviceId, ...status });
-}
-
-function toSse(e: HistoryEvent): { id: number; event: string; data: string } {
-  return { id: e.id, event: e.type, data: e.type === 'notification' ? JSON.stringify({ deviceId: e.deviceId, message: e.data }) : e.data };
 }
