@@ -14,7 +14,7 @@
 //
 //   npm run bench:cluster
 //   BENCH_CASES=relay,redis,failover,agents (default: all)   BENCH_ROUNDS=3   BENCH_DURATION_S=10
-//   BENCH_CONNECTIONS=50   BENCH_RATE=1000 (also both at this req/s)   BENCH_IDLE_DEVICES=1000   BENCH_IDLE_S=60   BENCH_KILLS=10   BENCH_AGENTS=10000
+//   BENCH_CONNECTIONS=50   BENCH_RATE=1000 (also both at this req/s; 0: flat out only)   BENCH_FLAT=0 (at BENCH_RATE only)   BENCH_IDLE_DEVICES=1000   BENCH_IDLE_S=60   BENCH_KILLS=10   BENCH_AGENTS=10000
 //   BENCH_CLUSTER_ARGS="--cache-max-bytes 0"   extra flags for the front and edges (what-if runs)
 //   BENCH_PROFILE=DIR                          every hub node under --cpu-prof, profiles in DIR/<node>
 //   BENCH_NODE_FLAGS='--trace-gc'              more Node flags for every hub node (with CLOUDREST_TEST_VERBOSE=1
@@ -40,6 +40,8 @@ const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 /** Both paths also at this fixed rate: CPU per request compared at equal load (0 to skip). */
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
+/** The relay case's loads: flat out (unless BENCH_FLAT=0), then at RATE. */
+const LOADS = [...(process.env.BENCH_FLAT === '0' ? [] : [undefined]), ...(RATE > 0 ? [RATE] : [])];
 const IDLE_DEVICES = Number(process.env.BENCH_IDLE_DEVICES ?? 1000);
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 60);
 const KILLS = Number(process.env.BENCH_KILLS ?? 10);
@@ -105,17 +107,24 @@ async function registerDevices(location: { data: string; store: string }, idle: 
 }
 
 /** Runs the load generator against `url` and reports CPU of `pids` over the measured part. */
-async function load(url: string, headers: Record<string, string>, pids: Record<string, number>, rate?: number): Promise<{ load: LoadResult; cpuPct: Record<string, number> }> {
+async function load(url: string, headers: Record<string, string>, pids: Record<string, number>, rate?: number, redis?: Redis): Promise<{ load: LoadResult; cpuPct: Record<string, number>; io: string }> {
   const spec = { url, connections: CONNECTIONS, warmupS: WARMUP_S, durationS: DURATION_S, headers, rate };
   const gen = node(['--import', 'tsx', join(ROOT, 'bench/relay/load.ts'), JSON.stringify(spec)], 'load');
   const limit = (WARMUP_S + DURATION_S) * 1000 + 30_000;
   try {
     await gen.waitFor((l) => l.startsWith('{"phase":"measure"'), limit, 'measured run');
     const window = usageWindow(pids);
+    const commands0 = redis ? await redisCommands(redis) : 0;
     const line = await gen.waitFor((l) => l.startsWith('{"result"'), limit, 'result');
     const usage = window.stop();
+    const commands = redis ? (await redisCommands(redis)) - commands0 : 0;
     const cpuPct = Object.fromEntries(Object.entries(usage.processes).map(([k, u]) => [k, u.cpuPct]));
-    return { load: (JSON.parse(line) as { result: LoadResult }).result, cpuPct };
+    const result = (JSON.parse(line) as { result: LoadResult }).result;
+    // Syscalls that read and write, and sleeps (context switches), per request: what a hop costs the kernel.
+    const n = result.requestsPerS * DURATION_S;
+    let io = Object.entries(usage.processes).map(([k, u]) => `${k} ${fmt(u.reads / n, 1)}/${fmt(u.writes / n, 1)}/${fmt(u.sleeps / n, 1)}`).join(', ');
+    if (redis) io += `; Redis commands ${fmt(commands / n, 2)}`;
+    return { load: result, cpuPct, io };
   } finally {
     await gen.stop('SIGKILL');
   }
@@ -201,6 +210,7 @@ try {
   const frontAuth = { authorization: `Bearer ${frontToken}` };
 
   if (CASES.has('relay')) {
+    const redisClient = new Redis(redisServer.url);
     const clusterAgent = agentOf([`tcp://127.0.0.1:${edges[0]!.tunnelPort}`], 'agent-cluster');
     await clusterAgent.waitForLog('connected');
     // The floor: a single node of its own whose agent comes through a bare TCP relay.
@@ -220,26 +230,26 @@ try {
       const xCache = r.headers.get('x-cache');
       if (xCache !== 'MISS' && xCache !== null) throw new Error(`expected X-Cache: MISS (or none, cache off) from ${url}, got ${xCache}`);
     }
-    const rows: Array<{ round: number; what: string; rate: number | undefined; reqPerS: number; p99: number; us: number; split: string }> = [];
+    const rows: Array<{ round: number; what: string; rate: number | undefined; reqPerS: number; p99: number; us: number; split: string; io: string }> = [];
     const SINGLE = 'single node (SQLite)';
     const CLUSTER = 'front → edge (PostgreSQL + Redis)';
     const FLOOR = 'single node + bare TCP relay (floor of a second hop)';
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const rate of RATE > 0 ? [undefined, RATE] : [undefined]) {
+      for (const rate of LOADS) {
         const s = await load(singleUrl, singleAuth, { hub: hub.proc.child.pid! }, rate);
-        rows.push({ round, what: SINGLE, rate, reqPerS: s.load.requestsPerS, p99: s.load.p99Ms, us: usPerReq(s.cpuPct.hub ?? NaN, s.load.requestsPerS), split: '' });
-        const c = await load(frontUrl, frontAuth, { front: front.proc.child.pid!, edge: edges[0]!.proc.child.pid! }, rate);
-        rows.push({ round, what: CLUSTER, rate, reqPerS: c.load.requestsPerS, p99: c.load.p99Ms, us: usPerReq((c.cpuPct.front ?? NaN) + (c.cpuPct.edge ?? NaN), c.load.requestsPerS), split: splitOf(c, 'front', 'edge') });
+        rows.push({ round, what: SINGLE, rate, reqPerS: s.load.requestsPerS, p99: s.load.p99Ms, us: usPerReq(s.cpuPct.hub ?? NaN, s.load.requestsPerS), split: '', io: s.io });
+        const c = await load(frontUrl, frontAuth, { front: front.proc.child.pid!, edge: edges[0]!.proc.child.pid! }, rate, redisClient);
+        rows.push({ round, what: CLUSTER, rate, reqPerS: c.load.requestsPerS, p99: c.load.p99Ms, us: usPerReq((c.cpuPct.front ?? NaN) + (c.cpuPct.edge ?? NaN), c.load.requestsPerS), split: splitOf(c, 'front', 'edge'), io: c.io });
         const f = await load(floorUrl, floorAuth, { hub: floorHub.proc.child.pid!, relay: relay.child.pid! }, rate);
-        rows.push({ round, what: FLOOR, rate, reqPerS: f.load.requestsPerS, p99: f.load.p99Ms, us: usPerReq((f.cpuPct.hub ?? NaN) + (f.cpuPct.relay ?? NaN), f.load.requestsPerS), split: splitOf(f, 'hub', 'relay') });
+        rows.push({ round, what: FLOOR, rate, reqPerS: f.load.requestsPerS, p99: f.load.p99Ms, us: usPerReq((f.cpuPct.hub ?? NaN) + (f.cpuPct.relay ?? NaN), f.load.requestsPerS), split: splitOf(f, 'hub', 'relay'), io: f.io });
       }
     }
     say(`\n### Relay through front → edge against one node (${CONNECTIONS} connections, ${DURATION_S} s per case, ${ROUNDS} rounds alternating; flat out, then both at ${RATE} req/s)\n`);
-    say('| round | path | load | req/s | p99 ms | hub CPU µs / request (front + edge for the cluster, hub + relay for the floor) | of which |');
-    say('|---:|---|---|---:|---:|---:|---|');
-    for (const r of rows) say(`| ${r.round} | ${r.what} | ${r.rate === undefined ? 'flat out' : `${r.rate} req/s`} | ${fmt(r.reqPerS)} | ${fmt(r.p99, 2)} | ${fmt(r.us, 1)} | ${r.split} |`);
+    say('| round | path | load | req/s | p99 ms | hub CPU µs / request (front + edge for the cluster, hub + relay for the floor) | of which | reads / writes / sleeps per request |');
+    say('|---:|---|---|---:|---:|---:|---|---|');
+    for (const r of rows) say(`| ${r.round} | ${r.what} | ${r.rate === undefined ? 'flat out' : `${r.rate} req/s`} | ${fmt(r.reqPerS)} | ${fmt(r.p99, 2)} | ${fmt(r.us, 1)} | ${r.split} | ${r.io} |`);
     say('');
-    for (const rate of RATE > 0 ? [undefined, RATE] : [undefined]) {
+    for (const rate of LOADS) {
       const us = (what: string) => median(rows.filter((r) => r.what === what && r.rate === rate).map((r) => r.us));
       const ratio = us(CLUSTER) / us(SINGLE);
       say(`- ${rate === undefined ? 'flat out' : `at ${rate} req/s`}: CPU per request, median: cluster ${fmt(us(CLUSTER), 1)} µs / single ${fmt(us(SINGLE), 1)} µs = ${fmt(ratio, 2)}x (target <= ${CPU_TARGET}x: ${ratio <= CPU_TARGET ? 'MET' : 'MISSED'});`
@@ -247,6 +257,7 @@ try {
     }
     await clusterAgent.stop();
     await floorAgent.stop();
+    redisClient.disconnect();
   }
 
   if (CASES.has('redis')) {
