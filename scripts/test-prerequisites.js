@@ -27,6 +27,9 @@ export const PREREQUISITES = [
   { command: 'dbus-daemon', package: 'dbus', usedBy: 'test/discovery.e2e.test.ts (the bus Avahi needs, started by the test itself)' },
   { command: 'redis-server', package: 'redis-server', usedBy: 'scaled-out tests that restart Redis (test/support/services.ts starts private ones)' },
   { command: 'haproxy', package: 'haproxy', usedBy: 'test/deploy-haproxy.e2e.test.ts (the shipped load balancer config, run for real)' },
+  { command: 'dockerd', package: 'docker.io', usedBy: 'test/deploy-compose.e2e.test.ts (the shipped compose.yaml, deployed for real; the test starts the daemon)' },
+  { command: 'docker-compose', package: 'docker-compose', usedBy: 'test/deploy-compose.e2e.test.ts (where `docker compose` v2 is absent)' },
+  { command: 'debootstrap', package: 'debootstrap', usedBy: 'test/compose-stand-ins/build-images.sh (base images where no registry is reachable)' },
   { serverBin: '/usr/lib/postgresql', binary: 'initdb', package: 'postgresql', usedBy: 'scaled-out tests that stop PostgreSQL (test/support/services.ts starts private ones)' },
 ];
 
