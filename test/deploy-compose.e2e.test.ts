@@ -39,6 +39,7 @@ async function composeCommand(): Promise<string[]> {
 async function dockerDaemon(): Promise<Proc | undefined> {
   const up = async () => run('docker', ['info'], { timeout: 10_000 }).then(() => true, () => false);
   if (await up()) return undefined;
+  if (process.getuid?.() !== 0) throw new Error('this test needs a Docker daemon it can use: start one (sudo systemctl start docker) and join the docker group, or run npm test as root');
   const daemon = new Proc(spawn('dockerd', [], { stdio: ['ignore', 'pipe', 'pipe'] }), 'dockerd');
   await until(async () => ((await up()) ? true : undefined), 60_000, 'dockerd answering').catch((err: unknown) => {
     throw new Error(`${String(err)}; dockerd said:\n${daemon.lines.slice(-20).join('\n')}`);
