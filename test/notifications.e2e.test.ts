@@ -69,6 +69,18 @@ describe('notifications: device lines reach clients as server-sent events', () =
     c2.close();
   });
 
+  it('resumes from an id this hub never issued (a clock that was ahead) with a gap, what it holds and every new event', async () => {
+    await post('held before');
+    const future = String(Date.now() * 1000 + 3_600_000_000); // an hour ahead of this hub's ids
+    const c = await SseClient.open(`${w.hub.url}/v1/devices/${w.deviceId}/events`, { ...w.auth, 'last-event-id': future });
+    await c.until(() => messages(c).includes('held before'));
+    assert.equal(c.of('gap').length, 1, 'the client learns some events may be missing');
+    await post('after the reconnect');
+    await c.until(() => messages(c).includes('after the reconnect'));
+    assert.ok(c.of('notification').every((e) => Number(e.id) < Number(future)), 'these events have lower ids than the one the client sent');
+    c.close();
+  });
+
   it('streams all of a user\'s devices on /v1/events with the token in the query, as EventSource needs', async () => {
     const c = await SseClient.open(`${w.hub.url}/v1/events?access_token=${encodeURIComponent(w.token)}`);
     assert.equal(c.status, 200);

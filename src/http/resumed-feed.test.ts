@@ -66,6 +66,16 @@ describe('a resumed event stream', () => {
     assert.deepEqual(messages(sse), ['undefined:unrecorded', '21:next']);
   });
 
+  it('after an id the history never issued (a clock that went back), sends what it holds and what comes, though their ids are lower', () => {
+    const sse = stream();
+    const feed = new ResumedFeed(sse, true);
+    feed.live(live(502, 'held'));
+    feed.replayed(9_000, { events: [note(500, 'kept 1'), note(501, 'kept 2')], complete: false });
+    feed.live(live(503, 'new'));
+    assert.equal(sse.sent[0]!.event, 'gap');
+    assert.deepEqual(messages(sse), ['500:kept 1', '501:kept 2', '502:held', '503:new']);
+  });
+
   it('closes the stream, for the client to resume, when more live events come during the replay than it may hold', () => {
     const sse = stream();
     const feed = new ResumedFeed(sse, true);

@@ -36,7 +36,10 @@ export class ResumedFeed {
 
   /** Sends the replay after `lastId` (a `gap` event first when some of it is gone), then what was held. */
   replayed(lastId: number, { events, complete }: SinceResult): void {
-    if (lastId > this.#sentUpTo) this.#sentUpTo = lastId;
+    // A complete replay means the history knows `lastId`: the client saw everything up to it. An
+    // incomplete one may answer an id the history never issued (another run's, or a clock that went
+    // back): then lower ids are new to this client, and only what is sent here counts.
+    if (complete && lastId > this.#sentUpTo) this.#sentUpTo = lastId;
     if (!complete) this.sse.send({ event: 'gap', data: JSON.stringify({ after: lastId, message: 'some events after this id are no longer available' }) });
     for (const e of events) this.#send(toSse(e));
     const held = this.#held;
