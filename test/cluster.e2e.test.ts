@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SseClient } from './support/sse-client.js';
 import { testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
-import { cli, curl, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
+import { cli, curl, curlGet, login, startAgent, startDevice, startHub, tempDir, type HubProc, type Proc } from './support/procs.js';
 import { until } from './support/until.js';
 
 const SECRET = 'e2e-cluster-secret-0123456789';
@@ -44,11 +44,7 @@ describe('a cluster of two fronts and two edges', () => {
       '--cluster-secret', SECRET, '--internal-port', '0', '--node-ttl-ms', '1500', '--no-mqtt', ...extra,
     ]);
   };
-  const get = async (front: HubProc, id: string, path = 'temperature', maxSeconds = 5) => {
-    const { stdout } = await curl(['-m', String(maxSeconds), '-H', `Authorization: Bearer ${token}`, '-w', '\n%{http_code}', `${front.url}/v1/devices/${id}/api/${path}`]).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '\n000' }));
-    const lines = stdout.split('\n');
-    return { status: Number(lines.at(-1)), body: lines.slice(0, -1).join('\n') };
-  };
+  const get = (front: HubProc, id: string, path = 'temperature', maxSeconds = 5) => curlGet(`${front.url}/v1/devices/${id}/api/${path}`, token, maxSeconds);
 
   before(async () => {
     [redis, db] = await Promise.all([testRedis(), testPostgres()]);

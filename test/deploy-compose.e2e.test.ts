@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { freePort } from './support/services.js';
-import { curl, login, Proc, startAgent, startDevice, tempDir } from './support/procs.js';
+import { curlGet, login, Proc, startAgent, startDevice, tempDir } from './support/procs.js';
 import { until } from './support/until.js';
 
 const run = promisify(execFile);
@@ -56,12 +56,7 @@ describe('the shipped compose deployment: two fronts, two edges, PostgreSQL, Red
   let device: { id: string; secret: string };
   let token: string;
 
-  const get = async (query: string) => {
-    const { stdout } = await curl(['-m', '5', '-H', `Authorization: Bearer ${token}`, '-w', '\n%{http_code}', `http://127.0.0.1:${lb.http}/v1/devices/${device.id}/api/temperature${query}`])
-      .catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '\n000' }));
-    const lines = stdout.split('\n');
-    return { status: Number(lines.at(-1)), body: lines.slice(0, -1).join('\n') };
-  };
+  const get = (query: string) => curlGet(`http://127.0.0.1:${lb.http}/v1/devices/${device.id}/api/temperature${query}`, token);
 
   before(async () => {
     daemon = await dockerDaemon();

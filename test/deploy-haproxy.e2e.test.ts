@@ -16,7 +16,7 @@ import type { MqttClient } from 'mqtt';
 import { MqttClients } from './support/mqtt-peers.js';
 import { SseClient } from './support/sse-client.js';
 import { freePort, testPostgres, testRedis, type TestDatabase, type TestRedis } from './support/services.js';
-import { cli, curl, login, Proc, startAgent, startDevice, startHub, tempDir, type HubProc } from './support/procs.js';
+import { cli, curlGet, login, Proc, startAgent, startDevice, startHub, tempDir, type HubProc } from './support/procs.js';
 import { metric } from './support/mqtt-cluster-world.js';
 import { until } from './support/until.js';
 
@@ -96,11 +96,7 @@ describe('the shipped HAProxy config in front of two fronts and two edges', () =
       '--cluster-secret', SECRET, '--internal-port', '0', '--node-ttl-ms', String(TTL_MS),
     ]);
   };
-  const get = async (id: string, query = '') => {
-    const { stdout } = await curl(['-m', '5', '-H', `Authorization: Bearer ${token}`, '-w', '\n%{http_code}', `http://127.0.0.1:${lb.http}/v1/devices/${id}/api/temperature${query}`]).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '\n000' }));
-    const lines = stdout.split('\n');
-    return { status: Number(lines.at(-1)), body: lines.slice(0, -1).join('\n') };
-  };
+  const get = (id: string, query = '') => curlGet(`http://127.0.0.1:${lb.http}/v1/devices/${id}/api/temperature${query}`, token);
   /** The edge holding a device, as presence in Redis names it. */
   const holder = async (deviceId: string): Promise<'edge1' | 'edge2'> => {
     const r = new Redis(redis.url);

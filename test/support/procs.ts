@@ -175,3 +175,14 @@ export async function rssBytes(pid: number): Promise<number> {
 export async function curl(args: string[]): Promise<{ stdout: string; stderr: string }> {
   return run('curl', ['-sS', ...args], { maxBuffer: 64 * 1024 * 1024 });
 }
+
+/**
+ * GET `url` with curl and a bearer token: the status (0 when curl got no answer in `maxSeconds`, e.g. a
+ * node killed mid-way) and the body.
+ */
+export async function curlGet(url: string, token: string, maxSeconds = 5): Promise<{ status: number; body: string }> {
+  const { stdout } = await curl(['-m', String(maxSeconds), '-H', `Authorization: Bearer ${token}`, '-w', '\n%{http_code}', url])
+    .catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '\n000' }));
+  const lines = stdout.split('\n');
+  return { status: Number(lines.at(-1)), body: lines.slice(0, -1).join('\n') };
+}
